@@ -1,0 +1,1 @@
+"""A small real Starlette app protected by mfa_middleware (the README's demo)."""

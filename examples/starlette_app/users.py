@@ -1,0 +1,45 @@
+"""Demo accounts with salted scrypt password hashes, as a real app would keep them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    email: str
+    password_hash: str
+    groups: tuple[str, ...] = ()
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    _, salt_hex, digest_hex = stored.split("$")
+    candidate = hash_password(password, bytes.fromhex(salt_hex)).split("$")[2]
+    return hmac.compare_digest(candidate, digest_hex)
+
+
+DEMO_PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
+
+USERS: dict[str, DemoUser] = {
+    "alice": DemoUser("alice", "alice@example.com", hash_password(DEMO_PASSWORDS["alice"]),
+                      ("staff",)),
+    "bob": DemoUser("bob", "bob@example.com", hash_password(DEMO_PASSWORDS["bob"])),
+}
+
+
+def authenticate(username: str, password: str) -> DemoUser | None:
+    user = USERS.get(username)
+    if user is None:
+        check_password(password, USERS["alice"].password_hash)  # same time for unknown names
+        return None
+    return user if check_password(password, user.password_hash) else None

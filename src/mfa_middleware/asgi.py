@@ -1,0 +1,216 @@
+"""The ASGI adapter: a pure ASGI middleware (never `BaseHTTPMiddleware`).
+
+It turns the scope into `RequestFacts`, runs the shared gate or page flow with the async
+driver, and turns the result back into ASGI messages. It holds no policy of its own.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from mfa_middleware.config import MFAConfig
+from mfa_middleware.core.principal import Principal
+from mfa_middleware.drivers import run_async
+from mfa_middleware.errors import StoreError
+from mfa_middleware.events import logger
+from mfa_middleware.runtime import Runtime
+from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate
+from mfa_middleware.web.http import RequestFacts, Response
+from mfa_middleware.web.pages import handle_page, unavailable
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Identify = Callable[[Scope], Principal | None]
+OnLogout = Callable[[Scope], Awaitable[None] | None]
+
+SESSION_MARKER = "_mfa_sid"
+POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
+
+
+def principal_from_scope(scope: Scope) -> Principal | None:
+    """The default `identify`: Starlette's `scope["user"]` (AuthenticationMiddleware).
+
+    Reads `identity` (or `username`), and `email`, `phone`, `groups` and `auth_method` where the
+    user object has them; an anonymous or missing user is None.
+    """
+    user = scope.get("user")
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    try:
+        user_id = user.identity
+    except (AttributeError, NotImplementedError):
+        user_id = getattr(user, "username", None) or user.display_name
+    return Principal(
+        id=str(user_id),
+        username=str(getattr(user, "display_name", "") or user_id),
+        email=getattr(user, "email", None),
+        phone=getattr(user, "phone", None),
+        groups=frozenset(getattr(user, "groups", ()) or ()),
+        auth_method=str(getattr(user, "auth_method", "session")),
+    )
+
+
+def facts_from_scope(scope: Scope, body: bytes = b"") -> RequestFacts:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = (
+            f"{headers[name]}; {value}" if name == "cookie" and name in headers else value
+        )
+    client = scope.get("client")
+    return RequestFacts(
+        method=scope.get("method", "GET"),
+        path=scope["path"],
+        query=scope.get("query_string", b"").decode("latin-1"),
+        headers=headers,
+        client=client[0] if client else None,
+        scheme=scope.get("scheme", "http"),
+        body=body,
+        is_websocket=scope["type"] == "websocket",
+    )
+
+
+def app_session(scope: Scope) -> AppSession:
+    session = scope.get("session")
+    if not isinstance(session, MutableMapping):
+        return NO_APP_SESSION
+    marker = session.get(SESSION_MARKER)
+    return AppSession(True, marker if isinstance(marker, str) else None)
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The request body, cut off just past `limit` (the form parser then refuses it)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        if size <= limit:
+            chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def send_response(send: Send, response: Response, *, head: bool = False) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    headers.append((b"content-length", str(len(response.body)).encode()))
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else response.body})
+
+
+class MFAMiddleware:
+    """Wrap an ASGI app: `app.add_middleware(MFAMiddleware, config=MFAConfig(...))`.
+
+    Place it inside the app's session and authentication middleware (added before them with
+    `add_middleware`, listed after them in `middleware=[...]`) so it sees `scope["user"]`.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: MFAConfig,
+        identify: Identify | None = None,
+        on_logout: OnLogout | None = None,
+    ) -> None:
+        self.app = app
+        self.runtime = Runtime(config)
+        self.identify = identify or principal_from_scope
+        self.on_logout = on_logout
+        self._prefix = config.prefix
+        self._prefix_slash = config.prefix + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if kind == "http" and (path == self._prefix or path.startswith(self._prefix_slash)):
+            await self._page(scope, receive, send)
+            return
+        principal = self.identify(scope)
+        if principal is None:
+            await self.app(scope, receive, send)
+            return
+        facts = facts_from_scope(scope)
+        rt = self.runtime
+        try:
+            result = await run_async(
+                gate(rt, facts, principal, app_session(scope)), rt.store, rt.events
+            )
+        except StoreError as exc:
+            logger.error("store unavailable, request refused: %s", exc)
+            await self._refuse(scope, receive, send, unavailable(rt, facts, principal))
+            return
+        if result.marker is not None:
+            scope["session"][SESSION_MARKER] = result.marker
+        if result.end_app_session:
+            await self._end_app_session(scope)
+        if result.response is not None:
+            await self._refuse(scope, receive, send, result.response)
+            return
+        if result.cookies:
+            send = _adding_cookies(send, result.cookies)
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, response: Response) -> None:
+        if scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            code = TRY_AGAIN_LATER if response.status == 503 else POLICY_VIOLATION
+            await send({"type": "websocket.close", "code": code})
+            return
+        await send_response(send, response, head=scope.get("method") == "HEAD")
+
+    async def _end_app_session(self, scope: Scope) -> None:
+        session = scope.get("session")
+        if isinstance(session, MutableMapping):
+            session.clear()
+        if self.on_logout is not None:
+            result = self.on_logout(scope)
+            if inspect.isawaitable(result):
+                await result
+
+    async def _page(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rt = self.runtime
+        body = b""
+        if scope.get("method") == "POST":
+            body = await read_body(receive, rt.config.max_form_bytes)
+        facts = facts_from_scope(scope, body)
+        principal = self.identify(scope)
+        try:
+            outcome = await run_async(
+                handle_page(rt, facts, principal, app_session(scope)), rt.store, rt.events
+            )
+        except StoreError as exc:
+            logger.error("store unavailable, page refused: %s", exc)
+            await send_response(send, unavailable(rt, facts, principal))
+            return
+        if outcome.marker is not None and isinstance(scope.get("session"), MutableMapping):
+            scope["session"][SESSION_MARKER] = outcome.marker
+        if outcome.end_app_session:
+            await self._end_app_session(scope)
+        await send_response(send, outcome.response, head=scope.get("method") == "HEAD")
+
+
+def _adding_cookies(send: Send, cookies: list[str]) -> Send:
+    """Add our Set-Cookie headers to the app's response start, touching nothing else."""
+    extra = [(b"set-cookie", c.encode("latin-1")) for c in cookies]
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message)
+            message["headers"] = [*message.get("headers", ()), *extra]
+        await send(message)
+
+    return wrapped

@@ -1,0 +1,161 @@
+"""`MFAConfig`: every option in one frozen, validated dataclass.
+
+Validation happens once, at startup, and names the field and what it accepts; nothing is
+re-checked per request. Durations accept a `timedelta`, seconds, or strings such as "90d",
+"12h", "30m", "45s" and are stored as seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from mfa_middleware.core.otp import ALGORITHMS
+from mfa_middleware.core.records import MODES
+from mfa_middleware.errors import ConfigError
+from mfa_middleware.stores.base import Store
+
+Duration = timedelta | float | int | str
+MIN_SECRET_LENGTH = 32
+WEAK_SECRETS = frozenset({"changeme", "secret", "password", "default", "insecure", "example"})
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(name: str, value: Duration | None, *, allow_none: bool = False) -> float | None:
+    """Seconds from a duration in any accepted form; ConfigError names `name` otherwise."""
+    if value is None:
+        if allow_none:
+            return None
+        raise ConfigError(name, "is required", "a timedelta, seconds, or a string like '90d'")
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ConfigError(name, f"{value!r} is not a duration")
+    elif isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ConfigError(name, f"{value!r} is not a duration", "e.g. '90d', '12h', '30m', '45s'")
+    if seconds <= 0:
+        raise ConfigError(name, "must be longer than zero")
+    return seconds
+
+
+EventHook = Callable[[Mapping[str, Any]], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class MFAConfig:
+    """Everything the middleware needs. Only `secret_keys` is required.
+
+    `secret_keys` are ordered oldest first, newest last (as in itsdangerous): the last one
+    signs and encrypts, every one verifies. Add a new key at the end to rotate; drop the oldest
+    once tokens made with it have expired (90 days for sessions by default).
+    """
+
+    secret_keys: Sequence[str]
+    store: Store | None = None  # None: SQLiteStore("mfa.sqlite3") in the working directory
+    login_url: str = "/login"
+    prefix: str = "/_mfa"
+    mode: str = "required"
+    session_lifetime: Duration = "90d"
+    idle_timeout: Duration | None = None
+    cookie_secure: bool = True
+    cookie_samesite: str = "lax"
+    cookie_name: str = "mfa_session"
+    app_name: str = "mfa_middleware"
+    totp_issuer: str | None = None  # defaults to app_name
+    totp_digits: int = 6
+    totp_period: int = 30
+    totp_window: int = 1
+    totp_algorithm: str = "SHA1"
+    max_attempts: int = 5
+    lockout: Duration = "1m"
+    max_lockout: Duration = "1h"
+    failure_ceiling: int = 20
+    template_dir: str | Path | None = None
+    max_form_bytes: int = 16_384
+    clock: Callable[[], float] = time.time
+    on_event: EventHook | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._check_secrets()
+        _choice("mode", self.mode, MODES)
+        _choice("cookie_samesite", self.cookie_samesite, ("lax", "strict"))
+        _choice("totp_algorithm", self.totp_algorithm, tuple(ALGORITHMS))
+        _int_range("totp_digits", self.totp_digits, 6, 8)
+        _int_range("totp_period", self.totp_period, 15, 120)
+        _int_range("totp_window", self.totp_window, 0, 2)
+        _int_range("max_attempts", self.max_attempts, 1, 20)
+        _int_range("failure_ceiling", self.failure_ceiling, self.max_attempts, 100)
+        _int_range("max_form_bytes", self.max_form_bytes, 1024, 1_048_576)
+        for name in ("session_lifetime", "lockout", "max_lockout"):
+            object.__setattr__(self, name, parse_duration(name, getattr(self, name)))
+        idle = parse_duration("idle_timeout", self.idle_timeout, allow_none=True)
+        object.__setattr__(self, "idle_timeout", idle)
+        if idle is not None and idle >= self.lifetime_seconds:
+            raise ConfigError("idle_timeout", "must be shorter than session_lifetime")
+        if not self.prefix.startswith("/") or self.prefix.endswith("/") or len(self.prefix) < 2:
+            raise ConfigError("prefix", f"{self.prefix!r} is not a path", "e.g. '/_mfa'")
+        if not re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", self.cookie_name):
+            raise ConfigError("cookie_name", "only letters, digits, '-' and '_'")
+        if self.store is not None and not isinstance(self.store, Store):
+            raise ConfigError("store", "is not a Store", "MemoryStore, SQLiteStore or RedisStore")
+
+    def _check_secrets(self) -> None:
+        keys = self.secret_keys
+        if isinstance(keys, str | bytes) or not keys:
+            raise ConfigError(
+                "secret_keys", "must be a non-empty list of keys", "e.g. [os.environ['MFA_SECRET']]"
+            )
+        for key in keys:
+            if not isinstance(key, str) or len(key) < MIN_SECRET_LENGTH:
+                raise ConfigError(
+                    "secret_keys",
+                    f"every key must be a string of at least {MIN_SECRET_LENGTH} characters",
+                    "python -c 'import secrets; print(secrets.token_urlsafe(48))'",
+                )
+            if key.strip().lower() in WEAK_SECRETS or len(set(key)) < 8:
+                raise ConfigError("secret_keys", "a key is a well-known or low-entropy value")
+
+    @property
+    def lifetime_seconds(self) -> float:
+        return float(self.session_lifetime)  # type: ignore[arg-type]
+
+    @property
+    def idle_seconds(self) -> float | None:
+        return None if self.idle_timeout is None else float(self.idle_timeout)  # type: ignore[arg-type]
+
+    @property
+    def session_cookie(self) -> str:
+        """`__Host-` prefixed when Secure: the browser then refuses it from any subdomain."""
+        return f"__Host-{self.cookie_name}" if self.cookie_secure else self.cookie_name
+
+    @classmethod
+    def aal2(cls, **options: Any) -> MFAConfig:
+        """A preset that meets NIST SP 800-63B AAL2 reauthentication: 12 h absolute, 30 min idle."""
+        options.setdefault("session_lifetime", "12h")
+        options.setdefault("idle_timeout", "30m")
+        return cls(**options)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+def _choice(name: str, value: object, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ConfigError(name, f"{value!r} is not allowed", ", ".join(allowed))
+
+
+def _int_range(name: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(name, f"{value!r} is out of range", f"an integer from {low} to {high}")

@@ -1,0 +1,1 @@
+"""The pure core: decisions, tokens, codes and flows with no I/O and no framework imports."""

@@ -1,0 +1,112 @@
+"""The gate's decision: a pure function over facts already in hand.
+
+Given the caller, the MFA session cookie's claims, the user's record and the runtime settings,
+`decide` says what happens to the request. It performs no I/O and is tested without any.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mfa_middleware.core.records import HotState, RuntimeSettings
+from mfa_middleware.core.tokens import SessionClaims
+
+IDLE_REFRESH_SECONDS = 60
+"""Activity moves the idle deadline at most once a minute, so most requests set no cookie."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDefaults:
+    """Configured values that runtime settings in the store may override."""
+
+    mode: str = "required"
+    session_lifetime: float = 90 * 86400.0
+    idle_timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Effective:
+    mode: str
+    session_lifetime: float
+    idle_timeout: float | None
+
+
+def effective(settings: RuntimeSettings, defaults: PolicyDefaults) -> Effective:
+    """Runtime settings where set, configured defaults otherwise (an idle timeout of 0 is off)."""
+    idle = settings.idle_timeout if settings.idle_timeout is not None else defaults.idle_timeout
+    return Effective(
+        mode=settings.mode or defaults.mode,
+        session_lifetime=settings.session_lifetime or defaults.session_lifetime,
+        idle_timeout=idle or None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Allow:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    reason: str = "mfa_required"
+
+
+@dataclass(frozen=True, slots=True)
+class Enroll:
+    reason: str = "mfa_enrollment_required"
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deny:
+    reason: str
+    status: int = 403
+
+
+Decision = Allow | Challenge | Enroll | Expired | Deny
+
+ALLOW_VERIFIED = Allow("verified")
+ALLOW_OFF = Allow("mode_off")
+ALLOW_EXEMPT = Allow("exempt")
+ALLOW_NOT_ENROLLED = Allow("not_enrolled")
+CHALLENGE = Challenge()
+ENROLL = Enroll()
+
+
+def expiry_reason(claims: SessionClaims, state: HotState, now: float, eff: Effective) -> str | None:
+    """Why this login session is over, or None while it is alive."""
+    if now - claims.login_at >= eff.session_lifetime:
+        return "session_lifetime"
+    if eff.idle_timeout is not None and now - claims.active_at >= eff.idle_timeout:
+        return "idle_timeout"
+    if claims.epoch < state.user.epoch:
+        return "user_logged_out"
+    if claims.global_epoch < state.settings.global_epoch:
+        return "all_sessions_cleared"
+    return None
+
+
+def decide(claims: SessionClaims, state: HotState, now: float, eff: Effective) -> Decision:
+    """What the gate does with a request from a user whose MFA session is `claims`."""
+    reason = expiry_reason(claims, state, now, eff)
+    if reason is not None:
+        return Expired(reason)
+    if eff.mode == "off":
+        return ALLOW_OFF
+    user = state.user
+    if user.exempt:
+        return ALLOW_EXEMPT
+    if user.enrolled_in(state.settings.enroll_epoch):
+        return ALLOW_VERIFIED if claims.verified else CHALLENGE
+    if eff.mode == "required" or user.required:
+        return ENROLL
+    return ALLOW_NOT_ENROLLED
+
+
+def needs_activity_refresh(claims: SessionClaims, now: float, eff: Effective) -> bool:
+    """Whether to re-issue the cookie to move the idle deadline."""
+    return eff.idle_timeout is not None and now - claims.active_at >= IDLE_REFRESH_SECONDS

@@ -1,0 +1,99 @@
+"""Typed records kept in the store, and the keys they live under.
+
+Records are frozen dataclasses; stores only see their dict form. Unknown fields are ignored
+and missing ones take their defaults, so records written by an older or newer version load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, Self
+
+from mfa_middleware.core.effects import Doc, Effect, Key, get_many
+
+MODES = ("off", "optional", "required")
+
+
+class Record:
+    """Mixin: conversion to and from the store's dict form."""
+
+    def to_doc(self) -> Doc:
+        return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
+
+    @classmethod
+    def from_doc(cls, doc: Doc | None) -> Self:
+        if not doc:
+            return cls()
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in doc.items() if k in names})
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord(Record):
+    """A user's 2FA state. A user with no record has never enrolled and has no flags."""
+
+    method: str | None = None
+    totp_secret: str | None = None  # Fernet ciphertext, never the plain base32 secret
+    last_totp_step: int = -1  # replay guard: a step at or below this is refused
+    phone: str | None = None
+    email: str | None = None
+    enroll_epoch: int = 0  # the global enrollment epoch this enrollment belongs to
+    enrolled_at: float = 0.0
+    epoch: int = 0  # bumped to end every session of this user (force-logout, reset)
+    exempt: bool = False
+    required: bool = False
+
+    def enrolled_in(self, enroll_epoch: int) -> bool:
+        """Enrolled, and not from before 2FA was last switched off and on again."""
+        return self.method is not None and self.enroll_epoch == enroll_epoch
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings(Record):
+    """Values ops change without a redeploy; None means "use the configured default"."""
+
+    mode: str | None = None
+    session_lifetime: float | None = None
+    idle_timeout: float | None = None
+    global_epoch: int = 0  # bumped by "clear all sessions"
+    enroll_epoch: int = 0  # bumped when 2FA is switched off and on again
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTotp(Record):
+    """A TOTP secret shown on the enrollment page and not yet confirmed with a code."""
+
+    secret: str = ""  # Fernet ciphertext
+    session_id: str = ""
+    created_at: float = 0.0
+
+
+SETTINGS_KEY = Key("settings", "_", "global")
+
+
+def user_key(user_id: str) -> Key:
+    return Key("user", user_id)
+
+
+def pending_totp_key(user_id: str) -> Key:
+    return Key("pending_totp", user_id)
+
+
+def throttle_key(user_id: str) -> Key:
+    return Key("throttle", user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class HotState:
+    """What the gate needs on every request, read in one store round trip."""
+
+    settings: RuntimeSettings
+    user: UserRecord
+
+
+def load_hot_state(user_id: str) -> Generator[Effect, Any, HotState]:
+    """Settings and the user's record, from the store's coherent cache when it has one."""
+    settings_doc, user_doc = yield from get_many((SETTINGS_KEY, user_key(user_id)), cached=True)
+    return HotState(RuntimeSettings.from_doc(settings_doc), UserRecord.from_doc(user_doc))

@@ -1,0 +1,137 @@
+"""Signed tokens: one itsdangerous salt per purpose, keys that rotate, verified payloads cached.
+
+A token verifies only for the purpose it was made for (the salt is part of the key), so a
+session cookie replayed as a device cookie, or a CSRF token replayed as anything else, fails.
+Verifying the same exact string again is a dict lookup: the signature cannot have changed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from itsdangerous import BadData, URLSafeSerializer
+
+from mfa_middleware.core.keys import Keyring
+
+T = TypeVar("T")
+
+MAX_TOKEN_LENGTH = 4096
+CACHE_LIMIT = 10_000
+
+
+def new_id() -> str:
+    """An opaque identifier with 144 bits from the OS CSPRNG."""
+    return secrets.token_urlsafe(18)
+
+
+class TokenCodec(Generic[T]):
+    """Signs and verifies one kind of payload; a bad token is simply no token (None)."""
+
+    def __init__(
+        self,
+        keyring: Keyring,
+        purpose: str,
+        dump: Callable[[T], Any],
+        load: Callable[[Any], T],
+    ) -> None:
+        self._serializer = URLSafeSerializer(keyring.secrets, salt=purpose)
+        self._dump = dump
+        self._load = load
+        self._cache: dict[str, T] = {}
+
+    def encode(self, value: T) -> str:
+        token = self._serializer.dumps(self._dump(value))
+        return token if isinstance(token, str) else token.decode()
+
+    def decode(self, token: str | None) -> T | None:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        cached = self._cache.get(token)
+        if cached is not None:
+            return cached
+        try:
+            value = self._load(self._serializer.loads(token))
+        except (BadData, ValueError, TypeError, KeyError, IndexError):
+            return None
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[token] = value
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClaims:
+    """The MFA session cookie: opaque ids and times only, no personal data.
+
+    `user_tag` is a keyed hash of the user id, so the cookie binds to one user without saying
+    who. Times are whole seconds since the epoch; `verified_at` 0 means "not verified yet".
+    """
+
+    session_id: str
+    user_tag: str
+    login_at: int
+    verified_at: int
+    active_at: int
+    epoch: int
+    global_epoch: int
+    method: str = ""  # how the second factor was satisfied: "totp", "sms", "device", ...
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_at > 0
+
+
+def _dump_claims(c: SessionClaims) -> list[Any]:
+    return [
+        c.session_id,
+        c.user_tag,
+        c.login_at,
+        c.verified_at,
+        c.active_at,
+        c.epoch,
+        c.global_epoch,
+        c.method,
+    ]
+
+
+def _load_claims(raw: Any) -> SessionClaims:
+    sid, tag, login_at, verified_at, active_at, epoch, global_epoch, method = raw
+    if not (isinstance(sid, str) and isinstance(tag, str) and isinstance(method, str)):
+        raise TypeError("bad session claims")
+    ints = (login_at, verified_at, active_at, epoch, global_epoch)
+    if not all(type(v) is int for v in ints):
+        raise TypeError("bad session claims")
+    return SessionClaims(sid, tag, login_at, verified_at, active_at, epoch, global_epoch, method)
+
+
+def session_codec(keyring: Keyring) -> TokenCodec[SessionClaims]:
+    return TokenCodec(keyring, "mfa.session.v1", _dump_claims, _load_claims)
+
+
+class UserTagger:
+    """Keyed, cached hashes of user ids for cookies that must name a user without saying who."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self._keyring = keyring
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, user_id: str) -> str:
+        tag = self._cache.get(user_id)
+        if tag is None:
+            tag = self._keyring.mac("mfa.user-tag.v1", user_id)[:22]
+            if len(self._cache) >= CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[user_id] = tag
+        return tag
+
+
+def csrf_token(keyring: Keyring, session_id: str) -> str:
+    """A CSRF token bound to one MFA session: useless in any other browser or session."""
+    return keyring.mac("mfa.csrf.v1", session_id)
+
+
+def csrf_valid(keyring: Keyring, session_id: str, token: str) -> bool:
+    return keyring.verify_mac("mfa.csrf.v1", session_id, token)

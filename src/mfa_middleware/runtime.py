@@ -1,0 +1,84 @@
+"""Everything built once from an `MFAConfig` and shared by the adapters (ASGI, WSGI, Django)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from mfa_middleware.config import MFAConfig
+from mfa_middleware.core.keys import Keyring
+from mfa_middleware.core.otp import TotpParams
+from mfa_middleware.core.policy import Effective, PolicyDefaults
+from mfa_middleware.core.throttle import ThrottleParams
+from mfa_middleware.core.tokens import SessionClaims, UserTagger, new_id, session_codec
+from mfa_middleware.events import EventSink
+from mfa_middleware.stores.base import Store
+from mfa_middleware.stores.sqlite import SQLiteStore
+from mfa_middleware.web.http import clear_cookie, set_cookie
+from mfa_middleware.web.render import Renderer
+
+DEFAULT_SQLITE_PATH = "mfa.sqlite3"
+
+
+class Runtime:
+    def __init__(self, config: MFAConfig) -> None:
+        self.config = config
+        self.clock = config.clock
+        self.store: Store = config.store or SQLiteStore(DEFAULT_SQLITE_PATH)
+        self.store.use_clock(config.clock)
+        self.keyring = Keyring(config.secret_keys)
+        self.sessions = session_codec(self.keyring)
+        self.user_tag = UserTagger(self.keyring)
+        self.events = EventSink(config.on_event)
+        self.cookie_name = config.session_cookie
+        self.prefix = config.prefix
+        self.totp = TotpParams(
+            digits=config.totp_digits,
+            period=config.totp_period,
+            window=config.totp_window,
+            algorithm=config.totp_algorithm,
+            issuer=config.totp_issuer or config.app_name,
+        )
+        self.limits = ThrottleParams(
+            limit=config.max_attempts,
+            base_lockout=float(config.lockout),  # type: ignore[arg-type]
+            max_lockout=float(config.max_lockout),  # type: ignore[arg-type]
+            ceiling=config.failure_ceiling,
+        )
+        self.defaults = PolicyDefaults(
+            mode=config.mode,
+            session_lifetime=config.lifetime_seconds,
+            idle_timeout=config.idle_seconds,
+        )
+        self.renderer = Renderer(
+            config.template_dir,
+            {
+                "app_name": config.app_name,
+                "prefix": config.prefix,
+                "code_digits": config.totp_digits,
+            },
+        )
+
+    def url(self, page: str) -> str:
+        return f"{self.prefix}/{page}"
+
+    def session_cookie(self, claims: SessionClaims, eff: Effective) -> str:
+        remaining = int(claims.login_at + eff.session_lifetime - self.clock())
+        return set_cookie(
+            self.cookie_name,
+            self.sessions.encode(claims),
+            max_age=max(remaining, 1),
+            secure=self.config.cookie_secure,
+            samesite=self.config.cookie_samesite,
+        )
+
+    def clear_session_cookie(self) -> str:
+        return clear_cookie(
+            self.cookie_name, secure=self.config.cookie_secure, samesite=self.config.cookie_samesite
+        )
+
+    def upgraded(self, claims: SessionClaims, *, epoch: int, method: str) -> SessionClaims:
+        """A new session id for the verified session: never keep one from before the step."""
+        now = int(self.clock())
+        return replace(
+            claims, session_id=new_id(), verified_at=now, active_at=now, epoch=epoch, method=method
+        )

@@ -1,0 +1,1 @@
+"""Framework-neutral HTTP: request facts, responses, the gate and the built-in pages."""

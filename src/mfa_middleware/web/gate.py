@@ -1,0 +1,152 @@
+"""The gate: for every request of an authenticated user, resolve the MFA session and decide.
+
+`resolve_session` is shared with the built-in pages. The verified-session path reads the
+signed cookie (a cached dict lookup after the first request), one coherent cached store read,
+and compares a few integers; it renders nothing and sets no cookie.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mfa_middleware.core.effects import Effect, emit
+from mfa_middleware.core.policy import (
+    Allow,
+    Challenge,
+    Decision,
+    Deny,
+    Effective,
+    Enroll,
+    Expired,
+    decide,
+    effective,
+    needs_activity_refresh,
+)
+from mfa_middleware.core.principal import Principal
+from mfa_middleware.core.records import HotState, load_hot_state
+from mfa_middleware.core.redirects import safe_next
+from mfa_middleware.core.tokens import SessionClaims, new_id
+from mfa_middleware.runtime import Runtime
+from mfa_middleware.web.http import (
+    RequestFacts,
+    Response,
+    json_response,
+    redirect,
+    wants_json,
+    with_next,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AppSession:
+    """What the adapter knows of the app's own login session.
+
+    When the app keeps a server-readable session (Starlette's `scope["session"]`, Django's
+    `request.session`), the MFA session id is stored in it as a marker: a new login clears the
+    app's session, the marker no longer matches, and the old MFA cookie stops counting.
+    """
+
+    available: bool
+    marker: str | None = None
+
+
+NO_APP_SESSION = AppSession(False)
+
+
+@dataclass(slots=True)
+class SessionView:
+    claims: SessionClaims
+    state: HotState
+    eff: Effective
+    decision: Decision
+    fresh: bool
+    cookies: list[str] = field(default_factory=list)
+
+
+def resolve_session(
+    rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession
+) -> Generator[Effect, Any, SessionView]:
+    now = rt.clock()
+    state = yield from load_hot_state(principal.id)
+    eff = effective(state.settings, rt.defaults)
+    claims = rt.sessions.decode(facts.cookie(rt.cookie_name))
+    fresh = (
+        claims is None
+        or claims.user_tag != rt.user_tag(principal.id)
+        or (app.available and app.marker != claims.session_id)
+    )
+    if claims is None or fresh:
+        claims = SessionClaims(
+            new_id(),
+            rt.user_tag(principal.id),
+            int(now),
+            0,
+            int(now),
+            state.user.epoch,
+            state.settings.global_epoch,
+        )
+    decision = decide(claims, state, now, eff)
+    view = SessionView(claims, state, eff, decision, fresh)
+    if not isinstance(decision, Expired) and (fresh or needs_activity_refresh(claims, now, eff)):
+        view.claims = replace(claims, active_at=int(now))
+        view.cookies.append(rt.session_cookie(view.claims, eff))
+    return view
+
+
+@dataclass(slots=True)
+class GateResult:
+    """Pass the request on (adding `cookies` to the app's response), or answer with `response`.
+
+    `marker` is a new MFA session id for the adapter to store in the app's session;
+    `end_app_session` asks the adapter to log the user out of the app as well."""
+
+    response: Response | None
+    cookies: list[str] = field(default_factory=list)
+    marker: str | None = None
+    end_app_session: bool = False
+
+
+def next_target(facts: RequestFacts) -> str:
+    """Where to return after the step: the requested page for GET/HEAD, else the home page."""
+    return safe_next(facts.full_path) if facts.method in ("GET", "HEAD") else "/"
+
+
+def expired_response(
+    rt: Runtime, facts: RequestFacts, principal: Principal, reason: str
+) -> Response:
+    cookies = [rt.clear_session_cookie()]
+    login = rt.config.login_url
+    if wants_json(facts, principal):
+        return json_response(
+            401, {"error": "session_expired", "reason": reason, "location": login}, cookies
+        )
+    return redirect(with_next(login, next_target(facts)), cookies)
+
+
+def gate(
+    rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession
+) -> Generator[Effect, Any, GateResult]:
+    view = yield from resolve_session(rt, facts, principal, app)
+    decision = view.decision
+    marker = view.claims.session_id if view.fresh and app.available else None
+    if isinstance(decision, Allow):
+        return GateResult(None, view.cookies, marker)
+    if isinstance(decision, Expired):
+        yield from emit(
+            "session_expired", user=principal.id, reason=decision.reason, ip=facts.client
+        )
+        return GateResult(
+            expired_response(rt, facts, principal, decision.reason), end_app_session=True
+        )
+    if isinstance(decision, Deny):
+        body = {"error": decision.reason}
+        return GateResult(json_response(decision.status, body, view.cookies), marker=marker)
+    page = "challenge" if isinstance(decision, Challenge) else "enroll"
+    assert isinstance(decision, Challenge | Enroll)
+    location = with_next(rt.url(page), next_target(facts))
+    if wants_json(facts, principal) or facts.is_websocket:
+        body = {"error": decision.reason, "location": location}
+        return GateResult(json_response(401, body, view.cookies), marker=marker)
+    return GateResult(redirect(location, view.cookies), marker=marker)

@@ -1,0 +1,171 @@
+"""Framework-neutral request facts and responses, cookies and forms.
+
+Adapters build a `RequestFacts` from their framework's request and turn a `Response` back
+into theirs; everything between is shared by ASGI, WSGI and Django.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+from mfa_middleware.core.principal import Principal
+
+
+@dataclass(slots=True)
+class RequestFacts:
+    """What the gate and the pages read from a request. Header names are lower case."""
+
+    method: str
+    path: str
+    query: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    client: str | None = None
+    scheme: str = "http"
+    body: bytes = b""
+    is_websocket: bool = False
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name, "")
+
+    def cookie(self, name: str) -> str | None:
+        return cookie_value(self.headers.get("cookie", ""), name)
+
+    @property
+    def full_path(self) -> str:
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+    def query_param(self, name: str) -> str | None:
+        for key, value in parse_qsl(self.query, keep_blank_values=True):
+            if key == name:
+                return value
+        return None
+
+
+def cookie_value(header: str, name: str) -> str | None:
+    """The value of cookie `name` in a Cookie header, or None; a malformed header is no cookie."""
+    if name not in header:
+        return None
+    for part in header.split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name:
+            return value.strip().strip('"') or None
+    return None
+
+
+def wants_json(facts: RequestFacts, principal: Principal | None) -> bool:
+    """API callers get JSON answers they can act on instead of redirects to HTML pages."""
+    if principal is not None and principal.is_token:
+        return True
+    accept = facts.header("accept")
+    if "text/html" in accept:
+        return False
+    if "json" in accept or facts.header("x-requested-with").lower() == "xmlhttprequest":
+        return True
+    return facts.method not in ("GET", "HEAD")
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        return next((v for k, v in self.headers if k.lower() == lowered), None)
+
+
+PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+PAGE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("cache-control", "no-store"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("content-security-policy", PAGE_CSP),
+)
+
+
+def html_response(status: int, body: str, cookies: list[str] | None = None) -> Response:
+    headers = [("content-type", "text/html; charset=utf-8"), *PAGE_HEADERS]
+    headers += [("set-cookie", c) for c in cookies or ()]
+    return Response(status, headers, body.encode())
+
+
+def json_response(
+    status: int,
+    payload: Mapping[str, Any],
+    cookies: list[str] | None = None,
+    extra: list[tuple[str, str]] | None = None,
+) -> Response:
+    headers = [("content-type", "application/json"), *PAGE_HEADERS, *(extra or [])]
+    headers += [("set-cookie", c) for c in cookies or ()]
+    return Response(status, headers, json.dumps(payload).encode())
+
+
+def redirect(location: str, cookies: list[str] | None = None) -> Response:
+    headers = [
+        ("location", location),
+        ("cache-control", "no-store"),
+        ("content-type", "text/plain; charset=utf-8"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+    ]
+    headers += [("set-cookie", c) for c in cookies or ()]
+    return Response(303, headers, b"")
+
+
+def with_next(url: str, next_path: str) -> str:
+    if next_path == "/":
+        return url
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}{urlencode({'next': next_path}, quote_via=quote)}"
+
+
+def set_cookie(name: str, value: str, *, max_age: int, secure: bool, samesite: str) -> str:
+    parts = [
+        f"{name}={value}",
+        "Path=/",
+        f"Max-Age={max_age}",
+        "HttpOnly",
+        f"SameSite={samesite.capitalize()}",
+    ]
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def clear_cookie(name: str, *, secure: bool, samesite: str) -> str:
+    return set_cookie(name, "", max_age=0, secure=secure, samesite=samesite)
+
+
+class FormError(ValueError):
+    """The body is not a form we accept (type, size, encoding, a repeated field)."""
+
+
+def parse_form(facts: RequestFacts, limit: int) -> dict[str, str]:
+    """A urlencoded form with each field at most once (one request is one guess)."""
+    content_type = facts.header("content-type").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise FormError("expected an application/x-www-form-urlencoded form")
+    if len(facts.body) > limit:
+        raise FormError("the form is too large")
+    try:
+        text = facts.body.decode("utf-8")
+        pairs = parse_qsl(
+            text, keep_blank_values=True, strict_parsing=False, max_num_fields=64, errors="strict"
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormError("the form is not valid UTF-8 urlencoded data") from exc
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        if key in form:
+            raise FormError(f"the field {key!r} appears more than once")
+        form[key] = value
+    return form

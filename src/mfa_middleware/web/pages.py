@@ -1,0 +1,358 @@
+"""The built-in pages under the prefix: challenge, enrollment, sign-out and the stylesheet.
+
+Each handler is a flow (see `core.effects`), so ASGI, WSGI and Django serve the very same pages.
+Every POST needs the CSRF token bound to the MFA session; every page is `no-store`, framed by
+nobody, and sends a strict Content-Security-Policy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import segno
+
+from mfa_middleware.core import otp
+from mfa_middleware.core.effects import Effect, emit
+from mfa_middleware.core.flows import (
+    Attempt,
+    confirm_totp,
+    pending_totp,
+    throttle_state,
+    verify_totp,
+)
+from mfa_middleware.core.policy import Allow, Challenge, Enroll, Expired
+from mfa_middleware.core.principal import Principal
+from mfa_middleware.core.redirects import safe_next
+from mfa_middleware.core.tokens import csrf_token, csrf_valid
+from mfa_middleware.runtime import Runtime
+from mfa_middleware.web.gate import AppSession, SessionView, expired_response, resolve_session
+from mfa_middleware.web.http import (
+    FormError,
+    RequestFacts,
+    Response,
+    html_response,
+    json_response,
+    parse_form,
+    redirect,
+    wants_json,
+    with_next,
+)
+
+
+@dataclass(slots=True)
+class PageOutcome:
+    response: Response
+    marker: str | None = None
+    end_app_session: bool = False
+
+
+@dataclass(slots=True)
+class Page:
+    """One request to a built-in page, with what every handler needs."""
+
+    rt: Runtime
+    facts: RequestFacts
+    principal: Principal
+    view: SessionView
+    app: AppSession
+    form: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def next(self) -> str:
+        return safe_next(self.form.get("next") or self.facts.query_param("next"))
+
+    @property
+    def csrf(self) -> str:
+        return csrf_token(self.rt.keyring, self.view.claims.session_id)
+
+    def render(self, template: str, status: int = 200, **context: Any) -> PageOutcome:
+        body = self.rt.renderer.render(
+            template,
+            csrf_token=self.csrf,
+            next=self.next,
+            user=self.principal.display_name,
+            **context,
+        )
+        return self.outcome(html_response(status, body, self.view.cookies))
+
+    def outcome(self, response: Response) -> PageOutcome:
+        marker = self.view.claims.session_id if self.view.fresh and self.app.available else None
+        return PageOutcome(response, marker)
+
+    def go(self, location: str, cookies: list[str] | None = None) -> PageOutcome:
+        return self.outcome(redirect(location, self.view.cookies if cookies is None else cookies))
+
+    def where_to(self) -> PageOutcome:
+        """The page the decision calls for, when it is not the one asked for."""
+        decision = self.view.decision
+        if isinstance(decision, Challenge):
+            return self.go(with_next(self.rt.url("challenge"), self.next))
+        if isinstance(decision, Enroll):
+            return self.go(with_next(self.rt.url("enroll"), self.next))
+        return self.go(self.next)
+
+
+Handler = Callable[[Page], Generator[Effect, Any, PageOutcome]]
+
+
+def _message(
+    rt: Runtime,
+    facts: RequestFacts,
+    principal: Principal | None,
+    status: int,
+    title: str,
+    text: str,
+    error: str,
+) -> Response:
+    if wants_json(facts, principal):
+        return json_response(status, {"error": error, "message": text})
+    body = rt.renderer.render(
+        "message.html", title=title, message=text, csrf_token="", next="/", user=""
+    )
+    return html_response(status, body)
+
+
+def forbidden(rt: Runtime, facts: RequestFacts, principal: Principal | None) -> Response:
+    return _message(
+        rt,
+        facts,
+        principal,
+        403,
+        "Request refused",
+        "This form has expired or did not come from this site. Go back, reload the "
+        "page and try again.",
+        "csrf_failed",
+    )
+
+
+def unavailable(rt: Runtime, facts: RequestFacts, principal: Principal | None) -> Response:
+    return _message(
+        rt,
+        facts,
+        principal,
+        503,
+        "Temporarily unavailable",
+        "Sign-in verification is unavailable right now. Please try again in a moment.",
+        "mfa_unavailable",
+    )
+
+
+def _posted(page: Page) -> PageOutcome | None:
+    """Parse and CSRF-check a POST; an outcome means "refuse with this"."""
+    try:
+        page.form = parse_form(page.facts, page.rt.config.max_form_bytes)
+    except FormError:
+        return page.outcome(
+            _message(
+                page.rt,
+                page.facts,
+                page.principal,
+                400,
+                "Bad request",
+                "The form could not be read. Reload the page and try again.",
+                "bad_form",
+            )
+        )
+    if not csrf_valid(page.rt.keyring, page.view.claims.session_id, page.form.get("csrf", "")):
+        return page.outcome(forbidden(page.rt, page.facts, page.principal))
+    return None
+
+
+def wait_text(seconds: float) -> str:
+    if math.isinf(seconds):
+        return ""
+    minutes = math.ceil(seconds / 60)
+    if seconds < 60:
+        return f"{math.ceil(seconds)} seconds"
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def _failure_context(attempt: Attempt) -> dict[str, Any]:
+    if attempt.locked:
+        return {
+            "locked": True,
+            "permanent": math.isinf(attempt.retry_after),
+            "wait": wait_text(attempt.retry_after),
+        }
+    left = attempt.attempts_left
+    noun = "attempt" if left == 1 else "attempts"
+    return {"error": f"That code didn't work. Check your app and try again ({left} {noun} left)."}
+
+
+def _failure_status(attempt: Attempt) -> int:
+    return 429 if attempt.locked else 400
+
+
+def _record_attempt(
+    page: Page, attempt: Attempt, method: str, step: str
+) -> Generator[Effect, Any, None]:
+    fields = {"user": page.principal.id, "method": method, "step": step, "ip": page.facts.client}
+    if attempt.ok:
+        yield from emit("verify_succeeded", **fields)
+        return
+    if attempt.replayed:
+        yield from emit("totp_replay", **fields)
+    yield from emit("verify_failed", **fields, locked=attempt.locked)
+
+
+def challenge_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if not isinstance(page.view.decision, Challenge):
+        return page.where_to()
+    state = yield from throttle_state(page.principal.id)
+    now = page.rt.clock()
+    if state.locked(now, page.rt.limits):
+        retry = state.retry_after(now, page.rt.limits)
+        return page.render(
+            "challenge.html", 429, locked=True, permanent=math.isinf(retry), wait=wait_text(retry)
+        )
+    return page.render("challenge.html")
+
+
+def challenge_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if not isinstance(page.view.decision, Challenge):
+        return page.where_to()
+    if (refused := _posted(page)) is not None:
+        return refused
+    rt = page.rt
+    attempt = yield from verify_totp(
+        page.principal.id, page.form.get("code", ""), rt.clock(), rt.keyring, rt.totp, rt.limits
+    )
+    yield from _record_attempt(page, attempt, "totp", "challenge")
+    if not attempt.ok:
+        return page.render("challenge.html", _failure_status(attempt), **_failure_context(attempt))
+    claims = rt.upgraded(page.view.claims, epoch=page.view.state.user.epoch, method="totp")
+    return _signed_in(page, claims)
+
+
+def _signed_in(page: Page, claims: Any) -> PageOutcome:
+    cookie = page.rt.session_cookie(claims, page.view.eff)
+    outcome = PageOutcome(redirect(page.next, [cookie]), claims.session_id)
+    if not page.app.available:
+        outcome.marker = None
+    return outcome
+
+
+def _may_enroll(page: Page) -> bool:
+    decision = page.view.decision
+    return isinstance(decision, Enroll) or decision == Allow("not_enrolled")
+
+
+def enroll_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if not _may_enroll(page):
+        return page.where_to()
+    yield from ()
+    return page.render("enroll_choose.html", methods=[("totp", page.rt.url("enroll/totp"))])
+
+
+def _totp_page(
+    page: Page, status: int = 200, **context: Any
+) -> Generator[Effect, Any, PageOutcome]:
+    rt = page.rt
+    secret = yield from pending_totp(
+        page.principal.id, page.view.claims.session_id, rt.clock(), rt.keyring
+    )
+    uri = otp.provisioning_uri(secret, page.principal.display_name, rt.totp)
+    qr = segno.make(uri, error="m").svg_inline(scale=5, omitsize=False, title="QR code")
+    return page.render(
+        "enroll_totp.html", status, qr_svg=qr, secret_groups=otp.group_secret(secret), **context
+    )
+
+
+def enroll_totp_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if not _may_enroll(page):
+        return page.where_to()
+    return (yield from _totp_page(page))
+
+
+def enroll_totp_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if not _may_enroll(page):
+        return page.where_to()
+    if (refused := _posted(page)) is not None:
+        return refused
+    rt = page.rt
+    result = yield from confirm_totp(
+        page.principal.id,
+        page.view.claims.session_id,
+        page.form.get("code", ""),
+        rt.clock(),
+        rt.keyring,
+        rt.totp,
+        rt.limits,
+    )
+    yield from _record_attempt(page, result.attempt, "totp", "enroll")
+    if result.user is None:
+        attempt = result.attempt
+        return (yield from _totp_page(page, _failure_status(attempt), **_failure_context(attempt)))
+    yield from emit("enrolled", user=page.principal.id, method="totp", ip=page.facts.client)
+    claims = rt.upgraded(page.view.claims, epoch=result.user.epoch, method="totp")
+    return _signed_in(page, claims)
+
+
+def logout_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if (refused := _posted(page)) is not None:
+        return refused
+    yield from emit("signed_out", user=page.principal.id, ip=page.facts.client)
+    response = redirect(page.rt.config.login_url, [page.rt.clear_session_cookie()])
+    return PageOutcome(response, end_app_session=True)
+
+
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("GET", "/challenge"): challenge_get,
+    ("POST", "/challenge"): challenge_post,
+    ("GET", "/enroll"): enroll_get,
+    ("GET", "/enroll/totp"): enroll_totp_get,
+    ("POST", "/enroll/totp"): enroll_totp_post,
+    ("POST", "/logout"): logout_post,
+}
+KNOWN_PATHS = {path for _, path in ROUTES}
+
+
+def stylesheet(rt: Runtime) -> Response:
+    headers = [
+        ("content-type", "text/css; charset=utf-8"),
+        ("cache-control", "public, max-age=3600"),
+        ("x-content-type-options", "nosniff"),
+    ]
+    return Response(200, headers, rt.renderer.stylesheet)
+
+
+def handle_page(
+    rt: Runtime, facts: RequestFacts, principal: Principal | None, app: AppSession
+) -> Generator[Effect, Any, PageOutcome]:
+    """Serve one request under the prefix."""
+    sub = facts.path[len(rt.prefix) :] or "/"
+    method = "GET" if facts.method == "HEAD" else facts.method
+    if sub == "/static/mfa.css" and method == "GET":
+        return PageOutcome(stylesheet(rt))
+    if principal is None:
+        if wants_json(facts, None):
+            return PageOutcome(
+                json_response(401, {"error": "login_required", "location": rt.config.login_url})
+            )
+        return PageOutcome(redirect(rt.config.login_url))
+    view = yield from resolve_session(rt, facts, principal, app)
+    if isinstance(view.decision, Expired):
+        return PageOutcome(
+            expired_response(rt, facts, principal, view.decision.reason), end_app_session=True
+        )
+    page = Page(rt, facts, principal, view, app)
+    if sub == "/":
+        return page.where_to()
+    handler = ROUTES.get((method, sub))
+    if handler is None:
+        status, title = (405, "Method not allowed") if sub in KNOWN_PATHS else (404, "Not found")
+        return page.outcome(
+            _message(
+                rt,
+                facts,
+                principal,
+                status,
+                title,
+                "There is nothing here.",
+                title.lower().replace(" ", "_"),
+            )
+        )
+    return (yield from handler(page))

@@ -1,0 +1,28 @@
+"""Jinja2 templates shipped in the package, overridable file by file from a directory."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
+
+
+class Renderer:
+    def __init__(self, template_dir: str | Path | None, globals_: dict[str, Any]) -> None:
+        loaders: list[Any] = [PackageLoader("mfa_middleware", "web/templates")]
+        if template_dir is not None:
+            loaders.insert(0, FileSystemLoader(str(template_dir)))
+        self.env = Environment(
+            loader=ChoiceLoader(loaders),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            extensions=["jinja2.ext.i18n"],
+            auto_reload=False,
+        )
+        self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+        self.env.globals.update(globals_)
+        self.stylesheet = (files("mfa_middleware") / "web/static/mfa.css").read_bytes()
+
+    def render(self, template: str, **context: Any) -> str:
+        return self.env.get_template(template).render(**context)
