@@ -1,0 +1,25 @@
+# Two entry points a fresh machine needs: `make demo` and `make test` (see README).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint install
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m examples.starlette_app
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests examples
+	$(PY) -m mypy src
+	$(VENV)/bin/lint-imports
+
+test: lint
+	$(PY) -m pytest --cov --cov-branch --cov-report=term --cov-fail-under=90
