@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install
+.PHONY: demo test lint install system-deps
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,5 +21,8 @@ lint: $(STAMP)
 	$(PY) -m mypy src
 	$(VENV)/bin/lint-imports
 
-test: lint
+system-deps:
+	bash scripts/system-deps.sh
+
+test: system-deps lint
 	$(PY) -m pytest --cov --cov-branch --cov-report=term --cov-fail-under=90

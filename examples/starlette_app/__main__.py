@@ -11,8 +11,10 @@ from examples.starlette_app.app import DATA_DIR, create_app
 
 def main() -> None:
     port = int(os.environ.get("PORT", "8000"))
-    print(f"Demo app on http://127.0.0.1:{port}  (users: alice / alice-password, "
-          f"bob / bob-password; 2FA state in {DATA_DIR})")
+    print(
+        f"Demo app on http://127.0.0.1:{port}  (users: alice / alice-password, "
+        f"bob / bob-password; 2FA state in {DATA_DIR})"
+    )
     uvicorn.run(create_app(), host="127.0.0.1", port=port, log_level="info")
 
 

@@ -68,24 +68,31 @@ def page(title: str, body: str, status: int = 200) -> HTMLResponse:
 
 
 def logout_form(request: Request) -> str:
-    return ('<form method="post" action="/logout"><button type="submit">Log out</button></form>'
-            if request.user.is_authenticated else '<p><a href="/login">Log in</a></p>')
+    return (
+        '<form method="post" action="/logout"><button type="submit">Log out</button></form>'
+        if request.user.is_authenticated
+        else '<p><a href="/login">Log in</a></p>'
+    )
 
 
 async def home(request: Request) -> Response:
     if not request.user.is_authenticated:
         return RedirectResponse("/login", 303)
     name = html.escape(request.user.display_name)
-    return page("Home", f"<p>Welcome, {name}. You passed two-step verification.</p>"
-                f"{logout_form(request)}")
+    return page(
+        "Home", f"<p>Welcome, {name}. You passed two-step verification.</p>{logout_form(request)}"
+    )
 
 
 async def account(request: Request) -> Response:
     if not request.user.is_authenticated:
         return RedirectResponse("/login?next=/account", 303)
     user = request.user
-    return page("Account", f"<p>Signed in as <strong>{html.escape(user.display_name)}</strong>"
-                f" ({html.escape(user.email)}).</p>{logout_form(request)}")
+    return page(
+        "Account",
+        f"<p>Signed in as <strong>{html.escape(user.display_name)}</strong>"
+        f" ({html.escape(user.email)}).</p>{logout_form(request)}",
+    )
 
 
 async def api_profile(request: Request) -> Response:
@@ -152,7 +159,6 @@ def demo_secret() -> str:
 def create_app(**mfa_options: Any) -> Starlette:
     """The demo app; tests pass `store`, `clock` and other MFAConfig options."""
     options: dict[str, Any] = {
-        "secret_keys": [demo_secret()],
         "store": None,
         "login_url": "/login",
         "app_name": "Demo app",
@@ -160,6 +166,8 @@ def create_app(**mfa_options: Any) -> Starlette:
         "cookie_secure": False,
     }
     options.update(mfa_options)
+    if "secret_keys" not in options:
+        options["secret_keys"] = [demo_secret()]
     if options["store"] is None:
         options["store"] = SQLiteStore(DATA_DIR / "mfa.sqlite3")
     session_secret = options["secret_keys"][-1]
@@ -174,8 +182,9 @@ def create_app(**mfa_options: Any) -> Starlette:
             WebSocketRoute("/ws", live),
         ],
         middleware=[
-            Middleware(SessionMiddleware, secret_key=session_secret, https_only=False,
-                       same_site="lax"),
+            Middleware(
+                SessionMiddleware, secret_key=session_secret, https_only=False, same_site="lax"
+            ),
             Middleware(AuthenticationMiddleware, backend=SessionBackend()),
             Middleware(MFAMiddleware, config=MFAConfig(**options)),
         ],

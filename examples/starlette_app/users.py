@@ -31,8 +31,9 @@ def check_password(password: str, stored: str) -> bool:
 DEMO_PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
 
 USERS: dict[str, DemoUser] = {
-    "alice": DemoUser("alice", "alice@example.com", hash_password(DEMO_PASSWORDS["alice"]),
-                      ("staff",)),
+    "alice": DemoUser(
+        "alice", "alice@example.com", hash_password(DEMO_PASSWORDS["alice"]), ("staff",)
+    ),
     "bob": DemoUser("bob", "bob@example.com", hash_password(DEMO_PASSWORDS["bob"])),
 }
 

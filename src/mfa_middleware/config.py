@@ -7,6 +7,7 @@ re-checked per request. Durations accept a `timedelta`, seconds, or strings such
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -43,6 +44,8 @@ def parse_duration(name: str, value: Duration | None, *, allow_none: bool = Fals
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     else:
         raise ConfigError(name, f"{value!r} is not a duration", "e.g. '90d', '12h', '30m', '45s'")
+    if not math.isfinite(seconds):
+        raise ConfigError(name, "must be a finite duration")
     if seconds <= 0:
         raise ConfigError(name, "must be longer than zero")
     return seconds

@@ -28,15 +28,22 @@ class ThrottleParams:
 @dataclass(frozen=True, slots=True)
 class ThrottleState(Record):
     in_window: int = 0  # slots taken since the last lock or success
+    window_at: float = 0.0  # when the first of those slots was taken
     failures: int = 0  # consecutive failures since the last success
     lockouts: int = 0
     locked_until: float = 0.0
+
+    def window_full(self, now: float, params: ThrottleParams) -> bool:
+        """All slots taken, their outcomes not all recorded yet. A request that died between
+        taking a slot and recording its outcome would hold the slot forever, so a full window
+        frees itself after `base_lockout`."""
+        return self.in_window >= params.limit and now - self.window_at < params.base_lockout
 
     def locked(self, now: float, params: ThrottleParams) -> bool:
         return (
             self.locked_until > now
             or self.failures >= params.ceiling
-            or self.in_window >= params.limit
+            or self.window_full(now, params)
         )
 
     def retry_after(self, now: float, params: ThrottleParams) -> float:
@@ -45,7 +52,9 @@ class ThrottleState(Record):
             return PERMANENT
         if self.locked_until > now:
             return self.locked_until - now
-        return 0.0 if self.in_window < params.limit else params.base_lockout
+        if self.window_full(now, params):
+            return self.window_at + params.base_lockout - now
+        return 0.0
 
     def attempts_left(self, params: ThrottleParams) -> int:
         return max(0, min(params.limit - self.in_window, params.ceiling - self.failures))
@@ -55,6 +64,8 @@ def take_slot(state: ThrottleState, now: float, params: ThrottleParams) -> Throt
     """Reserve one guess, or leave the state unchanged when locked (the caller compares)."""
     if state.locked(now, params):
         return state
+    if state.in_window == 0 or state.in_window >= params.limit:
+        return replace(state, in_window=1, window_at=now)
     return replace(state, in_window=state.in_window + 1)
 
 

@@ -46,16 +46,16 @@ class SQLiteStore(Store):
         self._cache: dict[Key, _Cached] = {}
         self._generation = 0
         self._writes = 0
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self._errors():
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._connection().execute(SCHEMA)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
     def _connection(self) -> sqlite3.Connection:

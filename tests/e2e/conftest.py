@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import pytest
+
+from .helpers import SECRET_KEY, FixedClock
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture(autouse=True)
+def _demo_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`create_app` computes its default key even when given one; keep it off the disk."""
+    monkeypatch.setenv("MFA_SECRET", SECRET_KEY)

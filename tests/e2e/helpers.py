@@ -1,0 +1,250 @@
+"""Helpers for the end-to-end tests: a controllable clock, the demo app, and browser steps.
+
+Every TOTP code is computed at the fixed clock's time, never at wall time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from typing import Any
+
+import httpx
+import pyotp
+from examples.starlette_app.app import create_app
+from starlette.applications import Starlette
+
+from mfa_middleware import MemoryStore
+
+SECRET_KEY = "e2e-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG"
+START = 1_700_000_000.0
+PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
+COOKIE = "mfa_session"
+HTML = {"accept": "text/html,application/xhtml+xml"}
+DIGESTS = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}
+
+_SECRET_RE = re.compile(r"<code>([A-Z2-7 ]+)</code>")
+_CSRF_RE = re.compile(r'name="csrf" value="([^"]*)"')
+_NEXT_RE = re.compile(r'name="next" value="([^"]*)"')
+
+
+class FixedClock:
+    """A clock that stands still until told to move: `clock()` is the time in seconds."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = float(now)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def set(self, now: float) -> None:
+        self.now = float(now)
+
+
+def make_app(clock: FixedClock, store: Any = None, **options: Any) -> Starlette:
+    """The demo app with a test store, the fixed clock and a test key."""
+    return create_app(
+        store=MemoryStore() if store is None else store,
+        clock=clock,
+        secret_keys=[SECRET_KEY],
+        **options,
+    )
+
+
+def client(app: Starlette, base_url: str = "http://testserver") -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url=base_url)
+
+
+def totp(secret: str, at: float, digits: int = 6, algorithm: str = "SHA1") -> str:
+    return str(pyotp.TOTP(secret, digits=digits, digest=DIGESTS[algorithm]).at(int(at)))
+
+
+def wrong_code(secret: str, at: float, digits: int = 6) -> str:
+    """A well-formed code that matches no step in the +-1 drift window around `at`."""
+    valid = {totp(secret, at + d * 30, digits) for d in (-2, -1, 0, 1, 2)}
+    far = 1
+    while (candidate := totp(secret, at + far * 30_000, digits)) in valid:
+        far += 1
+    return candidate
+
+
+def csrf_of(page: str) -> str:
+    match = _CSRF_RE.search(page)
+    assert match, "no csrf field on the page"
+    return html.unescape(match.group(1))
+
+
+def next_of(page: str) -> str:
+    match = _NEXT_RE.search(page)
+    assert match, "no next field on the page"
+    return html.unescape(match.group(1))
+
+
+def secret_of(page: str) -> str:
+    match = _SECRET_RE.search(page)
+    assert match, "no TOTP secret on the enrollment page"
+    return match.group(1).replace(" ", "")
+
+
+def cookie(c: httpx.Client | httpx.AsyncClient, name: str = COOKIE) -> str | None:
+    values = [k.value for k in c.cookies.jar if k.name == name]
+    assert len(values) <= 1, f"several {name} cookies in the jar"
+    return values[0] if values else None
+
+
+def set_cookie(c: httpx.Client | httpx.AsyncClient, value: str, name: str = COOKIE) -> None:
+    """Replace the value of a cookie the browser already holds (as a user could)."""
+    found = False
+    for k in c.cookies.jar:
+        if k.name == name:
+            k.value = value
+            found = True
+    assert found, f"the browser holds no {name} cookie"
+
+
+def mfa_set_cookie(response: httpx.Response, name: str = COOKIE) -> str | None:
+    headers = response.headers.get_list("set-cookie")
+    return next((h for h in headers if h.startswith(f"{name}=")), None)
+
+
+# --- async browser steps -------------------------------------------------------------------
+
+
+async def login(c: httpx.AsyncClient, user: str = "alice") -> None:
+    r = await c.post("/login", data={"username": user, "password": PASSWORDS[user]})
+    assert r.status_code == 303, r.text
+
+
+async def logout(c: httpx.AsyncClient) -> None:
+    """The app's own logout; an unverified user (whom the gate keeps from the app) uses the
+    sign-out form of the 2FA pages, which ends the app session too."""
+    r = await c.post("/logout", headers=HTML)
+    assert r.status_code == 303
+    if r.headers["location"] != "/login":
+        page = await c.get(r.headers["location"], headers=HTML)
+        r = await c.post("/_mfa/logout", data={"csrf": csrf_of(page.text)}, headers=HTML)
+        assert r.status_code == 303
+    assert r.headers["location"] == "/login"
+    r = await c.get("/account", headers=HTML)
+    assert r.headers.get("location") == "/login?next=/account", "still logged in"
+
+
+async def relogin(c: httpx.AsyncClient, user: str = "alice") -> None:
+    await logout(c)
+    await login(c, user)
+
+
+async def enroll(
+    c: httpx.AsyncClient, clock: FixedClock, next_path: str = "/account", **code_options: Any
+) -> str:
+    """Enroll the logged-in user in TOTP at the clock's time; returns the secret."""
+    r = await c.get("/_mfa/enroll/totp", headers=HTML)
+    assert r.status_code == 200, r.text
+    secret = secret_of(r.text)
+    r = await c.post(
+        "/_mfa/enroll/totp",
+        data={
+            "csrf": csrf_of(r.text),
+            "code": totp(secret, clock(), **code_options),
+            "next": next_path,
+        },
+        headers=HTML,
+    )
+    assert r.status_code == 303, r.text
+    return secret
+
+
+async def challenge_page(c: httpx.AsyncClient, next_path: str | None = None) -> httpx.Response:
+    params = {"next": next_path} if next_path is not None else None
+    r = await c.get("/_mfa/challenge", params=params, headers=HTML)
+    return r
+
+
+async def submit_code(
+    c: httpx.AsyncClient, code: str, next_path: str = "/account", csrf: str | None = None
+) -> httpx.Response:
+    """Post a code from the challenge page (its own CSRF token unless one is given)."""
+    if csrf is None:
+        page = await challenge_page(c)
+        assert page.status_code in (200, 429), page.text
+        csrf = csrf_of(page.text)  # the locked page still has it, in its sign-out form
+    return await c.post(
+        "/_mfa/challenge", data={"csrf": csrf, "code": code, "next": next_path}, headers=HTML
+    )
+
+
+async def sign_up(c: httpx.AsyncClient, clock: FixedClock, user: str = "alice") -> str:
+    """Log `user` in and enroll them (verified in this browser); returns the TOTP secret."""
+    await login(c, user)
+    return await enroll(c, clock)
+
+
+async def is_verified(c: httpx.AsyncClient) -> bool:
+    r = await c.get("/account", headers=HTML)
+    assert r.status_code in (200, 303), r.text
+    return r.status_code == 200
+
+
+# --- sync browser steps (starlette.testclient.TestClient, for WebSockets) ------------------
+
+
+def login_sync(c: httpx.Client, user: str = "alice") -> None:
+    r = c.post(
+        "/login", data={"username": user, "password": PASSWORDS[user]}, follow_redirects=False
+    )
+    assert r.status_code == 303, r.text
+
+
+def enroll_sync(c: httpx.Client, clock: FixedClock) -> str:
+    r = c.get("/_mfa/enroll/totp", headers=HTML, follow_redirects=False)
+    assert r.status_code == 200, r.text
+    secret = secret_of(r.text)
+    r = c.post(
+        "/_mfa/enroll/totp",
+        data={"csrf": csrf_of(r.text), "code": totp(secret, clock()), "next": "/"},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    return secret
+
+
+async def raw_request(
+    app: Starlette, method: str, path: str, c: httpx.AsyncClient, headers: dict[str, str]
+) -> tuple[int, dict[str, str], bytes]:
+    """Call the ASGI app directly with `c`'s cookies; returns every body byte it sent
+    (httpx drops the body of a HEAD response, so it cannot tell whether one was sent)."""
+    cookie_header = "; ".join(f"{k.name}={k.value}" for k in c.cookies.jar)
+    raw_headers = [(b"host", b"testserver"), (b"cookie", cookie_header.encode())]
+    raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": raw_headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    response_headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+    return start["status"], response_headers, body

@@ -1,0 +1,139 @@
+"""State across an app restart (SQLite), and failing closed while the store is down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mfa_middleware import MemoryStore, SQLiteStore
+from mfa_middleware.errors import StoreError
+
+from .helpers import (
+    HTML,
+    FixedClock,
+    challenge_page,
+    client,
+    login,
+    make_app,
+    relogin,
+    sign_up,
+    submit_code,
+    totp,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+class FlakyStore(MemoryStore):
+    """A MemoryStore whose every operation fails while `down` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreError("the store is down (test)")
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return super().get(*args, **kwargs)
+
+    def get_many(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return super().get_many(*args, **kwargs)
+
+    def put(self, *args: Any, **kwargs: Any) -> None:
+        self._check()
+        super().put(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> None:
+        self._check()
+        super().delete(*args, **kwargs)
+
+    def update(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return super().update(*args, **kwargs)
+
+    def scan(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return super().scan(*args, **kwargs)
+
+
+async def test_mfa_state_survives_restart_with_sqlite(clock: FixedClock, tmp_path: Path) -> None:
+    path = tmp_path / "mfa.sqlite3"
+    first_store = SQLiteStore(path)
+    first = make_app(clock, store=first_store)
+    async with client(first) as c:
+        secret = await sign_up(c, clock)
+        assert (await c.get("/account", headers=HTML)).status_code == 200
+        browser_cookies = dict(c.cookies)
+    first_store.close()
+
+    second_store = SQLiteStore(path)
+    second = make_app(clock, store=second_store)
+    try:
+        # The browser's verified session is still valid on the new instance.
+        async with client(second) as c:
+            c.cookies.update(browser_cookies)
+            r = await c.get("/account", headers=HTML)
+            assert r.status_code == 200
+            assert "Signed in as <strong>alice</strong>" in r.text
+        # A new login is challenged (enrollment persisted), and the code works.
+        async with client(second) as c:
+            await login(c)
+            r = await c.get("/account", headers=HTML)
+            assert r.status_code == 303
+            assert r.headers["location"] == "/_mfa/challenge?next=%2Faccount"
+            # The step used to enroll was persisted as used too.
+            r = await submit_code(c, totp(secret, clock()))
+            assert r.status_code == 400
+            clock.advance(30)
+            r = await submit_code(c, totp(secret, clock()))
+            assert r.status_code == 303
+            assert (await c.get("/account", headers=HTML)).status_code == 200
+    finally:
+        second_store.close()
+
+
+async def test_store_outage_fails_closed_and_recovers(clock: FixedClock) -> None:
+    store = FlakyStore()
+    app = make_app(clock, store=store)
+    async with client(app) as verified, client(app) as unverified:
+        await sign_up(verified, clock)
+        bob_secret = await sign_up(unverified, clock, "bob")
+        await relogin(unverified, "bob")
+        assert (await verified.get("/account", headers=HTML)).status_code == 200
+
+        store.down = True
+        r = await verified.get("/account", headers=HTML)
+        assert r.status_code == 503
+        assert "Signed in as" not in r.text
+        assert "unavailable" in r.text
+        assert r.headers["cache-control"] == "no-store"
+        r = await verified.get("/api/profile", headers={"accept": "application/json"})
+        assert r.status_code == 503
+        assert r.json()["error"] == "mfa_unavailable"
+        r = await unverified.get("/account", headers=HTML)
+        assert r.status_code == 503
+        r = await unverified.get("/_mfa/challenge", headers=HTML)
+        assert r.status_code == 503
+        r = await unverified.head("/account", headers=HTML)
+        assert r.status_code == 503
+        assert r.content == b""
+        clock.advance(30)
+        r = await unverified.post(
+            "/_mfa/challenge", data={"code": "123456", "csrf": "x"}, headers=HTML
+        )
+        assert r.status_code == 503
+
+        store.down = False  # back without a restart
+        r = await verified.get("/account", headers=HTML)
+        assert r.status_code == 200
+        r = await challenge_page(unverified)
+        assert r.status_code == 200
+        r = await submit_code(unverified, totp(bob_secret, clock()))
+        assert r.status_code == 303
+        assert (await unverified.get("/account", headers=HTML)).status_code == 200

@@ -1,0 +1,60 @@
+"""The README's demo command really serves the example app on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_demo_serves_login_and_mfa_pages(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "MFA_DEMO_DATA": str(tmp_path)}
+    env.pop("MFA_SECRET", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "examples.starlette_app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                login = httpx.get(f"{base}/login", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+                assert time.monotonic() < deadline, "demo did not start in 30 s"
+                time.sleep(0.2)
+        assert login.status_code == 200
+        assert "alice-password" in login.text
+        with httpx.Client(base_url=base, timeout=5) as client:
+            answer = client.post("/login", data={"username": "alice", "password": "alice-password"})
+            assert answer.status_code == 303
+            protected = client.get("/account")
+            assert protected.status_code == 303
+            assert protected.headers["location"].startswith("/_mfa/enroll")
+            enroll = client.get("/_mfa/enroll/totp")
+            assert enroll.status_code == 200
+            assert "<svg" in enroll.text
+        assert (tmp_path / "mfa.sqlite3").exists()
+        assert (tmp_path / "secret.key").stat().st_mode & 0o077 == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
