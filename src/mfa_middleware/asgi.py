@@ -82,7 +82,7 @@ def app_session(scope: Scope) -> AppSession:
     if not isinstance(session, MutableMapping):
         return NO_APP_SESSION
     marker = session.get(SESSION_MARKER)
-    return AppSession(True, marker if isinstance(marker, str) else None)
+    return AppSession(writable=True, marker=marker if isinstance(marker, str) else None)
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:

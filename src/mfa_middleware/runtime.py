@@ -28,6 +28,7 @@ class Runtime:
         self.keyring = Keyring(config.secret_keys)
         self.sessions = session_codec(self.keyring)
         self.user_tag = UserTagger(self.keyring)
+        self.login_tag = UserTagger(self.keyring, "mfa.login-tag.v1")
         self.events = EventSink(config.on_event)
         self.cookie_name = config.session_cookie
         self.prefix = config.prefix

@@ -162,14 +162,15 @@ def test_token_signed_with_another_key_is_refused(ring: Keyring) -> None:
         "string",
         {"a": 1},
         [],
-        ["sid", "tag", 1, 2, 3, 4, 5],  # 7 fields
-        ["sid", "tag", 1, 2, 3, 4, 5, "m", "extra"],
-        [1, "tag", 1, 2, 3, 4, 5, "m"],  # session id not a str
-        ["sid", "tag", "1", 2, 3, 4, 5, "m"],  # time as a string
-        ["sid", "tag", 1.5, 2, 3, 4, 5, "m"],  # float time
-        ["sid", "tag", True, 2, 3, 4, 5, "m"],  # bool is not an int here
-        ["sid", "tag", 1, 2, 3, 4, None, "m"],
-        ["sid", "tag", 1, 2, 3, 4, 5, None],
+        ["sid", "tag", 1, 2, 3, 4, 5, "m"],  # 8 fields: the login tag is missing
+        ["sid", "tag", 1, 2, 3, 4, 5, "m", "", "extra"],
+        [1, "tag", 1, 2, 3, 4, 5, "m", ""],  # session id not a str
+        ["sid", "tag", "1", 2, 3, 4, 5, "m", ""],  # time as a string
+        ["sid", "tag", 1.5, 2, 3, 4, 5, "m", ""],  # float time
+        ["sid", "tag", True, 2, 3, 4, 5, "m", ""],  # bool is not an int here
+        ["sid", "tag", 1, 2, 3, 4, None, "m", ""],
+        ["sid", "tag", 1, 2, 3, 4, 5, None, ""],
+        ["sid", "tag", 1, 2, 3, 4, 5, "m", 7],  # login tag not a str
     ],
 )
 def test_validly_signed_but_malformed_payload_is_none(ring: Keyring, payload: Any) -> None:

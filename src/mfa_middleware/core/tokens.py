@@ -78,6 +78,7 @@ class SessionClaims:
     epoch: int
     global_epoch: int
     method: str = ""  # how the second factor was satisfied: "totp", "sms", "device", ...
+    login_tag: str = ""  # keyed hash of the app's per-login marker, when the app gives one
 
     @property
     def verified(self) -> bool:
@@ -94,17 +95,20 @@ def _dump_claims(c: SessionClaims) -> list[Any]:
         c.epoch,
         c.global_epoch,
         c.method,
+        c.login_tag,
     ]
 
 
 def _load_claims(raw: Any) -> SessionClaims:
-    sid, tag, login_at, verified_at, active_at, epoch, global_epoch, method = raw
-    if not (isinstance(sid, str) and isinstance(tag, str) and isinstance(method, str)):
+    sid, tag, login_at, verified_at, active_at, epoch, global_epoch, method, login_tag = raw
+    if not all(isinstance(v, str) for v in (sid, tag, method, login_tag)):
         raise TypeError("bad session claims")
     ints = (login_at, verified_at, active_at, epoch, global_epoch)
     if not all(type(v) is int for v in ints):
         raise TypeError("bad session claims")
-    return SessionClaims(sid, tag, login_at, verified_at, active_at, epoch, global_epoch, method)
+    return SessionClaims(
+        sid, tag, login_at, verified_at, active_at, epoch, global_epoch, method, login_tag
+    )
 
 
 def session_codec(keyring: Keyring) -> TokenCodec[SessionClaims]:
@@ -112,16 +116,18 @@ def session_codec(keyring: Keyring) -> TokenCodec[SessionClaims]:
 
 
 class UserTagger:
-    """Keyed, cached hashes of user ids for cookies that must name a user without saying who."""
+    """Keyed, cached hashes of ids for cookies that must name a user (or a login) without
+    saying which."""
 
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, purpose: str = "mfa.user-tag.v1") -> None:
         self._keyring = keyring
+        self._purpose = purpose
         self._cache: dict[str, str] = {}
 
     def __call__(self, user_id: str) -> str:
         tag = self._cache.get(user_id)
         if tag is None:
-            tag = self._keyring.mac("mfa.user-tag.v1", user_id)[:22]
+            tag = self._keyring.mac(self._purpose, user_id)[:22]
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
             self._cache[user_id] = tag

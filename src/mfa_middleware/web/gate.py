@@ -41,18 +41,20 @@ from mfa_middleware.web.http import (
 
 @dataclass(frozen=True, slots=True)
 class AppSession:
-    """What the adapter knows of the app's own login session.
+    """How the MFA session is bound to one login of the app, so a new login needs a new code.
 
-    When the app keeps a server-readable session (Starlette's `scope["session"]`, Django's
-    `request.session`), the MFA session id is stored in it as a marker: a new login clears the
-    app's session, the marker no longer matches, and the old MFA cookie stops counting.
+    `writable`: the adapter stores the MFA session id in the app's own session (Starlette's
+    `scope["session"]`) and `marker` is what it reads back; a new login clears the app session
+    and the marker no longer matches. Otherwise `marker` is a value the app changes at every
+    login (Django's session key, a login nonce in a Flask session) and the MFA cookie keeps a
+    keyed hash of it. With neither, the MFA session is bound to the user only.
     """
 
-    available: bool
+    writable: bool = False
     marker: str | None = None
 
 
-NO_APP_SESSION = AppSession(False)
+NO_APP_SESSION = AppSession()
 
 
 @dataclass(slots=True)
@@ -72,10 +74,12 @@ def resolve_session(
     state = yield from load_hot_state(principal.id)
     eff = effective(state.settings, rt.defaults)
     claims = rt.sessions.decode(facts.cookie(rt.cookie_name))
+    login_tag = rt.login_tag(app.marker) if app.marker and not app.writable else ""
     fresh = (
         claims is None
         or claims.user_tag != rt.user_tag(principal.id)
-        or (app.available and app.marker != claims.session_id)
+        or claims.login_tag != login_tag
+        or (app.writable and app.marker != claims.session_id)
     )
     if claims is None or fresh:
         claims = SessionClaims(
@@ -86,6 +90,7 @@ def resolve_session(
             int(now),
             state.user.epoch,
             state.settings.global_epoch,
+            login_tag=login_tag,
         )
     decision = decide(claims, state, now, eff)
     view = SessionView(claims, state, eff, decision, fresh)
@@ -130,7 +135,7 @@ def gate(
 ) -> Generator[Effect, Any, GateResult]:
     view = yield from resolve_session(rt, facts, principal, app)
     decision = view.decision
-    marker = view.claims.session_id if view.fresh and app.available else None
+    marker = view.claims.session_id if view.fresh and app.writable else None
     if isinstance(decision, Allow):
         return GateResult(None, view.cookies, marker)
     if isinstance(decision, Expired):

@@ -26,7 +26,7 @@ from mfa_middleware.core.flows import (
 from mfa_middleware.core.policy import Allow, Challenge, Enroll, Expired
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.redirects import safe_next
-from mfa_middleware.core.tokens import csrf_token, csrf_valid
+from mfa_middleware.core.tokens import SessionClaims, csrf_token, csrf_valid
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import AppSession, SessionView, expired_response, resolve_session
 from mfa_middleware.web.http import (
@@ -79,7 +79,7 @@ class Page:
         return self.outcome(html_response(status, body, self.view.cookies))
 
     def outcome(self, response: Response) -> PageOutcome:
-        marker = self.view.claims.session_id if self.view.fresh and self.app.available else None
+        marker = self.view.claims.session_id if self.view.fresh and self.app.writable else None
         return PageOutcome(response, marker)
 
     def go(self, location: str, cookies: list[str] | None = None) -> PageOutcome:
@@ -227,12 +227,10 @@ def challenge_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     return _signed_in(page, claims)
 
 
-def _signed_in(page: Page, claims: Any) -> PageOutcome:
+def _signed_in(page: Page, claims: SessionClaims) -> PageOutcome:
     cookie = page.rt.session_cookie(claims, page.view.eff)
-    outcome = PageOutcome(redirect(page.next, [cookie]), claims.session_id)
-    if not page.app.available:
-        outcome.marker = None
-    return outcome
+    marker = claims.session_id if page.app.writable else None
+    return PageOutcome(redirect(page.next, [cookie]), marker)
 
 
 def _may_enroll(page: Page) -> bool:
