@@ -17,7 +17,7 @@ from mfa_middleware.errors import StoreError
 from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate
-from mfa_middleware.web.http import RequestFacts, Response
+from mfa_middleware.web.http import Cookie, RequestFacts, Response
 from mfa_middleware.web.pages import handle_page, unavailable
 
 Scope = MutableMapping[str, Any]
@@ -103,7 +103,7 @@ async def read_body(receive: Receive, limit: int) -> bytes:
 
 
 async def send_response(send: Send, response: Response, *, head: bool = False) -> None:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.raw_headers()]
     headers.append((b"content-length", str(len(response.body)).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else response.body})
@@ -203,9 +203,9 @@ class MFAMiddleware:
         await send_response(send, outcome.response, head=scope.get("method") == "HEAD")
 
 
-def _adding_cookies(send: Send, cookies: list[str]) -> Send:
+def _adding_cookies(send: Send, cookies: list[Cookie]) -> Send:
     """Add our Set-Cookie headers to the app's response start, touching nothing else."""
-    extra = [(b"set-cookie", c.encode("latin-1")) for c in cookies]
+    extra = [(b"set-cookie", c.header().encode("latin-1")) for c in cookies]
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":

@@ -13,7 +13,7 @@ from mfa_middleware.core.tokens import SessionClaims, UserTagger, new_id, sessio
 from mfa_middleware.events import EventSink
 from mfa_middleware.stores.base import Store
 from mfa_middleware.stores.sqlite import SQLiteStore
-from mfa_middleware.web.http import clear_cookie, set_cookie
+from mfa_middleware.web.http import Cookie, clear_cookie, set_cookie
 from mfa_middleware.web.render import Renderer
 
 DEFAULT_SQLITE_PATH = "mfa.sqlite3"
@@ -62,7 +62,7 @@ class Runtime:
     def url(self, page: str) -> str:
         return f"{self.prefix}/{page}"
 
-    def session_cookie(self, claims: SessionClaims, eff: Effective) -> str:
+    def session_cookie(self, claims: SessionClaims, eff: Effective) -> Cookie:
         remaining = int(claims.login_at + eff.session_lifetime - self.clock())
         return set_cookie(
             self.cookie_name,
@@ -72,7 +72,7 @@ class Runtime:
             samesite=self.config.cookie_samesite,
         )
 
-    def clear_session_cookie(self) -> str:
+    def clear_session_cookie(self) -> Cookie:
         return clear_cookie(
             self.cookie_name, secure=self.config.cookie_secure, samesite=self.config.cookie_samesite
         )

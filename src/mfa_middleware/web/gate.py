@@ -30,6 +30,7 @@ from mfa_middleware.core.redirects import safe_next
 from mfa_middleware.core.tokens import SessionClaims, new_id
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.http import (
+    Cookie,
     RequestFacts,
     Response,
     json_response,
@@ -64,7 +65,7 @@ class SessionView:
     eff: Effective
     decision: Decision
     fresh: bool
-    cookies: list[str] = field(default_factory=list)
+    cookies: list[Cookie] = field(default_factory=list)
 
 
 def resolve_session(
@@ -108,7 +109,7 @@ class GateResult:
     `end_app_session` asks the adapter to log the user out of the app as well."""
 
     response: Response | None
-    cookies: list[str] = field(default_factory=list)
+    cookies: list[Cookie] = field(default_factory=list)
     marker: str | None = None
     end_app_session: bool = False
 

@@ -68,15 +68,44 @@ def wants_json(facts: RequestFacts, principal: Principal | None) -> bool:
     return facts.method not in ("GET", "HEAD")
 
 
+@dataclass(frozen=True, slots=True)
+class Cookie:
+    """A cookie to set; kept apart from other headers because frameworks (Django) set cookies
+    through their own API rather than as raw headers."""
+
+    name: str
+    value: str
+    max_age: int
+    secure: bool
+    samesite: str
+
+    def header(self) -> str:
+        parts = [
+            f"{self.name}={self.value}",
+            "Path=/",
+            f"Max-Age={self.max_age}",
+            "HttpOnly",
+            f"SameSite={self.samesite.capitalize()}",
+        ]
+        if self.secure:
+            parts.append("Secure")
+        return "; ".join(parts)
+
+
 @dataclass(slots=True)
 class Response:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    cookies: list[Cookie] = field(default_factory=list)
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
         return next((v for k, v in self.headers if k.lower() == lowered), None)
+
+    def raw_headers(self) -> list[tuple[str, str]]:
+        """Headers with a Set-Cookie line per cookie, for ASGI and WSGI."""
+        return [*self.headers, *(("set-cookie", c.header()) for c in self.cookies)]
 
 
 PAGE_CSP = (
@@ -92,24 +121,22 @@ PAGE_HEADERS: tuple[tuple[str, str], ...] = (
 )
 
 
-def html_response(status: int, body: str, cookies: list[str] | None = None) -> Response:
+def html_response(status: int, body: str, cookies: list[Cookie] | None = None) -> Response:
     headers = [("content-type", "text/html; charset=utf-8"), *PAGE_HEADERS]
-    headers += [("set-cookie", c) for c in cookies or ()]
-    return Response(status, headers, body.encode())
+    return Response(status, headers, body.encode(), list(cookies or ()))
 
 
 def json_response(
     status: int,
     payload: Mapping[str, Any],
-    cookies: list[str] | None = None,
+    cookies: list[Cookie] | None = None,
     extra: list[tuple[str, str]] | None = None,
 ) -> Response:
     headers = [("content-type", "application/json"), *PAGE_HEADERS, *(extra or [])]
-    headers += [("set-cookie", c) for c in cookies or ()]
-    return Response(status, headers, json.dumps(payload).encode())
+    return Response(status, headers, json.dumps(payload).encode(), list(cookies or ()))
 
 
-def redirect(location: str, cookies: list[str] | None = None) -> Response:
+def redirect(location: str, cookies: list[Cookie] | None = None) -> Response:
     headers = [
         ("location", location),
         ("cache-control", "no-store"),
@@ -117,8 +144,7 @@ def redirect(location: str, cookies: list[str] | None = None) -> Response:
         ("x-content-type-options", "nosniff"),
         ("referrer-policy", "no-referrer"),
     ]
-    headers += [("set-cookie", c) for c in cookies or ()]
-    return Response(303, headers, b"")
+    return Response(303, headers, b"", list(cookies or ()))
 
 
 def with_next(url: str, next_path: str) -> str:
@@ -128,21 +154,12 @@ def with_next(url: str, next_path: str) -> str:
     return f"{url}{separator}{urlencode({'next': next_path}, quote_via=quote)}"
 
 
-def set_cookie(name: str, value: str, *, max_age: int, secure: bool, samesite: str) -> str:
-    parts = [
-        f"{name}={value}",
-        "Path=/",
-        f"Max-Age={max_age}",
-        "HttpOnly",
-        f"SameSite={samesite.capitalize()}",
-    ]
-    if secure:
-        parts.append("Secure")
-    return "; ".join(parts)
+def set_cookie(name: str, value: str, *, max_age: int, secure: bool, samesite: str) -> Cookie:
+    return Cookie(name, value, max_age, secure, samesite)
 
 
-def clear_cookie(name: str, *, secure: bool, samesite: str) -> str:
-    return set_cookie(name, "", max_age=0, secure=secure, samesite=samesite)
+def clear_cookie(name: str, *, secure: bool, samesite: str) -> Cookie:
+    return Cookie(name, "", 0, secure, samesite)
 
 
 class FormError(ValueError):

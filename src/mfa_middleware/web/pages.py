@@ -30,6 +30,7 @@ from mfa_middleware.core.tokens import SessionClaims, csrf_token, csrf_valid
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import AppSession, SessionView, expired_response, resolve_session
 from mfa_middleware.web.http import (
+    Cookie,
     FormError,
     RequestFacts,
     Response,
@@ -82,7 +83,7 @@ class Page:
         marker = self.view.claims.session_id if self.view.fresh and self.app.writable else None
         return PageOutcome(response, marker)
 
-    def go(self, location: str, cookies: list[str] | None = None) -> PageOutcome:
+    def go(self, location: str, cookies: list[Cookie] | None = None) -> PageOutcome:
         return self.outcome(redirect(location, self.view.cookies if cookies is None else cookies))
 
     def where_to(self) -> PageOutcome:
