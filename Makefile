@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint install system-deps
+.PHONY: demo django-demo test lint install system-deps
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,6 +15,9 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m examples.starlette_app
+
+django-demo: $(STAMP)
+	cd examples/django_app && ../../$(PY) manage.py rundemo
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests examples

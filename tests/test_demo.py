@@ -58,3 +58,33 @@ def test_demo_serves_login_and_mfa_pages(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_django_demo_command_serves_the_project(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "DJANGO_DEMO_DATA": str(tmp_path)}
+    env.pop("REDIS_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "rundemo", "--port", str(port)],
+        cwd=ROOT / "examples" / "django_app",
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = httpx.get(f"{base}/accounts/login/", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+                assert time.monotonic() < deadline, "django demo did not start in 60 s"
+                time.sleep(0.2)
+        assert page.status_code == 200
+        assert "alice-password" in page.text
+        assert (tmp_path / "db.sqlite3").exists()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -1,31 +1,194 @@
-"""`mfa-admin`: operate 2FA from a shell against the configured store.
+"""`mfa-admin`: operate 2FA from a shell, against the store the app uses.
 
-The operational commands (status, reset, logout, exempt, mode, ...) are added by the admin
-issue; this entry point, its `--help` and `--version` are stable now.
+Point it at the app's configuration (`--config package.module:CONFIG`, an `MFAConfig` or a
+function returning one; or `MFA_CONFIG`) or just at the store (`--store URL` or
+`MFA_STORE_URL`). Changes reach every worker on its next request.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import getpass
+import importlib
+import json
+import os
+import secrets
+import sys
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
+from typing import Any, TextIO
+
+from mfa_middleware.admin import Admin
+from mfa_middleware.config import MFAConfig
+from mfa_middleware.errors import ConfigError, MFAError
+from mfa_middleware.runtime import Runtime
+from mfa_middleware.stores import store_from_url
+
+UserResolver = Callable[[str], str | None]
+"""Maps a name typed by an operator to the user id the middleware uses (None: no such user)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+class CommandError(Exception):
+    """A clear message for the operator; the command exits with status 2."""
+
+
+def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mfa-admin",
+        prog=prog,
         description="Operate mfa_middleware: inspect and change users' two-factor state.",
     )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {version('mfa_middleware')}"
     )
+    parser.add_argument(
+        "--config",
+        help="import path of an MFAConfig (or a function returning "
+        "one), e.g. myapp.settings:MFA_CONFIG; default $MFA_CONFIG",
+    )
+    parser.add_argument(
+        "--store",
+        help="store URL when there is no config, e.g. "
+        "sqlite:///var/lib/app/mfa.sqlite3 or redis://host/0; "
+        "default $MFA_STORE_URL",
+    )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    status = commands.add_parser("status", help="show a user's 2FA status")
+    status.add_argument("user")
+    logout = commands.add_parser("logout", help="end a user's sessions (or everyone's)")
+    target = logout.add_mutually_exclusive_group(required=True)
+    target.add_argument("user", nargs="?")
+    target.add_argument("--all", action="store_true", help="clear every user's sessions")
+    logout.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    for name, text in (
+        ("exempt", "exempt a user (an API or service account) from 2FA"),
+        ("unexempt", "remove a user's exemption"),
+        ("require", "require 2FA for a user even in optional mode"),
+        ("unrequire", "remove a user's requirement flag"),
+    ):
+        commands.add_parser(name, help=text).add_argument("user")
+    mode = commands.add_parser("mode", help="set the global mode")
+    mode.add_argument("mode", choices=["off", "optional", "required"])
+    lifetime = commands.add_parser("session-lifetime", help="set the login session lifetime")
+    lifetime.add_argument("duration", help="e.g. 90d, 12h, 30m")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    parser.parse_args(argv)
-    parser.print_help()
+def load_config(config_path: str | None, store_url: str | None) -> MFAConfig:
+    config_path = config_path or os.environ.get("MFA_CONFIG")
+    store_url = store_url or os.environ.get("MFA_STORE_URL")
+    if config_path:
+        module_name, _, attr = config_path.partition(":")
+        try:
+            target: Any = getattr(importlib.import_module(module_name), attr or "MFA_CONFIG")
+        except (ImportError, AttributeError) as exc:
+            raise CommandError(f"cannot load the config {config_path!r}: {exc}") from exc
+        config = target() if callable(target) else target
+        if not isinstance(config, MFAConfig):
+            raise CommandError(f"{config_path!r} is not an MFAConfig")
+        return config
+    if store_url:
+        try:
+            store = store_from_url(store_url)
+        except (ValueError, MFAError) as exc:
+            raise CommandError(str(exc)) from exc
+        # Operations only change records; they sign and decrypt nothing, so a throwaway key
+        # is enough. The mode default is the package default ("required").
+        return MFAConfig(secret_keys=[secrets.token_urlsafe(48)], store=store)
+    raise CommandError(
+        "say where the 2FA state is: --config, --store, $MFA_CONFIG or $MFA_STORE_URL"
+    )
+
+
+def _confirm(question: str, assume_yes: bool, stdin: TextIO) -> None:
+    if assume_yes:
+        return
+    if not stdin.isatty():
+        raise CommandError(f"{question} Refusing without --yes (no terminal to ask).")
+    print(f"{question} [y/N] ", end="", flush=True)
+    if stdin.readline().strip().lower() not in ("y", "yes"):
+        raise CommandError("cancelled")
+
+
+def run(
+    args: argparse.Namespace, admin: Admin, resolve: UserResolver, out: TextIO, stdin: TextIO
+) -> dict[str, Any]:
+    """Carry out one command; returns what was done, for text or JSON output."""
+
+    def user_id() -> str:
+        resolved = resolve(args.user)
+        if resolved is None:
+            raise CommandError(f"unknown user {args.user!r}")
+        return resolved
+
+    command = args.command
+    if command == "status":
+        return admin.status(user_id()).to_dict()
+    if command == "logout" and args.all:
+        _confirm("Log out every user of every session?", args.yes, stdin)
+        admin.logout_all()
+        return {"logged_out": "all"}
+    if command == "logout":
+        uid = user_id()
+        admin.logout(uid)
+        return {"logged_out": uid}
+    if command in ("exempt", "unexempt"):
+        uid = user_id()
+        admin.exempt(uid, command == "exempt")
+        return {"user": uid, "exempt": command == "exempt"}
+    if command in ("require", "unrequire"):
+        uid = user_id()
+        admin.require(uid, command == "require")
+        return {"user": uid, "required": command == "require"}
+    if command == "mode":
+        admin.set_mode(args.mode)
+        return {"mode": args.mode}
+    if command == "session-lifetime":
+        try:
+            seconds = admin.set_session_lifetime(args.duration)
+        except ConfigError as exc:
+            raise CommandError(f"bad duration {args.duration!r}: use e.g. 90d, 12h, 30m") from exc
+        return {"session_lifetime_seconds": seconds}
+    raise CommandError(f"unknown command {command!r}")  # pragma: no cover
+
+
+def _print(result: dict[str, Any], as_json: bool, out: TextIO) -> None:
+    if as_json:
+        out.write(json.dumps(result, sort_keys=True) + "\n")
+        return
+    for key, value in result.items():
+        out.write(f"{key}: {value}\n")
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    runtime: Runtime | None = None,
+    resolve: UserResolver | None = None,
+    prog: str = "mfa-admin",
+    out: TextIO | None = None,
+) -> int:
+    out = out or sys.stdout
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(out)
+        return 0
+    try:
+        if runtime is None:
+            runtime = Runtime(load_config(args.config, args.store))
+        admin = Admin(runtime, actor=f"cli:{getpass.getuser()}")
+        if resolve is None:
+            resolve = lambda name: name if admin.known(name) else None  # noqa: E731
+        result = run(args, admin, resolve, out, sys.stdin)
+    except CommandError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except MFAError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    _print(result, args.json, out)
     return 0
 
 

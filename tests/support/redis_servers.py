@@ -38,6 +38,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is valid and free too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
 @dataclass
 class RedisServer:
     """One redis-server with its own folder (AOF on, so data survives a restart)."""
@@ -85,7 +99,7 @@ class RedisServer:
                 client.ping()
                 break
             except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline:
+                if self.process.poll() is not None or time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
         client.close()
@@ -119,6 +133,7 @@ def redis_cluster(directory: Path, masters: int = 3) -> Iterator[list[RedisServe
     nodes = [
         RedisServer(
             directory / f"node{i}",
+            port=free_cluster_port(),
             extra=(
                 "--cluster-enabled",
                 "yes",

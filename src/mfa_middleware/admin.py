@@ -1,0 +1,57 @@
+"""The ops API: the same operations the CLI, the Django command and the admin pages offer.
+
+`Admin` runs the flows of `core.ops` synchronously against a runtime's store; every change
+reaches every worker on its next request (epochs and runtime settings live in the store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, TypeVar
+
+from mfa_middleware.config import parse_duration
+from mfa_middleware.core import ops
+from mfa_middleware.core.effects import Effect, get
+from mfa_middleware.core.records import user_key
+from mfa_middleware.drivers import run_sync
+from mfa_middleware.runtime import Runtime
+
+T = TypeVar("T")
+
+
+class Admin:
+    def __init__(self, runtime: Runtime, actor: str) -> None:
+        self.runtime = runtime
+        self.actor = actor
+
+    def _run(self, flow: Generator[Effect, Any, T]) -> T:
+        return run_sync(flow, self.runtime.store, self.runtime.events)
+
+    def known(self, user_id: str) -> bool:
+        """Whether the store holds any 2FA record for this user."""
+        return self._run(get(user_key(user_id))) is not None
+
+    def status(self, user_id: str) -> ops.UserStatus:
+        rt = self.runtime
+        return self._run(ops.user_status(user_id, rt.clock(), rt.limits))
+
+    def logout(self, user_id: str) -> None:
+        self._run(ops.force_logout(user_id, self.actor))
+
+    def logout_all(self) -> None:
+        self._run(ops.logout_everyone(self.actor))
+
+    def exempt(self, user_id: str, exempt: bool = True) -> None:
+        self._run(ops.set_exempt(user_id, exempt, self.actor))
+
+    def require(self, user_id: str, required: bool = True) -> None:
+        self._run(ops.set_required(user_id, required, self.actor))
+
+    def set_mode(self, mode: str) -> None:
+        self._run(ops.set_mode(mode, self.runtime.defaults, self.actor))
+
+    def set_session_lifetime(self, duration: str) -> float:
+        seconds = parse_duration("session_lifetime", duration)
+        assert seconds is not None
+        self._run(ops.set_session_lifetime(seconds, self.actor))
+        return seconds

@@ -1,0 +1,144 @@
+"""Operations for admins and ops (CLI, admin pages, Django command), as flows of effects.
+
+Every change is O(1): forcing a user out bumps their epoch, clearing all sessions bumps the
+global epoch, switching 2FA off and on again bumps the enrollment epoch. No session is listed
+or touched one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from mfa_middleware.core.effects import Doc, Effect, emit, get, update
+from mfa_middleware.core.policy import PolicyDefaults
+from mfa_middleware.core.records import (
+    MODES,
+    SETTINGS_KEY,
+    RuntimeSettings,
+    UserRecord,
+    throttle_key,
+    user_key,
+)
+from mfa_middleware.core.throttle import ThrottleParams, ThrottleState
+
+
+def _update_user(user_id: str, **changes: Any) -> Generator[Effect, Any, UserRecord]:
+    def change(doc: Doc | None) -> Doc:
+        record = UserRecord.from_doc(doc)
+        values = {k: (v(record) if callable(v) else v) for k, v in changes.items()}
+        return replace(record, **values).to_doc()
+
+    _, after = yield from update(user_key(user_id), change)
+    return UserRecord.from_doc(after)
+
+
+def _update_settings(**changes: Any) -> Generator[Effect, Any, RuntimeSettings]:
+    def change(doc: Doc | None) -> Doc:
+        record = RuntimeSettings.from_doc(doc)
+        values = {k: (v(record) if callable(v) else v) for k, v in changes.items()}
+        return replace(record, **values).to_doc()
+
+    _, after = yield from update(SETTINGS_KEY, change)
+    return RuntimeSettings.from_doc(after)
+
+
+def force_logout(user_id: str, actor: str) -> Generator[Effect, Any, UserRecord]:
+    """End every session of one user, on every device and worker, at their next request."""
+    record = yield from _update_user(user_id, epoch=lambda r: r.epoch + 1)
+    yield from emit("forced_logout", user=user_id, actor=actor)
+    return record
+
+
+def logout_everyone(actor: str) -> Generator[Effect, Any, RuntimeSettings]:
+    """ "Clear all sessions": every user goes back to the login page."""
+    settings = yield from _update_settings(global_epoch=lambda s: s.global_epoch + 1)
+    yield from emit("all_sessions_cleared", actor=actor)
+    return settings
+
+
+def set_exempt(user_id: str, exempt: bool, actor: str) -> Generator[Effect, Any, UserRecord]:
+    record = yield from _update_user(user_id, exempt=exempt)
+    yield from emit("exemption_changed", user=user_id, exempt=exempt, actor=actor)
+    return record
+
+
+def set_required(user_id: str, required: bool, actor: str) -> Generator[Effect, Any, UserRecord]:
+    record = yield from _update_user(user_id, required=required)
+    yield from emit("requirement_changed", user=user_id, required=required, actor=actor)
+    return record
+
+
+def set_mode(
+    mode: str, defaults: PolicyDefaults, actor: str
+) -> Generator[Effect, Any, RuntimeSettings]:
+    """Change the global mode. Switching on from `off` bumps the enrollment epoch: everyone
+    enrolls again and old trusted devices stop counting (2FA was off meanwhile)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+
+    def change(doc: Doc | None) -> Doc:
+        record = RuntimeSettings.from_doc(doc)
+        was = record.mode or defaults.mode
+        epoch = record.enroll_epoch + 1 if was == "off" and mode != "off" else record.enroll_epoch
+        return replace(record, mode=mode, enroll_epoch=epoch).to_doc()
+
+    before, after = yield from update(SETTINGS_KEY, change)
+    settings = RuntimeSettings.from_doc(after)
+    yield from emit(
+        "mode_changed",
+        mode=mode,
+        actor=actor,
+        previous=RuntimeSettings.from_doc(before).mode or defaults.mode,
+    )
+    return settings
+
+
+def set_session_lifetime(seconds: float, actor: str) -> Generator[Effect, Any, RuntimeSettings]:
+    if seconds <= 0:
+        raise ValueError("the session lifetime must be longer than zero")
+    settings = yield from _update_settings(session_lifetime=seconds)
+    yield from emit("session_lifetime_changed", seconds=seconds, actor=actor)
+    return settings
+
+
+@dataclass(frozen=True, slots=True)
+class UserStatus:
+    user_id: str
+    enrolled: bool
+    method: str | None
+    exempt: bool
+    required: bool
+    failures: int
+    locked_for: float  # seconds; 0 when not locked, inf when locked until reset
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user": self.user_id,
+            "enrolled": self.enrolled,
+            "method": self.method,
+            "exempt": self.exempt,
+            "required": self.required,
+            "failures": self.failures,
+            "locked_for_seconds": None if self.locked_for == float("inf") else self.locked_for,
+            "locked": self.locked_for > 0,
+        }
+
+
+def user_status(
+    user_id: str, now: float, limits: ThrottleParams
+) -> Generator[Effect, Any, UserStatus]:
+    settings = RuntimeSettings.from_doc((yield from get(SETTINGS_KEY)))
+    record = UserRecord.from_doc((yield from get(user_key(user_id))))
+    throttle = ThrottleState.from_doc((yield from get(throttle_key(user_id))))
+    locked = throttle.retry_after(now, limits) if throttle.locked(now, limits) else 0.0
+    return UserStatus(
+        user_id,
+        record.enrolled_in(settings.enroll_epoch),
+        record.method,
+        record.exempt,
+        record.required,
+        throttle.failures,
+        locked,
+    )

@@ -1,0 +1,167 @@
+"""The Django middleware: `request.user` is the principal, Django's logout ends sessions.
+
+Place it after `AuthenticationMiddleware`. It is sync and async capable: under ASGI Django it
+runs the shared flows with the async driver and reads the user with `request.auser()`. A
+verified request costs no database query of its own: the user is the one Django's auth loads
+for the view anyway, and the MFA state comes from the MFA store's coherent cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.contrib import auth
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+
+from mfa_middleware.core.effects import Effect
+from mfa_middleware.core.principal import Principal
+from mfa_middleware.django.settings import runtime
+from mfa_middleware.drivers import run_async, run_sync
+from mfa_middleware.errors import StoreError
+from mfa_middleware.events import logger
+from mfa_middleware.runtime import Runtime
+from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, GateResult, gate
+from mfa_middleware.web.http import Cookie, RequestFacts, Response
+from mfa_middleware.web.pages import PageOutcome, handle_page, unavailable
+
+GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
+
+
+def principal_from_user(user: Any) -> Principal | None:
+    """A Principal from a Django user; its id is the primary key, stable across renames."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return Principal(
+        id=str(user.pk),
+        username=user.get_username(),
+        email=getattr(user, "email", None) or None,
+        attributes={
+            "is_staff": bool(getattr(user, "is_staff", False)),
+            "is_superuser": bool(getattr(user, "is_superuser", False)),
+        },
+        auth_method=str(getattr(user, "auth_method", "session")),
+    )
+
+
+def facts_from_request(request: HttpRequest, *, with_body: bool) -> RequestFacts:
+    return RequestFacts(
+        method=(request.method or "GET").upper(),
+        path=request.path_info,
+        query=request.META.get("QUERY_STRING", ""),
+        headers={name.lower(): value for name, value in request.headers.items()},
+        client=request.META.get("REMOTE_ADDR"),
+        scheme=request.scheme or "http",
+        body=request.body if with_body and request.method == "POST" else b"",
+    )
+
+
+def app_session(request: HttpRequest) -> AppSession:
+    """Django cycles the session key at every login: a new login means a new code."""
+    session = getattr(request, "session", None)
+    key = getattr(session, "session_key", None)
+    return AppSession(marker=key) if key else NO_APP_SESSION
+
+
+def to_django(response: Response, *, head: bool) -> HttpResponse:
+    result = HttpResponse(b"" if head else response.body, status=response.status)
+    for name, value in response.headers:
+        result.headers[name] = value
+    _set_cookies(result, response.cookies)
+    return result
+
+
+def _set_cookies(response: HttpResponseBase, cookies: list[Cookie]) -> None:
+    for cookie in cookies:
+        response.set_cookie(
+            cookie.name,
+            cookie.value,
+            max_age=cookie.max_age,
+            path="/",
+            secure=cookie.secure,
+            httponly=True,
+            samesite="Strict" if cookie.samesite == "strict" else "Lax",
+        )
+
+
+class MFAMiddleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def _under_prefix(self, request: HttpRequest, rt: Runtime) -> bool:
+        path = request.path_info
+        return path == rt.prefix or path.startswith(rt.prefix + "/")
+
+    def _flow(
+        self, request: HttpRequest, rt: Runtime, principal: Principal | None
+    ) -> tuple[RequestFacts, Generator[Effect, Any, GateResult | PageOutcome] | None]:
+        """The flow this request needs, or None when it simply passes (anonymous)."""
+        path = request.path_info
+        page = path == rt.prefix or path.startswith(rt.prefix + "/")
+        facts = facts_from_request(request, with_body=page)
+        if page:
+            return facts, handle_page(rt, facts, principal, app_session(request))
+        if principal is None:
+            return facts, None
+        return facts, gate(rt, facts, principal, app_session(request))
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        rt = runtime()
+        principal = principal_from_user(getattr(request, "user", None))
+        facts, flow = self._flow(request, rt, principal)
+        if flow is None:
+            return self.get_response(request)
+        try:
+            result = run_sync(flow, rt.store, rt.events)
+        except StoreError as exc:
+            return refuse(rt, facts, principal, exc)
+        if result.end_app_session:
+            auth.logout(request)
+        if (answer := own_answer(facts, result)) is not None:
+            return answer
+        assert isinstance(result, GateResult)
+        response = self.get_response(request)
+        _set_cookies(response, result.cookies)  # type: ignore[arg-type]
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> Any:
+        rt = runtime()
+        principal = principal_from_user(await request.auser())
+        facts, flow = self._flow(request, rt, principal)
+        if flow is None:
+            return await self.get_response(request)  # type: ignore[misc]
+        try:
+            result = await run_async(flow, rt.store, rt.events)
+        except StoreError as exc:
+            return refuse(rt, facts, principal, exc)
+        if result.end_app_session:
+            await auth.alogout(request)
+        if (answer := own_answer(facts, result)) is not None:
+            return answer
+        assert isinstance(result, GateResult)
+        response = await self.get_response(request)  # type: ignore[misc]
+        _set_cookies(response, result.cookies)
+        return response
+
+
+def refuse(
+    rt: Runtime, facts: RequestFacts, principal: Principal | None, exc: StoreError
+) -> HttpResponse:
+    logger.error("store unavailable, request refused: %s", exc)
+    return to_django(unavailable(rt, facts, principal), head=facts.method == "HEAD")
+
+
+def own_answer(facts: RequestFacts, result: GateResult | PageOutcome) -> HttpResponse | None:
+    """Our response (a page, a redirect, a refusal), or None to let the view answer."""
+    if result.response is None:
+        return None
+    return to_django(result.response, head=facts.method == "HEAD")
