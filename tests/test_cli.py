@@ -1,14 +1,26 @@
-"""The `mfa-admin` console script is installed and answers --help and --version."""
+"""The `mfa-admin` console script: installed, answers --help and --version, and runs every
+command against a SQLite store (as a subprocess, and in-process through `cli.main`)."""
 
 from __future__ import annotations
 
+import getpass
+import io
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mfa_middleware import cli
+from mfa_middleware.config import MFAConfig
+from mfa_middleware.core.effects import Key
+from mfa_middleware.errors import StoreError
+from mfa_middleware.runtime import Runtime
+from mfa_middleware.stores.memory import MemoryStore
+from mfa_middleware.stores.sqlite import SQLiteStore
 
 SCRIPT = Path(sys.executable).parent / "mfa-admin"
 
@@ -28,3 +40,423 @@ def test_version_names_the_package_version() -> None:
 def test_main_without_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == 0
     assert "Operate mfa_middleware" in capsys.readouterr().out
+
+
+# --- every command, as the installed script, against a SQLite store ------------------------
+
+KEY = "0123456789abcdefghijklmnopqrstuvwxyzABCD"  # 40 characters, only for these tests
+ALICE = Key("user", "alice")
+SETTINGS = Key("settings", "_", "global")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MFA_CONFIG", "MFA_STORE_URL")}
+    env.update(extra)
+    return env
+
+
+def admin(
+    *args: str, env: dict[str, str] | None = None, stdin: Any = subprocess.DEVNULL
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env if env is not None else _env(),
+        stdin=stdin,
+        timeout=30,
+    )
+
+
+def as_json(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "mfa.sqlite3"
+    store = SQLiteStore(path)
+    store.put(ALICE, {"method": "totp"})
+    store.close()
+    return path
+
+
+@pytest.fixture
+def url(db: Path) -> str:
+    return f"sqlite://{db}"  # db is absolute: sqlite:///tmp/.../mfa.sqlite3
+
+
+def doc(db: Path, key: Key) -> dict[str, Any]:
+    store = SQLiteStore(db)
+    try:
+        return store.get(key) or {}
+    finally:
+        store.close()
+
+
+def test_url_fixture_is_the_documented_absolute_form(url: str) -> None:
+    assert url.startswith("sqlite:///")
+
+
+def test_status_json(url: str) -> None:
+    assert as_json(admin("--store", url, "--json", "status", "alice")) == {
+        "user": "alice",
+        "enrolled": True,
+        "method": "totp",
+        "exempt": False,
+        "required": False,
+        "failures": 0,
+        "locked_for_seconds": 0.0,
+        "locked": False,
+    }
+
+
+def test_status_human_readable_prints_key_value_lines(url: str) -> None:
+    result = admin("--store", url, "status", "alice")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "user: alice"
+    assert "enrolled: True" in lines
+    assert "method: totp" in lines
+    assert "locked: False" in lines
+    assert all(": " in line for line in lines)
+    assert not result.stdout.lstrip().startswith("{")
+
+
+def test_unknown_user_exits_2(url: str, db: Path) -> None:
+    result = admin("--store", url, "--json", "exempt", "ghost")
+    assert result.returncode == 2
+    assert "unknown user" in result.stderr
+    assert "'ghost'" in result.stderr
+    assert result.stdout == ""
+    assert doc(db, Key("user", "ghost")) == {}  # nothing written for a user that is not there
+
+
+def test_status_of_unknown_user_exits_2(url: str, capsys: Any) -> None:
+    code, out = run_main("--store", url, "status", "ghost")
+    assert code == 2
+    assert out == ""
+    assert "unknown user 'ghost'" in capsys.readouterr().err
+
+
+def test_logout_user_bumps_their_epoch(url: str, db: Path) -> None:
+    assert as_json(admin("--store", url, "--json", "logout", "alice")) == {
+        "logged_out": "alice",
+        "devices_revoked": False,
+    }
+    assert doc(db, ALICE)["epoch"] == 1
+    assert doc(db, ALICE)["method"] == "totp"  # the enrollment is kept
+    assert doc(db, ALICE).get("device_epoch", 0) == 0  # trusted devices are kept
+    assert doc(db, SETTINGS).get("global_epoch", 0) == 0  # nobody else is logged out
+
+
+def test_logout_all_with_yes_bumps_the_global_epoch(url: str, db: Path) -> None:
+    result = admin("--store", url, "--json", "logout", "--all", "--yes")
+    assert as_json(result) == {"logged_out": "all", "devices_revoked": False}
+    assert doc(db, SETTINGS)["global_epoch"] == 1
+    assert doc(db, SETTINGS).get("device_epoch", 0) == 0
+    assert doc(db, ALICE).get("epoch", 0) == 0
+
+
+def test_logout_with_devices_also_bumps_the_device_epochs(url: str, db: Path) -> None:
+    result = admin("--store", url, "--json", "logout", "alice", "--devices")
+    assert as_json(result) == {"logged_out": "alice", "devices_revoked": True}
+    assert doc(db, ALICE)["epoch"] == 1
+    assert doc(db, ALICE)["device_epoch"] == 1
+    code, out = run_main("--store", url, "--json", "logout", "--all", "--yes", "--devices")
+    assert code == 0
+    assert json.loads(out) == {"logged_out": "all", "devices_revoked": True}
+    assert doc(db, SETTINGS)["global_epoch"] == 1
+    assert doc(db, SETTINGS)["device_epoch"] == 1
+    assert doc(db, ALICE)["device_epoch"] == 1  # the global epoch covers every user
+
+
+def test_logout_all_without_yes_and_no_terminal_refuses(url: str, db: Path) -> None:
+    result = admin("--store", url, "logout", "--all")
+    assert result.returncode == 2
+    assert "Refusing without --yes" in result.stderr
+    assert "no terminal" in result.stderr
+    assert doc(db, SETTINGS).get("global_epoch", 0) == 0
+
+
+@pytest.mark.parametrize(
+    ("command", "field", "value"),
+    [
+        ("exempt", "exempt", True),
+        ("unexempt", "exempt", False),
+        ("require", "required", True),
+        ("unrequire", "required", False),
+    ],
+)
+def test_flag_commands(url: str, db: Path, command: str, field: str, value: bool) -> None:
+    SQLiteStore(db).put(ALICE, {"method": "totp", field: not value})
+    assert as_json(admin("--store", url, "--json", command, "alice")) == {
+        "user": "alice",
+        field: value,
+    }
+    assert doc(db, ALICE)[field] is value
+    assert doc(db, ALICE)["method"] == "totp"
+
+
+def test_mode_off_then_optional_bumps_the_enroll_epoch(url: str, db: Path) -> None:
+    assert as_json(admin("--store", url, "--json", "mode", "off")) == {"mode": "off"}
+    assert doc(db, SETTINGS)["mode"] == "off"
+    assert doc(db, SETTINGS)["enroll_epoch"] == 0
+    assert as_json(admin("--store", url, "--json", "mode", "optional")) == {"mode": "optional"}
+    assert doc(db, SETTINGS)["mode"] == "optional"
+    assert doc(db, SETTINGS)["enroll_epoch"] == 1
+    # alice enrolled before 2FA was switched off: she must enroll again
+    code, out = run_main("--store", url, "--json", "status", "alice")
+    assert code == 0
+    assert json.loads(out)["enrolled"] is False
+
+
+@pytest.mark.parametrize(("duration", "seconds"), [("90d", 90 * 86400.0), ("12h", 43200.0)])
+def test_session_lifetime(url: str, db: Path, duration: str, seconds: float) -> None:
+    result = admin("--store", url, "--json", "session-lifetime", duration)
+    assert as_json(result) == {"session_lifetime_seconds": seconds}
+    assert doc(db, SETTINGS)["session_lifetime"] == seconds
+
+
+def test_session_lifetime_bad_value_exits_2(url: str, db: Path) -> None:
+    result = admin("--store", url, "session-lifetime", "soon")
+    assert result.returncode == 2
+    assert "bad duration 'soon'" in result.stderr
+    assert doc(db, SETTINGS).get("session_lifetime") is None
+
+
+def test_store_url_from_the_environment(url: str, db: Path) -> None:
+    env = _env(MFA_STORE_URL=url)
+    assert as_json(admin("--json", "status", "alice", env=env))["method"] == "totp"
+    assert as_json(admin("--json", "logout", "alice", env=env))["logged_out"] == "alice"
+    assert doc(db, ALICE)["epoch"] == 1
+
+
+def test_no_config_and_no_store_exits_2(tmp_path: Path) -> None:
+    result = admin("status", "alice")
+    assert result.returncode == 2
+    assert "--config, --store, $MFA_CONFIG or $MFA_STORE_URL" in result.stderr
+    assert not list(tmp_path.iterdir())  # no default store was created anywhere here
+
+
+def test_bad_store_url_exits_2() -> None:
+    result = admin("--store", "postgres://db/mfa", "status", "alice")
+    assert result.returncode == 2
+    assert "unknown store URL" in result.stderr
+
+
+# --- --config module:attr -------------------------------------------------------------------
+
+CONFIG_MODULE = """
+from mfa_middleware import MFAConfig
+from mfa_middleware.stores.sqlite import SQLiteStore
+
+MFA_CONFIG = MFAConfig(secret_keys=[{key!r}], store=SQLiteStore({db!r}))
+
+
+def make_config():
+    # another default mode, so a test can tell this config was used
+    return MFAConfig(secret_keys=[{key!r}], store=SQLiteStore({db!r}), mode="off")
+
+
+NOT_A_CONFIG = 42
+"""
+
+
+@pytest.fixture
+def config_module(tmp_path: Path, db: Path) -> str:
+    name = f"mfa_cli_settings_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(CONFIG_MODULE.format(key=KEY, db=str(db)))
+    return name
+
+
+def _config_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)
+    return _env(PYTHONPATH=path, **extra)
+
+
+def test_config_attribute(tmp_path: Path, db: Path, config_module: str) -> None:
+    env = _config_env(tmp_path)
+    result = admin("--config", f"{config_module}:MFA_CONFIG", "--json", "exempt", "alice", env=env)
+    assert as_json(result) == {"user": "alice", "exempt": True}
+    assert doc(db, ALICE)["exempt"] is True
+
+
+def test_config_function_and_its_defaults(tmp_path: Path, db: Path, config_module: str) -> None:
+    env = _config_env(tmp_path)
+    target = f"{config_module}:make_config"
+    result = admin("--config", target, "--json", "mode", "optional", env=env)
+    assert as_json(result) == {"mode": "optional"}
+    # the function's config says mode="off": switching on from it bumps the enroll epoch
+    assert doc(db, SETTINGS)["mode"] == "optional"
+    assert doc(db, SETTINGS)["enroll_epoch"] == 1
+
+
+def test_config_from_the_environment(tmp_path: Path, config_module: str) -> None:
+    env = _config_env(tmp_path, MFA_CONFIG=config_module)  # attr defaults to MFA_CONFIG
+    assert as_json(admin("--json", "status", "alice", env=env))["user"] == "alice"
+
+
+@pytest.mark.parametrize("target", ["no_such_module_for_mfa_tests:CONFIG", "{module}:missing"])
+def test_bad_config_path_exits_2(tmp_path: Path, config_module: str, target: str) -> None:
+    target = target.format(module=config_module)
+    result = admin("--config", target, "status", "alice", env=_config_env(tmp_path))
+    assert result.returncode == 2
+    assert f"cannot load the config {target!r}" in result.stderr
+
+
+# --- the rest in-process: cli.main(..., out=) -----------------------------------------------
+
+
+def run_main(*argv: str, **kwargs: Any) -> tuple[int, str]:
+    out = io.StringIO()
+    code = cli.main(list(argv), out=out, **kwargs)
+    return code, out.getvalue()
+
+
+def test_not_an_mfa_config_exits_2(
+    tmp_path: Path, config_module: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out = run_main("--config", f"{config_module}:NOT_A_CONFIG", "status", "alice")
+    assert code == 2
+    assert out == ""
+    assert "is not an MFAConfig" in capsys.readouterr().err
+
+
+def test_store_url_variable_is_read_in_process(
+    url: str, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MFA_CONFIG", raising=False)
+    monkeypatch.setenv("MFA_STORE_URL", url)
+    code, out = run_main("--json", "require", "alice")
+    assert code == 0
+    assert json.loads(out) == {"user": "alice", "required": True}
+    assert doc(db, ALICE)["required"] is True
+
+
+def test_mode_transitions_and_the_enroll_epoch(url: str, db: Path) -> None:
+    def mode(name: str) -> int:
+        code, out = run_main("--store", url, "--json", "mode", name)
+        assert code == 0
+        assert json.loads(out) == {"mode": name}
+        assert doc(db, SETTINGS)["mode"] == name
+        return int(doc(db, SETTINGS)["enroll_epoch"])
+
+    assert mode("optional") == 0  # from the default "required": no new enrollment
+    assert mode("required") == 0
+    assert mode("off") == 0
+    assert mode("off") == 0
+    assert mode("required") == 1  # switched on again from off
+    assert mode("optional") == 1
+    assert mode("off") == 1
+    assert mode("optional") == 2
+
+
+def test_unknown_mode_is_refused_by_the_parser(url: str, db: Path, capsys: Any) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_main("--store", url, "mode", "sometimes")
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+    assert doc(db, SETTINGS) == {}
+
+
+def test_logout_needs_a_user_or_all(url: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run_main("--store", url, "logout")
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("duration", "seconds"), [("30m", 1800.0), ("1.5h", 5400.0), ("45", 45.0), ("2w", 1209600.0)]
+)
+def test_session_lifetime_forms(url: str, db: Path, duration: str, seconds: float) -> None:
+    code, out = run_main("--store", url, "session-lifetime", duration)
+    assert code == 0
+    assert out == f"session_lifetime_seconds: {seconds}\n"
+    assert doc(db, SETTINGS)["session_lifetime"] == seconds
+
+
+@pytest.mark.parametrize("duration", ["0", "0d", "5x", "12 hours", "inf", "nan", ""])
+def test_session_lifetime_bad_values(url: str, db: Path, duration: str, capsys: Any) -> None:
+    code, _ = run_main("--store", url, "session-lifetime", duration)
+    assert code == 2
+    assert "bad duration" in capsys.readouterr().err
+    assert "session_lifetime" not in doc(db, SETTINGS)
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("answer", "done"), [("y\n", True), ("YES\n", True), ("n\n", False)])
+def test_logout_all_asks_on_a_terminal(
+    url: str, db: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, answer: str, done: bool
+) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeTerminal(answer))
+    code, out = run_main("--store", url, "logout", "--all")
+    captured = capsys.readouterr()
+    prompt = "Log out every user of every session? [y/N] "
+    assert out.startswith(prompt)  # asked on the command's own output stream
+    if done:
+        assert code == 0
+        assert out == prompt + "logged_out: all\ndevices_revoked: False\n"
+        assert doc(db, SETTINGS)["global_epoch"] == 1
+    else:
+        assert code == 2
+        assert "cancelled" in captured.err
+        assert doc(db, SETTINGS).get("global_epoch", 0) == 0
+
+
+def test_events_name_the_cli_actor(db: Path) -> None:
+    events: list[dict[str, Any]] = []
+    config = MFAConfig(secret_keys=[KEY], store=SQLiteStore(db), on_event=events.append)
+    runtime = Runtime(config)
+    assert run_main("logout", "alice", runtime=runtime)[0] == 0
+    assert run_main("logout", "--all", "--yes", runtime=runtime)[0] == 0
+    assert [e["event"] for e in events] == ["forced_logout", "all_sessions_cleared"]
+    assert events[0]["user"] == "alice"
+    assert all(e["actor"] == f"cli:{getpass.getuser()}" for e in events)
+
+
+def test_custom_resolver_maps_names_to_ids(db: Path, capsys: Any) -> None:
+    runtime = Runtime(MFAConfig(secret_keys=[KEY], store=SQLiteStore(db)))
+    names = {"Alice Liddell": "alice"}
+    code, out = run_main("--json", "exempt", "Alice Liddell", runtime=runtime, resolve=names.get)
+    assert code == 0
+    assert json.loads(out) == {"user": "alice", "exempt": True}
+    assert doc(db, ALICE)["exempt"] is True
+    code, _ = run_main("exempt", "alice", runtime=runtime, resolve=names.get)
+    assert code == 2
+    assert "unknown user 'alice'" in capsys.readouterr().err
+
+
+class BrokenStore(MemoryStore):
+    def get(self, key: Key, *, cached: bool = False) -> Any:
+        raise StoreError("the store is down")
+
+    def update(self, key: Key, fn: Any, *, ttl: float | None = None) -> Any:
+        raise StoreError("the store is down")
+
+
+def test_store_failure_exits_1(capsys: Any) -> None:
+    runtime = Runtime(MFAConfig(secret_keys=[KEY], store=BrokenStore()))
+    code, out = run_main("mode", "off", runtime=runtime)
+    assert code == 1
+    assert out == ""
+    assert "the store is down" in capsys.readouterr().err
+    code, _ = run_main("status", "alice", runtime=runtime)
+    assert code == 1
+
+
+def test_new_flag_exempts_a_user_without_a_record(url: str, db: Path, capsys: Any) -> None:
+    code, _ = run_main("--store", url, "exempt", "svc-new")
+    assert code == 2
+    assert "pass --new" in capsys.readouterr().err
+    code, out = run_main("--store", url, "--json", "exempt", "svc-new", "--new")
+    assert code == 0
+    assert json.loads(out) == {"user": "svc-new", "exempt": True}
+    assert doc(db, Key("user", "svc-new"))["exempt"] is True

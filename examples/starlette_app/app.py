@@ -105,6 +105,16 @@ async def health(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+async def public(request: Request) -> Response:
+    return page("Public", f"<p>A public page: {html.escape(request.path_params['rest'])}</p>")
+
+
+async def admin(request: Request) -> Response:
+    if not request.user.is_authenticated:
+        return RedirectResponse("/login?next=/admin", 303)
+    return page("Admin", "<p>The admin area.</p>")
+
+
 def login_page(error: str = "", next_path: str = "/", status: int = 200) -> HTMLResponse:
     message = f'<p role="alert" style="color:#b91c1c">{html.escape(error)}</p>' if error else ""
     body = f"""{message}<form method="post" action="/login">
@@ -164,6 +174,8 @@ def create_app(**mfa_options: Any) -> Starlette:
         "app_name": "Demo app",
         # The demo is served over plain HTTP on 127.0.0.1; production keeps the default True.
         "cookie_secure": False,
+        # Health checks and public pages need no second factor; everything else does.
+        "rules": [{"action": "bypass", "paths": ["/health", "/public/**"]}],
     }
     options.update(mfa_options)
     if "secret_keys" not in options:
@@ -177,6 +189,8 @@ def create_app(**mfa_options: Any) -> Starlette:
             Route("/account", account),
             Route("/api/profile", api_profile),
             Route("/health", health),
+            Route("/public/{rest:path}", public),
+            Route("/admin", admin),
             Route("/login", login, methods=["GET", "POST"]),
             Route("/logout", logout, methods=["POST"]),
             WebSocketRoute("/ws", live),

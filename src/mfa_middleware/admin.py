@@ -35,11 +35,11 @@ class Admin:
         rt = self.runtime
         return self._run(ops.user_status(user_id, rt.clock(), rt.limits))
 
-    def logout(self, user_id: str) -> None:
-        self._run(ops.force_logout(user_id, self.actor))
+    def logout(self, user_id: str, *, revoke_devices: bool = False) -> None:
+        self._run(ops.force_logout(user_id, self.actor, revoke_devices=revoke_devices))
 
-    def logout_all(self) -> None:
-        self._run(ops.logout_everyone(self.actor))
+    def logout_all(self, *, revoke_devices: bool = False) -> None:
+        self._run(ops.logout_everyone(self.actor, revoke_devices=revoke_devices))
 
     def exempt(self, user_id: str, exempt: bool = True) -> None:
         self._run(ops.set_exempt(user_id, exempt, self.actor))

@@ -18,7 +18,8 @@ from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate
 from mfa_middleware.web.http import Cookie, RequestFacts, Response
-from mfa_middleware.web.pages import handle_page, unavailable
+from mfa_middleware.web.messages import unavailable
+from mfa_middleware.web.pages import handle_page
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -61,13 +61,25 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
     target.add_argument("user", nargs="?")
     target.add_argument("--all", action="store_true", help="clear every user's sessions")
     logout.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    logout.add_argument(
+        "--devices",
+        action="store_true",
+        help="also revoke trusted devices (they must verify again)",
+    )
     for name, text in (
         ("exempt", "exempt a user (an API or service account) from 2FA"),
         ("unexempt", "remove a user's exemption"),
         ("require", "require 2FA for a user even in optional mode"),
         ("unrequire", "remove a user's requirement flag"),
     ):
-        commands.add_parser(name, help=text).add_argument("user")
+        flag = commands.add_parser(name, help=text)
+        flag.add_argument("user")
+        if name in ("exempt", "require"):
+            flag.add_argument(
+                "--new",
+                action="store_true",
+                help="the user has no 2FA record yet (e.g. a new service account): create one",
+            )
     mode = commands.add_parser("mode", help="set the global mode")
     mode.add_argument("mode", choices=["off", "optional", "required"])
     lifetime = commands.add_parser("session-lifetime", help="set the login session lifetime")
@@ -101,12 +113,12 @@ def load_config(config_path: str | None, store_url: str | None) -> MFAConfig:
     )
 
 
-def _confirm(question: str, assume_yes: bool, stdin: TextIO) -> None:
+def _confirm(question: str, assume_yes: bool, stdin: TextIO, out: TextIO) -> None:
     if assume_yes:
         return
     if not stdin.isatty():
         raise CommandError(f"{question} Refusing without --yes (no terminal to ask).")
-    print(f"{question} [y/N] ", end="", flush=True)
+    print(f"{question} [y/N] ", end="", flush=True, file=out)
     if stdin.readline().strip().lower() not in ("y", "yes"):
         raise CommandError("cancelled")
 
@@ -118,21 +130,28 @@ def run(
 
     def user_id() -> str:
         resolved = resolve(args.user)
+        if resolved is None and getattr(args, "new", False):
+            return str(args.user)
         if resolved is None:
-            raise CommandError(f"unknown user {args.user!r}")
+            hint = (
+                " (no 2FA record yet; pass --new to act on it anyway)"
+                if hasattr(args, "new")
+                else ""
+            )
+            raise CommandError(f"unknown user {args.user!r}{hint}")
         return resolved
 
     command = args.command
     if command == "status":
         return admin.status(user_id()).to_dict()
     if command == "logout" and args.all:
-        _confirm("Log out every user of every session?", args.yes, stdin)
-        admin.logout_all()
-        return {"logged_out": "all"}
+        _confirm("Log out every user of every session?", args.yes, stdin, out)
+        admin.logout_all(revoke_devices=args.devices)
+        return {"logged_out": "all", "devices_revoked": args.devices}
     if command == "logout":
         uid = user_id()
-        admin.logout(uid)
-        return {"logged_out": uid}
+        admin.logout(uid, revoke_devices=args.devices)
+        return {"logged_out": uid, "devices_revoked": args.devices}
     if command in ("exempt", "unexempt"):
         uid = user_id()
         admin.exempt(uid, command == "exempt")

@@ -18,8 +18,10 @@ from typing import Any
 
 from mfa_middleware.core.otp import ALGORITHMS
 from mfa_middleware.core.records import MODES
+from mfa_middleware.core.rules import Rule, RuleSet
 from mfa_middleware.errors import ConfigError
 from mfa_middleware.stores.base import Store
+from mfa_middleware.web.http import RequestFacts
 
 Duration = timedelta | float | int | str
 MIN_SECRET_LENGTH = 32
@@ -83,11 +85,17 @@ class MFAConfig:
     lockout: Duration = "1m"
     max_lockout: Duration = "1h"
     failure_ceiling: int = 20
+    rules: Sequence[Rule | Mapping[str, Any]] = ()
+    default_action: str | None = None
+    trusted_proxies: Sequence[str] = ()
+    background_request: Callable[[RequestFacts], bool] | None = None
+    reauth_window: Duration = "15m"
     template_dir: str | Path | None = None
     max_form_bytes: int = 16_384
     clock: Callable[[], float] = time.time
     on_event: EventHook | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    rule_set: RuleSet = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._check_secrets()
@@ -100,7 +108,12 @@ class MFAConfig:
         _int_range("max_attempts", self.max_attempts, 1, 20)
         _int_range("failure_ceiling", self.failure_ceiling, self.max_attempts, 100)
         _int_range("max_form_bytes", self.max_form_bytes, 1024, 1_048_576)
-        for name in ("session_lifetime", "lockout", "max_lockout"):
+        try:
+            rule_set = RuleSet.build(self.rules, self.default_action, self.trusted_proxies)
+            object.__setattr__(self, "rule_set", rule_set)
+        except ValueError as exc:
+            raise ConfigError("rules", str(exc)) from exc
+        for name in ("session_lifetime", "lockout", "max_lockout", "reauth_window"):
             object.__setattr__(self, name, parse_duration(name, getattr(self, name)))
         idle = parse_duration("idle_timeout", self.idle_timeout, allow_none=True)
         object.__setattr__(self, "idle_timeout", idle)
@@ -134,6 +147,10 @@ class MFAConfig:
         return float(self.session_lifetime)  # type: ignore[arg-type]
 
     @property
+    def reauth_seconds(self) -> float:
+        return float(self.reauth_window)  # type: ignore[arg-type]
+
+    @property
     def idle_seconds(self) -> float | None:
         return None if self.idle_timeout is None else float(self.idle_timeout)  # type: ignore[arg-type]
 
@@ -151,7 +168,7 @@ class MFAConfig:
 
     @classmethod
     def option_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+        return [f.name for f in fields(cls) if f.init]
 
 
 def _choice(name: str, value: object, allowed: Sequence[str]) -> None:

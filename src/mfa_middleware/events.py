@@ -28,6 +28,8 @@ class EventSink:
         event = self._record(name, fields)
         if self.hook is not None:
             result = self.hook(event)
+            if inspect.iscoroutine(result):
+                result.close()
             if inspect.isawaitable(result):
                 raise TypeError("an async on_event hook needs the ASGI middleware")
 

@@ -20,7 +20,8 @@ from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate
 from mfa_middleware.web.http import Cookie, RequestFacts, Response, clear_cookie
-from mfa_middleware.web.pages import handle_page, unavailable
+from mfa_middleware.web.messages import unavailable
+from mfa_middleware.web.pages import handle_page
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]

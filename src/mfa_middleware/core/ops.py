@@ -44,17 +44,29 @@ def _update_settings(**changes: Any) -> Generator[Effect, Any, RuntimeSettings]:
     return RuntimeSettings.from_doc(after)
 
 
-def force_logout(user_id: str, actor: str) -> Generator[Effect, Any, UserRecord]:
-    """End every session of one user, on every device and worker, at their next request."""
-    record = yield from _update_user(user_id, epoch=lambda r: r.epoch + 1)
-    yield from emit("forced_logout", user=user_id, actor=actor)
+def force_logout(
+    user_id: str, actor: str, *, revoke_devices: bool = False
+) -> Generator[Effect, Any, UserRecord]:
+    """End every session of one user, on every device and worker, at their next request;
+    with `revoke_devices`, their trusted devices must verify again too."""
+    changes: dict[str, Any] = {"epoch": lambda r: r.epoch + 1}
+    if revoke_devices:
+        changes["device_epoch"] = lambda r: r.device_epoch + 1
+    record = yield from _update_user(user_id, **changes)
+    yield from emit("forced_logout", user=user_id, actor=actor, devices_revoked=revoke_devices)
     return record
 
 
-def logout_everyone(actor: str) -> Generator[Effect, Any, RuntimeSettings]:
-    """ "Clear all sessions": every user goes back to the login page."""
-    settings = yield from _update_settings(global_epoch=lambda s: s.global_epoch + 1)
-    yield from emit("all_sessions_cleared", actor=actor)
+def logout_everyone(
+    actor: str, *, revoke_devices: bool = False
+) -> Generator[Effect, Any, RuntimeSettings]:
+    """Clear all sessions: every user goes back to the login page; with `revoke_devices`,
+    every trusted device must verify again too."""
+    changes: dict[str, Any] = {"global_epoch": lambda s: s.global_epoch + 1}
+    if revoke_devices:
+        changes["device_epoch"] = lambda s: s.device_epoch + 1
+    settings = yield from _update_settings(**changes)
+    yield from emit("all_sessions_cleared", actor=actor, devices_revoked=revoke_devices)
     return settings
 
 

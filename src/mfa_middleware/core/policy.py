@@ -61,13 +61,7 @@ class Expired:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Deny:
-    reason: str
-    status: int = 403
-
-
-Decision = Allow | Challenge | Enroll | Expired | Deny
+Decision = Allow | Challenge | Enroll | Expired
 
 ALLOW_VERIFIED = Allow("verified")
 ALLOW_OFF = Allow("mode_off")
@@ -90,8 +84,13 @@ def expiry_reason(claims: SessionClaims, state: HotState, now: float, eff: Effec
     return None
 
 
-def decide(claims: SessionClaims, state: HotState, now: float, eff: Effective) -> Decision:
-    """What the gate does with a request from a user whose MFA session is `claims`."""
+def decide(
+    claims: SessionClaims, state: HotState, now: float, eff: Effective, *, require: bool = False
+) -> Decision:
+    """What the gate does with a request from a user whose MFA session is `claims`.
+
+    `require` (a `two_factor` rule matched) makes enrollment required here even in optional
+    mode; `off` stays off and an exempt user stays exempt."""
     reason = expiry_reason(claims, state, now, eff)
     if reason is not None:
         return Expired(reason)
@@ -102,11 +101,12 @@ def decide(claims: SessionClaims, state: HotState, now: float, eff: Effective) -
         return ALLOW_EXEMPT
     if user.enrolled_in(state.settings.enroll_epoch):
         return ALLOW_VERIFIED if claims.verified else CHALLENGE
-    if eff.mode == "required" or user.required:
+    if eff.mode == "required" or user.required or require:
         return ENROLL
     return ALLOW_NOT_ENROLLED
 
 
 def needs_activity_refresh(claims: SessionClaims, now: float, eff: Effective) -> bool:
-    """Whether to re-issue the cookie to move the idle deadline."""
+    """Whether to re-issue the cookie to move the idle deadline (background polling requests
+    are not asked: they must not keep an idle session alive)."""
     return eff.idle_timeout is not None and now - claims.active_at >= IDLE_REFRESH_SECONDS

@@ -42,6 +42,7 @@ class UserRecord(Record):
     enroll_epoch: int = 0  # the global enrollment epoch this enrollment belongs to
     enrolled_at: float = 0.0
     epoch: int = 0  # bumped to end every session of this user (force-logout, reset)
+    device_epoch: int = 0  # bumped to stop every trusted device of this user skipping 2FA
     exempt: bool = False
     required: bool = False
 
@@ -59,6 +60,7 @@ class RuntimeSettings(Record):
     idle_timeout: float | None = None
     global_epoch: int = 0  # bumped by "clear all sessions"
     enroll_epoch: int = 0  # bumped when 2FA is switched off and on again
+    device_epoch: int = 0  # bumped to stop every trusted device of every user skipping 2FA
 
 
 @dataclass(frozen=True, slots=True)

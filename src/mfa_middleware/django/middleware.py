@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.contrib import auth
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
@@ -24,19 +24,26 @@ from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, GateResult, gate
 from mfa_middleware.web.http import Cookie, RequestFacts, Response
-from mfa_middleware.web.pages import PageOutcome, handle_page, unavailable
+from mfa_middleware.web.messages import unavailable
+from mfa_middleware.web.pages import PageOutcome, handle_page
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
 
 
-def principal_from_user(user: Any) -> Principal | None:
-    """A Principal from a Django user; its id is the primary key, stable across renames."""
+def principal_from_user(user: Any, *, with_groups: bool = False) -> Principal | None:
+    """A Principal from a Django user; its id is the primary key, stable across renames.
+
+    Group names cost a query, so they are read only when a rule matches on groups."""
     if user is None or not getattr(user, "is_authenticated", False):
         return None
+    groups: frozenset[str] = frozenset()
+    if with_groups and hasattr(user, "groups"):
+        groups = frozenset(user.groups.values_list("name", flat=True))
     return Principal(
         id=str(user.pk),
         username=user.get_username(),
         email=getattr(user, "email", None) or None,
+        groups=groups,
         attributes={
             "is_staff": bool(getattr(user, "is_staff", False)),
             "is_superuser": bool(getattr(user, "is_superuser", False)),
@@ -116,7 +123,9 @@ class MFAMiddleware:
         if self.is_async:
             return self.__acall__(request)
         rt = runtime()
-        principal = principal_from_user(getattr(request, "user", None))
+        principal = principal_from_user(
+            getattr(request, "user", None), with_groups=rt.config.rule_set.uses_groups
+        )
         facts, flow = self._flow(request, rt, principal)
         if flow is None:
             return self.get_response(request)
@@ -135,7 +144,11 @@ class MFAMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> Any:
         rt = runtime()
-        principal = principal_from_user(await request.auser())
+        user = await request.auser()
+        if rt.config.rule_set.uses_groups:
+            principal = await sync_to_async(principal_from_user)(user, with_groups=True)
+        else:
+            principal = principal_from_user(user)
         facts, flow = self._flow(request, rt, principal)
         if flow is None:
             return await self.get_response(request)  # type: ignore[misc]

@@ -16,7 +16,6 @@ from mfa_middleware.core.policy import (
     Allow,
     Challenge,
     Decision,
-    Deny,
     Effective,
     Enroll,
     Expired,
@@ -38,6 +37,7 @@ from mfa_middleware.web.http import (
     wants_json,
     with_next,
 )
+from mfa_middleware.web.messages import denied
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +69,15 @@ class SessionView:
 
 
 def resolve_session(
-    rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession
+    rt: Runtime,
+    facts: RequestFacts,
+    principal: Principal,
+    app: AppSession,
+    *,
+    require: bool = False,
 ) -> Generator[Effect, Any, SessionView]:
+    """The user's MFA session for this request (a new one when the cookie is missing, foreign
+    or from another login) and the decision on it. `require`: a two_factor rule matched."""
     now = rt.clock()
     state = yield from load_hot_state(principal.id)
     eff = effective(state.settings, rt.defaults)
@@ -93,9 +100,11 @@ def resolve_session(
             state.settings.global_epoch,
             login_tag=login_tag,
         )
-    decision = decide(claims, state, now, eff)
+    decision = decide(claims, state, now, eff, require=require)
     view = SessionView(claims, state, eff, decision, fresh)
-    if not isinstance(decision, Expired) and (fresh or needs_activity_refresh(claims, now, eff)):
+    background = rt.config.background_request
+    refresh = needs_activity_refresh(claims, now, eff) and not (background and background(facts))
+    if not isinstance(decision, Expired) and (fresh or refresh):
         view.claims = replace(claims, active_at=int(now))
         view.cookies.append(rt.session_cookie(view.claims, eff))
     return view
@@ -134,7 +143,14 @@ def expired_response(
 def gate(
     rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession
 ) -> Generator[Effect, Any, GateResult]:
-    view = yield from resolve_session(rt, facts, principal, app)
+    action = rt.config.rule_set.action_for(
+        facts.path, facts.method, principal, facts.client, facts.header("x-forwarded-for")
+    )
+    if action == "bypass":
+        return GateResult(None)
+    if action == "deny":
+        return GateResult(denied(rt, facts, principal))
+    view = yield from resolve_session(rt, facts, principal, app, require=action == "two_factor")
     decision = view.decision
     marker = view.claims.session_id if view.fresh and app.writable else None
     if isinstance(decision, Allow):
@@ -146,9 +162,6 @@ def gate(
         return GateResult(
             expired_response(rt, facts, principal, decision.reason), end_app_session=True
         )
-    if isinstance(decision, Deny):
-        body = {"error": decision.reason}
-        return GateResult(json_response(decision.status, body, view.cookies), marker=marker)
     page = "challenge" if isinstance(decision, Challenge) else "enroll"
     assert isinstance(decision, Challenge | Enroll)
     location = with_next(rt.url(page), next_target(facts))

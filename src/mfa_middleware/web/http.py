@@ -136,9 +136,14 @@ def json_response(
     return Response(status, headers, json.dumps(payload).encode(), list(cookies or ()))
 
 
+LOCATION_SAFE = "/?#[]@!$&'()*+,;=:%~-._"
+
+
 def redirect(location: str, cookies: list[Cookie] | None = None) -> Response:
+    """A 303; the location is percent-encoded (UTF-8) since headers carry only ASCII safely,
+    existing escapes are kept."""
     headers = [
-        ("location", location),
+        ("location", quote(location, safe=LOCATION_SAFE)),
         ("cache-control", "no-store"),
         ("content-type", "text/plain; charset=utf-8"),
         ("x-content-type-options", "nosniff"),

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import segno
 
-from mfa_middleware.core import otp
+from mfa_middleware.core import ops, otp
 from mfa_middleware.core.effects import Effect, emit
 from mfa_middleware.core.flows import (
     Attempt,
@@ -23,7 +23,15 @@ from mfa_middleware.core.flows import (
     throttle_state,
     verify_totp,
 )
-from mfa_middleware.core.policy import Allow, Challenge, Enroll, Expired
+from mfa_middleware.core.policy import (
+    ALLOW_EXEMPT,
+    ALLOW_NOT_ENROLLED,
+    ALLOW_VERIFIED,
+    Allow,
+    Challenge,
+    Enroll,
+    Expired,
+)
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.redirects import safe_next
 from mfa_middleware.core.tokens import SessionClaims, csrf_token, csrf_valid
@@ -41,6 +49,7 @@ from mfa_middleware.web.http import (
     wants_json,
     with_next,
 )
+from mfa_middleware.web.messages import forbidden, message
 
 
 @dataclass(slots=True)
@@ -68,6 +77,17 @@ class Page:
     @property
     def csrf(self) -> str:
         return csrf_token(self.rt.keyring, self.view.claims.session_id)
+
+    @property
+    def reauth(self) -> bool:
+        """A verified user confirming it is them before a sensitive change (step-up)."""
+        return "1" in (self.form.get("reauth"), self.facts.query_param("reauth"))
+
+    @property
+    def recently_verified(self) -> bool:
+        claims = self.view.claims
+        age = self.rt.clock() - claims.verified_at
+        return claims.verified and age <= self.rt.config.reauth_seconds
 
     def render(self, template: str, status: int = 200, **context: Any) -> PageOutcome:
         body = self.rt.renderer.render(
@@ -99,55 +119,13 @@ class Page:
 Handler = Callable[[Page], Generator[Effect, Any, PageOutcome]]
 
 
-def _message(
-    rt: Runtime,
-    facts: RequestFacts,
-    principal: Principal | None,
-    status: int,
-    title: str,
-    text: str,
-    error: str,
-) -> Response:
-    if wants_json(facts, principal):
-        return json_response(status, {"error": error, "message": text})
-    body = rt.renderer.render(
-        "message.html", title=title, message=text, csrf_token="", next="/", user=""
-    )
-    return html_response(status, body)
-
-
-def forbidden(rt: Runtime, facts: RequestFacts, principal: Principal | None) -> Response:
-    return _message(
-        rt,
-        facts,
-        principal,
-        403,
-        "Request refused",
-        "This form has expired or did not come from this site. Go back, reload the "
-        "page and try again.",
-        "csrf_failed",
-    )
-
-
-def unavailable(rt: Runtime, facts: RequestFacts, principal: Principal | None) -> Response:
-    return _message(
-        rt,
-        facts,
-        principal,
-        503,
-        "Temporarily unavailable",
-        "Sign-in verification is unavailable right now. Please try again in a moment.",
-        "mfa_unavailable",
-    )
-
-
 def _posted(page: Page) -> PageOutcome | None:
     """Parse and CSRF-check a POST; an outcome means "refuse with this"."""
     try:
         page.form = parse_form(page.facts, page.rt.config.max_form_bytes)
     except FormError:
         return page.outcome(
-            _message(
+            message(
                 page.rt,
                 page.facts,
                 page.principal,
@@ -199,31 +177,46 @@ def _record_attempt(
     yield from emit("verify_failed", **fields, locked=attempt.locked)
 
 
+def _wants_code(page: Page) -> bool:
+    decision = page.view.decision
+    return isinstance(decision, Challenge) or (page.reauth and decision == ALLOW_VERIFIED)
+
+
 def challenge_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if not isinstance(page.view.decision, Challenge):
+    if not _wants_code(page):
         return page.where_to()
     state = yield from throttle_state(page.principal.id)
     now = page.rt.clock()
     if state.locked(now, page.rt.limits):
         retry = state.retry_after(now, page.rt.limits)
         return page.render(
-            "challenge.html", 429, locked=True, permanent=math.isinf(retry), wait=wait_text(retry)
+            "challenge.html",
+            429,
+            locked=True,
+            permanent=math.isinf(retry),
+            wait=wait_text(retry),
+            reauth=page.reauth,
         )
-    return page.render("challenge.html")
+    return page.render("challenge.html", reauth=page.reauth)
 
 
 def challenge_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if not isinstance(page.view.decision, Challenge):
-        return page.where_to()
     if (refused := _posted(page)) is not None:
         return refused
+    if not _wants_code(page):
+        return page.where_to()
     rt = page.rt
     attempt = yield from verify_totp(
         page.principal.id, page.form.get("code", ""), rt.clock(), rt.keyring, rt.totp, rt.limits
     )
     yield from _record_attempt(page, attempt, "totp", "challenge")
     if not attempt.ok:
-        return page.render("challenge.html", _failure_status(attempt), **_failure_context(attempt))
+        return page.render(
+            "challenge.html",
+            _failure_status(attempt),
+            reauth=page.reauth,
+            **_failure_context(attempt),
+        )
     claims = rt.upgraded(page.view.claims, epoch=page.view.state.user.epoch, method="totp")
     return _signed_in(page, claims)
 
@@ -234,14 +227,22 @@ def _signed_in(page: Page, claims: SessionClaims) -> PageOutcome:
     return PageOutcome(redirect(page.next, [cookie]), marker)
 
 
-def _may_enroll(page: Page) -> bool:
+def _not_enrollable(page: Page) -> PageOutcome | None:
+    """None when this user may (re-)enroll now; else where to go instead. Replacing a factor
+    needs a recent verification (step-up), so a stolen session cannot swap the factor."""
     decision = page.view.decision
-    return isinstance(decision, Enroll) or decision == Allow("not_enrolled")
+    if isinstance(decision, Enroll) or decision == ALLOW_NOT_ENROLLED:
+        return None
+    if decision == ALLOW_VERIFIED:
+        if page.recently_verified:
+            return None
+        return page.go(with_next(page.rt.url("challenge?reauth=1"), page.facts.full_path))
+    return page.where_to()
 
 
 def enroll_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if not _may_enroll(page):
-        return page.where_to()
+    if (elsewhere := _not_enrollable(page)) is not None:
+        return elsewhere
     yield from ()
     return page.render("enroll_choose.html", methods=[("totp", page.rt.url("enroll/totp"))])
 
@@ -261,16 +262,16 @@ def _totp_page(
 
 
 def enroll_totp_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if not _may_enroll(page):
-        return page.where_to()
+    if (elsewhere := _not_enrollable(page)) is not None:
+        return elsewhere
     return (yield from _totp_page(page))
 
 
 def enroll_totp_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if not _may_enroll(page):
-        return page.where_to()
     if (refused := _posted(page)) is not None:
         return refused
+    if (elsewhere := _not_enrollable(page)) is not None:
+        return elsewhere
     rt = page.rt
     result = yield from confirm_totp(
         page.principal.id,
@@ -290,6 +291,35 @@ def enroll_totp_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     return _signed_in(page, claims)
 
 
+def settings_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    decision = page.view.decision
+    if not isinstance(decision, Allow):
+        return page.where_to()
+    yield from ()
+    user = page.view.state.user
+    return page.render(
+        "settings.html",
+        mode=page.view.eff.mode,
+        enrolled=user.enrolled_in(page.view.state.settings.enroll_epoch),
+        method=user.method,
+        enrolled_at=user.enrolled_at,
+        exempt=decision == ALLOW_EXEMPT,
+        ended=page.facts.query_param("ended") == "1",
+    )
+
+
+def end_other_sessions_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    """Log out every other session of this user; this one carries on with the new epoch."""
+    if (refused := _posted(page)) is not None:
+        return refused
+    if not isinstance(page.view.decision, Allow):
+        return page.where_to()
+    record = yield from ops.force_logout(page.principal.id, actor="self")
+    claims = replace(page.view.claims, epoch=record.epoch)
+    cookie = page.rt.session_cookie(claims, page.view.eff)
+    return page.outcome(redirect(page.rt.url("settings?ended=1"), [cookie]))
+
+
 def logout_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if (refused := _posted(page)) is not None:
         return refused
@@ -304,6 +334,8 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/enroll"): enroll_get,
     ("GET", "/enroll/totp"): enroll_totp_get,
     ("POST", "/enroll/totp"): enroll_totp_post,
+    ("GET", "/settings"): settings_get,
+    ("POST", "/settings/sessions"): end_other_sessions_post,
     ("POST", "/logout"): logout_post,
 }
 KNOWN_PATHS = {path for _, path in ROUTES}
@@ -344,7 +376,7 @@ def handle_page(
     if handler is None:
         status, title = (405, "Method not allowed") if sub in KNOWN_PATHS else (404, "Not found")
         return page.outcome(
-            _message(
+            message(
                 rt,
                 facts,
                 principal,

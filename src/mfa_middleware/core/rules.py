@@ -1,0 +1,189 @@
+"""Access rules: an ordered list, first match wins (like Authelia's `access_control`).
+
+A rule matches when every criterion it sets matches: path patterns, methods, user ids, groups,
+principal attributes (including `auth_method`), client networks. Its action is `bypass` (no 2FA
+on this request, and no store access, so it keeps working while the store is down),
+`two_factor` (2FA required here even in optional mode) or `deny` (403).
+
+Paths are matched on the normalised path: percent-decoded, dot segments resolved, repeated
+slashes folded. A rule that *loosens* (bypass) matches only a path that is already in that
+canonical form, because a router may read `/admin/../public` as a page under `/admin`; rules that
+*tighten* (deny, two_factor) match either form. The query string never matters, and no header
+a client can set (X-Original-URL, X-Forwarded-For from an untrusted peer) is ever consulted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from mfa_middleware.core.principal import Principal
+
+ACTIONS = ("bypass", "two_factor", "deny")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def normalise_path(path: str) -> str:
+    """The path a careful router would serve: decoded, `.`/`..` resolved, `//` folded."""
+    decoded = unquote(path)
+    decoded = re.sub(r"/{2,}", "/", decoded.replace("\\", "/"))
+    if not decoded.startswith("/"):
+        decoded = "/" + decoded
+    resolved = posixpath.normpath(decoded)
+    if resolved.startswith("//"):
+        resolved = "/" + resolved.lstrip("/")
+    if decoded.endswith("/") and resolved != "/":
+        resolved += "/"
+    return resolved
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """`*` matches within one segment, `**` across segments; `re:` prefixes a raw regex."""
+    if pattern.startswith("re:"):
+        return re.compile(pattern[3:])
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One access rule. Empty criteria match anything."""
+
+    action: str
+    paths: Sequence[str] = ()
+    methods: Sequence[str] = ()
+    users: Sequence[str] = ()
+    groups: Sequence[str] = ()
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    networks: Sequence[str] = ()
+    _path_res: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+    _nets: tuple[Network, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"rule action {self.action!r}: use one of {', '.join(ACTIONS)}")
+        for name in ("paths", "methods", "users", "groups", "networks"):
+            if isinstance(getattr(self, name), str):
+                raise ValueError(f"rule {name} must be a list, not a single string")
+        object.__setattr__(self, "_path_res", tuple(_glob_regex(p) for p in self.paths))
+        object.__setattr__(
+            self, "_nets", tuple(ipaddress.ip_network(n, strict=False) for n in self.networks)
+        )
+        object.__setattr__(self, "methods", tuple(m.upper() for m in self.methods))
+
+    def _path_matches(self, raw: str, canonical: str) -> bool:
+        if not self._path_res:
+            return True
+        if self.action == "bypass":
+            unambiguous = raw == canonical and ";" not in raw
+            return unambiguous and any(r.match(canonical) for r in self._path_res)
+        return any(r.match(p) for r in self._path_res for p in (raw, canonical))
+
+    def matches(
+        self,
+        raw_path: str,
+        canonical: str,
+        method: str,
+        principal: Principal,
+        client: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+    ) -> bool:
+        if self.methods and method not in self.methods:
+            return False
+        if self.users and principal.id not in self.users and principal.username not in self.users:
+            return False
+        if self.groups and not principal.groups.intersection(self.groups):
+            return False
+        for key, expected in self.attributes.items():
+            actual = (
+                principal.auth_method if key == "auth_method" else principal.attributes.get(key)
+            )
+            if actual != expected:
+                return False
+        if self._nets and (client is None or not any(client in net for net in self._nets)):
+            return False
+        return self._path_matches(raw_path, canonical)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...] = ()
+    default_action: str | None = None  # None: follow the mode
+    trusted_proxies: tuple[Network, ...] = ()
+    uses_networks: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        rules: Iterable[Rule | Mapping[str, Any]],
+        default_action: str | None,
+        trusted_proxies: Iterable[str],
+    ) -> RuleSet:
+        built = tuple(r if isinstance(r, Rule) else Rule(**r) for r in rules)
+        if default_action is not None and default_action not in ACTIONS:
+            raise ValueError(f"default action {default_action!r}: use one of {', '.join(ACTIONS)}")
+        proxies = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        return cls(built, default_action, proxies, any(rule.networks for rule in built))
+
+    @property
+    def uses_groups(self) -> bool:
+        return any(rule.groups for rule in self.rules)
+
+    def client_address(
+        self, peer: str | None, forwarded_for: str
+    ) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The client's address: the peer, or, when the peer is a trusted proxy, the right-most
+        X-Forwarded-For entry that is not a trusted proxy itself."""
+        address = _parse_ip(peer)
+        if address is None or not self._trusted(address) or not forwarded_for:
+            return address
+        for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
+            hop_address = _parse_ip(hop)
+            if hop_address is None:
+                return address
+            if not self._trusted(hop_address):
+                return hop_address
+        return address
+
+    def _trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address in net for net in self.trusted_proxies)
+
+    def action_for(
+        self, path: str, method: str, principal: Principal, peer: str | None, forwarded_for: str
+    ) -> str | None:
+        """The action of the first matching rule, the default action, or None (follow the mode)."""
+        if not self.rules:
+            return self.default_action
+        canonical = normalise_path(path)
+        client = self.client_address(peer, forwarded_for) if self.uses_networks else None
+        for rule in self.rules:
+            if rule.matches(path, canonical, method, principal, client):
+                return rule.action
+        return self.default_action
+
+
+def _parse_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not value:
+        return None
+    try:
+        return ipaddress.ip_address(value.strip().strip("[]"))
+    except ValueError:
+        return None

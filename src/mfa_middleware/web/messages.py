@@ -1,0 +1,61 @@
+"""Short message pages and their JSON twins: refusals, outages, errors."""
+
+from __future__ import annotations
+
+from mfa_middleware.core.principal import Principal
+from mfa_middleware.runtime import Runtime
+from mfa_middleware.web.http import RequestFacts, Response, html_response, json_response, wants_json
+
+
+def message(
+    rt: Runtime,
+    facts: RequestFacts,
+    principal: Principal | None,
+    status: int,
+    title: str,
+    text: str,
+    error: str,
+) -> Response:
+    if wants_json(facts, principal):
+        return json_response(status, {"error": error, "message": text})
+    body = rt.renderer.render(
+        "message.html", title=title, message=text, csrf_token="", next="/", user=""
+    )
+    return html_response(status, body)
+
+
+def forbidden(rt: Runtime, facts: RequestFacts, principal: Principal | None) -> Response:
+    return message(
+        rt,
+        facts,
+        principal,
+        403,
+        "Request refused",
+        "This form has expired or did not come from this site. Go back, reload the "
+        "page and try again.",
+        "csrf_failed",
+    )
+
+
+def unavailable(rt: Runtime, facts: RequestFacts, principal: Principal | None) -> Response:
+    return message(
+        rt,
+        facts,
+        principal,
+        503,
+        "Temporarily unavailable",
+        "Sign-in verification is unavailable right now. Please try again in a moment.",
+        "mfa_unavailable",
+    )
+
+
+def denied(rt: Runtime, facts: RequestFacts, principal: Principal | None) -> Response:
+    return message(
+        rt,
+        facts,
+        principal,
+        403,
+        "Access denied",
+        "You do not have access to this page.",
+        "forbidden",
+    )
