@@ -13,12 +13,9 @@ from typing import Any
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.drivers import run_async
-from mfa_middleware.errors import StoreError
-from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate
 from mfa_middleware.web.http import Cookie, RequestFacts, Response
-from mfa_middleware.web.messages import unavailable
 from mfa_middleware.web.pages import handle_page
 
 Scope = MutableMapping[str, Any]
@@ -146,14 +143,9 @@ class MFAMiddleware:
             return
         facts = facts_from_scope(scope)
         rt = self.runtime
-        try:
-            result = await run_async(
-                gate(rt, facts, principal, app_session(scope)), rt.store, rt.events
-            )
-        except StoreError as exc:
-            logger.error("store unavailable, request refused: %s", exc)
-            await self._refuse(scope, receive, send, unavailable(rt, facts, principal))
-            return
+        result = await run_async(
+            gate(rt, facts, principal, app_session(scope)), rt.store, rt.events
+        )
         if result.marker is not None:
             scope["session"][SESSION_MARKER] = result.marker
         if result.end_app_session:
@@ -189,14 +181,9 @@ class MFAMiddleware:
             body = await read_body(receive, rt.config.max_form_bytes)
         facts = facts_from_scope(scope, body)
         principal = self.identify(scope)
-        try:
-            outcome = await run_async(
-                handle_page(rt, facts, principal, app_session(scope)), rt.store, rt.events
-            )
-        except StoreError as exc:
-            logger.error("store unavailable, page refused: %s", exc)
-            await send_response(send, unavailable(rt, facts, principal))
-            return
+        outcome = await run_async(
+            handle_page(rt, facts, principal, app_session(scope)), rt.store, rt.events
+        )
         if outcome.marker is not None and isinstance(scope.get("session"), MutableMapping):
             scope["session"][SESSION_MARKER] = outcome.marker
         if outcome.end_app_session:

@@ -90,6 +90,7 @@ class MFAConfig:
     trusted_proxies: Sequence[str] = ()
     background_request: Callable[[RequestFacts], bool] | None = None
     reauth_window: Duration = "15m"
+    on_store_error: str = "closed"
     template_dir: str | Path | None = None
     max_form_bytes: int = 16_384
     clock: Callable[[], float] = time.time
@@ -100,6 +101,7 @@ class MFAConfig:
     def __post_init__(self) -> None:
         self._check_secrets()
         _choice("mode", self.mode, MODES)
+        _choice("on_store_error", self.on_store_error, ("closed", "verified_sessions"))
         _choice("cookie_samesite", self.cookie_samesite, ("lax", "strict"))
         _choice("totp_algorithm", self.totp_algorithm, tuple(ALGORITHMS))
         _int_range("totp_digits", self.totp_digits, 6, 8)

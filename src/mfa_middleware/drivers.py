@@ -1,7 +1,9 @@
 """Run a flow of effects (`core.effects`) against a store: one sync driver, one async driver.
 
 `_operation` maps each effect to a method name and its arguments once; the sync driver calls
-`name`, the async driver awaits its twin `aname`. The flows never touch I/O themselves.
+`name`, the async driver awaits its twin `aname`. The flows never touch I/O themselves. A store
+failure is thrown into the flow at the `yield` that asked for it, so flows decide what an
+outage means (the gate fails closed) in one place for every adapter.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 from mfa_middleware.core.effects import Delete, Effect, Emit, Get, GetMany, Put, Scan, Update
+from mfa_middleware.errors import StoreError
 from mfa_middleware.events import EventSink
 from mfa_middleware.stores.base import Store
 
@@ -44,7 +47,11 @@ def run_sync(flow: Generator[Effect, Any, T], store: Store, events: EventSink) -
         effect = next(flow)
         while True:
             name, args, kwargs = _operation(effect)
-            result = getattr(_target(effect, store, events), name)(*args, **kwargs)
+            try:
+                result = getattr(_target(effect, store, events), name)(*args, **kwargs)
+            except StoreError as exc:
+                effect = flow.throw(exc)
+                continue
             effect = flow.send(result)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
@@ -55,7 +62,11 @@ async def run_async(flow: Generator[Effect, Any, T], store: Store, events: Event
         effect = next(flow)
         while True:
             name, args, kwargs = _operation(effect)
-            result = await getattr(_target(effect, store, events), "a" + name)(*args, **kwargs)
+            try:
+                result = await getattr(_target(effect, store, events), "a" + name)(*args, **kwargs)
+            except StoreError as exc:
+                effect = flow.throw(exc)
+                continue
             effect = flow.send(result)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]

@@ -15,12 +15,9 @@ from typing import Any
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.drivers import run_sync
-from mfa_middleware.errors import StoreError
-from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate
 from mfa_middleware.web.http import Cookie, RequestFacts, Response, clear_cookie
-from mfa_middleware.web.messages import unavailable
 from mfa_middleware.web.pages import handle_page
 
 Environ = dict[str, Any]
@@ -117,13 +114,9 @@ class MFAMiddleware:
             return self.app(environ, start_response)
         rt = self.runtime
         facts = facts_from_environ(environ)
-        try:
-            result = run_sync(
-                gate(rt, facts, principal, self._app_session(environ)), rt.store, rt.events
-            )
-        except StoreError as exc:
-            logger.error("store unavailable, request refused: %s", exc)
-            return self._respond(environ, start_response, unavailable(rt, facts, principal))
+        result = run_sync(
+            gate(rt, facts, principal, self._app_session(environ)), rt.store, rt.events
+        )
         if result.end_app_session:
             self._end_app_session(environ, result.response)
         if result.response is not None:
@@ -154,13 +147,9 @@ class MFAMiddleware:
             body = read_body(environ, rt.config.max_form_bytes)
         facts = facts_from_environ(environ, body)
         principal = self.identify(environ)
-        try:
-            outcome = run_sync(
-                handle_page(rt, facts, principal, self._app_session(environ)), rt.store, rt.events
-            )
-        except StoreError as exc:
-            logger.error("store unavailable, page refused: %s", exc)
-            return self._respond(environ, start_response, unavailable(rt, facts, principal))
+        outcome = run_sync(
+            handle_page(rt, facts, principal, self._app_session(environ)), rt.store, rt.events
+        )
         if outcome.end_app_session:
             self._end_app_session(environ, outcome.response)
         return self._respond(environ, start_response, outcome.response)

@@ -137,3 +137,20 @@ async def test_store_outage_fails_closed_and_recovers(clock: FixedClock) -> None
         r = await submit_code(unverified, totp(bob_secret, clock()))
         assert r.status_code == 303
         assert (await unverified.get("/account", headers=HTML)).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_verified_sessions_policy_lets_verified_users_through_an_outage(
+    clock: FixedClock,
+) -> None:
+    store = FlakyStore()
+    app = make_app(clock, store=store, on_store_error="verified_sessions")
+    async with client(app) as verified, client(app) as pending:
+        await sign_up(verified, clock)
+        await login(pending, "bob")
+        assert (await pending.get("/account", headers=HTML)).status_code == 303
+        store.down = True
+        assert (await verified.get("/account", headers=HTML)).status_code == 200
+        assert (await pending.get("/account", headers=HTML)).status_code == 503
+        clock.advance(90 * 86400)  # past the configured lifetime: refused even so
+        assert (await verified.get("/account", headers=HTML)).status_code == 503

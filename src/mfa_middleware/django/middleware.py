@@ -19,12 +19,9 @@ from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.django.settings import runtime
 from mfa_middleware.drivers import run_async, run_sync
-from mfa_middleware.errors import StoreError
-from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, GateResult, gate
 from mfa_middleware.web.http import Cookie, RequestFacts, Response
-from mfa_middleware.web.messages import unavailable
 from mfa_middleware.web.pages import PageOutcome, handle_page
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
@@ -129,10 +126,7 @@ class MFAMiddleware:
         facts, flow = self._flow(request, rt, principal)
         if flow is None:
             return self.get_response(request)
-        try:
-            result = run_sync(flow, rt.store, rt.events)
-        except StoreError as exc:
-            return refuse(rt, facts, principal, exc)
+        result = run_sync(flow, rt.store, rt.events)
         if result.end_app_session:
             auth.logout(request)
         if (answer := own_answer(facts, result)) is not None:
@@ -152,10 +146,7 @@ class MFAMiddleware:
         facts, flow = self._flow(request, rt, principal)
         if flow is None:
             return await self.get_response(request)  # type: ignore[misc]
-        try:
-            result = await run_async(flow, rt.store, rt.events)
-        except StoreError as exc:
-            return refuse(rt, facts, principal, exc)
+        result = await run_async(flow, rt.store, rt.events)
         if result.end_app_session:
             await auth.alogout(request)
         if (answer := own_answer(facts, result)) is not None:
@@ -164,13 +155,6 @@ class MFAMiddleware:
         response = await self.get_response(request)  # type: ignore[misc]
         _set_cookies(response, result.cookies)
         return response
-
-
-def refuse(
-    rt: Runtime, facts: RequestFacts, principal: Principal | None, exc: StoreError
-) -> HttpResponse:
-    logger.error("store unavailable, request refused: %s", exc)
-    return to_django(unavailable(rt, facts, principal), head=facts.method == "HEAD")
 
 
 def own_answer(facts: RequestFacts, result: GateResult | PageOutcome) -> HttpResponse | None:

@@ -18,10 +18,12 @@ missed invalidation can never serve a stale epoch.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import inspect
 import json
+import random
 import threading
 import time
 from collections.abc import Generator
@@ -128,7 +130,7 @@ class RedisStore(Store):
         socket_timeout: float = 1.0,
         local_cache: bool = False,
         cache_ttl: float = 5.0,
-        max_update_retries: int = 100,
+        max_update_retries: int = 1000,
     ) -> None:
         if url is None and client is None and async_client is None:
             raise ValueError("RedisStore needs a url, a client or an async_client")
@@ -204,7 +206,9 @@ class RedisStore(Store):
 
     @property
     def _publish_to(self) -> str:
-        return self.channel if self.local_cache else ""
+        """Every write announces its key, whether or not this process caches: other
+        processes' caches must hear of it."""
+        return self.channel
 
     # -- programs: each operation once, as a sequence of Redis calls ------------------------
 
@@ -244,7 +248,9 @@ class RedisStore(Store):
 
     def _update_program(self, key: Key, fn: Updater, ttl: float | None) -> _Program:
         rkey = self.redis_key(key)
-        for _ in range(self.max_update_retries):
+        for attempt in range(self.max_update_retries):
+            if attempt:  # lost a race: back off a little, with jitter, before trying again
+                yield ("sleep", (min(0.05, 0.001 * 2 ** min(attempt, 6)) * random.random(),))  # noqa: S311 (jitter)
             raw = yield ("get", (rkey,))
             current = "" if raw is None else (raw.decode() if isinstance(raw, bytes) else raw)
             now = self.clock()
@@ -278,6 +284,9 @@ class RedisStore(Store):
 
     def _call_sync(self, call: _Call) -> Any:
         name, args = call
+        if name == "sleep":
+            time.sleep(args[0])
+            return None
         client = self.sync_client
         if name in _SCRIPTS:
             keys, argv = args
@@ -288,6 +297,9 @@ class RedisStore(Store):
 
     async def _call_async(self, call: _Call) -> Any:
         name, args = call
+        if name == "sleep":
+            await asyncio.sleep(args[0])
+            return None
         client = self.async_client
         if name in _SCRIPTS:
             keys, argv = args

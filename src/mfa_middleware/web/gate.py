@@ -27,6 +27,8 @@ from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.records import HotState, load_hot_state
 from mfa_middleware.core.redirects import safe_next
 from mfa_middleware.core.tokens import SessionClaims, new_id
+from mfa_middleware.errors import StoreError
+from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.http import (
     Cookie,
@@ -37,7 +39,7 @@ from mfa_middleware.web.http import (
     wants_json,
     with_next,
 )
-from mfa_middleware.web.messages import denied
+from mfa_middleware.web.messages import denied, unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,19 @@ class AppSession:
 
 
 NO_APP_SESSION = AppSession()
+
+
+def _login_tag(rt: Runtime, app: AppSession) -> str:
+    return rt.login_tag(app.marker) if app.marker and not app.writable else ""
+
+
+def _bound(rt: Runtime, claims: SessionClaims, principal: Principal, app: AppSession) -> bool:
+    """Whether the cookie belongs to this user and to this login of the app."""
+    return (
+        claims.user_tag == rt.user_tag(principal.id)
+        and claims.login_tag == _login_tag(rt, app)
+        and (not app.writable or app.marker == claims.session_id)
+    )
 
 
 @dataclass(slots=True)
@@ -82,13 +97,8 @@ def resolve_session(
     state = yield from load_hot_state(principal.id)
     eff = effective(state.settings, rt.defaults)
     claims = rt.sessions.decode(facts.cookie(rt.cookie_name))
-    login_tag = rt.login_tag(app.marker) if app.marker and not app.writable else ""
-    fresh = (
-        claims is None
-        or claims.user_tag != rt.user_tag(principal.id)
-        or claims.login_tag != login_tag
-        or (app.writable and app.marker != claims.session_id)
-    )
+    login_tag = _login_tag(rt, app)
+    fresh = claims is None or not _bound(rt, claims, principal, app)
     if claims is None or fresh:
         claims = SessionClaims(
             new_id(),
@@ -150,7 +160,14 @@ def gate(
         return GateResult(None)
     if action == "deny":
         return GateResult(denied(rt, facts, principal))
-    view = yield from resolve_session(rt, facts, principal, app, require=action == "two_factor")
+    try:
+        view = yield from resolve_session(rt, facts, principal, app, require=action == "two_factor")
+    except StoreError as exc:
+        return (
+            GateResult(None)
+            if survives_outage(rt, facts, principal, app, exc)
+            else (GateResult(unavailable(rt, facts, principal)))
+        )
     decision = view.decision
     marker = view.claims.session_id if view.fresh and app.writable else None
     if isinstance(decision, Allow):
@@ -169,3 +186,22 @@ def gate(
         body = {"error": decision.reason, "location": location}
         return GateResult(json_response(401, body, view.cookies), marker=marker)
     return GateResult(redirect(location, view.cookies), marker=marker)
+
+
+def survives_outage(
+    rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession, exc: StoreError
+) -> bool:
+    """Whether a request may pass while the store is unreachable: never by default (fail
+    closed); with `on_store_error="verified_sessions"`, a verified session of this user and
+    login within the configured lifetime passes, unchecked against epochs meanwhile."""
+    logger.error("2FA store unavailable: %s", exc)
+    if rt.config.on_store_error != "verified_sessions":
+        return False
+    claims = rt.sessions.decode(facts.cookie(rt.cookie_name))
+    if claims is None or not claims.verified or not _bound(rt, claims, principal, app):
+        return False
+    now = rt.clock()
+    idle = rt.defaults.idle_timeout
+    return now - claims.login_at < rt.defaults.session_lifetime and (
+        idle is None or now - claims.active_at < idle
+    )

@@ -35,6 +35,8 @@ from mfa_middleware.core.policy import (
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.redirects import safe_next
 from mfa_middleware.core.tokens import SessionClaims, csrf_token, csrf_valid
+from mfa_middleware.errors import StoreError
+from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import AppSession, SessionView, expired_response, resolve_session
 from mfa_middleware.web.http import (
@@ -49,7 +51,7 @@ from mfa_middleware.web.http import (
     wants_json,
     with_next,
 )
-from mfa_middleware.web.messages import forbidden, message
+from mfa_middleware.web.messages import forbidden, message, unavailable
 
 
 @dataclass(slots=True)
@@ -364,6 +366,16 @@ def handle_page(
                 json_response(401, {"error": "login_required", "location": rt.config.login_url})
             )
         return PageOutcome(redirect(rt.config.login_url))
+    try:
+        return (yield from _serve(rt, facts, principal, app, sub, method))
+    except StoreError as exc:
+        logger.error("2FA store unavailable, page refused: %s", exc)
+        return PageOutcome(unavailable(rt, facts, principal))
+
+
+def _serve(
+    rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession, sub: str, method: str
+) -> Generator[Effect, Any, PageOutcome]:
     view = yield from resolve_session(rt, facts, principal, app)
     if isinstance(view.decision, Expired):
         return PageOutcome(

@@ -20,7 +20,7 @@ from django.test import AsyncClient, Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from mfa_middleware.stores.base import Store
-from tests.django.conftest import DATA, PROJECT
+from tests.django_project.conftest import DATA, PROJECT
 
 FORM = "application/x-www-form-urlencoded"  # what browsers send for the pages' forms
 
