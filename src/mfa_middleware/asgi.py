@@ -16,7 +16,7 @@ from mfa_middleware.drivers import run_async
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate
 from mfa_middleware.web.http import Cookie, RequestFacts, Response
-from mfa_middleware.web.pages import handle_page
+from mfa_middleware.web.routes import handle_page
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

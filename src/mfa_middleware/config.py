@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mfa_middleware.core.otp import ALGORITHMS
+from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.records import MODES
 from mfa_middleware.core.rules import Rule, RuleSet
 from mfa_middleware.errors import ConfigError
@@ -90,6 +91,9 @@ class MFAConfig:
     trusted_proxies: Sequence[str] = ()
     background_request: Callable[[RequestFacts], bool] | None = None
     reauth_window: Duration = "15m"
+    trust_duration: Duration | None = "30d"  # None or 0: devices are never trusted
+    max_devices: int = 20
+    auto_trust: Callable[[RequestFacts, Principal], bool] | None = None
     on_store_error: str = "closed"
     template_dir: str | Path | None = None
     max_form_bytes: int = 16_384
@@ -110,6 +114,13 @@ class MFAConfig:
         _int_range("max_attempts", self.max_attempts, 1, 20)
         _int_range("failure_ceiling", self.failure_ceiling, self.max_attempts, 100)
         _int_range("max_form_bytes", self.max_form_bytes, 1024, 1_048_576)
+        _int_range("max_devices", self.max_devices, 1, 1000)
+        trust = self.trust_duration
+        object.__setattr__(
+            self,
+            "trust_duration",
+            None if trust in (None, 0, "0") else (parse_duration("trust_duration", trust)),
+        )
         try:
             rule_set = RuleSet.build(self.rules, self.default_action, self.trusted_proxies)
             object.__setattr__(self, "rule_set", rule_set)
@@ -147,6 +158,19 @@ class MFAConfig:
     @property
     def lifetime_seconds(self) -> float:
         return float(self.session_lifetime)  # type: ignore[arg-type]
+
+    @property
+    def trust_seconds(self) -> float:
+        """How long a trusted device skips the code; 0 when trusting is off."""
+        return float(self.trust_duration or 0)  # type: ignore[arg-type]
+
+    @property
+    def device_cookie(self) -> str:
+        return (
+            f"__Host-{self.cookie_name}_device"
+            if self.cookie_secure
+            else (f"{self.cookie_name}_device")
+        )
 
     @property
     def reauth_seconds(self) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from mfa_middleware.config import MFAConfig
+from mfa_middleware.core.devices import DeviceCodec, DeviceCookie
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.otp import TotpParams
 from mfa_middleware.core.policy import Effective, PolicyDefaults
@@ -30,6 +31,9 @@ class Runtime:
         self.user_tag = UserTagger(self.keyring)
         self.login_tag = UserTagger(self.keyring, "mfa.login-tag.v1")
         self.events = EventSink(config.on_event)
+        self.trust_seconds = config.trust_seconds
+        self.devices = DeviceCodec(self.keyring, max(self.trust_seconds, config.lifetime_seconds))
+        self.device_cookie_name = config.device_cookie
         self.cookie_name = config.session_cookie
         self.prefix = config.prefix
         self.totp = TotpParams(
@@ -68,6 +72,16 @@ class Runtime:
             self.cookie_name,
             self.sessions.encode(claims),
             max_age=max(remaining, 1),
+            secure=self.config.cookie_secure,
+            samesite=self.config.cookie_samesite,
+        )
+
+    def device_cookie(self, device_id: str, user_tag: str) -> Cookie:
+        token = self.devices.encode(DeviceCookie(device_id, user_tag))
+        return set_cookie(
+            self.device_cookie_name,
+            token,
+            max_age=int(self.devices.max_age),
             secure=self.config.cookie_secure,
             samesite=self.config.cookie_samesite,
         )

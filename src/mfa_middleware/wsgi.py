@@ -18,7 +18,7 @@ from mfa_middleware.drivers import run_sync
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate
 from mfa_middleware.web.http import Cookie, RequestFacts, Response, clear_cookie
-from mfa_middleware.web.pages import handle_page
+from mfa_middleware.web.routes import handle_page
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]

@@ -22,7 +22,8 @@ from mfa_middleware.drivers import run_async, run_sync
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, GateResult, gate
 from mfa_middleware.web.http import Cookie, RequestFacts, Response
-from mfa_middleware.web.pages import PageOutcome, handle_page
+from mfa_middleware.web.page import PageOutcome
+from mfa_middleware.web.routes import handle_page
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
 

@@ -11,6 +11,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mfa_middleware.core import devices
 from mfa_middleware.core.effects import Effect, emit
 from mfa_middleware.core.policy import (
     Allow,
@@ -99,6 +100,7 @@ def resolve_session(
     claims = rt.sessions.decode(facts.cookie(rt.cookie_name))
     login_tag = _login_tag(rt, app)
     fresh = claims is None or not _bound(rt, claims, principal, app)
+    device_cookie: Cookie | None = None
     if claims is None or fresh:
         claims = SessionClaims(
             new_id(),
@@ -110,14 +112,54 @@ def resolve_session(
             state.settings.global_epoch,
             login_tag=login_tag,
         )
+        claims, device_cookie = yield from _start_on_device(rt, facts, principal, state, claims)
     decision = decide(claims, state, now, eff, require=require)
     view = SessionView(claims, state, eff, decision, fresh)
+    if device_cookie is not None:
+        view.cookies.append(device_cookie)
     background = rt.config.background_request
     refresh = needs_activity_refresh(claims, now, eff) and not (background and background(facts))
     if not isinstance(decision, Expired) and (fresh or refresh):
         view.claims = replace(claims, active_at=int(now))
         view.cookies.append(rt.session_cookie(view.claims, eff))
     return view
+
+
+def _start_on_device(
+    rt: Runtime,
+    facts: RequestFacts,
+    principal: Principal,
+    state: HotState,
+    claims: SessionClaims,
+) -> Generator[Effect, Any, tuple[SessionClaims, Cookie]]:
+    """A new login session: recognise this browser (or register it), and skip the code when it
+    is a trusted device of this user, still trusted under the current epochs."""
+    now = rt.clock()
+    found = yield from devices.recognise(
+        principal.id,
+        rt.devices.decode(facts.cookie(rt.device_cookie_name)),
+        claims.user_tag,
+        now,
+        facts.client or "",
+        facts.header("user-agent"),
+        state.user,
+        state.settings,
+        rt.config.max_devices,
+    )
+    cookie = rt.device_cookie(found.device_id, claims.user_tag)
+    enrolled = state.user.enrolled_in(state.settings.enroll_epoch)
+    if found.trusted and rt.trust_seconds > 0 and enrolled:
+        yield from emit("trusted_device_used", user=principal.id, ip=facts.client)
+        claims = replace(claims, verified_at=int(now), method="device")
+    return claims, cookie
+
+
+def current_device(rt: Runtime, facts: RequestFacts, principal: Principal) -> str | None:
+    """This browser's device id, when its device cookie belongs to this user."""
+    cookie = rt.devices.decode(facts.cookie(rt.device_cookie_name))
+    if cookie is None or cookie.user_tag != rt.user_tag(principal.id):
+        return None
+    return cookie.device_id
 
 
 @dataclass(slots=True)

@@ -1,4 +1,4 @@
-"""The built-in pages under the prefix: challenge, enrollment, sign-out and the stylesheet.
+"""The built-in pages for the second step itself: challenge, enrollment, settings, sign-out.
 
 Each handler is a flow (see `core.effects`), so ASGI, WSGI and Django serve the very same pages.
 Every POST needs the CSRF token bound to the MFA session; every page is `no-store`, framed by
@@ -8,8 +8,8 @@ nobody, and sends a strict Content-Security-Policy.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, field, replace
+from collections.abc import Generator
+from dataclasses import replace
 from typing import Any
 
 import segno
@@ -30,125 +30,13 @@ from mfa_middleware.core.policy import (
     Allow,
     Challenge,
     Enroll,
-    Expired,
 )
-from mfa_middleware.core.principal import Principal
-from mfa_middleware.core.redirects import safe_next
-from mfa_middleware.core.tokens import SessionClaims, csrf_token, csrf_valid
-from mfa_middleware.errors import StoreError
-from mfa_middleware.events import logger
-from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.gate import AppSession, SessionView, expired_response, resolve_session
+from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.http import (
-    Cookie,
-    FormError,
-    RequestFacts,
-    Response,
-    html_response,
-    json_response,
-    parse_form,
     redirect,
-    wants_json,
     with_next,
 )
-from mfa_middleware.web.messages import forbidden, message, unavailable
-
-
-@dataclass(slots=True)
-class PageOutcome:
-    response: Response
-    marker: str | None = None
-    end_app_session: bool = False
-
-
-@dataclass(slots=True)
-class Page:
-    """One request to a built-in page, with what every handler needs."""
-
-    rt: Runtime
-    facts: RequestFacts
-    principal: Principal
-    view: SessionView
-    app: AppSession
-    form: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def next(self) -> str:
-        return safe_next(self.form.get("next") or self.facts.query_param("next"))
-
-    @property
-    def csrf(self) -> str:
-        return csrf_token(self.rt.keyring, self.view.claims.session_id)
-
-    @property
-    def reauth(self) -> bool:
-        """A verified user confirming it is them before a sensitive change (step-up)."""
-        return "1" in (self.form.get("reauth"), self.facts.query_param("reauth"))
-
-    @property
-    def recently_verified(self) -> bool:
-        claims = self.view.claims
-        age = self.rt.clock() - claims.verified_at
-        return claims.verified and age <= self.rt.config.reauth_seconds
-
-    def render(self, template: str, status: int = 200, **context: Any) -> PageOutcome:
-        body = self.rt.renderer.render(
-            template,
-            csrf_token=self.csrf,
-            next=self.next,
-            user=self.principal.display_name,
-            **context,
-        )
-        return self.outcome(html_response(status, body, self.view.cookies))
-
-    def outcome(self, response: Response) -> PageOutcome:
-        marker = self.view.claims.session_id if self.view.fresh and self.app.writable else None
-        return PageOutcome(response, marker)
-
-    def go(self, location: str, cookies: list[Cookie] | None = None) -> PageOutcome:
-        return self.outcome(redirect(location, self.view.cookies if cookies is None else cookies))
-
-    def where_to(self) -> PageOutcome:
-        """The page the decision calls for, when it is not the one asked for."""
-        decision = self.view.decision
-        if isinstance(decision, Challenge):
-            return self.go(with_next(self.rt.url("challenge"), self.next))
-        if isinstance(decision, Enroll):
-            return self.go(with_next(self.rt.url("enroll"), self.next))
-        return self.go(self.next)
-
-
-Handler = Callable[[Page], Generator[Effect, Any, PageOutcome]]
-
-
-def _posted(page: Page) -> PageOutcome | None:
-    """Parse and CSRF-check a POST; an outcome means "refuse with this"."""
-    try:
-        page.form = parse_form(page.facts, page.rt.config.max_form_bytes)
-    except FormError:
-        return page.outcome(
-            message(
-                page.rt,
-                page.facts,
-                page.principal,
-                400,
-                "Bad request",
-                "The form could not be read. Reload the page and try again.",
-                "bad_form",
-            )
-        )
-    if not csrf_valid(page.rt.keyring, page.view.claims.session_id, page.form.get("csrf", "")):
-        return page.outcome(forbidden(page.rt, page.facts, page.principal))
-    return None
-
-
-def wait_text(seconds: float) -> str:
-    if math.isinf(seconds):
-        return ""
-    minutes = math.ceil(seconds / 60)
-    if seconds < 60:
-        return f"{math.ceil(seconds)} seconds"
-    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+from mfa_middleware.web.page import Page, PageOutcome, posted, wait_text
 
 
 def _failure_context(attempt: Attempt) -> dict[str, Any]:
@@ -203,7 +91,7 @@ def challenge_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
 
 
 def challenge_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if (refused := _posted(page)) is not None:
+    if (refused := posted(page)) is not None:
         return refused
     if not _wants_code(page):
         return page.where_to()
@@ -270,7 +158,7 @@ def enroll_totp_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
 
 
 def enroll_totp_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if (refused := _posted(page)) is not None:
+    if (refused := posted(page)) is not None:
         return refused
     if (elsewhere := _not_enrollable(page)) is not None:
         return elsewhere
@@ -312,7 +200,7 @@ def settings_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
 
 def end_other_sessions_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     """Log out every other session of this user; this one carries on with the new epoch."""
-    if (refused := _posted(page)) is not None:
+    if (refused := posted(page)) is not None:
         return refused
     if not isinstance(page.view.decision, Allow):
         return page.where_to()
@@ -323,79 +211,8 @@ def end_other_sessions_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
 
 
 def logout_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if (refused := _posted(page)) is not None:
+    if (refused := posted(page)) is not None:
         return refused
     yield from emit("signed_out", user=page.principal.id, ip=page.facts.client)
     response = redirect(page.rt.config.login_url, [page.rt.clear_session_cookie()])
     return PageOutcome(response, end_app_session=True)
-
-
-ROUTES: dict[tuple[str, str], Handler] = {
-    ("GET", "/challenge"): challenge_get,
-    ("POST", "/challenge"): challenge_post,
-    ("GET", "/enroll"): enroll_get,
-    ("GET", "/enroll/totp"): enroll_totp_get,
-    ("POST", "/enroll/totp"): enroll_totp_post,
-    ("GET", "/settings"): settings_get,
-    ("POST", "/settings/sessions"): end_other_sessions_post,
-    ("POST", "/logout"): logout_post,
-}
-KNOWN_PATHS = {path for _, path in ROUTES}
-
-
-def stylesheet(rt: Runtime) -> Response:
-    headers = [
-        ("content-type", "text/css; charset=utf-8"),
-        ("cache-control", "public, max-age=3600"),
-        ("x-content-type-options", "nosniff"),
-    ]
-    return Response(200, headers, rt.renderer.stylesheet)
-
-
-def handle_page(
-    rt: Runtime, facts: RequestFacts, principal: Principal | None, app: AppSession
-) -> Generator[Effect, Any, PageOutcome]:
-    """Serve one request under the prefix."""
-    sub = facts.path[len(rt.prefix) :] or "/"
-    method = "GET" if facts.method == "HEAD" else facts.method
-    if sub == "/static/mfa.css" and method == "GET":
-        return PageOutcome(stylesheet(rt))
-    if principal is None:
-        if wants_json(facts, None):
-            return PageOutcome(
-                json_response(401, {"error": "login_required", "location": rt.config.login_url})
-            )
-        return PageOutcome(redirect(rt.config.login_url))
-    try:
-        return (yield from _serve(rt, facts, principal, app, sub, method))
-    except StoreError as exc:
-        logger.error("2FA store unavailable, page refused: %s", exc)
-        return PageOutcome(unavailable(rt, facts, principal))
-
-
-def _serve(
-    rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession, sub: str, method: str
-) -> Generator[Effect, Any, PageOutcome]:
-    view = yield from resolve_session(rt, facts, principal, app)
-    if isinstance(view.decision, Expired):
-        return PageOutcome(
-            expired_response(rt, facts, principal, view.decision.reason), end_app_session=True
-        )
-    page = Page(rt, facts, principal, view, app)
-    if sub == "/":
-        return page.where_to()
-    handler = ROUTES.get((method, sub))
-    if handler is None:
-        status, title = (405, "Method not allowed") if sub in KNOWN_PATHS else (404, "Not found")
-        return page.outcome(
-            message(
-                rt,
-                facts,
-                principal,
-                status,
-                title,
-                "There is nothing here.",
-                title.lower().replace(" ", "_"),
-            )
-        )
-    return (yield from handler(page))

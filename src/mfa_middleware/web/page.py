@@ -1,0 +1,128 @@
+"""What every built-in page handler works with: the request, the user's MFA session, the form,
+rendering, redirects, and the CSRF check every POST goes through."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+from mfa_middleware.core.effects import Effect
+from mfa_middleware.core.policy import (
+    Challenge,
+    Enroll,
+)
+from mfa_middleware.core.principal import Principal
+from mfa_middleware.core.redirects import safe_next
+from mfa_middleware.core.tokens import csrf_token, csrf_valid
+from mfa_middleware.runtime import Runtime
+from mfa_middleware.web.gate import AppSession, SessionView
+from mfa_middleware.web.http import (
+    Cookie,
+    FormError,
+    RequestFacts,
+    Response,
+    html_response,
+    parse_form,
+    redirect,
+    with_next,
+)
+from mfa_middleware.web.messages import forbidden, message
+
+
+@dataclass(slots=True)
+class PageOutcome:
+    response: Response
+    marker: str | None = None
+    end_app_session: bool = False
+
+
+@dataclass(slots=True)
+class Page:
+    """One request to a built-in page, with what every handler needs."""
+
+    rt: Runtime
+    facts: RequestFacts
+    principal: Principal
+    view: SessionView
+    app: AppSession
+    form: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def next(self) -> str:
+        return safe_next(self.form.get("next") or self.facts.query_param("next"))
+
+    @property
+    def csrf(self) -> str:
+        return csrf_token(self.rt.keyring, self.view.claims.session_id)
+
+    @property
+    def reauth(self) -> bool:
+        """A verified user confirming it is them before a sensitive change (step-up)."""
+        return "1" in (self.form.get("reauth"), self.facts.query_param("reauth"))
+
+    @property
+    def recently_verified(self) -> bool:
+        claims = self.view.claims
+        age = self.rt.clock() - claims.verified_at
+        return claims.verified and age <= self.rt.config.reauth_seconds
+
+    def render(self, template: str, status: int = 200, **context: Any) -> PageOutcome:
+        body = self.rt.renderer.render(
+            template,
+            csrf_token=self.csrf,
+            next=self.next,
+            user=self.principal.display_name,
+            **context,
+        )
+        return self.outcome(html_response(status, body, self.view.cookies))
+
+    def outcome(self, response: Response) -> PageOutcome:
+        marker = self.view.claims.session_id if self.view.fresh and self.app.writable else None
+        return PageOutcome(response, marker)
+
+    def go(self, location: str, cookies: list[Cookie] | None = None) -> PageOutcome:
+        return self.outcome(redirect(location, self.view.cookies if cookies is None else cookies))
+
+    def where_to(self) -> PageOutcome:
+        """The page the decision calls for, when it is not the one asked for."""
+        decision = self.view.decision
+        if isinstance(decision, Challenge):
+            return self.go(with_next(self.rt.url("challenge"), self.next))
+        if isinstance(decision, Enroll):
+            return self.go(with_next(self.rt.url("enroll"), self.next))
+        return self.go(self.next)
+
+
+Handler = Callable[[Page], Generator[Effect, Any, PageOutcome]]
+
+
+def posted(page: Page) -> PageOutcome | None:
+    """Parse and CSRF-check a POST; an outcome means "refuse with this"."""
+    try:
+        page.form = parse_form(page.facts, page.rt.config.max_form_bytes)
+    except FormError:
+        return page.outcome(
+            message(
+                page.rt,
+                page.facts,
+                page.principal,
+                400,
+                "Bad request",
+                "The form could not be read. Reload the page and try again.",
+                "bad_form",
+            )
+        )
+    if not csrf_valid(page.rt.keyring, page.view.claims.session_id, page.form.get("csrf", "")):
+        return page.outcome(forbidden(page.rt, page.facts, page.principal))
+    return None
+
+
+def wait_text(seconds: float) -> str:
+    if math.isinf(seconds):
+        return ""
+    minutes = math.ceil(seconds / 60)
+    if seconds < 60:
+        return f"{math.ceil(seconds)} seconds"
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"

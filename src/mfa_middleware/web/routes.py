@@ -1,0 +1,105 @@
+"""The table of built-in pages and the entry point adapters call for any path under the prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from mfa_middleware.core.effects import Effect
+from mfa_middleware.core.policy import (
+    Expired,
+)
+from mfa_middleware.core.principal import Principal
+from mfa_middleware.errors import StoreError
+from mfa_middleware.events import logger
+from mfa_middleware.runtime import Runtime
+from mfa_middleware.web.gate import AppSession, expired_response, resolve_session
+from mfa_middleware.web.http import (
+    RequestFacts,
+    Response,
+    json_response,
+    redirect,
+    wants_json,
+)
+from mfa_middleware.web.messages import message, unavailable
+from mfa_middleware.web.page import Handler, Page, PageOutcome
+from mfa_middleware.web.pages import (
+    challenge_get,
+    challenge_post,
+    end_other_sessions_post,
+    enroll_get,
+    enroll_totp_get,
+    enroll_totp_post,
+    logout_post,
+    settings_get,
+)
+
+ROUTES: dict[tuple[str, str], Handler] = {
+    ("GET", "/challenge"): challenge_get,
+    ("POST", "/challenge"): challenge_post,
+    ("GET", "/enroll"): enroll_get,
+    ("GET", "/enroll/totp"): enroll_totp_get,
+    ("POST", "/enroll/totp"): enroll_totp_post,
+    ("GET", "/settings"): settings_get,
+    ("POST", "/settings/sessions"): end_other_sessions_post,
+    ("POST", "/logout"): logout_post,
+}
+KNOWN_PATHS = {path for _, path in ROUTES}
+
+
+def stylesheet(rt: Runtime) -> Response:
+    headers = [
+        ("content-type", "text/css; charset=utf-8"),
+        ("cache-control", "public, max-age=3600"),
+        ("x-content-type-options", "nosniff"),
+    ]
+    return Response(200, headers, rt.renderer.stylesheet)
+
+
+def handle_page(
+    rt: Runtime, facts: RequestFacts, principal: Principal | None, app: AppSession
+) -> Generator[Effect, Any, PageOutcome]:
+    """Serve one request under the prefix."""
+    sub = facts.path[len(rt.prefix) :] or "/"
+    method = "GET" if facts.method == "HEAD" else facts.method
+    if sub == "/static/mfa.css" and method == "GET":
+        return PageOutcome(stylesheet(rt))
+    if principal is None:
+        if wants_json(facts, None):
+            return PageOutcome(
+                json_response(401, {"error": "login_required", "location": rt.config.login_url})
+            )
+        return PageOutcome(redirect(rt.config.login_url))
+    try:
+        return (yield from _serve(rt, facts, principal, app, sub, method))
+    except StoreError as exc:
+        logger.error("2FA store unavailable, page refused: %s", exc)
+        return PageOutcome(unavailable(rt, facts, principal))
+
+
+def _serve(
+    rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession, sub: str, method: str
+) -> Generator[Effect, Any, PageOutcome]:
+    view = yield from resolve_session(rt, facts, principal, app)
+    if isinstance(view.decision, Expired):
+        return PageOutcome(
+            expired_response(rt, facts, principal, view.decision.reason), end_app_session=True
+        )
+    page = Page(rt, facts, principal, view, app)
+    if sub == "/":
+        return page.where_to()
+    handler = ROUTES.get((method, sub))
+    if handler is None:
+        status, title = (405, "Method not allowed") if sub in KNOWN_PATHS else (404, "Not found")
+        return page.outcome(
+            message(
+                rt,
+                facts,
+                principal,
+                status,
+                title,
+                "There is nothing here.",
+                title.lower().replace(" ", "_"),
+            )
+        )
+    return (yield from handler(page))

@@ -1,0 +1,255 @@
+"""Plumbing of the browser tests: what they need on the machine, the demo servers, the page
+watchers and the screenshots. Playwright is imported only for type checking here, so this
+module loads (and can say what is missing) where playwright is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ConsoleMessage, Page, Request, Response
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("MFA_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 360, "height": 740}
+SCREENSHOT_DIR = ROOT / "docs" / "screenshots"
+# A fixed, high-entropy key for the Starlette demo (MFAConfig refuses weak ones).
+MFA_SECRET = "browser-tests-3f9c1e7a5b2d4068a1c9e7f3b5d2a4c6-K8mQ2xV7pLw"
+MFA_PREFIX = "/_mfa/"
+
+
+def missing_browser_parts() -> list[str]:
+    missing = []
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("the playwright package (pip install playwright)")
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        missing.append(f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    return missing
+
+
+def require_browser(*, module_level: bool = False) -> None:
+    """Fail under CI (CI=true), where the browser must be installed; skip loudly elsewhere.
+
+    Playwright's own browser download is never used: the tests drive Debian's Chromium."""
+    missing = missing_browser_parts()
+    if not missing:
+        return
+    message = "browser tests need " + " and ".join(missing)
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI must install them, see .ci/run)", pytrace=False)
+    pytest.skip(f"SKIPPING BROWSER TESTS: {message}", allow_module_level=module_level)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# --- the demo servers -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Site:
+    """One running example app, and where its own (non-2FA) pages are."""
+
+    name: str
+    base_url: str
+    login_path: str
+    account_path: str
+    data_dir: Path
+
+
+@contextmanager
+def serve(
+    command: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    ready_url: str,
+    log_path: Path,
+    timeout: float,
+) -> Iterator[None]:
+    """Run a server until the block ends; wait until `ready_url` answers 200."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            list(command), cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    if httpx.get(ready_url, timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    state = "exited" if proc.poll() is not None else f"not ready in {timeout} s"
+                    output = log_path.read_text(errors="replace")
+                    pytest.fail(f"{' '.join(command)}: {state}\n{output}", pytrace=False)
+                time.sleep(0.1)
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def base_env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for name in ("MFA_SECRET", "MFA_DEMO_DATA", "DJANGO_DEMO_DATA", "REDIS_URL"):
+        env.pop(name, None)
+    return env
+
+
+@contextmanager
+def starlette_site(python: str, tmp: Path) -> Iterator[Site]:
+    """examples/starlette_app under uvicorn, with a fresh data folder and a fixed key."""
+    port, data = free_port(), tmp / "starlette-data"
+    env = {**base_env(), "MFA_DEMO_DATA": str(data), "MFA_SECRET": MFA_SECRET}
+    command = [
+        python, "-m", "uvicorn", "--factory", "examples.starlette_app.app:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    with serve(
+        command,
+        cwd=ROOT,
+        env=env,
+        ready_url=f"{base}/login",
+        log_path=tmp / "starlette.log",
+        timeout=30,
+    ):
+        yield Site("starlette", base, "/login", "/account", data)
+
+
+@contextmanager
+def django_site(python: str, tmp: Path) -> Iterator[Site]:
+    """examples/django_app through `manage.py rundemo` (migrates, then runserver)."""
+    port, data = free_port(), tmp / "django-data"
+    env = {**base_env(), "DJANGO_DEMO_DATA": str(data)}
+    base = f"http://127.0.0.1:{port}"
+    with serve(
+        [python, "manage.py", "rundemo", "--port", str(port)],
+        cwd=ROOT / "examples" / "django_app",
+        env=env,
+        ready_url=f"{base}/accounts/login/",
+        log_path=tmp / "django.log",
+        timeout=60,
+    ):
+        yield Site("django", base, "/accounts/login/", "/account/", data)
+
+
+# --- watching a page ------------------------------------------------------------------------
+
+
+@dataclass
+class PageGuard:
+    """Records what a page does that it must not: load anything from another origin, serve a
+    2FA page without its Content-Security-Policy, or break that policy."""
+
+    origin: str
+    foreign_requests: list[str] = field(default_factory=list)
+    mfa_pages: dict[str, str | None] = field(default_factory=dict)  # url -> CSP header
+    csp_violations: list[str] = field(default_factory=list)
+
+    def watch(self, page: Page) -> None:
+        page.on("request", self._on_request)
+        page.on("response", self._on_response)
+        page.on("console", self._on_console)
+
+    def _on_request(self, request: Request) -> None:
+        if urlsplit(request.url).scheme in ("data", "blob", "about"):
+            return
+        if origin(request.url) != self.origin:
+            self.foreign_requests.append(request.url)
+
+    def _on_response(self, response: Response) -> None:
+        if response.request.resource_type != "document":
+            return
+        if not urlsplit(response.url).path.startswith(MFA_PREFIX) or response.status in (
+            301,
+            302,
+            303,
+            307,
+            308,
+        ):
+            return
+        self.mfa_pages[response.url] = response.all_headers().get("content-security-policy")
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            self.csp_violations.append(message.text)
+
+    def assert_clean(self) -> None:
+        assert not self.foreign_requests, f"requests to other origins: {self.foreign_requests}"
+        assert not self.csp_violations, f"CSP violations: {self.csp_violations}"
+        assert self.mfa_pages, "no 2FA page was seen"
+        for url, csp in self.mfa_pages.items():
+            assert csp, f"{url} has no Content-Security-Policy header"
+            assert "default-src 'none'" in csp, f"{url}: weak CSP {csp!r}"
+            assert "frame-ancestors 'none'" in csp, f"{url}: CSP allows framing: {csp!r}"
+
+
+# --- screenshots ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shots:
+    """Full-page screenshots at desktop and phone size, taken only when `enabled`
+    (MFA_SCREENSHOTS=1, and only for one of the sites: the 2FA pages look the same on both)."""
+
+    enabled: bool
+    directory: Path = SCREENSHOT_DIR
+
+    def take(self, page: Page, name: str) -> None:
+        if not self.enabled:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        before = page.viewport_size
+        for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
+            page.set_viewport_size(size)
+            page.screenshot(
+                path=self.directory / f"{name}-{label}.png",
+                full_page=True,
+                animations="disabled",
+                caret="hide",
+            )
+        if before is not None:
+            page.set_viewport_size(before)
+
+
+def screenshots_wanted() -> bool:
+    return os.environ.get("MFA_SCREENSHOTS") == "1"
