@@ -460,3 +460,23 @@ def test_new_flag_exempts_a_user_without_a_record(url: str, db: Path, capsys: An
     assert code == 0
     assert json.loads(out) == {"user": "svc-new", "exempt": True}
     assert doc(db, Key("user", "svc-new"))["exempt"] is True
+
+
+def test_devices_and_revoke_device(url: str, db: Path, capsys: Any) -> None:
+    store = SQLiteStore(db)
+    store.put(Key("user", "alice"), {"method": "totp"})
+    store.put(Key("device", "alice", "dev1"), {"name": "Chrome on macOS", "last_used": 5.0})
+    code, out = run_main("--store", url, "--json", "devices", "alice")
+    assert code == 0
+    listed = json.loads(out)["devices"]
+    assert [d["device"] for d in listed] == ["dev1"]
+    assert listed[0]["name"] == "Chrome on macOS"
+    assert listed[0]["trusted"] is False
+    code, out = run_main("--store", url, "devices", "alice")
+    assert "  - device=dev1, name=Chrome on macOS" in out
+    code, out = run_main("--store", url, "revoke-device", "alice", "dev1")
+    assert code == 0
+    assert store.get(Key("device", "alice", "dev1")) is None
+    code, _ = run_main("--store", url, "revoke-device", "alice", "dev1")
+    assert code == 2
+    assert "has no device" in capsys.readouterr().err

@@ -10,9 +10,9 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 from mfa_middleware.config import parse_duration
-from mfa_middleware.core import ops
+from mfa_middleware.core import devices, ops
 from mfa_middleware.core.effects import Effect, get
-from mfa_middleware.core.records import user_key
+from mfa_middleware.core.records import load_hot_state, user_key
 from mfa_middleware.drivers import run_sync
 from mfa_middleware.runtime import Runtime
 
@@ -46,6 +46,27 @@ class Admin:
 
     def require(self, user_id: str, required: bool = True) -> None:
         self._run(ops.set_required(user_id, required, self.actor))
+
+    def devices(self, user_id: str) -> list[dict[str, Any]]:
+        """A user's devices, most recently used first, as plain data."""
+        now = self.runtime.clock()
+        state = self._run(load_hot_state(user_id))
+        rows = self._run(devices.devices_of(user_id))
+        return [
+            {
+                "device": device_id,
+                "name": record.name,
+                "created_at": record.created_at,
+                "last_used": record.last_used,
+                "last_ip": record.last_ip,
+                "trusted": record.trusted(now, state.user, state.settings),
+            }
+            for device_id, record in rows
+        ]
+
+    def revoke_device(self, user_id: str, device_id: str) -> bool:
+        """Delete one device: it is no longer trusted; False when there is no such device."""
+        return self._run(devices.forget(user_id, device_id, self.actor))
 
     def set_mode(self, mode: str) -> None:
         self._run(ops.set_mode(mode, self.runtime.defaults, self.actor))

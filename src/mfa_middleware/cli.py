@@ -80,6 +80,11 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
                 action="store_true",
                 help="the user has no 2FA record yet (e.g. a new service account): create one",
             )
+    devices = commands.add_parser("devices", help="list a user's devices")
+    devices.add_argument("user")
+    revoke = commands.add_parser("revoke-device", help="delete one of a user's devices")
+    revoke.add_argument("user")
+    revoke.add_argument("device", help="the device id shown by `devices`")
     mode = commands.add_parser("mode", help="set the global mode")
     mode.add_argument("mode", choices=["off", "optional", "required"])
     lifetime = commands.add_parser("session-lifetime", help="set the login session lifetime")
@@ -160,6 +165,14 @@ def run(
         uid = user_id()
         admin.require(uid, command == "require")
         return {"user": uid, "required": command == "require"}
+    if command == "devices":
+        uid = user_id()
+        return {"user": uid, "devices": admin.devices(uid)}
+    if command == "revoke-device":
+        uid = user_id()
+        if not admin.revoke_device(uid, args.device):
+            raise CommandError(f"{args.user!r} has no device {args.device!r}")
+        return {"user": uid, "revoked": args.device}
     if command == "mode":
         admin.set_mode(args.mode)
         return {"mode": args.mode}
@@ -177,7 +190,14 @@ def _print(result: dict[str, Any], as_json: bool, out: TextIO) -> None:
         out.write(json.dumps(result, sort_keys=True) + "\n")
         return
     for key, value in result.items():
-        out.write(f"{key}: {value}\n")
+        if isinstance(value, list):
+            out.write(f"{key}:{'' if value else ' none'}\n")
+            for item in value:
+                fields = item.items() if isinstance(item, dict) else [("", item)]
+                out.write("  - " + ", ".join(f"{k}={v}" if k else str(v) for k, v in fields))
+                out.write("\n")
+        else:
+            out.write(f"{key}: {value}\n")
 
 
 def main(

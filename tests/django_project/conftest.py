@@ -53,6 +53,6 @@ def mfa_store() -> Iterator[Store]:
     from django.conf import settings
 
     store = MemoryStore()
-    options = {**settings.MFA_MIDDLEWARE, "store": store}
+    options = {**settings.MFA_MIDDLEWARE, "store": store, "trust_duration": 0}
     with override_settings(MFA_MIDDLEWARE=options):
         yield store

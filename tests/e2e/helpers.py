@@ -46,7 +46,10 @@ class FixedClock:
 
 
 def make_app(clock: FixedClock, store: Any = None, **options: Any) -> Starlette:
-    """The demo app with a test store, the fixed clock and a test key."""
+    """The demo app with a test store, the fixed clock and a test key. The "Trust this
+    device?" step is off unless a test turns it on (tests/e2e/test_devices.py does), so the
+    other tests land on `next` straight after a code."""
+    options.setdefault("trust_duration", 0)
     return create_app(
         store=MemoryStore() if store is None else store,
         clock=clock,

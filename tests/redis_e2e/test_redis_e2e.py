@@ -290,3 +290,45 @@ async def test_a_verified_request_costs_one_redis_command(redis_srv: RedisServer
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_a_device_revoked_through_one_instance_is_challenged_on_the_other(
+    redis_srv: RedisServer,
+) -> None:
+    with (
+        serving(redis_srv.url) as one,
+        serving(redis_srv.url) as two,
+        httpx.Client(base_url=one) as browser,
+    ):
+        totp = sign_up(browser)
+        prompt = browser.get("/_mfa/trust?next=/account", headers=HTML)
+        assert "Trust this device?" in prompt.text
+        browser.post(
+            "/_mfa/trust",
+            headers=HTML,
+            data={"csrf": form_field(prompt.text, "csrf"), "choice": "trust", "next": "/account"},
+        )
+        browser.post("/logout")
+        with httpx.Client(base_url=two) as same_browser:
+            copy_cookies(browser, same_browser)
+            assert (
+                same_browser.post(
+                    "/login", data={"username": "alice", "password": "alice-password"}
+                ).status_code
+                == 303
+            )
+            assert verified(same_browser) == 200  # the trusted device skips the code there
+            same_browser.post("/logout")
+            admin = ops(redis_srv.url)
+            [device] = admin.devices("alice")
+            assert device["trusted"] is True
+            assert admin.revoke_device("alice", device["device"])
+            assert (
+                same_browser.post(
+                    "/login", data={"username": "alice", "password": "alice-password"}
+                ).status_code
+                == 303
+            )
+            r = same_browser.get("/account", headers=HTML)
+            assert r.headers["location"].startswith("/_mfa/challenge")
+        del totp

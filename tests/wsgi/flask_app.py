@@ -61,7 +61,11 @@ def create_app(**mfa_options: Any) -> Flask:
         user = flask_session(environ).get("user")
         return Principal(id=user, username=user) if user in USERS else None
 
-    options: dict[str, Any] = {"secret_keys": [secrets.token_urlsafe(48)], "login_url": "/login"}
+    options: dict[str, Any] = {
+        "secret_keys": [secrets.token_urlsafe(48)],
+        "login_url": "/login",
+        "trust_duration": 0,  # no "Trust this device?" step in these tests
+    }
     options.update(mfa_options)
     app.wsgi_app = MFAMiddleware(  # type: ignore[method-assign]
         app.wsgi_app,

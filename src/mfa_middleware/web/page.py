@@ -64,9 +64,16 @@ class Page:
 
     @property
     def recently_verified(self) -> bool:
+        """A code entered in the last `reauth_window`; a trusted device does not count."""
         claims = self.view.claims
         age = self.rt.clock() - claims.verified_at
-        return claims.verified and age <= self.rt.config.reauth_seconds
+        return (
+            claims.verified and claims.method != "device" and (age <= self.rt.config.reauth_seconds)
+        )
+
+    def step_up(self) -> PageOutcome:
+        """Ask for a code before a sensitive change, then come back here."""
+        return self.go(with_next(self.rt.url("challenge?reauth=1"), self.facts.full_path))
 
     def render(self, template: str, status: int = 200, **context: Any) -> PageOutcome:
         body = self.rt.renderer.render(

@@ -32,9 +32,9 @@ from mfa_middleware.core.policy import (
     Enroll,
 )
 from mfa_middleware.core.tokens import SessionClaims
+from mfa_middleware.web.device_pages import after_verification
 from mfa_middleware.web.http import (
     redirect,
-    with_next,
 )
 from mfa_middleware.web.page import Page, PageOutcome, posted, wait_text
 
@@ -108,13 +108,16 @@ def challenge_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
             **_failure_context(attempt),
         )
     claims = rt.upgraded(page.view.claims, epoch=page.view.state.user.epoch, method="totp")
-    return _signed_in(page, claims)
+    return (yield from _signed_in(page, claims))
 
 
-def _signed_in(page: Page, claims: SessionClaims) -> PageOutcome:
+def _signed_in(page: Page, claims: SessionClaims) -> Generator[Effect, Any, PageOutcome]:
+    """The session is verified: on to `next`, by way of "Trust this device?" when trusting is
+    on and this browser is not trusted yet (or trusted at once when `auto_trust` says so)."""
     cookie = page.rt.session_cookie(claims, page.view.eff)
     marker = claims.session_id if page.app.writable else None
-    return PageOutcome(redirect(page.next, [cookie]), marker)
+    target = yield from after_verification(page)
+    return PageOutcome(redirect(target, [cookie]), marker)
 
 
 def _not_enrollable(page: Page) -> PageOutcome | None:
@@ -126,7 +129,7 @@ def _not_enrollable(page: Page) -> PageOutcome | None:
     if decision == ALLOW_VERIFIED:
         if page.recently_verified:
             return None
-        return page.go(with_next(page.rt.url("challenge?reauth=1"), page.facts.full_path))
+        return page.step_up()
     return page.where_to()
 
 
@@ -178,7 +181,7 @@ def enroll_totp_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         return (yield from _totp_page(page, _failure_status(attempt), **_failure_context(attempt)))
     yield from emit("enrolled", user=page.principal.id, method="totp", ip=page.facts.client)
     claims = rt.upgraded(page.view.claims, epoch=result.user.epoch, method="totp")
-    return _signed_in(page, claims)
+    return (yield from _signed_in(page, claims))
 
 
 def settings_get(page: Page) -> Generator[Effect, Any, PageOutcome]:

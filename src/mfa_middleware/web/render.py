@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,13 @@ class Renderer:
         )
         self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
         self.env.globals.update(globals_)
+        self.env.filters["datetime"] = format_time
         self.stylesheet = (files("mfa_middleware") / "web/static/mfa.css").read_bytes()
 
     def render(self, template: str, **context: Any) -> str:
         return self.env.get_template(template).render(**context)
+
+
+def format_time(timestamp: float) -> str:
+    """A time for people: UTC, to the minute."""
+    return time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(timestamp))

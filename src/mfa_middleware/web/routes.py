@@ -13,6 +13,7 @@ from mfa_middleware.core.principal import Principal
 from mfa_middleware.errors import StoreError
 from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
+from mfa_middleware.web.device_pages import devices_get, devices_post, trust_get, trust_post
 from mfa_middleware.web.gate import AppSession, expired_response, resolve_session
 from mfa_middleware.web.http import (
     RequestFacts,
@@ -42,6 +43,10 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/enroll/totp"): enroll_totp_post,
     ("GET", "/settings"): settings_get,
     ("POST", "/settings/sessions"): end_other_sessions_post,
+    ("GET", "/trust"): trust_get,
+    ("POST", "/trust"): trust_post,
+    ("GET", "/devices"): devices_get,
+    ("POST", "/devices"): devices_post,
     ("POST", "/logout"): logout_post,
 }
 KNOWN_PATHS = {path for _, path in ROUTES}

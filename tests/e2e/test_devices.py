@@ -1,0 +1,366 @@
+"""Trusted devices: the prompt, the device cookie, revocation, and the device pages."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+
+from mfa_middleware import MemoryStore, MFAConfig
+from mfa_middleware.admin import Admin
+from mfa_middleware.runtime import Runtime
+from tests.e2e.helpers import (
+    HTML,
+    SECRET_KEY,
+    FixedClock,
+    client,
+    csrf_of,
+    is_verified,
+    login,
+    logout,
+    make_app,
+    secret_of,
+    submit_code,
+    totp,
+)
+
+pytestmark = pytest.mark.anyio
+DEVICE = "mfa_session_device"
+DAY = 86400.0
+
+
+def trusting_app(clock: FixedClock, store: MemoryStore | None = None, **options: object):  # type: ignore[no-untyped-def]
+    options.setdefault("trust_duration", "30d")
+    return make_app(clock, store=store, **options)
+
+
+async def enroll_to_prompt(c: httpx.AsyncClient, clock: FixedClock) -> tuple[str, httpx.Response]:
+    r = await c.get("/_mfa/enroll/totp", headers=HTML)
+    secret = secret_of(r.text)
+    done = await c.post(
+        "/_mfa/enroll/totp",
+        headers=HTML,
+        data={"csrf": csrf_of(r.text), "code": totp(secret, clock()), "next": "/account"},
+    )
+    assert done.status_code == 303
+    return secret, done
+
+
+async def answer_prompt(c: httpx.AsyncClient, choice: str, name: str = "") -> httpx.Response:
+    page = await c.get("/_mfa/trust?next=/account", headers=HTML)
+    assert page.status_code == 200
+    assert "Trust this device?" in page.text
+    data = {"csrf": csrf_of(page.text), "choice": choice, "next": "/account"}
+    if name:
+        data["name"] = name
+    r = await c.post("/_mfa/trust", data=data, headers=HTML)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/account"
+    return r
+
+
+async def code_login(c: httpx.AsyncClient, clock: FixedClock, secret: str) -> None:
+    await login(c)
+    clock.advance(30)
+    r = await submit_code(c, totp(secret, clock()))
+    assert r.status_code == 303
+
+
+async def devices_page(c: httpx.AsyncClient) -> str:
+    r = await c.get("/_mfa/devices", headers=HTML)
+    assert r.status_code == 200
+    return r.text
+
+
+async def test_trust_then_the_next_login_skips_the_code(clock: FixedClock) -> None:
+    app = trusting_app(clock)
+    async with client(app) as c:
+        await login(c)
+        _, done = await enroll_to_prompt(c, clock)
+        assert done.headers["location"] == "/_mfa/trust?next=%2Faccount"
+        await answer_prompt(c, "trust", "My laptop")
+        await logout(c)
+        await login(c)
+        assert await is_verified(c)  # no challenge on a trusted device
+        assert "My laptop" in await devices_page(c)
+
+
+async def test_skip_keeps_the_device_untrusted(clock: FixedClock) -> None:
+    app = trusting_app(clock)
+    async with client(app) as c:
+        await login(c)
+        await enroll_to_prompt(c, clock)
+        await answer_prompt(c, "skip")
+        await logout(c)
+        await login(c)
+        assert not await is_verified(c)
+
+
+async def test_cleared_cookies_mean_a_code_again(clock: FixedClock) -> None:
+    app = trusting_app(clock)
+    async with client(app) as c:
+        await login(c)
+        await enroll_to_prompt(c, clock)
+        await answer_prompt(c, "trust")
+        c.cookies.clear()
+        await login(c)
+        assert not await is_verified(c)
+
+
+async def test_the_device_cookie_is_opaque_and_well_formed(clock: FixedClock) -> None:
+    app = trusting_app(clock)
+    async with client(app) as c:
+        await login(c)
+        await enroll_to_prompt(c, clock)
+        r = await answer_prompt(c, "trust")
+        del r
+        value = next(k.value for k in c.cookies.jar if k.name == DEVICE)
+        payload = value.split(".")[0]
+        decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        fields = json.loads(decoded)
+        assert len(fields) == 2
+        assert "alice" not in decoded.decode()
+
+
+async def test_device_cookie_of_alice_does_not_skip_bobs_challenge(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = trusting_app(clock, store)
+    async with client(app) as alice, client(app) as bob:
+        await login(alice)
+        await enroll_to_prompt(alice, clock)
+        await answer_prompt(alice, "trust")
+        await login(bob, "bob")
+        r = await bob.get("/_mfa/enroll/totp", headers=HTML)
+        secret = secret_of(r.text)
+        await bob.post(
+            "/_mfa/enroll/totp",
+            headers=HTML,
+            data={"csrf": csrf_of(r.text), "code": totp(secret, clock()), "next": "/account"},
+        )
+        await logout(bob)
+        stolen = next(k.value for k in alice.cookies.jar if k.name == DEVICE)
+        bob.cookies.set(DEVICE, stolen)
+        await login(bob, "bob")
+        assert not await is_verified(bob)
+
+
+async def test_trust_expires_after_its_period(clock: FixedClock) -> None:
+    app = trusting_app(clock, trust_duration="7d")
+    async with client(app) as c:
+        await login(c)
+        await enroll_to_prompt(c, clock)
+        await answer_prompt(c, "trust")
+        await logout(c)
+        clock.advance(7 * DAY + 1)
+        await login(c)
+        assert not await is_verified(c)
+
+
+@pytest.mark.parametrize("how", ["revoke_devices", "mode_off_on"])
+async def test_trust_ends_with_device_revocation_or_re_enrollment(
+    clock: FixedClock, how: str
+) -> None:
+    store = MemoryStore()
+    app = trusting_app(clock, store)
+    ops = Admin(Runtime(MFAConfig(secret_keys=[SECRET_KEY], store=store, clock=clock)), "ops")
+    async with client(app) as c:
+        await login(c)
+        await enroll_to_prompt(c, clock)
+        await answer_prompt(c, "trust")
+        if how == "revoke_devices":
+            ops.logout("alice", revoke_devices=True)
+        else:
+            ops.set_mode("off")
+            ops.set_mode("required")
+        await logout(c)
+        await login(c)
+        assert not await is_verified(c)
+
+
+async def test_trust_duration_zero_means_no_prompt(clock: FixedClock) -> None:
+    app = make_app(clock)  # the test helper's default: trust_duration=0
+    async with client(app) as c:
+        await login(c)
+        _, done = await enroll_to_prompt(c, clock)
+        assert done.headers["location"] == "/account"
+        r = await c.get("/_mfa/trust", headers=HTML)
+        assert r.status_code == 303
+
+
+async def test_auto_trust_for_app_clients(clock: FixedClock) -> None:
+    app = trusting_app(clock, auto_trust=lambda facts, p: "DemoApp/" in facts.header("user-agent"))
+    async with client(app) as c:
+        c.headers["user-agent"] = "DemoApp/2.1 (iPhone)"
+        await login(c)
+        _, done = await enroll_to_prompt(c, clock)
+        assert done.headers["location"] == "/account"  # trusted without asking
+        await logout(c)
+        await login(c)
+        assert await is_verified(c)
+
+
+async def test_rename_and_delete_through_the_pages(clock: FixedClock) -> None:
+    app = trusting_app(clock)
+    async with client(app) as c:
+        await login(c)
+        secret, _ = await enroll_to_prompt(c, clock)
+        await answer_prompt(c, "trust")
+        page = await devices_page(c)
+        assert "This device" in page
+        assert "Trusted" in page
+        device_id = page.split('name="device" value="')[1].split('"')[0]
+        r = await c.post(
+            "/_mfa/devices",
+            headers=HTML,
+            data={
+                "csrf": csrf_of(page),
+                "device": device_id,
+                "action": "rename",
+                "name": "Work PC",
+            },
+        )
+        assert r.headers["location"] == "/_mfa/devices?done=renamed"
+        page = await devices_page(c)
+        assert "Work PC" in page
+        confirm = await c.post(
+            "/_mfa/devices",
+            headers=HTML,
+            data={"csrf": csrf_of(page), "device": device_id, "action": "confirm_delete"},
+        )
+        assert "Delete this device?" in confirm.text
+        r = await c.post(
+            "/_mfa/devices",
+            headers=HTML,
+            data={"csrf": csrf_of(confirm.text), "device": device_id, "action": "delete"},
+        )
+        assert r.headers["location"] == "/_mfa/devices?done=deleted"
+        assert "Work PC" not in await devices_page(c)
+        await logout(c)
+        await login(c)
+        assert not await is_verified(c)  # challenged after deleting the device
+        del secret
+
+
+async def test_another_users_device_is_not_found(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = trusting_app(clock, store)
+    async with client(app) as alice, client(app) as bob:
+        await login(alice)
+        await enroll_to_prompt(alice, clock)
+        await answer_prompt(alice, "trust", "Alice laptop")
+        alice_page = await devices_page(alice)
+        alice_device = alice_page.split('name="device" value="')[1].split('"')[0]
+        await login(bob, "bob")
+        await enroll_to_prompt(bob, clock)
+        await answer_prompt(bob, "skip")
+        bob_page = await devices_page(bob)
+        for action in ("rename", "delete", "confirm_delete", "trust"):
+            r = await bob.post(
+                "/_mfa/devices",
+                headers=HTML,
+                data={
+                    "csrf": csrf_of(bob_page),
+                    "device": alice_device,
+                    "action": action,
+                    "name": "pwned",
+                },
+            )
+            assert r.status_code == 404
+        assert "Alice laptop" in await devices_page(alice)
+
+
+async def test_trusting_a_listed_device_needs_a_recent_code(clock: FixedClock) -> None:
+    app = trusting_app(clock)
+    async with client(app) as c:
+        await login(c)
+        secret, _ = await enroll_to_prompt(c, clock)
+        await answer_prompt(c, "skip")
+        clock.advance(3600)
+        page = await devices_page(c)
+        device_id = page.split('name="device" value="')[1].split('"')[0]
+        r = await c.post(
+            "/_mfa/devices",
+            headers=HTML,
+            data={"csrf": csrf_of(page), "device": device_id, "action": "trust"},
+        )
+        assert r.headers["location"].startswith("/_mfa/challenge?reauth=1")
+        step_up = await c.get(r.headers["location"], headers=HTML)
+        await c.post(
+            "/_mfa/challenge",
+            headers=HTML,
+            data={
+                "csrf": csrf_of(step_up.text),
+                "code": totp(secret, clock()),
+                "reauth": "1",
+                "next": "/_mfa/devices",
+            },
+        )
+        page = await devices_page(c)
+        r = await c.post(
+            "/_mfa/devices",
+            headers=HTML,
+            data={"csrf": csrf_of(page), "device": device_id, "action": "trust"},
+        )
+        assert r.headers["location"] == "/_mfa/devices?done=trusted"
+        listed = (await c.get(r.headers["location"], headers=HTML)).text
+        assert "Device trusted." in listed
+        assert "Not trusted" not in listed
+
+
+async def test_a_trusted_device_session_needs_a_code_before_changing_the_factor(
+    clock: FixedClock,
+) -> None:
+    app = trusting_app(clock)
+    async with client(app) as c:
+        await login(c)
+        await enroll_to_prompt(c, clock)
+        await answer_prompt(c, "trust")
+        await logout(c)
+        await login(c)
+        assert await is_verified(c)
+        r = await c.get("/_mfa/enroll/totp", headers=HTML)
+        assert r.headers["location"].startswith("/_mfa/challenge?reauth=1")
+
+
+async def test_device_cap_prunes_the_oldest_untrusted(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = trusting_app(clock, store, max_devices=3)
+    async with client(app) as c:
+        await login(c)
+        await enroll_to_prompt(c, clock)
+        await answer_prompt(c, "trust", "Keeper")
+        for _ in range(5):  # five more browsers log in
+            async with client(app) as other:
+                clock.advance(60)
+                await login(other)
+                await other.get("/account", headers=HTML)
+        assert len(store.scan("device", "alice")) == 3
+        assert "Keeper" in await devices_page(c)
+
+
+@pytest.mark.parametrize("target", ["//evil.example", "https://evil.example", "/account?x=1"])
+async def test_next_survives_the_trust_step_only_when_safe(clock: FixedClock, target: str) -> None:
+    app = trusting_app(clock)
+    async with client(app) as c:
+        await login(c)
+        r = await c.get("/_mfa/enroll/totp", headers=HTML)
+        secret = secret_of(r.text)
+        done = await c.post(
+            "/_mfa/enroll/totp",
+            headers=HTML,
+            data={"csrf": csrf_of(r.text), "code": totp(secret, clock()), "next": target},
+        )
+        prompt = await c.get(done.headers["location"], headers=HTML)
+        answered = await c.post(
+            "/_mfa/trust",
+            headers=HTML,
+            data={
+                "csrf": csrf_of(prompt.text),
+                "choice": "skip",
+                "next": prompt.text.split('name="next" value="')[1].split('"')[0],
+            },
+        )
+        expected = target if target.startswith("/account") else "/"
+        assert answered.headers["location"] == expected
