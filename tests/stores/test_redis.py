@@ -17,7 +17,7 @@ from mfa_middleware.core.effects import Key
 from mfa_middleware.errors import StoreError
 from mfa_middleware.stores.redis import RedisStore
 from tests.stores.contract import FakeClock, StoreContract, increment
-from tests.support.redis_servers import RedisServer, redis_cluster, redis_server
+from tests.support.redis_servers import RedisServer, redis_cluster, redis_sentinel, redis_server
 
 
 @pytest.fixture(scope="module")
@@ -125,4 +125,29 @@ def test_outage_raises_store_error_and_recovers(tmp_path: Path) -> None:
             store.get(key)
         srv.start()
         assert store.get(key) == {"method": "totp"}  # AOF kept it across the restart
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def sentinel_port(server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    with redis_sentinel(tmp_path_factory.mktemp("sentinel"), server) as port:
+        yield port
+
+
+class TestRedisSentinelStore(StoreContract):
+    """The contract through clients that find the master via Redis Sentinel."""
+
+    @pytest.fixture
+    def store(
+        self, clock: FakeClock, server: RedisServer, sentinel_port: int
+    ) -> Iterator[RedisStore]:
+        from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+        from redis.sentinel import Sentinel
+
+        server.client().flushall()
+        sync_client = Sentinel([("127.0.0.1", sentinel_port)]).master_for("mymaster")
+        async_client = AsyncSentinel([("127.0.0.1", sentinel_port)]).master_for("mymaster")
+        store = RedisStore(client=sync_client, async_client=async_client)
+        store.use_clock(clock)
+        yield store
         store.close()

@@ -172,3 +172,39 @@ def redis_cluster(directory: Path, masters: int = 3) -> Iterator[list[RedisServe
     finally:
         for node in nodes:
             node.kill()
+
+
+@contextmanager
+def redis_sentinel(directory: Path, master: RedisServer) -> Iterator[int]:
+    """A Sentinel watching `master` under the name "mymaster"; yields the Sentinel's port."""
+    require_redis()
+    assert REDIS_SERVER is not None
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = directory / "sentinel.conf"
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {directory}\n"
+        f"sentinel monitor mymaster 127.0.0.1 {master.port} 1\n"
+        "sentinel down-after-milliseconds mymaster 5000\n"
+    )
+    process = subprocess.Popen(
+        [REDIS_SERVER, str(conf), "--sentinel"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        probe = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if probe.sentinel_get_master_addr_by_name("mymaster"):
+                    break
+            except redis.exceptions.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "sentinel did not start"
+            time.sleep(0.05)
+        probe.close()
+        yield port
+    finally:
+        process.kill()
+        process.wait(timeout=10)
