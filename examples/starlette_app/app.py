@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket
 
 from examples.starlette_app.users import USERS, authenticate
 from mfa_middleware import MFAConfig, MFAMiddleware, SQLiteStore
+from mfa_middleware.senders import ConsoleSender
 
 DATA_DIR = Path(os.environ.get("MFA_DEMO_DATA", Path(__file__).parent / "data"))
 
@@ -177,6 +178,10 @@ def create_app(**mfa_options: Any) -> Starlette:
         # Health checks and public pages need no second factor; everything else does.
         "rules": [{"action": "bypass", "paths": ["/health", "/public/**"]}],
     }
+    # Codes by SMS and email are printed to this terminal in the demo; production passes a
+    # TwilioSMSSender and an SMTPSender (see the README).
+    options["sms_sender"] = ConsoleSender("sms")
+    options["email_sender"] = ConsoleSender("email")
     options.update(mfa_options)
     if "secret_keys" not in options:
         options["secret_keys"] = [demo_secret()]

@@ -13,7 +13,6 @@ from mfa_middleware.config import parse_duration
 from mfa_middleware.core import devices, ops
 from mfa_middleware.core.effects import Effect, get
 from mfa_middleware.core.records import load_hot_state, user_key
-from mfa_middleware.drivers import run_sync
 from mfa_middleware.runtime import Runtime
 
 T = TypeVar("T")
@@ -25,7 +24,7 @@ class Admin:
         self.actor = actor
 
     def _run(self, flow: Generator[Effect, Any, T]) -> T:
-        return run_sync(flow, self.runtime.store, self.runtime.events)
+        return self.runtime.run(flow)
 
     def known(self, user_id: str) -> bool:
         """Whether the store holds any 2FA record for this user."""

@@ -12,7 +12,6 @@ from typing import Any
 
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.principal import Principal
-from mfa_middleware.drivers import run_async
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate
 from mfa_middleware.web.http import Cookie, RequestFacts, Response
@@ -143,9 +142,7 @@ class MFAMiddleware:
             return
         facts = facts_from_scope(scope)
         rt = self.runtime
-        result = await run_async(
-            gate(rt, facts, principal, app_session(scope)), rt.store, rt.events
-        )
+        result = await rt.arun(gate(rt, facts, principal, app_session(scope)))
         if result.marker is not None:
             scope["session"][SESSION_MARKER] = result.marker
         if result.end_app_session:
@@ -181,9 +178,7 @@ class MFAMiddleware:
             body = await read_body(receive, rt.config.max_form_bytes)
         facts = facts_from_scope(scope, body)
         principal = self.identify(scope)
-        outcome = await run_async(
-            handle_page(rt, facts, principal, app_session(scope)), rt.store, rt.events
-        )
+        outcome = await rt.arun(handle_page(rt, facts, principal, app_session(scope)))
         if outcome.marker is not None and isinstance(scope.get("session"), MutableMapping):
             scope["session"][SESSION_MARKER] = outcome.marker
         if outcome.end_app_session:

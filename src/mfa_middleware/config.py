@@ -21,6 +21,7 @@ from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.records import MODES
 from mfa_middleware.core.rules import Rule, RuleSet
 from mfa_middleware.errors import ConfigError
+from mfa_middleware.senders.base import Sender
 from mfa_middleware.stores.base import Store
 from mfa_middleware.web.http import RequestFacts
 
@@ -95,6 +96,14 @@ class MFAConfig:
     max_devices: int = 20
     auto_trust: Callable[[RequestFacts, Principal], bool] | None = None
     on_store_error: str = "closed"
+    sms_sender: Sender | None = None
+    email_sender: Sender | None = None
+    code_digits: int = 6
+    code_ttl: Duration = "10m"
+    resend_cooldown: Duration = "30s"
+    max_sends_per_hour: int = 10
+    sms_regions: Sequence[str] | None = None  # allowed phone regions, e.g. ("US", "CA")
+    default_region: str = "US"
     template_dir: str | Path | None = None
     max_form_bytes: int = 16_384
     clock: Callable[[], float] = time.time
@@ -115,6 +124,24 @@ class MFAConfig:
         _int_range("failure_ceiling", self.failure_ceiling, self.max_attempts, 100)
         _int_range("max_form_bytes", self.max_form_bytes, 1024, 1_048_576)
         _int_range("max_devices", self.max_devices, 1, 1000)
+        _int_range("code_digits", self.code_digits, 6, 8)
+        _int_range("max_sends_per_hour", self.max_sends_per_hour, 1, 1000)
+        code_ttl = parse_duration("code_ttl", self.code_ttl)
+        if code_ttl is not None and code_ttl > 600:
+            raise ConfigError("code_ttl", "must be at most 10 minutes (NIST SP 800-63B 5.1.3.2)")
+        object.__setattr__(self, "code_ttl", code_ttl)
+        object.__setattr__(
+            self, "resend_cooldown", parse_duration("resend_cooldown", self.resend_cooldown)
+        )
+        if self.sms_sender is not None:
+            try:
+                import phonenumbers  # noqa: F401
+            except ImportError as exc:
+                raise ConfigError(
+                    "sms_sender",
+                    "SMS needs the phonenumbers package",
+                    "pip install 'mfa_middleware[twilio]'",
+                ) from exc
         trust = self.trust_duration
         object.__setattr__(
             self,

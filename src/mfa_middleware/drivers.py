@@ -11,9 +11,21 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any, TypeVar
 
-from mfa_middleware.core.effects import Delete, Effect, Emit, Get, GetMany, Put, Scan, Update
-from mfa_middleware.errors import StoreError
+from mfa_middleware.core.effects import (
+    Delete,
+    Deliver,
+    Effect,
+    Emit,
+    Get,
+    GetMany,
+    Put,
+    Scan,
+    Update,
+)
+from mfa_middleware.errors import DeliveryFailed, StoreError
 from mfa_middleware.events import EventSink
+from mfa_middleware.senders.base import Message
+from mfa_middleware.senders.delivery import Delivery
 from mfa_middleware.stores.base import Store
 
 T = TypeVar("T")
@@ -35,21 +47,34 @@ def _operation(effect: Effect) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
             return "scan", (kind, part), {}
         case Emit(name, fields):
             return "emit", (name, fields), {}
+        case Deliver(channel, to, subject, text, html):
+            return "send", (Message(channel, to, subject, text, html),), {}
     raise TypeError(f"not an effect: {effect!r}")  # pragma: no cover
 
 
-def _target(effect: Effect, store: Store, events: EventSink) -> Store | EventSink:
-    return events if isinstance(effect, Emit) else store
+def _target(effect: Effect, store: Store, events: EventSink, delivery: Delivery | None) -> Any:
+    if isinstance(effect, Emit):
+        return events
+    if isinstance(effect, Deliver):
+        if delivery is None:
+            raise DeliveryFailed(effect.channel, "no sender is configured")
+        return delivery
+    return store
 
 
-def run_sync(flow: Generator[Effect, Any, T], store: Store, events: EventSink) -> T:
+def run_sync(
+    flow: Generator[Effect, Any, T],
+    store: Store,
+    events: EventSink,
+    delivery: Delivery | None = None,
+) -> T:
     try:
         effect = next(flow)
         while True:
             name, args, kwargs = _operation(effect)
             try:
-                result = getattr(_target(effect, store, events), name)(*args, **kwargs)
-            except StoreError as exc:
+                result = getattr(_target(effect, store, events, delivery), name)(*args, **kwargs)
+            except (StoreError, DeliveryFailed) as exc:
                 effect = flow.throw(exc)
                 continue
             effect = flow.send(result)
@@ -57,14 +82,20 @@ def run_sync(flow: Generator[Effect, Any, T], store: Store, events: EventSink) -
         return stop.value  # type: ignore[no-any-return]
 
 
-async def run_async(flow: Generator[Effect, Any, T], store: Store, events: EventSink) -> T:
+async def run_async(
+    flow: Generator[Effect, Any, T],
+    store: Store,
+    events: EventSink,
+    delivery: Delivery | None = None,
+) -> T:
     try:
         effect = next(flow)
         while True:
             name, args, kwargs = _operation(effect)
             try:
-                result = await getattr(_target(effect, store, events), "a" + name)(*args, **kwargs)
-            except StoreError as exc:
+                target = _target(effect, store, events, delivery)
+                result = await getattr(target, "a" + name)(*args, **kwargs)
+            except (StoreError, DeliveryFailed) as exc:
                 effect = flow.throw(exc)
                 continue
             effect = flow.send(result)

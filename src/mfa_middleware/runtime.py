@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import replace
+from typing import Any, TypeVar
 
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.devices import DeviceCodec, DeviceCookie
+from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.otp import TotpParams
 from mfa_middleware.core.policy import Effective, PolicyDefaults
 from mfa_middleware.core.throttle import ThrottleParams
 from mfa_middleware.core.tokens import SessionClaims, UserTagger, new_id, session_codec
+from mfa_middleware.drivers import run_async, run_sync
 from mfa_middleware.events import EventSink
+from mfa_middleware.senders.delivery import Delivery
 from mfa_middleware.stores.base import Store
 from mfa_middleware.stores.sqlite import SQLiteStore
 from mfa_middleware.web.http import Cookie, clear_cookie, set_cookie
 from mfa_middleware.web.render import Renderer
 
 DEFAULT_SQLITE_PATH = "mfa.sqlite3"
+T = TypeVar("T")
 
 
 class Runtime:
@@ -31,6 +37,7 @@ class Runtime:
         self.user_tag = UserTagger(self.keyring)
         self.login_tag = UserTagger(self.keyring, "mfa.login-tag.v1")
         self.events = EventSink(config.on_event)
+        self.delivery = Delivery(sms=config.sms_sender, email=config.email_sender)
         self.trust_seconds = config.trust_seconds
         self.devices = DeviceCodec(self.keyring, max(self.trust_seconds, config.lifetime_seconds))
         self.device_cookie_name = config.device_cookie
@@ -62,6 +69,14 @@ class Runtime:
                 "code_digits": config.totp_digits,
             },
         )
+
+    def run(self, flow: Generator[Effect, Any, T]) -> T:
+        """Carry out a flow synchronously (WSGI, Django, the CLI)."""
+        return run_sync(flow, self.store, self.events, self.delivery)
+
+    async def arun(self, flow: Generator[Effect, Any, T]) -> T:
+        """Carry out a flow on the event loop (ASGI, async Django)."""
+        return await run_async(flow, self.store, self.events, self.delivery)
 
     def url(self, page: str) -> str:
         return f"{self.prefix}/{page}"

@@ -14,7 +14,6 @@ from typing import Any
 
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.principal import Principal
-from mfa_middleware.drivers import run_sync
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate
 from mfa_middleware.web.http import Cookie, RequestFacts, Response, clear_cookie
@@ -114,9 +113,7 @@ class MFAMiddleware:
             return self.app(environ, start_response)
         rt = self.runtime
         facts = facts_from_environ(environ)
-        result = run_sync(
-            gate(rt, facts, principal, self._app_session(environ)), rt.store, rt.events
-        )
+        result = rt.run(gate(rt, facts, principal, self._app_session(environ)))
         if result.end_app_session:
             self._end_app_session(environ, result.response)
         if result.response is not None:
@@ -147,9 +144,7 @@ class MFAMiddleware:
             body = read_body(environ, rt.config.max_form_bytes)
         facts = facts_from_environ(environ, body)
         principal = self.identify(environ)
-        outcome = run_sync(
-            handle_page(rt, facts, principal, self._app_session(environ)), rt.store, rt.events
-        )
+        outcome = rt.run(handle_page(rt, facts, principal, self._app_session(environ)))
         if outcome.end_app_session:
             self._end_app_session(environ, outcome.response)
         return self._respond(environ, start_response, outcome.response)

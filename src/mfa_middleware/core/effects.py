@@ -80,7 +80,19 @@ class Emit:
     fields: dict[str, Any]
 
 
-Effect: TypeAlias = Get | GetMany | Put | Delete | Update | Scan | Emit
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Send a message (a code) by SMS or email; a failure is thrown back into the flow as
+    `DeliveryFailed`, so the flow can fall back to another channel."""
+
+    channel: str
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+
+
+Effect: TypeAlias = Get | GetMany | Put | Delete | Update | Scan | Emit | Deliver
 Flow: TypeAlias = Generator[Effect, Any, Any]
 """A generator of effects; its return value is the flow's result."""
 

@@ -39,7 +39,7 @@ class Attempt:
     step: int | None = None
 
 
-def _throttled(
+def throttled(
     user_id: str,
     now: float,
     params: ThrottleParams,
@@ -109,7 +109,7 @@ def verify_totp(
         before, after = yield from update(user_key(user_id), consume)
         return step if before != after else -1
 
-    return (yield from _throttled(user_id, now, limits, check))
+    return (yield from throttled(user_id, now, limits, check))
 
 
 def pending_totp(
@@ -175,5 +175,5 @@ def confirm_totp(
         yield from delete(pending_totp_key(user_id))
         return step
 
-    attempt = yield from _throttled(user_id, now, limits, check)
+    attempt = yield from throttled(user_id, now, limits, check)
     return Enrolled(attempt, enrolled[0] if enrolled else None)

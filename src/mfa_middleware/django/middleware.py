@@ -18,7 +18,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.django.settings import runtime
-from mfa_middleware.drivers import run_async, run_sync
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, GateResult, gate
 from mfa_middleware.web.http import Cookie, RequestFacts, Response
@@ -127,7 +126,7 @@ class MFAMiddleware:
         facts, flow = self._flow(request, rt, principal)
         if flow is None:
             return self.get_response(request)
-        result = run_sync(flow, rt.store, rt.events)
+        result = rt.run(flow)
         if result.end_app_session:
             auth.logout(request)
         if (answer := own_answer(facts, result)) is not None:
@@ -147,7 +146,7 @@ class MFAMiddleware:
         facts, flow = self._flow(request, rt, principal)
         if flow is None:
             return await self.get_response(request)  # type: ignore[misc]
-        result = await run_async(flow, rt.store, rt.events)
+        result = await rt.arun(flow)
         if result.end_app_session:
             await auth.alogout(request)
         if (answer := own_answer(facts, result)) is not None:

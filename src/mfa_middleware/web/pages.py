@@ -17,7 +17,6 @@ import segno
 from mfa_middleware.core import ops, otp
 from mfa_middleware.core.effects import Effect, emit
 from mfa_middleware.core.flows import (
-    Attempt,
     confirm_totp,
     pending_totp,
     throttle_state,
@@ -25,46 +24,22 @@ from mfa_middleware.core.flows import (
 )
 from mfa_middleware.core.policy import (
     ALLOW_EXEMPT,
-    ALLOW_NOT_ENROLLED,
     ALLOW_VERIFIED,
     Allow,
     Challenge,
-    Enroll,
 )
-from mfa_middleware.core.tokens import SessionClaims
-from mfa_middleware.web.device_pages import after_verification
+from mfa_middleware.web.code_pages import OOB_METHODS, login_code_context, verify_login_code
 from mfa_middleware.web.http import (
     redirect,
 )
 from mfa_middleware.web.page import Page, PageOutcome, posted, wait_text
-
-
-def _failure_context(attempt: Attempt) -> dict[str, Any]:
-    if attempt.locked:
-        return {
-            "locked": True,
-            "permanent": math.isinf(attempt.retry_after),
-            "wait": wait_text(attempt.retry_after),
-        }
-    left = attempt.attempts_left
-    noun = "attempt" if left == 1 else "attempts"
-    return {"error": f"That code didn't work. Check your app and try again ({left} {noun} left)."}
-
-
-def _failure_status(attempt: Attempt) -> int:
-    return 429 if attempt.locked else 400
-
-
-def _record_attempt(
-    page: Page, attempt: Attempt, method: str, step: str
-) -> Generator[Effect, Any, None]:
-    fields = {"user": page.principal.id, "method": method, "step": step, "ip": page.facts.client}
-    if attempt.ok:
-        yield from emit("verify_succeeded", **fields)
-        return
-    if attempt.replayed:
-        yield from emit("totp_replay", **fields)
-    yield from emit("verify_failed", **fields, locked=attempt.locked)
+from mfa_middleware.web.steps import (
+    failure_context,
+    failure_status,
+    not_enrollable,
+    record_attempt,
+    signed_in,
+)
 
 
 def _wants_code(page: Page) -> bool:
@@ -87,7 +62,10 @@ def challenge_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
             wait=wait_text(retry),
             reauth=page.reauth,
         )
-    return page.render("challenge.html", reauth=page.reauth)
+    context: dict[str, Any] = {}
+    if page.view.state.user.method in OOB_METHODS:
+        context = yield from login_code_context(page, send=True)
+    return page.render("challenge.html", reauth=page.reauth, **context)
 
 
 def challenge_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
@@ -96,48 +74,41 @@ def challenge_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if not _wants_code(page):
         return page.where_to()
     rt = page.rt
-    attempt = yield from verify_totp(
-        page.principal.id, page.form.get("code", ""), rt.clock(), rt.keyring, rt.totp, rt.limits
-    )
-    yield from _record_attempt(page, attempt, "totp", "challenge")
+    method = page.view.state.user.method or "totp"
+    if method in OOB_METHODS:
+        attempt = yield from verify_login_code(page)
+    else:
+        attempt = yield from verify_totp(
+            page.principal.id,
+            page.form.get("code", ""),
+            rt.clock(),
+            rt.keyring,
+            rt.totp,
+            rt.limits,
+        )
+    yield from record_attempt(page, attempt, method, "challenge")
     if not attempt.ok:
+        context: dict[str, Any] = {}
+        if method in OOB_METHODS:
+            context = yield from login_code_context(page, send=False)
         return page.render(
             "challenge.html",
-            _failure_status(attempt),
+            failure_status(attempt),
             reauth=page.reauth,
-            **_failure_context(attempt),
+            **context,
+            **failure_context(attempt),
         )
-    claims = rt.upgraded(page.view.claims, epoch=page.view.state.user.epoch, method="totp")
-    return (yield from _signed_in(page, claims))
-
-
-def _signed_in(page: Page, claims: SessionClaims) -> Generator[Effect, Any, PageOutcome]:
-    """The session is verified: on to `next`, by way of "Trust this device?" when trusting is
-    on and this browser is not trusted yet (or trusted at once when `auto_trust` says so)."""
-    cookie = page.rt.session_cookie(claims, page.view.eff)
-    marker = claims.session_id if page.app.writable else None
-    target = yield from after_verification(page)
-    return PageOutcome(redirect(target, [cookie]), marker)
-
-
-def _not_enrollable(page: Page) -> PageOutcome | None:
-    """None when this user may (re-)enroll now; else where to go instead. Replacing a factor
-    needs a recent verification (step-up), so a stolen session cannot swap the factor."""
-    decision = page.view.decision
-    if isinstance(decision, Enroll) or decision == ALLOW_NOT_ENROLLED:
-        return None
-    if decision == ALLOW_VERIFIED:
-        if page.recently_verified:
-            return None
-        return page.step_up()
-    return page.where_to()
+    claims = rt.upgraded(page.view.claims, epoch=page.view.state.user.epoch, method=method)
+    return (yield from signed_in(page, claims))
 
 
 def enroll_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if (elsewhere := _not_enrollable(page)) is not None:
+    if (elsewhere := not_enrollable(page)) is not None:
         return elsewhere
     yield from ()
-    return page.render("enroll_choose.html", methods=[("totp", page.rt.url("enroll/totp"))])
+    methods = [("totp", page.rt.url("enroll/totp"))]
+    methods += [(c, page.rt.url(f"enroll/{c}")) for c in page.rt.delivery.channels()]
+    return page.render("enroll_choose.html", methods=methods)
 
 
 def _totp_page(
@@ -155,7 +126,7 @@ def _totp_page(
 
 
 def enroll_totp_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if (elsewhere := _not_enrollable(page)) is not None:
+    if (elsewhere := not_enrollable(page)) is not None:
         return elsewhere
     return (yield from _totp_page(page))
 
@@ -163,7 +134,7 @@ def enroll_totp_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
 def enroll_totp_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if (refused := posted(page)) is not None:
         return refused
-    if (elsewhere := _not_enrollable(page)) is not None:
+    if (elsewhere := not_enrollable(page)) is not None:
         return elsewhere
     rt = page.rt
     result = yield from confirm_totp(
@@ -175,13 +146,13 @@ def enroll_totp_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         rt.totp,
         rt.limits,
     )
-    yield from _record_attempt(page, result.attempt, "totp", "enroll")
+    yield from record_attempt(page, result.attempt, "totp", "enroll")
     if result.user is None:
         attempt = result.attempt
-        return (yield from _totp_page(page, _failure_status(attempt), **_failure_context(attempt)))
+        return (yield from _totp_page(page, failure_status(attempt), **failure_context(attempt)))
     yield from emit("enrolled", user=page.principal.id, method="totp", ip=page.facts.client)
     claims = rt.upgraded(page.view.claims, epoch=result.user.epoch, method="totp")
-    return (yield from _signed_in(page, claims))
+    return (yield from signed_in(page, claims))
 
 
 def settings_get(page: Page) -> Generator[Effect, Any, PageOutcome]:

@@ -13,6 +13,15 @@ from mfa_middleware.core.principal import Principal
 from mfa_middleware.errors import StoreError
 from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
+from mfa_middleware.web.code_pages import (
+    enroll_code_get,
+    enroll_code_post,
+    enroll_email_get,
+    enroll_email_post,
+    enroll_sms_get,
+    enroll_sms_post,
+    resend_login_post,
+)
 from mfa_middleware.web.device_pages import devices_get, devices_post, trust_get, trust_post
 from mfa_middleware.web.gate import AppSession, expired_response, resolve_session
 from mfa_middleware.web.http import (
@@ -41,6 +50,13 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/enroll"): enroll_get,
     ("GET", "/enroll/totp"): enroll_totp_get,
     ("POST", "/enroll/totp"): enroll_totp_post,
+    ("POST", "/challenge/resend"): resend_login_post,
+    ("GET", "/enroll/sms"): enroll_sms_get,
+    ("POST", "/enroll/sms"): enroll_sms_post,
+    ("GET", "/enroll/email"): enroll_email_get,
+    ("POST", "/enroll/email"): enroll_email_post,
+    ("GET", "/enroll/code"): enroll_code_get,
+    ("POST", "/enroll/code"): enroll_code_post,
     ("GET", "/settings"): settings_get,
     ("POST", "/settings/sessions"): end_other_sessions_post,
     ("GET", "/trust"): trust_get,

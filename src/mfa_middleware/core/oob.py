@@ -1,0 +1,224 @@
+"""One-time codes sent by SMS or email ("out of band"), written once as flows.
+
+A code is 6 (to 8) digits from `secrets`, stored only as a keyed MAC that also binds it to the
+user, the MFA session that asked for it and its purpose (login or enrollment), so a code sent for
+one browser or one purpose is useless anywhere else. It expires after `ttl` (10 minutes), works
+once, and a resend replaces it. Sending is limited per user (a cooldown between sends and a cap
+per hour: SMS costs money); a resend never resets the failed-attempt count. Codes never appear
+in responses, URLs, logs or events.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Generator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from mfa_middleware.core import throttle as _throttle
+from mfa_middleware.core.effects import Deliver, Doc, Effect, Key, delete, emit, get, put, update
+from mfa_middleware.core.flows import Attempt, throttled
+from mfa_middleware.core.keys import Keyring
+from mfa_middleware.core.otp import is_well_formed
+from mfa_middleware.core.records import Record
+from mfa_middleware.errors import DeliveryFailed
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class OobParams:
+    digits: int = 6
+    ttl: float = 600.0
+    cooldown: float = 30.0
+    hourly_cap: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCode(Record):
+    mac: str = ""
+    expires_at: float = 0.0
+    channel: str = ""
+    destination: str = ""
+    sent_at: float = 0.0
+    session_hash: str = ""  # a keyed hash of the MFA session that asked for it
+
+
+@dataclass(frozen=True, slots=True)
+class SendLog(Record):
+    last_sent: float = 0.0
+    window_start: float = 0.0
+    count: int = 0
+
+
+def code_key(user_id: str, purpose: str) -> Key:
+    return Key("oob", user_id, purpose)
+
+
+def new_code(digits: int) -> str:
+    """Uniformly random digits from the OS CSPRNG; leading zeros kept."""
+    return f"{secrets.randbelow(10**digits):0{digits}d}"
+
+
+def code_mac(keyring: Keyring, user_id: str, session_id: str, purpose: str, code: str) -> str:
+    return keyring.mac("mfa.oob-code.v1", "\0".join((user_id, session_id, purpose, code)))
+
+
+def mask(channel: str, destination: str) -> str:
+    """A destination as the pages show it: ***-***-1234, a***@example.com."""
+    if channel == "sms":
+        return f"***-***-{destination[-4:]}"
+    local, _, domain = destination.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The outcome of a send: `channel`/`destination` that got it, or why none did."""
+
+    ok: bool
+    channel: str = ""
+    destination: str = ""
+    fallback: bool = False
+    wait: float = 0.0  # seconds until a resend is allowed (cooldown)
+    capped: bool = False  # the hourly cap is reached
+    failed: bool = False  # every route failed
+
+
+def cooldown_left(user_id: str, now: float, params: OobParams) -> Generator[Effect, Any, float]:
+    log = SendLog.from_doc((yield from get(Key("oob_sends", user_id))))
+    return max(0.0, log.last_sent + params.cooldown - now) if log.last_sent else 0.0
+
+
+def _reserve_send(log: SendLog, now: float, params: OobParams, first: bool) -> SendLog:
+    if not first and log.last_sent and now - log.last_sent < params.cooldown:
+        return log
+    window_start, count = (log.window_start, log.count)
+    if now - window_start >= HOUR:
+        window_start, count = now, 0
+    if count >= params.hourly_cap:
+        return log
+    return SendLog(last_sent=now, window_start=window_start, count=count + 1)
+
+
+def send_code(
+    user_id: str,
+    session_id: str,
+    purpose: str,
+    routes: list[tuple[str, str]],
+    now: float,
+    keyring: Keyring,
+    params: OobParams,
+    app_name: str,
+    session_hash: str = "",
+    *,
+    first: bool = False,
+) -> Generator[Effect, Any, Sent]:
+    """Send a new code along the first route that works (SMS, then email as a fallback).
+
+    `first`: the first code of a login or an enrollment, which the resend cooldown does not
+    delay (the hourly cap still counts it)."""
+
+    def reserve(doc: Doc | None) -> Doc:
+        return _reserve_send(SendLog.from_doc(doc), now, params, first).to_doc()
+
+    before, after = yield from update(Key("oob_sends", user_id), reserve, ttl=HOUR)
+    if before == after:
+        log = SendLog.from_doc(before)
+        wait = log.last_sent + params.cooldown - now
+        if wait > 0 and not first:
+            return Sent(False, wait=wait)
+        return Sent(False, capped=True, wait=log.window_start + HOUR - now)
+    code = new_code(params.digits)
+    mac = code_mac(keyring, user_id, session_id, purpose, code)
+    key = code_key(user_id, purpose)
+    for index, (channel, destination) in enumerate(routes):
+        pending = PendingCode(mac, now + params.ttl, channel, destination, now, session_hash)
+        yield from put(key, pending.to_doc(), ttl=params.ttl)
+        try:
+            yield Deliver(channel, destination, *_message(channel, code, app_name, params))
+        except DeliveryFailed as exc:  # thrown in by the driver: try the next route
+            yield from emit(
+                "code_delivery_failed",
+                user=user_id,
+                channel=channel,
+                to=mask(channel, destination),
+                reason=exc.reason,
+            )
+            continue
+        yield from emit(
+            "code_sent",
+            user=user_id,
+            channel=channel,
+            purpose=purpose,
+            to=mask(channel, destination),
+            fallback=index > 0,
+        )
+        return Sent(True, channel, destination, fallback=index > 0)
+    yield from delete(key)
+    return Sent(False, failed=True)
+
+
+def _message(
+    channel: str, code: str, app_name: str, params: OobParams
+) -> tuple[str, str, str | None]:
+    minutes = round(params.ttl / 60)
+    if channel == "sms":
+        text = f"{code} is your {app_name} verification code. It expires in {minutes} minutes."
+        return "", text, None
+    subject = f"Your {app_name} verification code"
+    text = (
+        f"Your verification code is {code}\n\nIt expires in {minutes} minutes. If you did "
+        f"not try to sign in to {app_name}, change your password: someone may know it.\n"
+    )
+    html = (
+        f'<p>Your verification code is</p><p style="font-size:28px;letter-spacing:6px;'
+        f'font-weight:bold">{code}</p><p>It expires in {minutes} minutes. If you did not '
+        f"try to sign in to {app_name}, change your password: someone may know it.</p>"
+    )
+    return subject, text, html
+
+
+def pending_code(user_id: str, purpose: str) -> Generator[Effect, Any, PendingCode | None]:
+    doc = yield from get(code_key(user_id, purpose))
+    return None if doc is None else PendingCode.from_doc(doc)
+
+
+def verify_code(
+    user_id: str,
+    session_id: str,
+    purpose: str,
+    code: str,
+    now: float,
+    keyring: Keyring,
+    params: OobParams,
+    limits: _throttle.ThrottleParams,
+) -> Generator[Effect, Any, tuple[Attempt, PendingCode | None]]:
+    """Check and spend a sent code; returns the attempt and the spent code's record."""
+    spent: list[PendingCode] = []
+
+    def check() -> Generator[Effect, Any, int | None]:
+        pending = yield from pending_code(user_id, purpose)
+        if pending is None or pending.expires_at <= now or not is_well_formed(code, params.digits):
+            return None
+        expected = code_mac(keyring, user_id, session_id, purpose, code)
+        if not hmac.compare_digest(expected, pending.mac):
+            return None
+
+        def spend(doc: Doc | None) -> Doc | None:
+            return None if doc is not None and doc.get("mac") == pending.mac else doc
+
+        before, after = yield from update(code_key(user_id, purpose), spend)
+        if before is None or after is not None:
+            return -1  # spent by a parallel request a moment ago
+        spent.append(pending)
+        return 0
+
+    attempt = yield from throttled(user_id, now, limits, check)
+    return attempt, (spent[0] if spent else None)
+
+
+def restart_cooldown(log: SendLog) -> SendLog:
+    """For tests and ops: forget the last send time (the hourly count stays)."""
+    return replace(log, last_sent=0.0)

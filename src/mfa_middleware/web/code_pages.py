@@ -1,0 +1,391 @@
+"""Pages for codes sent by SMS or email: enrolling a phone or an address (verified before it is
+saved), the challenge of SMS and email users (with the SMS-to-email fallback), and resending.
+
+A malformed phone number or address re-renders the page with a message and costs no attempt;
+a wrong code costs one. SMS and email are never active together: enrolling one replaces the
+other (and TOTP).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from mfa_middleware.core import oob
+from mfa_middleware.core.effects import Doc, Effect, Key, delete, emit, get, put, update
+from mfa_middleware.core.flows import Attempt
+from mfa_middleware.core.records import SETTINGS_KEY, Record, RuntimeSettings, UserRecord, user_key
+from mfa_middleware.web.page import Page, PageOutcome, posted
+from mfa_middleware.web.steps import (
+    failure_context,
+    failure_status,
+    not_enrollable,
+    record_attempt,
+    signed_in,
+)
+
+OOB_METHODS = ("sms", "email")
+PENDING_TTL = 15 * 60.0
+EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
+COMMON_REGIONS = (
+    "US",
+    "CA",
+    "GB",
+    "IE",
+    "AU",
+    "NZ",
+    "DE",
+    "FR",
+    "ES",
+    "IT",
+    "NL",
+    "BE",
+    "CH",
+    "AT",
+    "SE",
+    "NO",
+    "DK",
+    "FI",
+    "PL",
+    "PT",
+    "IN",
+    "JP",
+    "BR",
+    "MX",
+    "ZA",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEnrollment(Record):
+    """A phone number or address being verified; it becomes the factor only after the code."""
+
+    channel: str = ""
+    destination: str = ""
+    session_hash: str = ""
+
+
+def _pending_key(user_id: str) -> Key:
+    return Key("pending_oob", user_id)
+
+
+def _session_hash(page: Page) -> str:
+    return page.rt.keyring.mac("mfa.session-hash.v1", page.view.claims.session_id)[:22]
+
+
+def _params(page: Page) -> oob.OobParams:
+    config = page.rt.config
+    return oob.OobParams(
+        digits=config.code_digits,
+        ttl=float(config.code_ttl),  # type: ignore[arg-type]
+        cooldown=float(config.resend_cooldown),  # type: ignore[arg-type]
+        hourly_cap=config.max_sends_per_hour,
+    )
+
+
+def _send(
+    page: Page, purpose: str, routes: list[tuple[str, str]], *, first: bool = False
+) -> Generator[Effect, Any, oob.Sent]:
+    rt = page.rt
+    return (
+        yield from oob.send_code(
+            page.principal.id,
+            page.view.claims.session_id,
+            purpose,
+            routes,
+            rt.clock(),
+            rt.keyring,
+            _params(page),
+            rt.config.app_name,
+            _session_hash(page),
+            first=first,
+        )
+    )
+
+
+def _sent_context(
+    sent: oob.Sent | None, pending: oob.PendingCode | None, wait: float
+) -> dict[str, Any]:
+    context: dict[str, Any] = {"resend_wait": round(wait) if wait > 0 else 0}
+    if pending is not None:
+        context["channel"] = pending.channel
+        context["masked"] = oob.mask(pending.channel, pending.destination)
+    if sent is not None:
+        context["fallback"] = sent.fallback
+        context["send_failed"] = sent.failed
+        context["send_capped"] = sent.capped
+    return context
+
+
+# -- challenge of SMS and email users ---------------------------------------------------------
+
+
+def login_routes(page: Page) -> list[tuple[str, str]]:
+    """Where a login code goes: the enrolled phone, then the user's address if the SMS fails."""
+    user = page.view.state.user
+    email = user.email or page.principal.email
+    if user.method == "sms" and user.phone:
+        return [("sms", user.phone)] + ([("email", email)] if email else [])
+    if user.method == "email" and user.email:
+        return [("email", user.email)]
+    return []
+
+
+def login_code_context(page: Page, *, send: bool) -> Generator[Effect, Any, dict[str, Any]]:
+    """The challenge page's view of the login code: sent to whom, or why not. With `send`,
+    a code is sent when this browser has none yet (the first visit)."""
+    rt = page.rt
+    pending = yield from oob.pending_code(page.principal.id, "login")
+    mine = (
+        pending is not None
+        and pending.expires_at > rt.clock()
+        and (pending.session_hash == _session_hash(page))
+    )
+    sent: oob.Sent | None = None
+    if send and not mine:
+        sent = yield from _send(page, "login", login_routes(page), first=True)
+        pending = yield from oob.pending_code(page.principal.id, "login")
+    wait = yield from oob.cooldown_left(page.principal.id, rt.clock(), _params(page))
+    return _sent_context(sent, pending if (mine or (sent and sent.ok)) else None, wait)
+
+
+def verify_login_code(page: Page) -> Generator[Effect, Any, Attempt]:
+    rt = page.rt
+    attempt, _ = yield from oob.verify_code(
+        page.principal.id,
+        page.view.claims.session_id,
+        "login",
+        page.form.get("code", ""),
+        rt.clock(),
+        rt.keyring,
+        _params(page),
+        rt.limits,
+    )
+    return attempt
+
+
+def resend_login_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if (refused := posted(page)) is not None:
+        return refused
+    if page.view.state.user.method not in OOB_METHODS:
+        return page.where_to()
+    sent = yield from _send(page, "login", login_routes(page))
+    pending = yield from oob.pending_code(page.principal.id, "login")
+    wait = yield from oob.cooldown_left(page.principal.id, page.rt.clock(), _params(page))
+    status = 200 if sent.ok else (429 if sent.wait and not sent.failed else 503)
+    return page.render(
+        "challenge.html",
+        status,
+        reauth=page.reauth,
+        resent=sent.ok,
+        **_sent_context(sent, pending if sent.ok else None, wait),
+    )
+
+
+# -- enrollment of a phone or an address ------------------------------------------------------
+
+
+def _phone_page(
+    page: Page, status: int = 200, error: str = "", phone: str = "", region: str = ""
+) -> PageOutcome:
+    regions = page.rt.config.sms_regions or COMMON_REGIONS
+    return page.render(
+        "enroll_phone.html",
+        status,
+        error=error,
+        phone=phone,
+        regions=regions,
+        region=region or page.rt.config.default_region,
+    )
+
+
+def enroll_sms_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if (elsewhere := not_enrollable(page)) is not None:
+        return elsewhere
+    if "sms" not in page.rt.delivery.channels():
+        return page.go(page.rt.url("enroll"))
+    yield from ()
+    return _phone_page(page)
+
+
+def normalise_phone(raw: str, region: str, allowed: tuple[str, ...] | None) -> str:
+    """E.164 for a valid number in an allowed region; ValueError with a message otherwise."""
+    import phonenumbers
+
+    if len(raw) > 40 or len(region) > 3:
+        raise ValueError("Enter a phone number.")
+    try:
+        number = phonenumbers.parse(raw, region.upper() or None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("That doesn't look like a phone number.") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("That phone number isn't valid. Check the number and the country.")
+    number_region = phonenumbers.region_code_for_number(number)
+    if allowed and number_region not in allowed:
+        raise ValueError("Text messages can't be sent to numbers in that country.")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def enroll_sms_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if (refused := posted(page)) is not None:
+        return refused
+    if (elsewhere := not_enrollable(page)) is not None:
+        return elsewhere
+    if "sms" not in page.rt.delivery.channels():
+        return page.go(page.rt.url("enroll"))
+    raw, region = page.form.get("phone", "").strip(), page.form.get("region", "")
+    allowed = tuple(page.rt.config.sms_regions) if page.rt.config.sms_regions else None
+    try:
+        phone = normalise_phone(raw, region, allowed)
+    except ValueError as exc:
+        return _phone_page(page, 400, str(exc), raw[:40], region[:3])
+    return (yield from _start_enrollment(page, "sms", phone))
+
+
+def enroll_email_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if (elsewhere := not_enrollable(page)) is not None:
+        return elsewhere
+    if "email" not in page.rt.delivery.channels():
+        return page.go(page.rt.url("enroll"))
+    yield from ()
+    return page.render(
+        "enroll_email.html", email=page.principal.email or "", fixed=bool(page.principal.email)
+    )
+
+
+def enroll_email_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if (refused := posted(page)) is not None:
+        return refused
+    if (elsewhere := not_enrollable(page)) is not None:
+        return elsewhere
+    if "email" not in page.rt.delivery.channels():
+        return page.go(page.rt.url("enroll"))
+    address = page.principal.email or page.form.get("email", "").strip()
+    if not EMAIL_RE.match(address):
+        return page.render(
+            "enroll_email.html",
+            400,
+            email=address[:254],
+            fixed=False,
+            error="Enter a valid email address.",
+        )
+    return (yield from _start_enrollment(page, "email", address))
+
+
+def _start_enrollment(
+    page: Page, channel: str, destination: str
+) -> Generator[Effect, Any, PageOutcome]:
+    pending = PendingEnrollment(channel, destination, _session_hash(page))
+    yield from put(_pending_key(page.principal.id), pending.to_doc(), ttl=PENDING_TTL)
+    sent = yield from _send(page, "enroll", [(channel, destination)], first=True)
+    return page.go(page.rt.url(f"enroll/code?sent={'1' if sent.ok else '0'}"))
+
+
+def _my_pending_enrollment(page: Page) -> Generator[Effect, Any, PendingEnrollment | None]:
+    doc = yield from get(_pending_key(page.principal.id))
+    pending = PendingEnrollment.from_doc(doc)
+    return pending if doc and pending.session_hash == _session_hash(page) else None
+
+
+def _code_page(
+    page: Page, pending: PendingEnrollment, status: int = 200, **context: Any
+) -> Generator[Effect, Any, PageOutcome]:
+    wait = yield from oob.cooldown_left(page.principal.id, page.rt.clock(), _params(page))
+    return page.render(
+        "enroll_code.html",
+        status,
+        channel=pending.channel,
+        masked=oob.mask(pending.channel, pending.destination),
+        resend_wait=round(wait),
+        **context,
+    )
+
+
+def enroll_code_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if (elsewhere := not_enrollable(page)) is not None:
+        return elsewhere
+    pending = yield from _my_pending_enrollment(page)
+    if pending is None:
+        return page.go(page.rt.url("enroll"))
+    failed = page.facts.query_param("sent") == "0"
+    return (yield from _code_page(page, pending, 503 if failed else 200, send_failed=failed))
+
+
+def enroll_code_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if (refused := posted(page)) is not None:
+        return refused
+    if (elsewhere := not_enrollable(page)) is not None:
+        return elsewhere
+    pending = yield from _my_pending_enrollment(page)
+    if pending is None:
+        return page.go(page.rt.url("enroll"))
+    if page.form.get("action") == "resend":
+        sent = yield from _send(page, "enroll", [(pending.channel, pending.destination)])
+        status = 200 if sent.ok else (429 if sent.wait and not sent.failed else 503)
+        return (
+            yield from _code_page(
+                page,
+                pending,
+                status,
+                resent=sent.ok,
+                send_failed=sent.failed,
+                send_capped=sent.capped,
+            )
+        )
+    rt = page.rt
+    attempt, spent = yield from oob.verify_code(
+        page.principal.id,
+        page.view.claims.session_id,
+        "enroll",
+        page.form.get("code", ""),
+        rt.clock(),
+        rt.keyring,
+        _params(page),
+        rt.limits,
+    )
+    yield from record_attempt(page, attempt, pending.channel, "enroll")
+    if not attempt.ok or spent is None:
+        return (
+            yield from _code_page(
+                page, pending, failure_status(attempt), **failure_context(attempt)
+            )
+        )
+    user = yield from _activate(page, pending)
+    claims = rt.upgraded(page.view.claims, epoch=user.epoch, method=pending.channel)
+    return (yield from signed_in(page, claims))
+
+
+def _activate(page: Page, pending: PendingEnrollment) -> Generator[Effect, Any, UserRecord]:
+    """Make the verified phone or address the user's factor, replacing any other; every other
+    session of the user must verify again."""
+    settings = RuntimeSettings.from_doc((yield from get(SETTINGS_KEY)))
+    now = page.rt.clock()
+
+    def activate(doc: Doc | None) -> Doc:
+        record = UserRecord.from_doc(doc)
+        phone = pending.destination if pending.channel == "sms" else record.phone
+        email = pending.destination if pending.channel == "email" else record.email
+        return replace(
+            record,
+            method=pending.channel,
+            phone=phone,
+            email=email,
+            totp_secret=None,
+            enroll_epoch=settings.enroll_epoch,
+            enrolled_at=now,
+            epoch=record.epoch + 1,
+        ).to_doc()
+
+    _, after = yield from update(user_key(page.principal.id), activate)
+    yield from delete(_pending_key(page.principal.id))
+    yield from delete(oob.code_key(page.principal.id, "enroll"))
+    yield from emit(
+        "enrolled",
+        user=page.principal.id,
+        method=pending.channel,
+        to=oob.mask(pending.channel, pending.destination),
+        ip=page.facts.client,
+    )
+    return UserRecord.from_doc(after)

@@ -1,0 +1,65 @@
+"""Steps shared by the code pages: what a failed guess shows, what a success does."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import Any
+
+from mfa_middleware.core.effects import Effect, emit
+from mfa_middleware.core.flows import Attempt
+from mfa_middleware.core.policy import ALLOW_NOT_ENROLLED, ALLOW_VERIFIED, Enroll
+from mfa_middleware.core.tokens import SessionClaims
+from mfa_middleware.web.device_pages import after_verification
+from mfa_middleware.web.http import redirect
+from mfa_middleware.web.page import Page, PageOutcome, wait_text
+
+
+def failure_context(attempt: Attempt) -> dict[str, Any]:
+    if attempt.locked:
+        return {
+            "locked": True,
+            "permanent": math.isinf(attempt.retry_after),
+            "wait": wait_text(attempt.retry_after),
+        }
+    left = attempt.attempts_left
+    noun = "attempt" if left == 1 else "attempts"
+    return {"error": f"That code didn't work. Check your app and try again ({left} {noun} left)."}
+
+
+def failure_status(attempt: Attempt) -> int:
+    return 429 if attempt.locked else 400
+
+
+def record_attempt(
+    page: Page, attempt: Attempt, method: str, step: str
+) -> Generator[Effect, Any, None]:
+    fields = {"user": page.principal.id, "method": method, "step": step, "ip": page.facts.client}
+    if attempt.ok:
+        yield from emit("verify_succeeded", **fields)
+        return
+    if attempt.replayed:
+        yield from emit("totp_replay", **fields)
+    yield from emit("verify_failed", **fields, locked=attempt.locked)
+
+
+def signed_in(page: Page, claims: SessionClaims) -> Generator[Effect, Any, PageOutcome]:
+    """The session is verified: on to `next`, by way of "Trust this device?" when trusting is
+    on and this browser is not trusted yet (or trusted at once when `auto_trust` says so)."""
+    cookie = page.rt.session_cookie(claims, page.view.eff)
+    marker = claims.session_id if page.app.writable else None
+    target = yield from after_verification(page)
+    return PageOutcome(redirect(target, [cookie]), marker)
+
+
+def not_enrollable(page: Page) -> PageOutcome | None:
+    """None when this user may (re-)enroll now; else where to go instead. Replacing a factor
+    needs a recent verification (step-up), so a stolen session cannot swap the factor."""
+    decision = page.view.decision
+    if isinstance(decision, Enroll) or decision == ALLOW_NOT_ENROLLED:
+        return None
+    if decision == ALLOW_VERIFIED:
+        if page.recently_verified:
+            return None
+        return page.step_up()
+    return page.where_to()
