@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo django-demo test lint install system-deps
+.PHONY: demo django-demo test lint install system-deps screenshots
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,8 +19,11 @@ demo: $(STAMP)
 django-demo: $(STAMP)
 	cd examples/django_app && ../../$(PY) manage.py rundemo
 
+screenshots: $(STAMP) system-deps
+	$(PY) scripts/screenshots.py
+
 lint: $(STAMP)
-	$(PY) -m ruff check src tests examples
+	$(PY) -m ruff check src tests examples scripts
 	$(PY) -m mypy src
 	$(VENV)/bin/lint-imports
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# System packages the test suite drives for real: redis-server (and redis-cli).
+# System packages the test suite drives for real: redis-server (and redis-cli), and Debian's
+# Chromium with a font for the browser tests (Playwright cannot download a browser here).
 # Installs what is missing when run as root (CI, fresh machines); otherwise says what to install.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -67,7 +67,9 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-def _open_tab(browser: Browser, site: Site, **context_options: Any) -> Iterator[Tab]:
+def _open_tab(
+    browser: Browser, site: Site, *, screenshots: bool, **context_options: Any
+) -> Iterator[Tab]:
     from .flows import Tab
 
     context = browser.new_context(
@@ -77,7 +79,7 @@ def _open_tab(browser: Browser, site: Site, **context_options: Any) -> Iterator[
     page = context.new_page()
     guard = PageGuard(origin=site.base_url)
     guard.watch(page)
-    shots = Shots(enabled=screenshots_wanted() and site.name == SCREENSHOT_SITE)
+    shots = Shots(enabled=screenshots and screenshots_wanted() and site.name == SCREENSHOT_SITE)
     try:
         yield Tab(page, site, guard, shots)
     finally:
@@ -86,11 +88,17 @@ def _open_tab(browser: Browser, site: Site, **context_options: Any) -> Iterator[
 
 @pytest.fixture
 def tab(browser: Browser, site: Site) -> Iterator[Tab]:
-    yield from _open_tab(browser, site, viewport=DESKTOP)
+    yield from _open_tab(browser, site, screenshots=True, viewport=DESKTOP)
 
 
 @pytest.fixture
 def phone_tab(browser: Browser, site: Site) -> Iterator[Tab]:
     yield from _open_tab(
-        browser, site, viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2
+        browser,
+        site,
+        screenshots=False,
+        viewport=PHONE,
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
     )

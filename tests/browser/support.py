@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import ConsoleMessage, Page, Request, Response
+    from playwright.sync_api import ConsoleMessage, Page, Request, Response, ViewportSize
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("MFA_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -34,8 +34,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 360, "height": 740}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 360, "height": 740}
 SCREENSHOT_DIR = ROOT / "docs" / "screenshots"
 # A fixed, high-entropy key for the Starlette demo (MFAConfig refuses weak ones).
 MFA_SECRET = "browser-tests-3f9c1e7a5b2d4068a1c9e7f3b5d2a4c6-K8mQ2xV7pLw"

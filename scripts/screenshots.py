@@ -1,0 +1,48 @@
+"""Screenshots of the built-in 2FA pages, at desktop (1280x800) and phone (360x740) size.
+
+    python scripts/screenshots.py [extra pytest arguments]
+
+Runs the browser tests (tests/browser) against the Starlette demo with MFA_SCREENSHOTS=1:
+each page they visit is saved as docs/screenshots/<page>-desktop.png and <page>-phone.png
+(login, enroll-choose, enroll-totp, enroll-totp-key, trust, protected, settings, challenge,
+challenge-error, locked-out). Needs Debian's chromium and the playwright package, like the
+tests. Old PNGs are removed first, so a page that is gone leaves no stale picture.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+def python() -> str:
+    """The project's venv when there is one (`make` creates it), else this interpreter."""
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def main(argv: list[str]) -> int:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("*.png"):
+        old.unlink()
+    env = {**os.environ, "MFA_SCREENSHOTS": "1"}
+    command = [
+        python(), "-m", "pytest", "tests/browser", "-q", "-p", "no:cacheprovider",
+        "-k", "starlette", *argv,
+    ]  # fmt: skip
+    code = subprocess.call(command, cwd=ROOT, env=env)  # noqa: S603 (a fixed command)
+    written = sorted(p.name for p in SCREENSHOTS.glob("*.png"))
+    print(f"{len(written)} screenshots in {SCREENSHOTS.relative_to(ROOT)}: {', '.join(written)}")
+    if code == 0 and not written:
+        print("no screenshot was written: were the browser tests skipped?", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
