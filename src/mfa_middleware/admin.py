@@ -10,7 +10,7 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 from mfa_middleware.config import parse_duration
-from mfa_middleware.core import devices, ops
+from mfa_middleware.core import devices, ops, recovery
 from mfa_middleware.core.effects import Effect, get
 from mfa_middleware.core.records import load_hot_state, user_key
 from mfa_middleware.runtime import Runtime
@@ -66,6 +66,10 @@ class Admin:
     def revoke_device(self, user_id: str, device_id: str) -> bool:
         """Delete one device: it is no longer trusted; False when there is no such device."""
         return self._run(devices.forget(user_id, device_id, self.actor))
+
+    def reset(self, user_id: str) -> None:
+        """Forget this user's 2FA (only theirs): they enroll again at their next login."""
+        self._run(recovery.reset_user(user_id, self.actor))
 
     def set_mode(self, mode: str) -> None:
         self._run(ops.set_mode(mode, self.runtime.defaults, self.actor))

@@ -80,6 +80,9 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
                 action="store_true",
                 help="the user has no 2FA record yet (e.g. a new service account): create one",
             )
+    reset = commands.add_parser("reset", help="reset a user's 2FA: they enroll again")
+    reset.add_argument("user")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     devices = commands.add_parser("devices", help="list a user's devices")
     devices.add_argument("user")
     revoke = commands.add_parser("revoke-device", help="delete one of a user's devices")
@@ -165,6 +168,11 @@ def run(
         uid = user_id()
         admin.require(uid, command == "require")
         return {"user": uid, "required": command == "require"}
+    if command == "reset":
+        uid = user_id()
+        _confirm(f"Reset two-step verification of {args.user}?", args.yes, stdin, out)
+        admin.reset(uid)
+        return {"reset": uid}
     if command == "devices":
         uid = user_id()
         return {"user": uid, "devices": admin.devices(uid)}

@@ -104,6 +104,10 @@ class MFAConfig:
     max_sends_per_hour: int = 10
     sms_regions: Sequence[str] | None = None  # allowed phone regions, e.g. ("US", "CA")
     default_region: str = "US"
+    public_url: str | None = None  # e.g. "https://app.example.com", for links in emails
+    reset_link_ttl: Duration = "1h"
+    is_admin: Callable[[Principal], bool] | None = None
+    recovery_code_count: int = 10  # 0: no recovery codes
     template_dir: str | Path | None = None
     max_form_bytes: int = 16_384
     clock: Callable[[], float] = time.time
@@ -125,6 +129,16 @@ class MFAConfig:
         _int_range("max_form_bytes", self.max_form_bytes, 1024, 1_048_576)
         _int_range("max_devices", self.max_devices, 1, 1000)
         _int_range("code_digits", self.code_digits, 6, 8)
+        _int_range("recovery_code_count", self.recovery_code_count, 0, 50)
+        object.__setattr__(
+            self, "reset_link_ttl", parse_duration("reset_link_ttl", self.reset_link_ttl)
+        )
+        if self.public_url is not None and not re.fullmatch(r"https?://[^/\s]+", self.public_url):
+            raise ConfigError(
+                "public_url",
+                f"{self.public_url!r} is not an origin",
+                "e.g. 'https://app.example.com' (no path, no trailing slash)",
+            )
         _int_range("max_sends_per_hour", self.max_sends_per_hour, 1, 1000)
         code_ttl = parse_duration("code_ttl", self.code_ttl)
         if code_ttl is not None and code_ttl > 600:
@@ -185,6 +199,10 @@ class MFAConfig:
     @property
     def lifetime_seconds(self) -> float:
         return float(self.session_lifetime)  # type: ignore[arg-type]
+
+    @property
+    def reset_link_seconds(self) -> float:
+        return float(self.reset_link_ttl)  # type: ignore[arg-type]
 
     @property
     def trust_seconds(self) -> float:

@@ -53,6 +53,11 @@ def mfa_store() -> Iterator[Store]:
     from django.conf import settings
 
     store = MemoryStore()
-    options = {**settings.MFA_MIDDLEWARE, "store": store, "trust_duration": 0}
+    options = {
+        **settings.MFA_MIDDLEWARE,
+        "store": store,
+        "trust_duration": 0,
+        "recovery_code_count": 0,
+    }
     with override_settings(MFA_MIDDLEWARE=options):
         yield store

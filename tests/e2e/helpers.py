@@ -50,6 +50,7 @@ def make_app(clock: FixedClock, store: Any = None, **options: Any) -> Starlette:
     device?" step is off unless a test turns it on (tests/e2e/test_devices.py does), so the
     other tests land on `next` straight after a code."""
     options.setdefault("trust_duration", 0)
+    options.setdefault("recovery_code_count", 0)  # tests/e2e/test_recovery.py turns them on
     return create_app(
         store=MemoryStore() if store is None else store,
         clock=clock,

@@ -42,15 +42,20 @@ class Mailbox:
     def messages(self) -> list[EmailMessage]:
         return self.handler.messages
 
+    def text_of(self, message: EmailMessage) -> str:
+        part = message.get_payload(0) if message.is_multipart() else message
+        return str(part.get_payload(decode=True).decode())  # type: ignore[union-attr]
+
     def last_code(self, timeout: float = 5.0) -> str:
+        """The code in the newest message that carries one (notifications carry none)."""
         deadline = time.monotonic() + timeout
-        while not self.messages:
-            assert time.monotonic() < deadline, "no email arrived"
+        while not any(CODE.search(self.text_of(m)) for m in self.messages):
+            assert time.monotonic() < deadline, "no email with a code arrived"
             time.sleep(0.01)
-        body = self.messages[-1].get_payload(0).get_payload(decode=True).decode()  # type: ignore[union-attr]
-        match = CODE.search(body)
-        assert match, body
-        return match.group(1)
+        for message in reversed(self.messages):
+            if match := CODE.search(self.text_of(message)):
+                return match.group(1)
+        raise AssertionError("unreachable")
 
 
 @contextmanager

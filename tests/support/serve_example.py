@@ -22,7 +22,8 @@ def main() -> None:
         local_cache=os.environ.get("MFA_TEST_LOCAL_CACHE") == "1",
         socket_timeout=0.5,
     )
-    app = create_app(store=store, max_attempts=int(os.environ.get("MFA_TEST_MAX_ATTEMPTS", "5")))
+    attempts = int(os.environ.get("MFA_TEST_MAX_ATTEMPTS", "5"))
+    app = create_app(store=store, max_attempts=attempts, recovery_code_count=0)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

@@ -65,6 +65,7 @@ def create_app(**mfa_options: Any) -> Flask:
         "secret_keys": [secrets.token_urlsafe(48)],
         "login_url": "/login",
         "trust_duration": 0,  # no "Trust this device?" step in these tests
+        "recovery_code_count": 0,
     }
     options.update(mfa_options)
     app.wsgi_app = MFAMiddleware(  # type: ignore[method-assign]

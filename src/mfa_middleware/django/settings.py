@@ -10,6 +10,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from mfa_middleware.config import MFAConfig
+from mfa_middleware.core.principal import Principal
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.stores import store_from_url
 
@@ -23,9 +24,15 @@ def config_from_settings() -> MFAConfig:
         fallbacks = list(getattr(settings, "SECRET_KEY_FALLBACKS", []))
         options["secret_keys"] = [*reversed(fallbacks), settings.SECRET_KEY]
     options.setdefault("login_url", str(settings.LOGIN_URL))
+    options.setdefault("is_admin", _is_staff)
     if isinstance(options.get("store"), str):
         options["store"] = store_from_url(options["store"])
     return MFAConfig(**options)
+
+
+def _is_staff(principal: Principal) -> bool:
+    """The default admin check for the 2FA admin pages: Django's staff flag."""
+    return bool(principal.attributes.get("is_staff"))
 
 
 @cache

@@ -18,12 +18,12 @@ from mfa_middleware.core.effects import Doc, Effect, Key, delete, emit, get, put
 from mfa_middleware.core.flows import Attempt
 from mfa_middleware.core.records import SETTINGS_KEY, Record, RuntimeSettings, UserRecord, user_key
 from mfa_middleware.web.page import Page, PageOutcome, posted
+from mfa_middleware.web.recovery_pages import enrolled
 from mfa_middleware.web.steps import (
     failure_context,
     failure_status,
     not_enrollable,
     record_attempt,
-    signed_in,
 )
 
 OOB_METHODS = ("sms", "email")
@@ -354,7 +354,7 @@ def enroll_code_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         )
     user = yield from _activate(page, pending)
     claims = rt.upgraded(page.view.claims, epoch=user.epoch, method=pending.channel)
-    return (yield from signed_in(page, claims))
+    return (yield from enrolled(page, claims))
 
 
 def _activate(page: Page, pending: PendingEnrollment) -> Generator[Effect, Any, UserRecord]:

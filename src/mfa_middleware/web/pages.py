@@ -33,6 +33,7 @@ from mfa_middleware.web.http import (
     redirect,
 )
 from mfa_middleware.web.page import Page, PageOutcome, posted, wait_text
+from mfa_middleware.web.recovery_pages import enrolled, settings_extra
 from mfa_middleware.web.steps import (
     failure_context,
     failure_status,
@@ -152,14 +153,14 @@ def enroll_totp_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         return (yield from _totp_page(page, failure_status(attempt), **failure_context(attempt)))
     yield from emit("enrolled", user=page.principal.id, method="totp", ip=page.facts.client)
     claims = rt.upgraded(page.view.claims, epoch=result.user.epoch, method="totp")
-    return (yield from signed_in(page, claims))
+    return (yield from enrolled(page, claims))
 
 
 def settings_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     decision = page.view.decision
     if not isinstance(decision, Allow):
         return page.where_to()
-    yield from ()
+    extra = yield from settings_extra(page)
     user = page.view.state.user
     return page.render(
         "settings.html",
@@ -169,6 +170,7 @@ def settings_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
         enrolled_at=user.enrolled_at,
         exempt=decision == ALLOW_EXEMPT,
         ended=page.facts.query_param("ended") == "1",
+        **extra,
     )
 
 

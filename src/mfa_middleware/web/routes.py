@@ -13,6 +13,7 @@ from mfa_middleware.core.principal import Principal
 from mfa_middleware.errors import StoreError
 from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
+from mfa_middleware.web.admin_pages import admin_get, admin_post
 from mfa_middleware.web.code_pages import (
     enroll_code_get,
     enroll_code_post,
@@ -43,6 +44,17 @@ from mfa_middleware.web.pages import (
     logout_post,
     settings_get,
 )
+from mfa_middleware.web.recovery_pages import (
+    disable_get,
+    disable_post,
+    lost_confirm_get,
+    lost_confirm_post,
+    lost_get,
+    lost_post,
+    recovery_get,
+    recovery_post,
+    regenerate_post,
+)
 
 ROUTES: dict[tuple[str, str], Handler] = {
     ("GET", "/challenge"): challenge_get,
@@ -63,6 +75,17 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/trust"): trust_post,
     ("GET", "/devices"): devices_get,
     ("POST", "/devices"): devices_post,
+    ("GET", "/recovery"): recovery_get,
+    ("POST", "/recovery"): recovery_post,
+    ("POST", "/recovery/regenerate"): regenerate_post,
+    ("GET", "/lost"): lost_get,
+    ("POST", "/lost"): lost_post,
+    ("GET", "/lost/confirm"): lost_confirm_get,
+    ("POST", "/lost/confirm"): lost_confirm_post,
+    ("GET", "/disable"): disable_get,
+    ("POST", "/disable"): disable_post,
+    ("GET", "/admin"): admin_get,
+    ("POST", "/admin"): admin_post,
     ("POST", "/logout"): logout_post,
 }
 KNOWN_PATHS = {path for _, path in ROUTES}

@@ -38,6 +38,8 @@ def record_attempt(
     if attempt.ok:
         yield from emit("verify_succeeded", **fields)
         return
+    if attempt.locked:
+        yield from emit("locked_out", **fields)
     if attempt.replayed:
         yield from emit("totp_replay", **fields)
     yield from emit("verify_failed", **fields, locked=attempt.locked)

@@ -1,0 +1,183 @@
+"""Recovery codes, and resetting a user's 2FA (by the user, through a lost-device link, or by
+an admin), written once as flows.
+
+Recovery codes carry 80 bits each (16 characters of Crockford's base32, shown in four groups),
+come from `secrets`, and are stored only as keyed hashes with a salt per code. Each works once;
+regenerating replaces the whole set. Guesses go through the same attempt limit as codes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Generator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mfa_middleware.core.devices import DEVICE_KIND, device_key
+from mfa_middleware.core.effects import Doc, Effect, Key, delete, emit, get, put, scan, update
+from mfa_middleware.core.flows import Attempt, throttled
+from mfa_middleware.core.keys import Keyring
+from mfa_middleware.core.records import (
+    Record,
+    UserRecord,
+    pending_totp_key,
+    throttle_key,
+    user_key,
+)
+from mfa_middleware.core.throttle import ThrottleParams
+
+ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32: no i, l, o, u
+CODE_LENGTH = 16
+DEFAULT_COUNT = 10
+FEW_LEFT = 3
+_LOOKALIKES = str.maketrans("oil", "011")
+
+
+def recovery_key(user_id: str) -> Key:
+    return Key("recovery", user_id)
+
+
+def new_code() -> str:
+    raw = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+    return "-".join(raw[i : i + 4] for i in range(0, CODE_LENGTH, 4))
+
+
+def normalise(code: str) -> str:
+    """What the user typed, as stored: case, spaces and dashes ignored; o->0, i/l->1."""
+    cleaned = code.strip().lower().replace("-", "").replace(" ", "")
+    return cleaned.translate(_LOOKALIKES)
+
+
+def _hash(keyring: Keyring, salt: str, code: str) -> str:
+    return keyring.mac("mfa.recovery-code.v1", f"{salt}:{normalise(code)}")
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverySet(Record):
+    hashes: list[list[str]] = field(default_factory=list)  # [salt, keyed hash] per unused code
+    created_at: float = 0.0
+
+
+def issue_codes(
+    user_id: str, now: float, keyring: Keyring, count: int = DEFAULT_COUNT
+) -> Generator[Effect, Any, list[str]]:
+    """A new set of codes, replacing any earlier set; the plain codes are returned once."""
+    codes = [new_code() for _ in range(count)]
+    hashes = []
+    for code in codes:
+        salt = secrets.token_urlsafe(8)
+        hashes.append([salt, _hash(keyring, salt, code)])
+    yield from put(recovery_key(user_id), RecoverySet(hashes, now).to_doc())
+    yield from emit("recovery_codes_generated", user=user_id, count=count)
+    return codes
+
+
+def codes_left(user_id: str) -> Generator[Effect, Any, int | None]:
+    """How many unused codes the user has; None when they never had any."""
+    doc = yield from get(recovery_key(user_id))
+    return None if doc is None else len(RecoverySet.from_doc(doc).hashes)
+
+
+def use_code(
+    user_id: str, code: str, now: float, keyring: Keyring, limits: ThrottleParams
+) -> Generator[Effect, Any, Attempt]:
+    """Spend one recovery code; each works once, even under parallel requests."""
+
+    def check() -> Generator[Effect, Any, int | None]:
+        cleaned = normalise(code)
+        if len(cleaned) != CODE_LENGTH or any(ch not in ALPHABET for ch in cleaned):
+            return None
+        stored = RecoverySet.from_doc((yield from get(recovery_key(user_id))))
+        match: list[str] | None = None
+        for salt, digest in stored.hashes:
+            if hmac.compare_digest(_hash(keyring, salt, cleaned), digest) and match is None:
+                match = [salt, digest]
+        if match is None:
+            return None
+
+        def spend(doc: Doc | None) -> Doc | None:
+            current = RecoverySet.from_doc(doc)
+            if match not in current.hashes:
+                return doc
+            return replace(current, hashes=[h for h in current.hashes if h != match]).to_doc()
+
+        before, after = yield from update(recovery_key(user_id), spend)
+        return 0 if before != after else -1
+
+    attempt = yield from throttled(user_id, now, limits, check)
+    if attempt.ok:
+        left = yield from codes_left(user_id)
+        yield from emit("recovery_code_used", user=user_id, left=left)
+    return attempt
+
+
+def reset_user(user_id: str, actor: str) -> Generator[Effect, Any, UserRecord]:
+    """Forget a user's 2FA: enrollment, recovery codes, pending codes, devices and attempt
+    counters; end their sessions and device trust. Only this user is affected; flags set by
+    ops (exempt, required) stay."""
+
+    def clear(doc: Doc | None) -> Doc:
+        record = UserRecord.from_doc(doc)
+        return replace(
+            record,
+            method=None,
+            totp_secret=None,
+            last_totp_step=-1,
+            phone=None,
+            enroll_epoch=0,
+            enrolled_at=0.0,
+            epoch=record.epoch + 1,
+            device_epoch=record.device_epoch + 1,
+        ).to_doc()
+
+    _, after = yield from update(user_key(user_id), clear)
+    for key in (
+        recovery_key(user_id),
+        pending_totp_key(user_id),
+        throttle_key(user_id),
+        Key("oob", user_id, "login"),
+        Key("oob", user_id, "enroll"),
+        Key("pending_oob", user_id),
+        Key("reset_link", user_id),
+    ):
+        yield from delete(key)
+    for name, _doc in (yield from scan(DEVICE_KIND, user_id)):
+        yield from delete(device_key(user_id, name))
+    yield from emit("mfa_reset", user=user_id, actor=actor)
+    return UserRecord.from_doc(after)
+
+
+@dataclass(frozen=True, slots=True)
+class ResetLink(Record):
+    digest: str = ""
+    expires_at: float = 0.0
+
+
+def issue_reset_link(
+    user_id: str, now: float, ttl: float, keyring: Keyring
+) -> Generator[Effect, Any, str]:
+    """A single-use token for the lost-device email; only its keyed hash is stored."""
+    token = secrets.token_urlsafe(24)
+    digest = keyring.mac("mfa.reset-link.v1", f"{user_id}:{token}")
+    yield from put(Key("reset_link", user_id), ResetLink(digest, now + ttl).to_doc(), ttl=ttl)
+    yield from emit("reset_link_sent", user=user_id)
+    return token
+
+
+def spend_reset_link(
+    user_id: str, token: str, now: float, keyring: Keyring
+) -> Generator[Effect, Any, bool]:
+    """True once for a valid, unexpired token of this user; False for anything else."""
+    if not token or len(token) > 100:
+        return False
+    digest = keyring.mac("mfa.reset-link.v1", f"{user_id}:{token}")
+    link = ResetLink.from_doc((yield from get(Key("reset_link", user_id))))
+    if not link.digest or link.expires_at <= now or not hmac.compare_digest(digest, link.digest):
+        return False
+
+    def spend(doc: Doc | None) -> Doc | None:
+        return None if doc is not None and doc.get("digest") == digest else doc
+
+    before, after = yield from update(Key("reset_link", user_id), spend)
+    return before is not None and after is None

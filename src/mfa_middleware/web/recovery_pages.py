@@ -1,0 +1,239 @@
+"""Pages for getting back in and starting over: recovery codes (shown once at enrollment,
+used at the challenge, regenerated from the settings), the lost-device email link, and turning
+2FA off. Each change is confirmed, needs a recent code where it weakens the account, and is
+announced to the user by email."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import replace
+from typing import Any
+from urllib.parse import quote
+
+from mfa_middleware.core import recovery
+from mfa_middleware.core.effects import Deliver, Effect, Key, emit, get
+from mfa_middleware.core.policy import ALLOW_VERIFIED, Allow, Challenge
+from mfa_middleware.core.tokens import SessionClaims
+from mfa_middleware.errors import DeliveryFailed
+from mfa_middleware.web.device_pages import after_verification
+from mfa_middleware.web.http import html_response, redirect
+from mfa_middleware.web.page import Page, PageOutcome, posted
+from mfa_middleware.web.steps import failure_context, failure_status, record_attempt
+
+RESEND_LINK_AFTER = 300.0
+
+
+def notify(page: Page, subject: str, text: str) -> Generator[Effect, Any, None]:
+    """Tell the user by email that something changed on their account (when an address and an
+    email sender exist). A failure to notify never blocks the change; it is logged."""
+    address = page.view.state.user.email or page.principal.email
+    if not address or "email" not in page.rt.delivery.channels():
+        return
+    footer = (
+        "\n\nIf this wasn't you, contact your administrator now: someone may know your password.\n"
+    )
+    try:
+        yield Deliver("email", address, f"{page.rt.config.app_name}: {subject}", text + footer)
+    except DeliveryFailed as exc:
+        yield from emit("notification_failed", user=page.principal.id, reason=exc.reason)
+
+
+def enrolled(page: Page, claims: SessionClaims) -> Generator[Effect, Any, PageOutcome]:
+    """After a first enrollment: show the recovery codes once, then carry on. Later
+    enrollments (a change of method) keep the existing codes and go straight on."""
+    cookie = page.rt.session_cookie(claims, page.view.eff)
+    marker = claims.session_id if page.app.writable else None
+    target = yield from after_verification(page)
+    left = yield from recovery.codes_left(page.principal.id)
+    first = page.view.state.user.method is None
+    yield from notify(
+        page,
+        "two-step verification " + ("turned on" if first else "changed"),
+        "Two-step verification is now on for your account."
+        if first
+        else "The way you receive sign-in codes was changed.",
+    )
+    if left is not None or page.rt.config.recovery_code_count == 0:
+        return PageOutcome(redirect(target, [cookie]), marker)
+    count = page.rt.config.recovery_code_count
+    codes = yield from recovery.issue_codes(
+        page.principal.id, page.rt.clock(), page.rt.keyring, count
+    )
+    return PageOutcome(_codes_page(page, codes, target, [cookie]), marker)
+
+
+def _codes_page(page: Page, codes: list[str], target: str, cookies: Any = None) -> Any:
+    body = page.rt.renderer.render(
+        "recovery_codes.html",
+        codes=codes,
+        continue_to=target,
+        csrf_token=page.csrf,
+        next=page.next,
+        user=page.principal.display_name,
+        download="data:text/plain;charset=utf-8,"
+        + quote(f"{page.rt.config.app_name} recovery codes\n\n" + "\n".join(codes) + "\n"),
+    )
+    return html_response(200, body, cookies if cookies is not None else page.view.cookies)
+
+
+def recovery_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if not isinstance(page.view.decision, Challenge):
+        return page.where_to()
+    yield from ()
+    return page.render("recovery_use.html")
+
+
+def recovery_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if (refused := posted(page)) is not None:
+        return refused
+    if not isinstance(page.view.decision, Challenge):
+        return page.where_to()
+    rt = page.rt
+    attempt = yield from recovery.use_code(
+        page.principal.id, page.form.get("code", ""), rt.clock(), rt.keyring, rt.limits
+    )
+    yield from record_attempt(page, attempt, "recovery", "challenge")
+    if not attempt.ok:
+        context = failure_context(attempt)
+        if "error" in context:
+            context["error"] = context["error"].replace("Check your app", "Check the code")
+        return page.render("recovery_use.html", failure_status(attempt), **context)
+    yield from notify(
+        page, "a recovery code was used", "One of your recovery codes was just used to sign in."
+    )
+    claims = rt.upgraded(page.view.claims, epoch=page.view.state.user.epoch, method="recovery")
+    cookie = rt.session_cookie(claims, page.view.eff)
+    marker = claims.session_id if page.app.writable else None
+    return PageOutcome(redirect(page.next, [cookie]), marker)  # no trust prompt after recovery
+
+
+def regenerate_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if (refused := posted(page)) is not None:
+        return refused
+    if page.view.decision != ALLOW_VERIFIED:
+        return page.where_to()
+    if not page.recently_verified:
+        return page.go(page.rt.url("challenge?reauth=1&next=" + quote(page.rt.url("settings"))))
+    count = page.rt.config.recovery_code_count or recovery.DEFAULT_COUNT
+    codes = yield from recovery.issue_codes(
+        page.principal.id, page.rt.clock(), page.rt.keyring, count
+    )
+    yield from notify(
+        page, "new recovery codes", "New recovery codes were created; the old ones no longer work."
+    )
+    return page.outcome(_codes_page(page, codes, page.rt.url("settings")))
+
+
+# -- lost device ----------------------------------------------------------------------------
+
+
+def _lost_possible(page: Page) -> bool:
+    return (
+        bool(page.rt.config.public_url)
+        and "email" in page.rt.delivery.channels()
+        and bool(page.view.state.user.email or page.principal.email)
+    )
+
+
+def lost_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if not isinstance(page.view.decision, Challenge):
+        return page.where_to()
+    yield from ()
+    return page.render("lost.html", possible=_lost_possible(page))
+
+
+def lost_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if (refused := posted(page)) is not None:
+        return refused
+    if not isinstance(page.view.decision, Challenge):
+        return page.where_to()
+    rt = page.rt
+    if _lost_possible(page):
+        link = recovery.ResetLink.from_doc((yield from get(Key("reset_link", page.principal.id))))
+        recently = link.expires_at - rt.config.reset_link_seconds > rt.clock() - RESEND_LINK_AFTER
+        if not recently:
+            token = yield from recovery.issue_reset_link(
+                page.principal.id, rt.clock(), rt.config.reset_link_seconds, rt.keyring
+            )
+            url = f"{rt.config.public_url}{rt.prefix}/lost/confirm?token={token}"
+            minutes = round(rt.config.reset_link_seconds / 60)
+            yield from notify(
+                page,
+                "reset two-step verification",
+                (
+                    f"Someone signed in with your password and asked to reset two-step "
+                    f"verification because they can't use their device.\n\nTo reset it and set it "
+                    f"up again, open this link while signed in (it works once, for {minutes} "
+                    f"minutes):\n\n{url}"
+                ),
+            )
+    return page.render("lost.html", sent=True, possible=True)
+
+
+def lost_confirm_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    yield from ()
+    token = page.facts.query_param("token") or ""
+    return page.render("lost_confirm.html", token=token[:100])
+
+
+def lost_confirm_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    """Spending the emailed link needs the same user's primary login (this request's user),
+    so the email alone never removes the second factor."""
+    if (refused := posted(page)) is not None:
+        return refused
+    rt = page.rt
+    ok = yield from recovery.spend_reset_link(
+        page.principal.id, page.form.get("token", ""), rt.clock(), rt.keyring
+    )
+    if not ok:
+        return page.render("lost_confirm.html", 400, token="", invalid=True)
+    return (yield from _reset_and_restart(page, "self:lost-device"))
+
+
+def _reset_and_restart(page: Page, actor: str) -> Generator[Effect, Any, PageOutcome]:
+    """Reset the user's 2FA and carry on in this browser as an unverified session (every other
+    session ends): the user enrolls again, or continues unenrolled in optional mode."""
+    record = yield from recovery.reset_user(page.principal.id, actor)
+    yield from notify(
+        page,
+        "two-step verification was reset",
+        "Two-step verification was turned off for your account, and your "
+        "trusted devices and recovery codes were removed.",
+    )
+    claims = replace(page.view.claims, epoch=record.epoch, verified_at=0, method="")
+    cookie = page.rt.session_cookie(claims, page.view.eff)
+    return page.outcome(redirect(page.rt.url("enroll"), [cookie]))
+
+
+# -- turning 2FA off --------------------------------------------------------------------------
+
+
+def disable_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if page.view.decision != ALLOW_VERIFIED:
+        return page.where_to()
+    if not page.recently_verified:
+        return page.step_up()
+    yield from ()
+    return page.render("disable.html", required=page.view.eff.mode == "required")
+
+
+def disable_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if (refused := posted(page)) is not None:
+        return refused
+    if page.view.decision != ALLOW_VERIFIED:
+        return page.where_to()
+    if not page.recently_verified:
+        return page.step_up()
+    outcome = yield from _reset_and_restart(page, "self")
+    if page.view.eff.mode != "required":
+        outcome.response = redirect(page.rt.url("settings"), outcome.response.cookies)
+    return outcome
+
+
+def settings_extra(page: Page) -> Generator[Effect, Any, dict[str, Any]]:
+    left = yield from recovery.codes_left(page.principal.id)
+    return {
+        "codes_left": left,
+        "few_left": left is not None and left <= recovery.FEW_LEFT,
+        "can_disable": isinstance(page.view.decision, Allow),
+    }
