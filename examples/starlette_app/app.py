@@ -24,7 +24,8 @@ from starlette.websockets import WebSocket
 
 from examples.starlette_app.users import USERS, authenticate
 from mfa_middleware import MFAConfig, MFAMiddleware, SQLiteStore
-from mfa_middleware.senders import ConsoleSender
+from mfa_middleware.senders import ConsoleSender, Sender
+from mfa_middleware.senders.smtp import SMTPSender
 
 DATA_DIR = Path(os.environ.get("MFA_DEMO_DATA", Path(__file__).parent / "data"))
 
@@ -167,6 +168,17 @@ def demo_secret() -> str:
     return key_file.read_text().strip()
 
 
+def demo_email_sender() -> Sender:
+    """The terminal, or the SMTP server named by MFA_DEMO_SMTP ("host:port", plain SMTP: for
+    a local test server only)."""
+    if smtp := os.environ.get("MFA_DEMO_SMTP"):
+        host, _, port = smtp.rpartition(":")
+        return SMTPSender(
+            host, int(port), from_addr="demo@example.com", tls="none", allow_insecure=True
+        )
+    return ConsoleSender("email")
+
+
 def create_app(**mfa_options: Any) -> Starlette:
     """The demo app; tests pass `store`, `clock` and other MFAConfig options."""
     options: dict[str, Any] = {
@@ -181,7 +193,8 @@ def create_app(**mfa_options: Any) -> Starlette:
     # Codes by SMS and email are printed to this terminal in the demo; production passes a
     # TwilioSMSSender and an SMTPSender (see the README).
     options["sms_sender"] = ConsoleSender("sms")
-    options["email_sender"] = ConsoleSender("email")
+    options["email_sender"] = demo_email_sender()
+    options["public_url"] = os.environ.get("MFA_DEMO_PUBLIC_URL", "http://127.0.0.1:8000")
     options.update(mfa_options)
     if "secret_keys" not in options:
         options["secret_keys"] = [demo_secret()]

@@ -123,6 +123,7 @@ class Authenticator:
 
     secret: str
     enrolled_code: str
+    recovery_codes: tuple[str, ...] = ()
 
     def next_code(self) -> str:
         """The code of the next time step: the step used to enroll is refused (no replay),
@@ -143,13 +144,27 @@ def confirm_authenticator(tab: Tab, secret: str) -> Authenticator:
     return Authenticator(secret, code)
 
 
-def enroll_authenticator(tab: Tab, user: str) -> Authenticator:
-    """Logged in and sent to enrollment: set up an authenticator app, land on the account."""
+def enroll_authenticator(tab: Tab, user: str, *, trust: bool = False) -> Authenticator:
+    """Logged in and sent to enrollment: set up an authenticator app, save the recovery codes,
+    answer the trust prompt, land on the account."""
     expect_enroll_choice(tab)
     choose_authenticator_app(tab)
     app = confirm_authenticator(tab, reveal_setup_key(tab))
-    after_verification(tab, user)
-    return app
+    codes = save_recovery_codes(tab)
+    after_verification(tab, user, trust=trust)
+    return Authenticator(app.secret, app.enrolled_code, codes)
+
+
+def save_recovery_codes(tab: Tab) -> tuple[str, ...]:
+    """The codes shown once after the first enrollment: read them, then continue."""
+    page = tab.page
+    expect(page.get_by_role("heading", name="Save your recovery codes")).to_be_visible()
+    codes = tuple(page.locator(".recovery-codes code").all_inner_texts())
+    assert len(codes) == 10
+    expect(page.get_by_role("link", name="Download as a text file")).to_be_visible()
+    tab.snap("recovery-codes")
+    page.get_by_role("link", name="I saved them, continue").click()
+    return codes
 
 
 # --- after a correct code -------------------------------------------------------------------
@@ -173,10 +188,10 @@ def answer_trust_prompt(tab: Tab, *, trust: bool) -> None:
     tab.page.get_by_role("button", name="Trust this device" if trust else "Skip").click()
 
 
-def sign_up(tab: Tab, user: str) -> Authenticator:
+def sign_up(tab: Tab, user: str, *, trust: bool = False) -> Authenticator:
     """Log in for the first time and enroll; ends verified on the account page."""
     log_in(tab, user)
-    return enroll_authenticator(tab, user)
+    return enroll_authenticator(tab, user, trust=trust)
 
 
 # --- the challenge ----------------------------------------------------------------------------

@@ -5,13 +5,14 @@ module loads (and can say what is missing) where playwright is not installed.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,10 +21,13 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.support.mail_and_sms import Mailbox, smtp_server
+
 if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, Page, Request, Response, ViewportSize
 
 ROOT = Path(__file__).resolve().parents[2]
+
 CHROMIUM = os.environ.get("MFA_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -87,6 +91,7 @@ class Site:
     login_path: str
     account_path: str
     data_dir: Path
+    mailbox: Mailbox | None = None
 
 
 @contextmanager
@@ -127,6 +132,17 @@ def serve(
                 proc.wait(timeout=10)
 
 
+_MAILBOXES = ExitStack()
+
+
+def _enter_mailbox() -> Mailbox:
+    """A fresh SMTP server for one site; all are stopped when the test process ends."""
+    return _MAILBOXES.enter_context(smtp_server())
+
+
+atexit.register(_MAILBOXES.close)
+
+
 def base_env() -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for name in ("MFA_SECRET", "MFA_DEMO_DATA", "DJANGO_DEMO_DATA", "REDIS_URL"):
@@ -136,9 +152,16 @@ def base_env() -> dict[str, str]:
 
 @contextmanager
 def starlette_site(python: str, tmp: Path) -> Iterator[Site]:
-    """examples/starlette_app under uvicorn, with a fresh data folder and a fixed key."""
+    """examples/starlette_app under uvicorn, with a fresh data folder and a fixed key, sending
+    email codes to a real SMTP server (aiosmtpd) in this process."""
     port, data = free_port(), tmp / "starlette-data"
-    env = {**base_env(), "MFA_DEMO_DATA": str(data), "MFA_SECRET": MFA_SECRET}
+    mailbox = _enter_mailbox()
+    env = {
+        **base_env(),
+        "MFA_DEMO_DATA": str(data),
+        "MFA_SECRET": MFA_SECRET,
+        "MFA_DEMO_SMTP": f"{mailbox.host}:{mailbox.port}",
+    }
     command = [
         python, "-m", "uvicorn", "--factory", "examples.starlette_app.app:create_app",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
@@ -152,14 +175,19 @@ def starlette_site(python: str, tmp: Path) -> Iterator[Site]:
         log_path=tmp / "starlette.log",
         timeout=30,
     ):
-        yield Site("starlette", base, "/login", "/account", data)
+        yield Site("starlette", base, "/login", "/account", data, mailbox)
 
 
 @contextmanager
 def django_site(python: str, tmp: Path) -> Iterator[Site]:
     """examples/django_app through `manage.py rundemo` (migrates, then runserver)."""
     port, data = free_port(), tmp / "django-data"
-    env = {**base_env(), "DJANGO_DEMO_DATA": str(data)}
+    mailbox = _enter_mailbox()
+    env = {
+        **base_env(),
+        "DJANGO_DEMO_DATA": str(data),
+        "MFA_DEMO_SMTP": f"{mailbox.host}:{mailbox.port}",
+    }
     base = f"http://127.0.0.1:{port}"
     with serve(
         [python, "manage.py", "rundemo", "--port", str(port)],
@@ -169,7 +197,7 @@ def django_site(python: str, tmp: Path) -> Iterator[Site]:
         log_path=tmp / "django.log",
         timeout=60,
     ):
-        yield Site("django", base, "/accounts/login/", "/account/", data)
+        yield Site("django", base, "/accounts/login/", "/account/", data, mailbox)
 
 
 # --- watching a page ------------------------------------------------------------------------

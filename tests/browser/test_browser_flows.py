@@ -7,6 +7,7 @@ that every 2FA page came with its Content-Security-Policy.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from .support import require_browser
@@ -32,6 +33,7 @@ from .flows import (  # noqa: E402
     open_login,
     pass_challenge,
     reveal_setup_key,
+    save_recovery_codes,
     sign_up,
     submit_login,
     url_of,
@@ -97,6 +99,8 @@ def test_phone_sized_pages(phone_tab: Tab) -> None:
     secret = reveal_setup_key(tab)
     expect_fits_phone(tab)
     app = confirm_authenticator(tab, secret)
+    expect_fits_phone(tab)  # the recovery codes page
+    save_recovery_codes(tab)
     after_verification(tab, "alice")
 
     log_out(tab)
@@ -112,4 +116,66 @@ def test_phone_sized_pages(phone_tab: Tab) -> None:
     expect_fits_phone(tab)
     pass_challenge(tab, "alice", app)
 
+    tab.guard.assert_clean()
+
+
+def test_trusted_device_recovery_code_and_device_deletion(tab: Tab) -> None:
+    """Enroll, save the recovery codes, trust this browser; the next login needs no code;
+    delete the device from the list; the login after that is challenged again, and a recovery
+    code lets the user in."""
+    page = tab.page
+    app = sign_up(tab, "alice", trust=True)
+    log_out(tab)
+    log_in(tab, "alice")
+    expect(page).to_have_url(url_of(tab.site.account_path))  # trusted: no challenge
+
+    page.goto("/_mfa/devices")
+    expect(page.get_by_text("This device")).to_be_visible()
+    expect(page.get_by_text("Trusted", exact=True)).to_be_visible()
+    tab.snap("devices")
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("heading", name="Delete this device?")).to_be_visible()
+    tab.snap("device-delete")
+    page.get_by_role("button", name="Delete device").click()
+    expect(page.get_by_text("Device deleted.")).to_be_visible()
+
+    log_out(tab)
+    log_in(tab, "alice")
+    expect_challenge(tab)
+    page.get_by_role("link", name="Use a recovery code").click()
+    tab.snap("recovery-use")
+    page.get_by_label("Recovery code").fill(app.recovery_codes[0].upper())
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(url_of(tab.site.account_path))
+    tab.guard.assert_clean()
+
+
+def test_email_code_received_through_smtp(tab: Tab) -> None:
+    """bob sets up codes by email: the code arrives at a real SMTP server (aiosmtpd) and
+    gets him in, at enrollment and at his next login."""
+    page = tab.page
+    mailbox = tab.site.mailbox
+    assert mailbox is not None
+    log_in(tab, "bob")
+    expect_enroll_choice(tab)
+    page.get_by_role("link", name=re.compile("^Email")).click()
+    tab.snap("enroll-email")
+    page.get_by_role("button", name="Send code").click()
+    expect(page.get_by_text("We emailed a code to b***@example.com.")).to_be_visible()
+    tab.snap("enroll-code")
+    page.get_by_label(CODE_LABEL).fill(mailbox.last_code())
+    page.get_by_role("button", name="Verify and turn on").click()
+    save_recovery_codes(tab)
+    after_verification(tab, "bob")
+
+    log_out(tab)
+    before = len(mailbox.messages)
+    log_in(tab, "bob")
+    expect_challenge(tab)
+    expect(page.get_by_text("We emailed a code to b***@example.com.")).to_be_visible()
+    tab.snap("challenge-email")
+    assert len(mailbox.messages) == before + 1
+    page.get_by_label(CODE_LABEL).fill(mailbox.last_code())
+    page.get_by_role("button", name="Verify").click()
+    after_verification(tab, "bob")
     tab.guard.assert_clean()

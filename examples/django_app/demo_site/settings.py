@@ -6,6 +6,9 @@ import os
 import secrets
 from pathlib import Path
 
+from mfa_middleware.senders import ConsoleSender, Sender
+from mfa_middleware.senders.smtp import SMTPSender
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("DJANGO_DEMO_DATA", BASE_DIR / "data"))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -23,6 +26,19 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+
+def demo_email_sender() -> Sender:
+    """Codes by email: printed to the terminal, or sent to the SMTP server in MFA_DEMO_SMTP
+    ("host:port", plain SMTP for a local test server)."""
+    if smtp := os.environ.get("MFA_DEMO_SMTP"):
+        host, _, port = smtp.rpartition(":")
+        return SMTPSender(
+            host, int(port), from_addr="demo@example.com", tls="none", allow_insecure=True
+        )
+    return ConsoleSender("email")
+
+
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 
@@ -96,4 +112,6 @@ MFA_MIDDLEWARE = {
     "store": os.environ.get("REDIS_URL") or f"sqlite:///{DATA_DIR / 'mfa.sqlite3'}",
     "app_name": "Django demo",
     "cookie_secure": False,
+    "public_url": os.environ.get("MFA_DEMO_PUBLIC_URL", "http://127.0.0.1:8001"),
+    "email_sender": demo_email_sender(),
 }

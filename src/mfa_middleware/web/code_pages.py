@@ -17,6 +17,7 @@ from mfa_middleware.core import oob
 from mfa_middleware.core.effects import Doc, Effect, Key, delete, emit, get, put, update
 from mfa_middleware.core.flows import Attempt
 from mfa_middleware.core.records import SETTINGS_KEY, Record, RuntimeSettings, UserRecord, user_key
+from mfa_middleware.web.http import with_next
 from mfa_middleware.web.page import Page, PageOutcome, posted
 from mfa_middleware.web.recovery_pages import enrolled
 from mfa_middleware.web.steps import (
@@ -280,7 +281,8 @@ def _start_enrollment(
     pending = PendingEnrollment(channel, destination, _session_hash(page))
     yield from put(_pending_key(page.principal.id), pending.to_doc(), ttl=PENDING_TTL)
     sent = yield from _send(page, "enroll", [(channel, destination)], first=True)
-    return page.go(page.rt.url(f"enroll/code?sent={'1' if sent.ok else '0'}"))
+    sent_flag = "1" if sent.ok else "0"
+    return page.go(with_next(page.rt.url(f"enroll/code?sent={sent_flag}"), page.next))
 
 
 def _my_pending_enrollment(page: Page) -> Generator[Effect, Any, PendingEnrollment | None]:
