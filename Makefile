@@ -2,8 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: demo django-demo test lint install system-deps screenshots
+.PHONY: demo django-demo test lint install system-deps screenshots bench
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,11 +20,19 @@ demo: $(STAMP)
 django-demo: $(STAMP)
 	cd examples/django_app && ../../$(PY) manage.py rundemo
 
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: system-deps $(BENCH_STAMP)
+	bash bench/system-deps.sh
+	$(PY) -m bench.run
+
 screenshots: $(STAMP) system-deps
 	$(PY) scripts/screenshots.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests examples scripts
+	$(PY) -m ruff check src tests examples scripts bench
 	$(PY) -m mypy src
 	$(VENV)/bin/lint-imports
 

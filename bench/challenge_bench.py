@@ -1,0 +1,306 @@
+"""Section 6: challenge throughput, and the attempt limits under that load.
+
+Per store (SQLite, Redis): users enrolled (one through the real pages, the rest copies of its
+record), each logged in with a pending challenge (cookies and CSRF token from the real pages).
+Then W worker processes, each with its own app on the same store, fire form POSTs to
+/_mfa/challenge with C in flight per worker, all starting together:
+  verifications  one correct code per user (a code is good once per user and time step)
+  wrong codes    3 x max_attempts wrong guesses per "storm" user, interleaved over users and
+                 workers. The limits hold when the store counted exactly max_attempts
+                 evaluated guesses and one lockout per user, every answer was 400 (wrong) or
+                 429 (locked), and the user's correct code is then refused too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import tempfile
+import time
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pyotp
+
+from bench import apps
+from bench.common import MFA_SECRET, redis_available, redis_server, scaled, target
+from mfa_middleware import MFAConfig, SQLiteStore
+from mfa_middleware.core.records import throttle_key, user_key
+from mfa_middleware.stores.base import Store
+
+WORKERS = 2
+IN_FLIGHT = 16
+MAX_ATTEMPTS = 5
+Job = tuple[str, str, str, str]  # user, cookie header, csrf token, "good" | "wrong"
+
+
+def make_store(spec: tuple[str, str]) -> Store:
+    kind, where = spec
+    if kind == "sqlite":
+        return SQLiteStore(where)
+    from mfa_middleware.stores.redis import RedisStore
+
+    return RedisStore(where)
+
+
+def config(store: Store) -> MFAConfig:
+    return MFAConfig(
+        secret_keys=[MFA_SECRET], store=store, cookie_secure=False, max_attempts=MAX_ATTEMPTS
+    )
+
+
+def wrong_code(totp: pyotp.TOTP) -> str:
+    """A well-formed code matching no step near now (nor in the next minutes)."""
+    near = {totp.at(time.time() + d * 30) for d in range(-3, 12)}
+    return next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in near)
+
+
+# -- the worker processes ----------------------------------------------------------------------
+
+
+def worker(
+    spec: tuple[str, str],
+    secret: str,
+    wrong: str,
+    jobs: list[Job],
+    barrier: Any,
+    results: Any,
+) -> None:
+    """One process: its own app on the shared store; fires `jobs` once everyone is ready."""
+    store = make_store(spec)
+    app = apps.bench_app("ours", config(store))
+    totp = pyotp.TOTP(secret)
+
+    async def fire() -> tuple[int, int, list[tuple[str, int]]]:
+        limit = asyncio.Semaphore(IN_FLIGHT)
+
+        async def one(job: Job) -> tuple[str, int]:
+            user, cookie, csrf, kind = job
+            code = totp.at(time.time() + 30) if kind == "good" else wrong
+            async with limit:
+                status = await apps.post_form(
+                    app,
+                    apps.request_headers(cookie),
+                    "/_mfa/challenge",
+                    {"csrf": csrf, "code": code, "next": "/"},
+                )
+            return user, status
+
+        await apps.status_of(app, apps.http_scope(apps.request_headers()))  # build the stack
+        barrier.wait()
+        start = time.monotonic_ns()
+        outcome = await asyncio.gather(*(one(job) for job in jobs))
+        end = time.monotonic_ns()
+        await store.aclose()
+        return start, end, list(outcome)
+
+    results.put(asyncio.run(fire()))
+
+
+def fire_jobs(spec: tuple[str, str], secret: str, wrong: str, jobs: list[Job]) -> dict[str, Any]:
+    """Split `jobs` round-robin over the workers, start them together, gather the outcome."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(WORKERS + 1)
+    results = ctx.Queue()
+    shares = [jobs[i::WORKERS] for i in range(WORKERS)]
+    procs = [
+        ctx.Process(target=worker, args=(spec, secret, wrong, share, barrier, results))
+        for share in shares
+    ]
+    for proc in procs:
+        proc.start()
+    barrier.wait(timeout=120)
+    outcomes = [results.get(timeout=300) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    start = min(o[0] for o in outcomes)
+    end = max(o[1] for o in outcomes)
+    statuses = [pair for o in outcomes for pair in o[2]]
+    return {"seconds": (end - start) / 1e9, "statuses": statuses}
+
+
+# -- setup in the parent -----------------------------------------------------------------------
+
+
+async def pending_challenges(app: Any, users: list[str]) -> dict[str, tuple[str, str]]:
+    """Each user logged in, sent to the challenge: (cookie header, CSRF token)."""
+    sessions = {}
+    for user in users:
+        async with apps.client(app) as c:
+            await apps.log_in(c, user)
+            r = await c.get("/", headers=apps.HTML)
+            if r.status_code != 303 or "/_mfa/challenge" not in r.headers["location"]:
+                raise AssertionError(f"{user}: expected the challenge, got {r.status_code}")
+            page = await c.get("/_mfa/challenge", headers=apps.HTML)
+            sessions[user] = (apps.cookie_header(c), apps.csrf_of(page.text))
+    return sessions
+
+
+async def prepare(spec: tuple[str, str], ok: int, storm: int) -> dict[str, Any]:
+    store = make_store(spec)
+    app = apps.bench_app("ours", config(store))
+    async with apps.client(app) as c:
+        await apps.log_in(c, "u0")
+        totp = await apps.enroll_totp(c)
+    template = store.get(user_key("u0"))
+    assert template is not None
+    ok_users = [f"ok{i}" for i in range(ok)]
+    storm_users = [f"storm{i}" for i in range(storm)]
+    for user in ok_users + storm_users:
+        store.put(user_key(user), template)
+    sessions = await pending_challenges(app, ok_users + storm_users)
+    return {
+        "store": store,
+        "app": app,
+        "totp": totp,
+        "ok_users": ok_users,
+        "storm_users": storm_users,
+        "sessions": sessions,
+    }
+
+
+async def locked_out_correct(
+    app: Any, sessions: dict[str, tuple[str, str]], users: list[str], totp: pyotp.TOTP
+) -> Counter[int]:
+    statuses: Counter[int] = Counter()
+    for user in users:
+        cookie, csrf = sessions[user]
+        statuses[
+            await apps.post_form(
+                app,
+                apps.request_headers(cookie),
+                "/_mfa/challenge",
+                {"csrf": csrf, "code": totp.at(time.time() + 30), "next": "/"},
+            )
+        ] += 1
+    return statuses
+
+
+async def measure_store(spec: tuple[str, str]) -> dict[str, Any]:
+    """The whole measurement for one store; the workers' runs block this loop meanwhile."""
+    ok, storm = scaled(400, 40), scaled(40, 6)
+    guesses = 3 * MAX_ATTEMPTS
+    started = time.perf_counter()
+    setup = await prepare(spec, ok, storm)
+    setup_seconds = time.perf_counter() - started
+    store: Store = setup["store"]
+    totp: pyotp.TOTP = setup["totp"]
+    sessions = setup["sessions"]
+    wrong = wrong_code(totp)
+
+    good_jobs: list[Job] = [(u, *sessions[u], "good") for u in setup["ok_users"]]
+    verify = fire_jobs(spec, totp.secret, wrong, good_jobs)
+    good_statuses = Counter(s for _, s in verify["statuses"])
+    leftover = sum(1 for u in setup["ok_users"] if store.get(throttle_key(u)) is not None)
+
+    storm_jobs: list[Job] = [
+        (u, *sessions[u], "wrong") for _ in range(guesses) for u in setup["storm_users"]
+    ]
+    attack = fire_jobs(spec, totp.secret, wrong, storm_jobs)
+    per_user: dict[str, Counter[int]] = {u: Counter() for u in setup["storm_users"]}
+    for user, status in attack["statuses"]:
+        per_user[user][status] += 1
+    records = {u: store.get(throttle_key(u)) or {} for u in setup["storm_users"]}
+    # A guess that was evaluated shows as a stored failure; its answer is 400, or 429 when it
+    # was the one that locked the user (or a parallel one had). Refused guesses are 429.
+    answers_ok = all(
+        set(c) <= {400, 429} and c[400] <= MAX_ATTEMPTS and c.total() == guesses
+        for c in per_user.values()
+    )
+    records_ok = all(
+        r.get("failures") == MAX_ATTEMPTS and r.get("lockouts") == 1 for r in records.values()
+    )
+    after = await locked_out_correct(setup["app"], sessions, setup["storm_users"], totp)
+    await store.aclose()
+    return {
+        "setup_seconds": round(setup_seconds, 1),
+        "verifications": {
+            "requests": len(good_jobs),
+            "seconds": round(verify["seconds"], 3),
+            "per_second": len(good_jobs) / verify["seconds"],
+            "statuses": dict(good_statuses),
+            "all_succeeded": good_statuses == Counter({303: len(good_jobs)}),
+            "throttle_records_left": leftover,
+        },
+        "wrong_codes": {
+            "users": storm,
+            "guesses_per_user": guesses,
+            "requests": len(storm_jobs),
+            "seconds": round(attack["seconds"], 3),
+            "per_second": len(storm_jobs) / attack["seconds"],
+            "statuses": dict(Counter(s for _, s in attack["statuses"])),
+            "answers_only_400_or_429": answers_ok,
+            "evaluated_guesses_stored": sum(int(r.get("failures", 0)) for r in records.values()),
+            "evaluated_guesses_allowed": storm * MAX_ATTEMPTS,
+            "every_user_exactly_max_attempts_failures_and_one_lockout": records_ok,
+            "correct_code_after_lockout": dict(after),
+            "sample_record": records[setup["storm_users"][0]],
+        },
+        "limits_hold": answers_ok and records_ok and after == Counter({429: storm}),
+    }
+
+
+def run() -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="mfa-bench-challenge-") as tmp, ExitStack() as stack:
+        results["sqlite"] = asyncio.run(measure_store(("sqlite", str(Path(tmp) / "mfa.sqlite3"))))
+        if redis_available():
+            server = stack.enter_context(redis_server(Path(tmp) / "redis"))
+            results["redis"] = asyncio.run(measure_store(("redis", server.url)))
+    return report(results)
+
+
+def report(results: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    for kind, r in results.items():
+        v, w = r["verifications"], r["wrong_codes"]
+        rows.append(
+            [
+                kind,
+                f"{v['per_second']:.0f}",
+                f"{v['requests']} ok" if v["all_succeeded"] else f"FAILED {v['statuses']}",
+                f"{w['per_second']:.0f}",
+                ", ".join(f"{k}: {n}" for k, n in sorted(w["statuses"].items())),
+                f"{w['evaluated_guesses_stored']}/{w['evaluated_guesses_allowed']}",
+                "yes" if r["limits_hold"] else "NO",
+            ]
+        )
+    if "redis" not in results:
+        rows.append(["redis", "-", "-", "-", "-", "-", "skipped: redis-server not installed"])
+    hold = all(r["limits_hold"] and r["verifications"]["all_succeeded"] for r in results.values())
+    return {
+        "title": f"6. Challenge throughput: {WORKERS} worker processes x {IN_FLIGHT} in flight,"
+        f" form POSTs to /_mfa/challenge (max_attempts {MAX_ATTEMPTS})",
+        "columns": [
+            "store",
+            "verifications/s",
+            "correct codes",
+            "wrong guesses/s",
+            "wrong-guess statuses",
+            "evaluated/allowed",
+            "limits hold",
+        ],
+        "rows": rows,
+        "data": results,
+        "targets": [
+            target(
+                "challenge.limits",
+                "Challenge: limits hold under load (exactly max_attempts evaluated per user)",
+                "hold",
+                hold,
+                hold,
+                "; ".join(
+                    f"{k}: {r['verifications']['per_second']:.0f} verifications/s"
+                    for k, r in results.items()
+                ),
+            )
+        ],
+        "notes": [
+            "400 = wrong code; 429 = locked out (a refused guess, or the evaluated guess that"
+            " locked the user). Evaluated guesses are counted by the store's throttle record.",
+            "Each worker is a separate process with its own app and store connection on the"
+            " same SQLite file or Redis server, as separate server workers would be.",
+        ],
+    }

@@ -1,0 +1,31 @@
+"""`python -m bench.serve PORT VARIANT DATA_DIR`: the Starlette example under uvicorn.
+
+VARIANT `ours`: the example as shipped (SQLite store in DATA_DIR). `bare`: the same app with
+our middleware taken out of its middleware list (its session and auth middleware stay).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import uvicorn
+from examples.starlette_app.app import create_app
+
+from bench.common import MFA_SECRET
+from mfa_middleware import MFAMiddleware, SQLiteStore
+
+
+def main() -> None:
+    port, variant, data = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    app = create_app(store=SQLiteStore(data / "mfa.sqlite3"), secret_keys=[MFA_SECRET])
+    if variant == "bare":
+        ours: object = MFAMiddleware
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not ours]
+    elif variant != "ours":
+        raise SystemExit(f"unknown variant {variant!r}")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
