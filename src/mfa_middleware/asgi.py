@@ -7,7 +7,7 @@ driver, and turns the result back into ASGI messages. It holds no policy of its 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from mfa_middleware.config import MFAConfig
@@ -53,14 +53,33 @@ def principal_from_scope(scope: Scope) -> Principal | None:
     )
 
 
+class ScopeHeaders(Mapping[str, str]):
+    """The scope's headers, decoded only when asked for: the verified-request path reads just
+    the Cookie header. Repeated Cookie headers (HTTP/2) are joined, other repeats: the last."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, name: str) -> str:
+        wanted = name.encode("latin-1")
+        found = [v for k, v in self._raw if k == wanted or k.lower() == wanted]
+        if not found:
+            raise KeyError(name)
+        if name == "cookie":
+            return "; ".join(v.decode("latin-1") for v in found)
+        return found[-1].decode("latin-1")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(k.decode("latin-1").lower() for k, _ in self._raw))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def facts_from_scope(scope: Scope, body: bytes = b"") -> RequestFacts:
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in scope.get("headers", ()):
-        name = raw_name.decode("latin-1").lower()
-        value = raw_value.decode("latin-1")
-        headers[name] = (
-            f"{headers[name]}; {value}" if name == "cookie" and name in headers else value
-        )
+    headers = ScopeHeaders(scope.get("headers") or [])
     client = scope.get("client")
     return RequestFacts(
         method=scope.get("method", "GET"),
@@ -76,7 +95,7 @@ def facts_from_scope(scope: Scope, body: bytes = b"") -> RequestFacts:
 
 def app_session(scope: Scope) -> AppSession:
     session = scope.get("session")
-    if not isinstance(session, MutableMapping):
+    if session is None or not (type(session) is dict or isinstance(session, MutableMapping)):
         return NO_APP_SESSION
     marker = session.get(SESSION_MARKER)
     return AppSession(writable=True, marker=marker if isinstance(marker, str) else None)
@@ -142,7 +161,10 @@ class MFAMiddleware:
             return
         facts = facts_from_scope(scope)
         rt = self.runtime
-        result = await rt.arun(gate(rt, facts, principal, app_session(scope)))
+        flow = gate(rt, facts, principal, app_session(scope))
+        # An in-process store answers in microseconds (its async twins call the sync methods
+        # anyway), so the gate skips the coroutine per store call; the gate never sends codes.
+        result = rt.run(flow) if rt.store.in_process else await rt.arun(flow)
         if result.marker is not None:
             scope["session"][SESSION_MARKER] = result.marker
         if result.end_app_session:

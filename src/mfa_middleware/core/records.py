@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from mfa_middleware.core.effects import Doc, Effect, Key, get_many
 
 MODES = ("off", "optional", "required")
+R = TypeVar("R", bound="Record")
 
 
 class Record:
@@ -26,8 +27,16 @@ class Record:
     def from_doc(cls, doc: Doc | None) -> Self:
         if not doc:
             return cls()
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = frozenset(
+                f.name
+                for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            )
         return cls(**{k: v for k, v in doc.items() if k in names})
+
+
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,4 +107,23 @@ class HotState:
 def load_hot_state(user_id: str) -> Generator[Effect, Any, HotState]:
     """Settings and the user's record, from the store's coherent cache when it has one."""
     settings_doc, user_doc = yield from get_many((SETTINGS_KEY, user_key(user_id)), cached=True)
-    return HotState(RuntimeSettings.from_doc(settings_doc), UserRecord.from_doc(user_doc))
+    return HotState(_parsed(RuntimeSettings, settings_doc), _parsed(UserRecord, user_doc))
+
+
+_PARSED: dict[int, tuple[Doc, Record]] = {}
+PARSED_LIMIT = 4096
+
+
+def _parsed(cls: type[R], doc: Doc | None) -> R:
+    """`cls.from_doc(doc)`, reused while a caching store hands out the very same (read-only)
+    document object: the verified-request path then builds no records at all."""
+    if doc is None:
+        return cls()
+    hit = _PARSED.get(id(doc))
+    if hit is not None and hit[0] is doc and type(hit[1]) is cls:
+        return hit[1]
+    record = cls.from_doc(doc)
+    if len(_PARSED) >= PARSED_LIMIT:
+        _PARSED.clear()
+    _PARSED[id(doc)] = (doc, record)
+    return record

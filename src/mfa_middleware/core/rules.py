@@ -30,6 +30,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def normalise_path(path: str) -> str:
     """The path a careful router would serve: decoded, `.`/`..` resolved, `//` folded."""
+    if path.startswith("/") and not any(t in path for t in ("%", "//", "/.", "\\")):
+        return path  # already canonical: the common case costs four substring checks
     decoded = unquote(path)
     decoded = re.sub(r"/{2,}", "/", decoded.replace("\\", "/"))
     if not decoded.startswith("/"):

@@ -26,6 +26,7 @@ class Store(ABC):
     (right for in-process stores whose calls take microseconds) and networked stores override."""
 
     clock: Clock = staticmethod(time.time)
+    in_process = False  # True: calls never wait on a network (memory, SQLite)
 
     def use_clock(self, clock: Clock) -> None:
         """Expire documents by the same clock as the rest of the middleware (tests fix it)."""

@@ -13,6 +13,8 @@ _Entry = tuple[Doc, float | None]
 
 
 class MemoryStore(Store):
+    in_process = True
+
     def __init__(self) -> None:
         self._data: dict[Key, _Entry] = {}
         self._lock = threading.Lock()

@@ -38,6 +38,8 @@ _Cached = tuple[Doc | None, float | None]
 
 
 class SQLiteStore(Store):
+    in_process = True
+
     def __init__(self, path: str | Path, *, timeout: float = 5.0) -> None:
         self.path = str(path)
         self.timeout = timeout

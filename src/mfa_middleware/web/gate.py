@@ -195,9 +195,9 @@ def expired_response(
 def gate(
     rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession
 ) -> Generator[Effect, Any, GateResult]:
-    action = rt.config.rule_set.action_for(
-        facts.path, facts.method, principal, facts.client, facts.header("x-forwarded-for")
-    )
+    rules = rt.config.rule_set
+    forwarded = facts.header("x-forwarded-for") if rules.uses_networks else ""
+    action = rules.action_for(facts.path, facts.method, principal, facts.client, forwarded)
     if action == "bypass":
         return GateResult(None)
     if action == "deny":
