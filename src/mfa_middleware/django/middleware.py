@@ -8,7 +8,7 @@ for the view anyway, and the MFA state comes from the MFA store's coherent cache
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
@@ -49,12 +49,40 @@ def principal_from_user(user: Any, *, with_groups: bool = False) -> Principal | 
     )
 
 
+class MetaHeaders(Mapping[str, str]):
+    """Headers read straight from `request.META` when asked for; building Django's
+    `request.headers` parses every META key on each request."""
+
+    __slots__ = ("_meta",)
+
+    def __init__(self, meta: Mapping[str, Any]) -> None:
+        self._meta = meta
+
+    @staticmethod
+    def _key(name: str) -> str:
+        upper = name.upper().replace("-", "_")
+        return upper if upper in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{upper}"
+
+    def __getitem__(self, name: str) -> str:
+        return str(self._meta[self._key(name)])
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self._meta:
+            if key.startswith("HTTP_"):
+                yield key[5:].replace("_", "-").lower()
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                yield key.replace("_", "-").lower()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def facts_from_request(request: HttpRequest, *, with_body: bool) -> RequestFacts:
     return RequestFacts(
         method=(request.method or "GET").upper(),
         path=request.path_info,
         query=request.META.get("QUERY_STRING", ""),
-        headers={name.lower(): value for name, value in request.headers.items()},
+        headers=MetaHeaders(request.META),
         client=request.META.get("REMOTE_ADDR"),
         scheme=request.scheme or "http",
         body=request.body if with_body and request.method == "POST" else b"",
