@@ -480,3 +480,110 @@ def test_devices_and_revoke_device(url: str, db: Path, capsys: Any) -> None:
     code, _ = run_main("--store", url, "revoke-device", "alice", "dev1")
     assert code == 2
     assert "has no device" in capsys.readouterr().err
+
+
+# --- reset -----------------------------------------------------------------------------------
+
+
+def _enrolled_with_devices_and_codes(db: Path) -> None:
+    store = SQLiteStore(db)
+    for user in ("alice", "bob"):
+        store.put(
+            Key("user", user),
+            {
+                "method": "totp",
+                "totp_secret": "ciphertext",
+                "last_totp_step": 7,
+                "enrolled_at": 5.0,
+                "epoch": 2,
+                "device_epoch": 1,
+                "exempt": False,
+                "required": True,
+            },
+        )
+        store.put(Key("recovery", user), {"hashes": [["salt", "digest"]], "created_at": 5.0})
+        store.put(Key("device", user, "dev1"), {"name": "Laptop", "trusted_until": 9e9})
+        store.put(Key("device", user, "dev2"), {"name": "Phone"})
+        store.put(Key("throttle", user), {"failures": 3})
+    store.close()
+
+
+def _devices(db: Path, user: str) -> list[str]:
+    store = SQLiteStore(db)
+    try:
+        return [name for name, _ in store.scan("device", user)]
+    finally:
+        store.close()
+
+
+def test_reset_clears_the_user_their_devices_and_recovery_codes(url: str, db: Path) -> None:
+    _enrolled_with_devices_and_codes(db)
+    bob_before = doc(db, Key("user", "bob"))
+    result = admin("--store", url, "--json", "reset", "alice", "--yes")
+    assert as_json(result) == {"reset": "alice"}
+    record = doc(db, ALICE)
+    assert record["method"] is None
+    assert record["totp_secret"] is None
+    assert record["epoch"] == 3  # every session of hers ends
+    assert record["device_epoch"] == 2
+    assert record["required"] is True  # an ops flag, kept
+    assert doc(db, Key("recovery", "alice")) == {}
+    assert doc(db, Key("throttle", "alice")) == {}
+    assert _devices(db, "alice") == []
+    # bob is untouched
+    assert doc(db, Key("user", "bob")) == bob_before
+    assert doc(db, Key("recovery", "bob"))["hashes"] == [["salt", "digest"]]
+    assert _devices(db, "bob") == ["dev1", "dev2"]
+    status = as_json(admin("--store", url, "--json", "status", "alice"))
+    assert status["enrolled"] is False
+    assert status["failures"] == 0
+
+
+def test_reset_takes_json_after_the_command(url: str, db: Path) -> None:
+    """The form the issue gives: `mfa-admin --store URL reset alice --yes --json`."""
+    _enrolled_with_devices_and_codes(db)
+    result = admin("--store", url, "reset", "alice", "--yes", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"reset": "alice"}
+    assert doc(db, ALICE)["method"] is None
+    assert doc(db, ALICE)["epoch"] == 3
+    assert _devices(db, "alice") == []
+    assert doc(db, Key("recovery", "alice")) == {}
+
+
+def test_reset_without_yes_and_no_terminal_refuses(url: str, db: Path) -> None:
+    _enrolled_with_devices_and_codes(db)
+    before = doc(db, ALICE)
+    result = admin("--store", url, "reset", "alice")
+    assert result.returncode == 2
+    assert "Refusing without --yes" in result.stderr
+    assert "Reset two-step verification of alice?" in result.stderr
+    assert doc(db, ALICE) == before
+    assert _devices(db, "alice") == ["dev1", "dev2"]
+    assert doc(db, Key("recovery", "alice"))["hashes"] == [["salt", "digest"]]
+
+
+def test_reset_of_an_unknown_user_exits_2(url: str, db: Path) -> None:
+    result = admin("--store", url, "reset", "ghost", "--yes")
+    assert result.returncode == 2
+    assert "unknown user 'ghost'" in result.stderr
+    assert doc(db, Key("user", "ghost")) == {}
+
+
+def test_reset_asks_on_a_terminal_and_names_the_cli_actor(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _enrolled_with_devices_and_codes(db)
+    events: list[dict[str, Any]] = []
+    config = MFAConfig(secret_keys=[KEY], store=SQLiteStore(db), on_event=events.append)
+    monkeypatch.setattr(sys, "stdin", FakeTerminal("n\n"))
+    code, out = run_main("reset", "alice", runtime=Runtime(config))
+    assert code == 2
+    assert out == "Reset two-step verification of alice? [y/N] "
+    assert doc(db, ALICE)["method"] == "totp"
+    monkeypatch.setattr(sys, "stdin", FakeTerminal("y\n"))
+    code, out = run_main("reset", "alice", runtime=Runtime(config))
+    assert code == 0
+    assert out.endswith("reset: alice\n")
+    assert doc(db, ALICE)["method"] is None
+    assert events == [{"event": "mfa_reset", "user": "alice", "actor": f"cli:{getpass.getuser()}"}]

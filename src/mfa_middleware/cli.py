@@ -52,11 +52,18 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
         "default $MFA_STORE_URL",
     )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    json_too = argparse.ArgumentParser(add_help=False)  # --json after the command works too
+    json_too.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print machine-readable JSON"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    status = commands.add_parser("status", help="show a user's 2FA status")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, parents=[json_too])
+
+    status = command("status", help="show a user's 2FA status")
     status.add_argument("user")
-    logout = commands.add_parser("logout", help="end a user's sessions (or everyone's)")
+    logout = command("logout", help="end a user's sessions (or everyone's)")
     target = logout.add_mutually_exclusive_group(required=True)
     target.add_argument("user", nargs="?")
     target.add_argument("--all", action="store_true", help="clear every user's sessions")
@@ -72,7 +79,7 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
         ("require", "require 2FA for a user even in optional mode"),
         ("unrequire", "remove a user's requirement flag"),
     ):
-        flag = commands.add_parser(name, help=text)
+        flag = command(name, help=text)
         flag.add_argument("user")
         if name in ("exempt", "require"):
             flag.add_argument(
@@ -80,17 +87,17 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
                 action="store_true",
                 help="the user has no 2FA record yet (e.g. a new service account): create one",
             )
-    reset = commands.add_parser("reset", help="reset a user's 2FA: they enroll again")
+    reset = command("reset", help="reset a user's 2FA: they enroll again")
     reset.add_argument("user")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    devices = commands.add_parser("devices", help="list a user's devices")
+    devices = command("devices", help="list a user's devices")
     devices.add_argument("user")
-    revoke = commands.add_parser("revoke-device", help="delete one of a user's devices")
+    revoke = command("revoke-device", help="delete one of a user's devices")
     revoke.add_argument("user")
     revoke.add_argument("device", help="the device id shown by `devices`")
-    mode = commands.add_parser("mode", help="set the global mode")
+    mode = command("mode", help="set the global mode")
     mode.add_argument("mode", choices=["off", "optional", "required"])
-    lifetime = commands.add_parser("session-lifetime", help="set the login session lifetime")
+    lifetime = command("session-lifetime", help="set the login session lifetime")
     lifetime.add_argument("duration", help="e.g. 90d, 12h, 30m")
     return parser
 

@@ -80,7 +80,7 @@ def admin_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
         state = yield from load_hot_state(target)
         rows = yield from devices.devices_of(target)
         now = rt.clock()
-        context["status"] = status
+        context["user_status"] = status
         context["codes_left"] = yield from recovery.codes_left(target)
         context["devices"] = [
             {

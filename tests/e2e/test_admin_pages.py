@@ -1,0 +1,403 @@
+"""The admin pages (/_mfa/admin) and resetting one user's 2FA through the ops API: who gets
+in, what an admin can do, and that nobody else is touched."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+from mfa_middleware import MemoryStore, MFAConfig
+from mfa_middleware.admin import Admin
+from mfa_middleware.core import recovery
+from mfa_middleware.core.effects import Key
+from mfa_middleware.core.records import SETTINGS_KEY, UserRecord, user_key
+from mfa_middleware.runtime import Runtime
+from tests.e2e.helpers import (
+    HTML,
+    SECRET_KEY,
+    FixedClock,
+    client,
+    csrf_of,
+    is_verified,
+    login,
+    logout,
+    make_app,
+    relogin,
+    secret_of,
+    submit_code,
+    totp,
+)
+
+pytestmark = pytest.mark.anyio
+CODE_RE = re.compile(r"<li><code>([0-9a-z-]+)</code></li>")
+
+
+def admin_app(clock: FixedClock, store: Any, **options: Any) -> Any:
+    options.setdefault("is_admin", lambda p: p.username == "alice")
+    options.setdefault("recovery_code_count", 10)
+    return make_app(clock, store=store, **options)
+
+
+def ops(store: Any, clock: FixedClock, events: list[dict[str, Any]] | None = None) -> Admin:
+    config = MFAConfig(
+        secret_keys=[SECRET_KEY],
+        store=store,
+        clock=clock,
+        on_event=None if events is None else events.append,
+    )
+    return Admin(Runtime(config), actor="test:ops")
+
+
+async def enroll(
+    c: httpx.AsyncClient, clock: FixedClock, user: str, *, trust: bool = False
+) -> tuple[str, list[str]]:
+    """Log `user` in and enroll them in TOTP; returns the secret and the recovery codes."""
+    await login(c, user)
+    r = await c.get("/_mfa/enroll/totp", headers=HTML)
+    secret = secret_of(r.text)
+    done = await c.post(
+        "/_mfa/enroll/totp",
+        headers=HTML,
+        data={"csrf": csrf_of(r.text), "code": totp(secret, clock()), "next": "/account"},
+    )
+    assert done.status_code == 200, done.text
+    codes = CODE_RE.findall(done.text)
+    assert len(codes) == 10
+    if trust:
+        prompt = await c.get("/_mfa/trust?next=/account", headers=HTML)
+        r = await c.post(
+            "/_mfa/trust",
+            headers=HTML,
+            data={
+                "csrf": csrf_of(prompt.text),
+                "choice": "trust",
+                "name": f"{user} laptop",
+                "next": "/account",
+            },
+        )
+        assert r.status_code == 303
+    assert await is_verified(c)
+    return secret, codes
+
+
+async def admin_page(c: httpx.AsyncClient, query: str = "") -> httpx.Response:
+    return await c.get(f"/_mfa/admin{query}", headers=HTML)
+
+
+async def act(c: httpx.AsyncClient, **form: str) -> httpx.Response:
+    page = await admin_page(c)
+    assert page.status_code == 200, page.text
+    return await c.post("/_mfa/admin", headers=HTML, data={"csrf": csrf_of(page.text), **form})
+
+
+def record(store: Any, user: str) -> UserRecord:
+    return UserRecord.from_doc(store.get(user_key(user)))
+
+
+def codes_left(store: Any, clock: FixedClock, user: str) -> int | None:
+    return ops(store, clock).runtime.run(recovery.codes_left(user))
+
+
+async def expect_logged_out(c: httpx.AsyncClient) -> None:
+    r = await c.get("/account", headers=HTML)
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("/login")
+
+
+def assert_step_up(location: str, back_to: str) -> None:
+    path, _, query = location.partition("?")
+    assert path == "/_mfa/challenge"
+    assert parse_qs(query) == {"reauth": ["1"], "next": [back_to]}
+
+
+# --- who gets in -----------------------------------------------------------------------------
+
+
+async def test_a_verified_non_admin_gets_403(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store)
+    async with client(app) as bob, client(app) as alice:
+        await enroll(alice, clock, "alice")
+        await enroll(bob, clock, "bob")
+        r = await admin_page(bob)
+        assert r.status_code == 403
+        assert "Access denied" in r.text
+        settings = await bob.get("/_mfa/settings", headers=HTML)
+        r = await bob.post(
+            "/_mfa/admin",
+            headers=HTML,
+            data={"csrf": csrf_of(settings.text), "action": "reset", "user": "alice"},
+        )
+        assert r.status_code == 403
+        assert record(store, "alice").method == "totp"
+        assert await is_verified(alice)
+
+
+async def test_an_admin_needs_a_recent_code(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(bob, clock, "bob")
+        # logged in, not verified: the challenge first
+        secret, _ = await enroll(alice, clock, "alice")
+        await relogin(alice)
+        r = await admin_page(alice)
+        assert r.status_code == 303
+        assert r.headers["location"].startswith("/_mfa/challenge")
+        clock.advance(30)
+        assert (await submit_code(alice, totp(secret, clock()))).status_code == 303
+        assert (await admin_page(alice)).status_code == 200
+        page = await alice.get("/_mfa/settings", headers=HTML)
+        clock.advance(15 * 60 + 1)  # verified, but not recently
+        r = await admin_page(alice)
+        assert r.status_code == 303
+        assert_step_up(r.headers["location"], "/_mfa/admin")
+        r = await alice.post(
+            "/_mfa/admin",
+            headers=HTML,
+            data={"csrf": csrf_of(page.text), "action": "reset", "user": "bob"},
+        )
+        assert r.status_code == 303
+        assert r.headers["location"].startswith("/_mfa/challenge?reauth=1")
+        assert record(store, "bob").method == "totp"  # nothing done
+        step_up = await alice.get(r.headers["location"], headers=HTML)
+        clock.advance(30)
+        r = await alice.post(
+            "/_mfa/challenge",
+            headers=HTML,
+            data={
+                "csrf": csrf_of(step_up.text),
+                "code": totp(secret, clock()),
+                "reauth": "1",
+                "next": "/_mfa/admin",
+            },
+        )
+        assert r.headers["location"] == "/_mfa/admin"
+        assert (await admin_page(alice)).status_code == 200
+
+
+async def test_a_trusted_device_does_not_open_the_admin_pages(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store, trust_duration="30d")
+    async with client(app) as alice:
+        await enroll(alice, clock, "alice", trust=True)
+        await relogin(alice)
+        assert await is_verified(alice)  # by the trusted device, without a code
+        r = await admin_page(alice)
+        assert r.status_code == 303
+        assert_step_up(r.headers["location"], "/_mfa/admin")
+
+
+async def test_without_is_admin_the_pages_do_not_exist(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store, is_admin=None)
+    async with client(app) as alice:
+        await enroll(alice, clock, "alice")
+        r = await admin_page(alice)
+        assert r.status_code == 404
+        settings = await alice.get("/_mfa/settings", headers=HTML)
+        r = await alice.post(
+            "/_mfa/admin",
+            headers=HTML,
+            data={"csrf": csrf_of(settings.text), "action": "mode", "mode": "off"},
+        )
+        assert r.status_code == 404
+        assert store.get(SETTINGS_KEY) is None
+
+
+async def test_missing_or_foreign_csrf_is_refused(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        r = await alice.post("/_mfa/admin", headers=HTML, data={"action": "reset", "user": "bob"})
+        assert r.status_code == 403
+        bobs = await bob.get("/_mfa/settings", headers=HTML)
+        r = await alice.post(
+            "/_mfa/admin",
+            headers=HTML,
+            data={"csrf": csrf_of(bobs.text), "action": "reset", "user": "bob"},
+        )
+        assert r.status_code == 403
+        r = await alice.post("/_mfa/admin", headers=HTML, data={"action": "mode", "mode": "off"})
+        assert r.status_code == 403
+        assert record(store, "bob").method == "totp"
+        assert store.get(SETTINGS_KEY) is None
+        assert await is_verified(bob)
+
+
+# --- what an admin does ----------------------------------------------------------------------
+
+
+async def test_admin_finds_a_user_without_seeing_their_factor(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store, trust_duration="30d")
+    async with client(app) as alice, client(app) as bob:
+        bob_secret, bob_codes = await enroll(bob, clock, "bob", trust=True)
+        await enroll(alice, clock, "alice")
+        r = await admin_page(alice, "?user=bob")
+        assert r.status_code == 200
+        page = html.unescape(r.text)
+        assert "<h2>bob</h2>" in page
+        assert "Enrolled: totp" in page
+        assert "Exempt: no" in page
+        assert "Recovery codes left: 10" in page
+        assert "bob laptop" in page
+        assert "· trusted ·" in page
+        assert bob_secret not in page.replace(" ", "")
+        assert "otpauth" not in page
+        assert "<svg" not in page
+        for code in bob_codes:
+            assert code not in page
+            assert code.replace("-", "") not in page
+        nobody = html.unescape((await admin_page(alice, "?user=nobody")).text)
+        assert "Enrolled: no" in nobody
+        assert "Recovery codes left: -" in nobody
+
+
+async def test_admin_forces_bob_out(clock: FixedClock) -> None:
+    store = MemoryStore()
+    events: list[dict[str, Any]] = []
+    app = admin_app(clock, store, on_event=events.append)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        r = await act(alice, action="logout", user="bob")
+        assert r.status_code == 303
+        assert r.headers["location"] == "/_mfa/admin?user=bob&done=logout"
+        assert "Done." in (await alice.get(r.headers["location"], headers=HTML)).text
+        await expect_logged_out(bob)
+        assert await is_verified(alice)
+        assert record(store, "bob").method == "totp"  # still enrolled: a code at next login
+        await login(bob, "bob")
+        assert not await is_verified(bob)
+        forced = [e for e in events if e["event"] == "forced_logout"]
+        assert [(e["user"], e["actor"]) for e in forced] == [("bob", "admin:alice")]
+
+
+async def test_admin_resets_bob_who_must_enroll_again(clock: FixedClock) -> None:
+    store = MemoryStore()
+    events: list[dict[str, Any]] = []
+    app = admin_app(clock, store, trust_duration="30d", on_event=events.append)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(bob, clock, "bob", trust=True)
+        await enroll(alice, clock, "alice", trust=True)
+        alice_before = store.get(user_key("alice"))
+        alice_devices = store.scan("device", "alice")
+        r = await act(alice, action="reset", user="bob")
+        assert r.headers["location"] == "/_mfa/admin?user=bob&done=reset"
+        await expect_logged_out(bob)
+        await login(bob, "bob")
+        r = await bob.get("/account", headers=HTML)
+        assert r.headers["location"] == "/_mfa/enroll?next=%2Faccount"  # enroll again
+        assert store.get(Key("recovery", "bob")) is None
+        # alice, the admin, is untouched
+        assert store.get(user_key("alice")) == alice_before
+        assert store.scan("device", "alice") == alice_devices
+        assert codes_left(store, clock, "alice") == 10
+        assert await is_verified(alice)
+        resets = [e for e in events if e["event"] == "mfa_reset"]
+        assert [(e["user"], e["actor"]) for e in resets] == [("bob", "admin:alice")]
+        # and the admin page shows it
+        r = await admin_page(alice, "?user=bob")
+        assert r.status_code == 200
+        page = html.unescape(r.text)
+        assert "Enrolled: no" in page
+        assert "Recovery codes left: -" in page
+        assert "bob laptop" not in page  # his devices went with the reset
+        assert "· trusted ·" not in page  # the browser he logged in with since is new
+
+
+async def test_admin_exempts_bob(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        r = await act(alice, action="exempt", user="bob")
+        assert r.headers["location"] == "/_mfa/admin?user=bob&done=exempt"
+        assert record(store, "bob").exempt is True
+        await relogin(bob, "bob")
+        assert await is_verified(bob)  # no code asked
+        r = await admin_page(alice, "?user=bob")
+        assert r.status_code == 200
+        page = html.unescape(r.text)
+        assert "Exempt: yes" in page
+        assert 'value="unexempt"' in page
+        r = await act(alice, action="unexempt", user="bob")
+        assert r.headers["location"] == "/_mfa/admin?user=bob&done=unexempt"
+        assert record(store, "bob").exempt is False
+        await relogin(bob, "bob")
+        assert not await is_verified(bob)
+
+
+async def test_admin_changes_the_mode_and_the_session_lifetime(clock: FixedClock) -> None:
+    store = MemoryStore()
+    events: list[dict[str, Any]] = []
+    app = admin_app(clock, store, on_event=events.append)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(alice, clock, "alice")
+        r = await act(alice, action="mode", mode="optional")
+        assert r.headers["location"] == "/_mfa/admin?done=mode"
+        assert store.get(SETTINGS_KEY)["mode"] == "optional"
+        assert '<option value="optional" selected>' in (await admin_page(alice)).text
+        await login(bob, "bob")
+        assert await is_verified(bob)  # optional: bob, not enrolled, gets in
+        r = await act(alice, action="mode", mode="sometimes")
+        assert r.headers["location"] == "/_mfa/admin"
+        assert store.get(SETTINGS_KEY)["mode"] == "optional"
+        r = await act(alice, action="lifetime", lifetime="12h")
+        assert r.headers["location"] == "/_mfa/admin?done=lifetime"
+        assert store.get(SETTINGS_KEY)["session_lifetime"] == 43200.0
+        assert 'value="0.5d"' in (await admin_page(alice)).text
+        r = await act(alice, action="lifetime", lifetime="soon")
+        assert r.headers["location"] == "/_mfa/admin?done=bad_lifetime"
+        assert "not understood" in (await alice.get(r.headers["location"], headers=HTML)).text
+        assert store.get(SETTINGS_KEY)["session_lifetime"] == 43200.0
+        clock.advance(12 * 3600)
+        await expect_logged_out(bob)  # the new lifetime applies to bob's session
+        actors = {e["actor"] for e in events if "actor" in e and e["event"] != "mfa_reset"}
+        assert actors == {"admin:alice"}
+
+
+# --- the ops API: resetting alice leaves bob alone -------------------------------------------
+
+
+async def test_ops_reset_of_alice_leaves_bob_untouched(clock: FixedClock) -> None:
+    store = MemoryStore()
+    events: list[dict[str, Any]] = []
+    app = admin_app(clock, store, trust_duration="30d")
+    async with client(app) as alice, client(app) as bob:
+        await enroll(alice, clock, "alice", trust=True)
+        await enroll(bob, clock, "bob", trust=True)
+        bob_record = store.get(user_key("bob"))
+        bob_devices = store.scan("device", "bob")
+        bob_recovery = store.get(Key("recovery", "bob"))
+        assert bob_devices
+        ops(store, clock, events).reset("alice")
+        assert [(e["event"], e["user"], e["actor"]) for e in events] == [
+            ("mfa_reset", "alice", "test:ops")
+        ]
+        # alice: logged out, no factor, no devices, no codes; she enrolls again
+        await expect_logged_out(alice)
+        assert record(store, "alice").method is None
+        assert store.scan("device", "alice") == []
+        assert store.get(Key("recovery", "alice")) is None
+        await login(alice)
+        r = await alice.get("/account", headers=HTML)
+        assert r.headers["location"] == "/_mfa/enroll?next=%2Faccount"
+        # bob: the same record, devices and codes; his session and his trusted device work
+        assert store.get(user_key("bob")) == bob_record
+        assert store.scan("device", "bob") == bob_devices
+        assert store.get(Key("recovery", "bob")) == bob_recovery
+        assert await is_verified(bob)
+        await logout(bob)
+        await login(bob, "bob")
+        assert await is_verified(bob)  # still a trusted device
+        assert ops(store, clock).devices("bob")[0]["trusted"] is True
