@@ -108,6 +108,9 @@ class MFAConfig:
     reset_link_ttl: Duration = "1h"
     is_admin: Callable[[Principal], bool] | None = None
     recovery_code_count: int = 10  # 0: no recovery codes
+    brand_color: str | None = None  # e.g. "#0f766e": buttons, links and focus rings
+    logo_url: str | None = None  # a same-origin path, e.g. "/static/logo.svg" (strict CSP)
+    translations: Any = None  # a gettext.GNUTranslations for the pages' strings
     template_dir: str | Path | None = None
     max_form_bytes: int = 16_384
     clock: Callable[[], float] = time.time
@@ -130,6 +133,14 @@ class MFAConfig:
         _int_range("max_devices", self.max_devices, 1, 1000)
         _int_range("code_digits", self.code_digits, 6, 8)
         _int_range("recovery_code_count", self.recovery_code_count, 0, 50)
+        if self.brand_color is not None and not re.fullmatch(r"#[0-9a-fA-F]{6}", self.brand_color):
+            raise ConfigError("brand_color", f"{self.brand_color!r} is not a colour", "'#RRGGBB'")
+        if self.logo_url is not None and not re.fullmatch(r"/[^/\\][^\s\"'<>]*", self.logo_url):
+            raise ConfigError(
+                "logo_url",
+                "must be a path on this site (the pages' CSP allows no other origin)",
+                "e.g. '/static/logo.svg'",
+            )
         object.__setattr__(
             self, "reset_link_ttl", parse_duration("reset_link_ttl", self.reset_link_ttl)
         )

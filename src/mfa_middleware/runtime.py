@@ -66,8 +66,11 @@ class Runtime:
             {
                 "app_name": config.app_name,
                 "prefix": config.prefix,
-                "code_digits": config.totp_digits,
+                "code_digits": max(config.totp_digits, config.code_digits),
+                "logo_url": config.logo_url,
             },
+            translations=config.translations,
+            brand_color=config.brand_color,
         )
 
     def run(self, flow: Generator[Effect, Any, T]) -> T:

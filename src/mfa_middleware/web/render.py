@@ -11,7 +11,13 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, s
 
 
 class Renderer:
-    def __init__(self, template_dir: str | Path | None, globals_: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        template_dir: str | Path | None,
+        globals_: dict[str, Any],
+        translations: Any = None,
+        brand_color: str | None = None,
+    ) -> None:
         loaders: list[Any] = [PackageLoader("mfa_middleware", "web/templates")]
         if template_dir is not None:
             loaders.insert(0, FileSystemLoader(str(template_dir)))
@@ -21,10 +27,18 @@ class Renderer:
             extensions=["jinja2.ext.i18n"],
             auto_reload=False,
         )
-        self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+        if translations is None:
+            self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+        else:
+            self.env.install_gettext_translations(  # type: ignore[attr-defined]
+                translations, newstyle=True
+            )
         self.env.globals.update(globals_)
         self.env.filters["datetime"] = format_time
-        self.stylesheet = (files("mfa_middleware") / "web/static/mfa.css").read_bytes()
+        css = (files("mfa_middleware") / "web/static/mfa.css").read_bytes()
+        if brand_color:  # served as part of the stylesheet: the CSP allows no inline style
+            css += f"\n:root {{ --mfa-primary: {brand_color}; }}\n".encode()
+        self.stylesheet = css
 
     def render(self, template: str, **context: Any) -> str:
         return self.env.get_template(template).render(**context)

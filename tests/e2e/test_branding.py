@@ -1,0 +1,69 @@
+"""Branding hooks and translations of the built-in pages."""
+
+from __future__ import annotations
+
+import gettext
+
+import pyotp
+import pytest
+
+from mfa_middleware import ConfigError, MemoryStore, MFAConfig
+from tests.e2e.helpers import HTML, SECRET_KEY, FixedClock, client, csrf_of, login, make_app
+
+pytestmark = pytest.mark.anyio
+
+
+WORDS = {"Verify": "Vérifier", "Two-step verification": "Validation en deux étapes"}
+
+
+class French(gettext.NullTranslations):
+    def gettext(self, message: str) -> str:
+        return WORDS.get(message, message)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return singular if n == 1 else plural
+
+
+async def test_brand_colour_and_logo(clock: FixedClock) -> None:
+    app = make_app(clock, brand_color="#0f766e", logo_url="/static/logo.svg")
+    async with client(app) as c:
+        css = await c.get("/_mfa/static/mfa.css")
+        assert css.text.rstrip().endswith(":root { --mfa-primary: #0f766e; }")
+        await login(c)
+        page = await c.get("/_mfa/enroll", headers=HTML)
+        assert '<img src="/static/logo.svg" alt="" class="logo">' in page.text
+        assert "style=" not in page.text  # nothing inline: the CSP stays strict
+
+
+async def test_pages_use_the_configured_translations(clock: FixedClock) -> None:
+    app = make_app(clock, translations=French())
+    async with client(app) as c:
+        await login(c)
+        r = await c.get("/_mfa/enroll/totp", headers=HTML)
+        secret = r.text.split("<code>")[1].split("</code>")[0].replace(" ", "")
+        await c.post(
+            "/_mfa/enroll/totp",
+            headers=HTML,
+            data={"csrf": csrf_of(r.text), "code": pyotp.TOTP(secret).at(clock())},
+        )
+        await c.post("/_mfa/logout", headers=HTML, data={"csrf": csrf_of(r.text)})
+        await login(c)
+        page = await c.get("/_mfa/challenge", headers=HTML)
+        assert "Vérifier" in page.text
+        assert "Validation en deux étapes" in page.text
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("brand_color", "red"),
+        ("brand_color", "#12345"),
+        ("logo_url", "https://cdn.example/x.png"),
+        ("logo_url", "//cdn.example/x.png"),
+        ("logo_url", '/x.png" onerror="x'),
+    ],
+)
+def test_bad_branding_is_refused(option: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        MFAConfig(secret_keys=[SECRET_KEY], store=MemoryStore(), **{option: value})
+    assert caught.value.field == option
