@@ -13,7 +13,7 @@ from typing import Any
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate
+from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate, remember, replay
 from mfa_middleware.web.http import Cookie, RequestFacts, Response
 from mfa_middleware.web.routes import handle_page
 
@@ -161,10 +161,16 @@ class MFAMiddleware:
             return
         facts = facts_from_scope(scope)
         rt = self.runtime
-        flow = gate(rt, facts, principal, app_session(scope))
+        app = app_session(scope)
+        ticket = replay(rt, facts, principal, app)
+        if ticket.hit:
+            await self.app(scope, receive, send)
+            return
+        flow = gate(rt, facts, principal, app)
         # An in-process store answers in microseconds (its async twins call the sync methods
         # anyway), so the gate skips the coroutine per store call; the gate never sends codes.
         result = rt.run(flow) if rt.store.in_process else await rt.arun(flow)
+        remember(rt, ticket, result)
         if result.marker is not None:
             scope["session"][SESSION_MARKER] = result.marker
         if result.end_app_session:

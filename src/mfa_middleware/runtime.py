@@ -37,6 +37,7 @@ class Runtime:
         self.user_tag = UserTagger(self.keyring)
         self.login_tag = UserTagger(self.keyring, "mfa.login-tag.v1")
         self.events = EventSink(config.on_event)
+        self.verified_memo: dict[tuple[str, str | None, str], tuple[int, float]] = {}
         self.delivery = Delivery(sms=config.sms_sender, email=config.email_sender)
         self.trust_seconds = config.trust_seconds
         self.devices = DeviceCodec(self.keyring, max(self.trust_seconds, config.lifetime_seconds))

@@ -15,7 +15,7 @@ from typing import Any
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate
+from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate, remember, replay
 from mfa_middleware.web.http import Cookie, RequestFacts, Response, clear_cookie
 from mfa_middleware.web.routes import handle_page
 
@@ -113,7 +113,12 @@ class MFAMiddleware:
             return self.app(environ, start_response)
         rt = self.runtime
         facts = facts_from_environ(environ)
-        result = rt.run(gate(rt, facts, principal, self._app_session(environ)))
+        app = self._app_session(environ)
+        ticket = replay(rt, facts, principal, app)
+        if ticket.hit:
+            return self.app(environ, start_response)
+        result = rt.run(gate(rt, facts, principal, app))
+        remember(rt, ticket, result)
         if result.end_app_session:
             self._end_app_session(environ, result.response)
         if result.response is not None:

@@ -37,6 +37,10 @@ class FlakyStore(MemoryStore):
         if self.down:
             raise StoreError("the store is down (test)")
 
+    def cache_generation(self) -> Any:
+        self._check()  # a failing store fails its freshness check too
+        return super().cache_generation()
+
     def get(self, *args: Any, **kwargs: Any) -> Any:
         self._check()
         return super().get(*args, **kwargs)

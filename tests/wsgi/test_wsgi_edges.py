@@ -51,6 +51,10 @@ class FlakyStore(MemoryStore):
             self.calls_while_down += 1
             raise StoreError("connection refused")
 
+    def cache_generation(self) -> Any:
+        self._check()  # a failing store fails its freshness check too
+        return super().cache_generation()
+
     def get(self, key: Key, *, cached: bool = False) -> Doc | None:
         self._check()
         return super().get(key, cached=cached)

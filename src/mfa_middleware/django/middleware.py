@@ -19,7 +19,15 @@ from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.django.settings import runtime
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, GateResult, gate
+from mfa_middleware.web.gate import (
+    NO_APP_SESSION,
+    AppSession,
+    GateResult,
+    Replay,
+    gate,
+    remember,
+    replay,
+)
 from mfa_middleware.web.http import Cookie, RequestFacts, Response
 from mfa_middleware.web.page import PageOutcome
 from mfa_middleware.web.routes import handle_page
@@ -117,6 +125,9 @@ def _set_cookies(response: HttpResponseBase, cookies: list[Cookie]) -> None:
         )
 
 
+NO_REPLAY = Replay(None, None, False)
+
+
 class MFAMiddleware:
     sync_capable = True
     async_capable = True
@@ -133,16 +144,21 @@ class MFAMiddleware:
 
     def _flow(
         self, request: HttpRequest, rt: Runtime, principal: Principal | None
-    ) -> tuple[RequestFacts, Generator[Effect, Any, GateResult | PageOutcome] | None]:
-        """The flow this request needs, or None when it simply passes (anonymous)."""
+    ) -> tuple[RequestFacts, Generator[Effect, Any, GateResult | PageOutcome] | None, Replay]:
+        """The flow this request needs, or None when it simply passes (anonymous, or a
+        verified request the gate already answered: see `replay`)."""
         path = request.path_info
         page = path == rt.prefix or path.startswith(rt.prefix + "/")
         facts = facts_from_request(request, with_body=page)
         if page:
-            return facts, handle_page(rt, facts, principal, app_session(request))
+            return facts, handle_page(rt, facts, principal, app_session(request)), NO_REPLAY
         if principal is None:
-            return facts, None
-        return facts, gate(rt, facts, principal, app_session(request))
+            return facts, None, NO_REPLAY
+        app = app_session(request)
+        ticket = replay(rt, facts, principal, app)
+        if ticket.hit:
+            return facts, None, ticket
+        return facts, gate(rt, facts, principal, app), ticket
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
@@ -151,10 +167,12 @@ class MFAMiddleware:
         principal = principal_from_user(
             getattr(request, "user", None), with_groups=rt.config.rule_set.uses_groups
         )
-        facts, flow = self._flow(request, rt, principal)
+        facts, flow, ticket = self._flow(request, rt, principal)
         if flow is None:
             return self.get_response(request)
         result = rt.run(flow)
+        if isinstance(result, GateResult):
+            remember(rt, ticket, result)
         if result.end_app_session:
             auth.logout(request)
         if (answer := own_answer(facts, result)) is not None:
@@ -171,10 +189,12 @@ class MFAMiddleware:
             principal = await sync_to_async(principal_from_user)(user, with_groups=True)
         else:
             principal = principal_from_user(user)
-        facts, flow = self._flow(request, rt, principal)
+        facts, flow, ticket = self._flow(request, rt, principal)
         if flow is None:
             return await self.get_response(request)  # type: ignore[misc]
         result = await rt.arun(flow)
+        if isinstance(result, GateResult):
+            remember(rt, ticket, result)
         if result.end_app_session:
             await auth.alogout(request)
         if (answer := own_answer(facts, result)) is not None:

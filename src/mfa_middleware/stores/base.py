@@ -55,6 +55,12 @@ class Store(ABC):
     @abstractmethod
     def scan(self, kind: str, part: str) -> list[tuple[str, Doc]]: ...
 
+    def cache_generation(self) -> int | None:
+        """A number that changes whenever a document this process may have cached changes
+        (here or, for shared stores, anywhere); None when the store cannot say. The gate uses
+        it to replay a verified request's answer without reading anything."""
+        return None
+
     def close(self) -> None:  # noqa: B027 (a no-op by default, on purpose)
         """Release connections; the store may not be used afterwards."""
 

@@ -18,6 +18,10 @@ class MemoryStore(Store):
     def __init__(self) -> None:
         self._data: dict[Key, _Entry] = {}
         self._lock = threading.Lock()
+        self._generation = 0
+
+    def cache_generation(self) -> int | None:
+        return self._generation
 
     def _live(self, key: Key) -> _Entry | None:
         entry = self._data.get(key)
@@ -31,6 +35,7 @@ class MemoryStore(Store):
         return None if entry is None else entry[0]
 
     def _write(self, key: Key, doc: Doc | None, expires: float | None) -> None:
+        self._generation += 1
         if doc is None:
             self._data.pop(key, None)
         else:
@@ -43,6 +48,7 @@ class MemoryStore(Store):
 
     def delete(self, key: Key) -> None:
         with self._lock:
+            self._generation += 1
             self._data.pop(key, None)
 
     def update(

@@ -384,6 +384,10 @@ class RedisStore(Store):
         result: list[tuple[str, Doc]] = await self._arun(self._scan_program(kind, part))
         return result
 
+    def cache_generation(self) -> int | None:
+        """Known only while the local cache hears every invalidation."""
+        return self._generation if self.local_cache and self._cache_live.is_set() else None
+
     # -- cache invalidation ---------------------------------------------------------------
 
     def _start_listener(self) -> None:

@@ -88,6 +88,11 @@ class SQLiteStore(Store):
                 self._cache.clear()
                 self._generation += 1
 
+    def cache_generation(self) -> int | None:
+        with self._errors():
+            self._check_cache(self._connection())
+        return self._generation
+
     def get(self, key: Key, *, cached: bool = False) -> Doc | None:
         return self.get_many((key,), cached=cached)[0]
 

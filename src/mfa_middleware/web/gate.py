@@ -14,6 +14,8 @@ from typing import Any
 from mfa_middleware.core import devices
 from mfa_middleware.core.effects import Effect, emit
 from mfa_middleware.core.policy import (
+    ALLOW_VERIFIED,
+    IDLE_REFRESH_SECONDS,
     Allow,
     Challenge,
     Decision,
@@ -173,6 +175,52 @@ class GateResult:
     cookies: list[Cookie] = field(default_factory=list)
     marker: str | None = None
     end_app_session: bool = False
+    replay_until: float | None = None  # a verified session's answer holds until then
+
+
+MemoKey = tuple[str, str | None, str]
+MEMO_LIMIT = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What the verified-request memo needs to know about one request."""
+
+    key: MemoKey | None
+    generation: int | None
+    hit: bool
+
+
+def replay(rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession) -> Replay:
+    """Whether this request repeats one the gate already let through: the same MFA cookie, the
+    same app login, the same user, no rule deciding this path, nothing written to the store
+    since (its cache generation) and no deadline passed. Then the answer is the same, so the
+    adapter passes the request on without running the gate."""
+    try:
+        generation = rt.store.cache_generation()
+    except StoreError:  # the gate flow will meet the outage and answer it
+        return Replay(None, None, False)
+    token = facts.cookie(rt.cookie_name)
+    if generation is None or not token:
+        return Replay(None, None, False)
+    rules = rt.config.rule_set
+    if rules.rules or rules.default_action is not None:
+        forwarded = facts.header("x-forwarded-for") if rules.uses_networks else ""
+        if rules.action_for(facts.path, facts.method, principal, facts.client, forwarded):
+            return Replay(None, None, False)
+    key = (token, app.marker, principal.id)
+    hit = rt.verified_memo.get(key)
+    return Replay(
+        key, generation, hit is not None and hit[0] == generation and (rt.clock() < hit[1])
+    )
+
+
+def remember(rt: Runtime, ticket: Replay, result: GateResult) -> None:
+    if ticket.key is None or ticket.generation is None or result.replay_until is None:
+        return
+    if len(rt.verified_memo) >= MEMO_LIMIT:
+        rt.verified_memo.clear()
+    rt.verified_memo[ticket.key] = (ticket.generation, result.replay_until)
 
 
 def next_target(facts: RequestFacts) -> str:
@@ -213,7 +261,13 @@ def gate(
     decision = view.decision
     marker = view.claims.session_id if view.fresh and app.writable else None
     if isinstance(decision, Allow):
-        return GateResult(None, view.cookies, marker)
+        until = None
+        if decision == ALLOW_VERIFIED and not view.cookies and marker is None:
+            claims, eff = view.claims, view.eff
+            until = claims.login_at + eff.session_lifetime
+            if eff.idle_timeout is not None:
+                until = min(until, claims.active_at + IDLE_REFRESH_SECONDS)
+        return GateResult(None, view.cookies, marker, replay_until=until)
     if isinstance(decision, Expired):
         yield from emit(
             "session_expired", user=principal.id, reason=decision.reason, ip=facts.client
