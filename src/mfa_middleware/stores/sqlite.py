@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS mfa_docs (
     doc TEXT NOT NULL,
     expires REAL,
     PRIMARY KEY (kind, part, name)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mfa_docs_expires ON mfa_docs (expires) WHERE expires IS NOT NULL;
 """
 PURGE_EVERY = 500
 _Cached = tuple[Doc | None, float | None]
@@ -51,7 +52,7 @@ class SQLiteStore(Store):
         with self._errors():
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._connection().execute(SCHEMA)
+            self._connection().executescript(SCHEMA)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
