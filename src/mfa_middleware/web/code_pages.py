@@ -152,18 +152,27 @@ def login_code_context(page: Page, *, send: bool) -> Generator[Effect, Any, dict
     return _sent_context(sent, pending if (mine or (sent and sent.ok)) else None, wait)
 
 
-def verify_login_code(page: Page) -> Generator[Effect, Any, Attempt]:
+def _verify(
+    page: Page, purpose: str
+) -> Generator[Effect, Any, tuple[Attempt, oob.PendingCode | None]]:
+    """Check the posted code against the one sent to this browser for `purpose`."""
     rt = page.rt
-    attempt, _ = yield from oob.verify_code(
-        page.principal.id,
-        page.view.claims.session_id,
-        "login",
-        page.form.get("code", ""),
-        rt.clock(),
-        rt.keyring,
-        _params(page),
-        rt.limits,
+    return (
+        yield from oob.verify_code(
+            page.principal.id,
+            page.view.claims.session_id,
+            purpose,
+            page.form.get("code", ""),
+            rt.clock(),
+            rt.keyring,
+            _params(page),
+            rt.limits,
+        )
     )
+
+
+def verify_login_code(page: Page) -> Generator[Effect, Any, Attempt]:
+    attempt, _ = yield from _verify(page, "login")
     return attempt
 
 
@@ -337,16 +346,7 @@ def enroll_code_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
             )
         )
     rt = page.rt
-    attempt, spent = yield from oob.verify_code(
-        page.principal.id,
-        page.view.claims.session_id,
-        "enroll",
-        page.form.get("code", ""),
-        rt.clock(),
-        rt.keyring,
-        _params(page),
-        rt.limits,
-    )
+    attempt, spent = yield from _verify(page, "enroll")
     yield from record_attempt(page, attempt, pending.channel, "enroll")
     if not attempt.ok or spent is None:
         return (
