@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: demo django-demo test lint install system-deps screenshots bench
+.PHONY: demo django-demo test lint install system-deps screenshots bench messages
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -27,6 +27,10 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 bench: system-deps $(BENCH_STAMP)
 	bash bench/system-deps.sh
 	$(PY) -m bench.run
+
+messages: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --omit-header \
+		-o src/mfa_middleware/locale/mfa_middleware.pot .
 
 screenshots: $(STAMP) system-deps
 	$(PY) scripts/screenshots.py

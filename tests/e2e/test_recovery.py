@@ -273,7 +273,7 @@ async def test_each_code_logs_in_once(clock: FixedClock) -> None:
         await relogin(c)
         refused = await use_recovery(c, codes[0])
         assert refused.status_code == 400
-        assert "That code didn't work. Check the code" in html.unescape(refused.text)
+        assert "That recovery code didn't work. Check it" in html.unescape(refused.text)
         assert not await is_verified(c)
         assert (await use_recovery(c, codes[1])).status_code == 303
         assert await is_verified(c)

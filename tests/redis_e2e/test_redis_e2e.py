@@ -198,7 +198,10 @@ def test_parallel_wrong_codes_count_exactly_the_limit(redis_srv: RedisServer) ->
         good = {totp.at(time.time() + d * 30) for d in (-1, 0, 1, 2)}
         wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in good)
         statuses = asyncio.run(_fire([one, two], c.cookies, csrf, [wrong] * 200))
-        assert set(statuses) == {400, 429}, statuses  # wrong, or refused as locked out
+        # each answer is "wrong code" (400) or "locked out" (429): an evaluated guess that
+        # finds the window full while others are in flight already reads as locked
+        assert set(statuses) <= {400, 429}, statuses
+        assert 429 in statuses
         record = RedisStore(redis_srv.url).get(throttle_key("alice"))
         assert record is not None
         assert record["failures"] == 5  # exactly the limit was evaluated and counted

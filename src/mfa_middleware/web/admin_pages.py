@@ -19,6 +19,7 @@ from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.policy import ALLOW_VERIFIED, effective
 from mfa_middleware.core.records import MODES, load_hot_state
 from mfa_middleware.errors import ConfigError
+from mfa_middleware.web.i18n import N_
 from mfa_middleware.web.messages import message
 from mfa_middleware.web.page import Page, PageOutcome, posted
 
@@ -34,8 +35,8 @@ def _refusal(page: Page) -> PageOutcome | None:
                 page.facts,
                 page.principal,
                 404,
-                "Not found",
-                "There is nothing here.",
+                N_("Not found"),
+                N_("There is nothing here."),
                 "not_found",
             )
         )
@@ -46,8 +47,8 @@ def _refusal(page: Page) -> PageOutcome | None:
                 page.facts,
                 page.principal,
                 403,
-                "Access denied",
-                "You do not have access to this page.",
+                N_("Access denied"),
+                N_("You do not have access to this page."),
                 "forbidden",
             )
         )

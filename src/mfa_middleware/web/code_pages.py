@@ -18,6 +18,7 @@ from mfa_middleware.core.effects import Doc, Effect, Key, delete, emit, get, put
 from mfa_middleware.core.flows import Attempt
 from mfa_middleware.core.records import SETTINGS_KEY, Record, RuntimeSettings, UserRecord, user_key
 from mfa_middleware.web.http import with_next
+from mfa_middleware.web.i18n import N_
 from mfa_middleware.web.page import Page, PageOutcome, posted
 from mfa_middleware.web.recovery_pages import enrolled
 from mfa_middleware.web.steps import (
@@ -225,16 +226,16 @@ def normalise_phone(raw: str, region: str, allowed: tuple[str, ...] | None) -> s
     import phonenumbers
 
     if len(raw) > 40 or len(region) > 3:
-        raise ValueError("Enter a phone number.")
+        raise ValueError(N_("Enter a phone number."))
     try:
         number = phonenumbers.parse(raw, region.upper() or None)
     except phonenumbers.NumberParseException as exc:
-        raise ValueError("That doesn't look like a phone number.") from exc
+        raise ValueError(N_("That doesn't look like a phone number.")) from exc
     if not phonenumbers.is_valid_number(number):
-        raise ValueError("That phone number isn't valid. Check the number and the country.")
+        raise ValueError(N_("That phone number isn't valid. Check the number and the country."))
     number_region = phonenumbers.region_code_for_number(number)
     if allowed and number_region not in allowed:
-        raise ValueError("Text messages can't be sent to numbers in that country.")
+        raise ValueError(N_("Text messages can't be sent to numbers in that country."))
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
@@ -279,7 +280,7 @@ def enroll_email_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
             400,
             email=address[:254],
             fixed=False,
-            error="Enter a valid email address.",
+            error=N_("Enter a valid email address."),
         )
     return (yield from _start_enrollment(page, "email", address))
 

@@ -12,6 +12,7 @@ from mfa_middleware.core.effects import Effect, get
 from mfa_middleware.core.policy import ALLOW_VERIFIED, Allow
 from mfa_middleware.web.gate import current_device
 from mfa_middleware.web.http import redirect, with_next
+from mfa_middleware.web.i18n import N_
 from mfa_middleware.web.messages import message
 from mfa_middleware.web.page import Page, PageOutcome, posted
 
@@ -106,8 +107,8 @@ def _not_found(page: Page) -> PageOutcome:
             page.facts,
             page.principal,
             404,
-            "Not found",
-            "That device is not on your list.",
+            N_("Not found"),
+            N_("That device is not on your list."),
             "not_found",
         )
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.http import RequestFacts, Response, html_response, json_response, wants_json
+from mfa_middleware.web.i18n import N_
 
 
 def message(
@@ -30,9 +31,11 @@ def forbidden(rt: Runtime, facts: RequestFacts, principal: Principal | None) -> 
         facts,
         principal,
         403,
-        "Request refused",
-        "This form has expired or did not come from this site. Go back, reload the "
-        "page and try again.",
+        N_("Request refused"),
+        N_(
+            "This form has expired or did not come from this site. Go back, reload the "
+            "page and try again."
+        ),
         "csrf_failed",
     )
 
@@ -43,8 +46,8 @@ def unavailable(rt: Runtime, facts: RequestFacts, principal: Principal | None) -
         facts,
         principal,
         503,
-        "Temporarily unavailable",
-        "Sign-in verification is unavailable right now. Please try again in a moment.",
+        N_("Temporarily unavailable"),
+        N_("Sign-in verification is unavailable right now. Please try again in a moment."),
         "mfa_unavailable",
     )
 
@@ -55,7 +58,7 @@ def denied(rt: Runtime, facts: RequestFacts, principal: Principal | None) -> Res
         facts,
         principal,
         403,
-        "Access denied",
-        "You do not have access to this page.",
+        N_("Access denied"),
+        N_("You do not have access to this page."),
         "forbidden",
     )

@@ -28,6 +28,7 @@ from mfa_middleware.web.http import (
     redirect,
     with_next,
 )
+from mfa_middleware.web.i18n import N_
 from mfa_middleware.web.messages import forbidden, message
 
 
@@ -116,8 +117,8 @@ def posted(page: Page) -> PageOutcome | None:
                 page.facts,
                 page.principal,
                 400,
-                "Bad request",
-                "The form could not be read. Reload the page and try again.",
+                N_("Bad request"),
+                N_("The form could not be read. Reload the page and try again."),
                 "bad_form",
             )
         )
@@ -126,10 +127,8 @@ def posted(page: Page) -> PageOutcome | None:
     return None
 
 
-def wait_text(seconds: float) -> str:
-    if math.isinf(seconds):
-        return ""
-    minutes = math.ceil(seconds / 60)
-    if seconds < 60:
-        return f"{math.ceil(seconds)} seconds"
-    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+def locked_context(retry_after: float) -> dict[str, Any]:
+    """What the locked-out notice shows: forever, or the whole seconds left."""
+    if math.isinf(retry_after):
+        return {"locked": True, "permanent": True, "wait_seconds": 0}
+    return {"locked": True, "permanent": False, "wait_seconds": max(1, math.ceil(retry_after))}

@@ -7,7 +7,6 @@ nobody, and sends a strict Content-Security-Policy.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Generator
 from dataclasses import replace
 from typing import Any
@@ -32,7 +31,7 @@ from mfa_middleware.web.code_pages import OOB_METHODS, login_code_context, verif
 from mfa_middleware.web.http import (
     redirect,
 )
-from mfa_middleware.web.page import Page, PageOutcome, posted, wait_text
+from mfa_middleware.web.page import Page, PageOutcome, locked_context, posted
 from mfa_middleware.web.recovery_pages import enrolled, settings_extra
 from mfa_middleware.web.steps import (
     failure_context,
@@ -55,14 +54,7 @@ def challenge_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     now = page.rt.clock()
     if state.locked(now, page.rt.limits):
         retry = state.retry_after(now, page.rt.limits)
-        return page.render(
-            "challenge.html",
-            429,
-            locked=True,
-            permanent=math.isinf(retry),
-            wait=wait_text(retry),
-            reauth=page.reauth,
-        )
+        return page.render("challenge.html", 429, reauth=page.reauth, **locked_context(retry))
     context: dict[str, Any] = {}
     if page.view.state.user.method in OOB_METHODS:
         context = yield from login_code_context(page, send=True)

@@ -95,8 +95,6 @@ def recovery_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     yield from record_attempt(page, attempt, "recovery", "challenge")
     if not attempt.ok:
         context = failure_context(attempt)
-        if "error" in context:
-            context["error"] = context["error"].replace("Check your app", "Check the code")
         return page.render("recovery_use.html", failure_status(attempt), **context)
     yield from notify(
         page, "a recovery code was used", "One of your recovery codes was just used to sign in."

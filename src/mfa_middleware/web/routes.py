@@ -32,6 +32,7 @@ from mfa_middleware.web.http import (
     redirect,
     wants_json,
 )
+from mfa_middleware.web.i18n import N_
 from mfa_middleware.web.messages import message, unavailable
 from mfa_middleware.web.page import Handler, Page, PageOutcome
 from mfa_middleware.web.pages import (
@@ -134,7 +135,9 @@ def _serve(
         return page.where_to()
     handler = ROUTES.get((method, sub))
     if handler is None:
-        status, title = (405, "Method not allowed") if sub in KNOWN_PATHS else (404, "Not found")
+        status, title = (
+            (405, N_("Method not allowed")) if sub in KNOWN_PATHS else (404, N_("Not found"))
+        )
         return page.outcome(
             message(
                 rt,
@@ -142,7 +145,7 @@ def _serve(
                 principal,
                 status,
                 title,
-                "There is nothing here.",
+                N_("There is nothing here."),
                 title.lower().replace(" ", "_"),
             )
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Generator
 from typing import Any
 
@@ -12,19 +11,13 @@ from mfa_middleware.core.policy import ALLOW_NOT_ENROLLED, ALLOW_VERIFIED, Enrol
 from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.device_pages import after_verification
 from mfa_middleware.web.http import redirect
-from mfa_middleware.web.page import Page, PageOutcome, wait_text
+from mfa_middleware.web.page import Page, PageOutcome, locked_context
 
 
 def failure_context(attempt: Attempt) -> dict[str, Any]:
     if attempt.locked:
-        return {
-            "locked": True,
-            "permanent": math.isinf(attempt.retry_after),
-            "wait": wait_text(attempt.retry_after),
-        }
-    left = attempt.attempts_left
-    noun = "attempt" if left == 1 else "attempts"
-    return {"error": f"That code didn't work. Check your app and try again ({left} {noun} left)."}
+        return locked_context(attempt.retry_after)
+    return {"wrong_code": True, "attempts_left": attempt.attempts_left}
 
 
 def failure_status(attempt: Attempt) -> int:
