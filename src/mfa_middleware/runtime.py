@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.devices import DeviceCodec, DeviceCookie
 from mfa_middleware.core.effects import Effect
+from mfa_middleware.core.i18n import untranslated
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.otp import TotpParams
 from mfa_middleware.core.policy import Effective, PolicyDefaults
@@ -37,6 +38,9 @@ class Runtime:
         self.user_tag = UserTagger(self.keyring)
         self.login_tag = UserTagger(self.keyring, "mfa.login-tag.v1")
         self.events = EventSink(config.on_event)
+        self.translate = (
+            config.translations.gettext if config.translations is not None else untranslated
+        )
         self.verified_memo: dict[tuple[str, str | None, str], tuple[int, float]] = {}
         self.delivery = Delivery(sms=config.sms_sender, email=config.email_sender)
         self.trust_seconds = config.trust_seconds

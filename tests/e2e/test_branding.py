@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gettext
+import re
 
 import pyotp
 import pytest
@@ -67,3 +68,24 @@ def test_bad_branding_is_refused(option: str, value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         MFAConfig(secret_keys=[SECRET_KEY], store=MemoryStore(), **{option: value})
     assert caught.value.field == option
+
+
+class Shouting(gettext.NullTranslations):
+    """Every message upper-cased (placeholders kept), to see which texts go through it."""
+
+    def gettext(self, message: str) -> str:
+        parts = re.split(r"(\{[^}]*\}|%\([^)]*\)[sd])", message)
+        return "".join(p if p.startswith(("{", "%(")) else p.upper() for p in parts)
+
+
+async def test_sent_codes_and_notifications_are_translated(clock: FixedClock) -> None:
+    from mfa_middleware.senders import ConsoleSender
+
+    sent = ConsoleSender("email", stream=__import__("io").StringIO())
+    app = make_app(clock, translations=Shouting(), email_sender=sent)
+    async with client(app) as c:
+        await login(c)
+        page = await c.get("/_mfa/enroll/email", headers=HTML)
+        await c.post("/_mfa/enroll/email", data={"csrf": csrf_of(page.text)}, headers=HTML)
+    assert sent.sent[0].subject == "YOUR Demo app VERIFICATION CODE"
+    assert "IT EXPIRES IN 10 MINUTES" in sent.sent[0].text

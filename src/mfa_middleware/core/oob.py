@@ -14,11 +14,13 @@ import hmac
 import secrets
 from collections.abc import Generator
 from dataclasses import dataclass, replace
+from html import escape
 from typing import Any
 
 from mfa_middleware.core import throttle as _throttle
 from mfa_middleware.core.effects import Deliver, Doc, Effect, Key, delete, emit, get, put, update
 from mfa_middleware.core.flows import Attempt, throttled
+from mfa_middleware.core.i18n import N_, Translate, untranslated
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.otp import is_well_formed
 from mfa_middleware.core.records import Record
@@ -114,6 +116,7 @@ def send_code(
     session_hash: str = "",
     *,
     first: bool = False,
+    translate: Translate = untranslated,
 ) -> Generator[Effect, Any, Sent]:
     """Send a new code along the first route that works (SMS, then email as a fallback).
 
@@ -137,7 +140,9 @@ def send_code(
         pending = PendingCode(mac, now + params.ttl, channel, destination, now, session_hash)
         yield from put(key, pending.to_doc(), ttl=params.ttl)
         try:
-            yield Deliver(channel, destination, *_message(channel, code, app_name, params))
+            yield Deliver(
+                channel, destination, *_message(channel, code, app_name, params, translate)
+            )
         except DeliveryFailed as exc:  # thrown in by the driver: try the next route
             yield from emit(
                 "code_delivery_failed",
@@ -161,21 +166,26 @@ def send_code(
 
 
 def _message(
-    channel: str, code: str, app_name: str, params: OobParams
+    channel: str, code: str, app_name: str, params: OobParams, translate: Translate
 ) -> tuple[str, str, str | None]:
-    minutes = round(params.ttl / 60)
+    values = {"code": code, "app": app_name, "minutes": round(params.ttl / 60)}
     if channel == "sms":
-        text = f"{code} is your {app_name} verification code. It expires in {minutes} minutes."
+        text = translate(
+            N_("{code} is your {app} verification code. It expires in {minutes} minutes.")
+        ).format(**values)
         return "", text, None
-    subject = f"Your {app_name} verification code"
-    text = (
-        f"Your verification code is {code}\n\nIt expires in {minutes} minutes. If you did "
-        f"not try to sign in to {app_name}, change your password: someone may know it.\n"
-    )
+    subject = translate(N_("Your {app} verification code")).format(**values)
+    intro = translate(N_("Your verification code is"))
+    warning = translate(
+        N_(
+            "It expires in {minutes} minutes. If you did not try to sign in to "
+            "{app}, change your password: someone may know it."
+        )
+    ).format(**values)
+    text = f"{intro} {code}\n\n{warning}\n"
     html = (
-        f'<p>Your verification code is</p><p style="font-size:28px;letter-spacing:6px;'
-        f'font-weight:bold">{code}</p><p>It expires in {minutes} minutes. If you did not '
-        f"try to sign in to {app_name}, change your password: someone may know it.</p>"
+        f'<p>{escape(intro)}</p><p style="font-size:28px;letter-spacing:6px;font-weight:bold">'
+        f"{code}</p><p>{escape(warning)}</p>"
     )
     return subject, text, html
 

@@ -16,10 +16,10 @@ from urllib.parse import quote
 from mfa_middleware.config import parse_duration
 from mfa_middleware.core import devices, ops, recovery
 from mfa_middleware.core.effects import Effect
+from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_VERIFIED, effective
 from mfa_middleware.core.records import MODES, load_hot_state
 from mfa_middleware.errors import ConfigError
-from mfa_middleware.web.i18n import N_
 from mfa_middleware.web.messages import message
 from mfa_middleware.web.page import Page, PageOutcome, posted
 

@@ -16,9 +16,9 @@ from typing import Any
 from mfa_middleware.core import oob
 from mfa_middleware.core.effects import Doc, Effect, Key, delete, emit, get, put, update
 from mfa_middleware.core.flows import Attempt
+from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.records import SETTINGS_KEY, Record, RuntimeSettings, UserRecord, user_key
 from mfa_middleware.web.http import with_next
-from mfa_middleware.web.i18n import N_
 from mfa_middleware.web.page import Page, PageOutcome, posted
 from mfa_middleware.web.recovery_pages import enrolled
 from mfa_middleware.web.steps import (
@@ -103,6 +103,7 @@ def _send(
             rt.config.app_name,
             _session_hash(page),
             first=first,
+            translate=rt.translate,
         )
     )
 

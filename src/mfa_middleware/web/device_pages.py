@@ -9,10 +9,10 @@ from typing import Any
 
 from mfa_middleware.core import devices
 from mfa_middleware.core.effects import Effect, get
+from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_VERIFIED, Allow
 from mfa_middleware.web.gate import current_device
 from mfa_middleware.web.http import redirect, with_next
-from mfa_middleware.web.i18n import N_
 from mfa_middleware.web.messages import message
 from mfa_middleware.web.page import Page, PageOutcome, posted
 

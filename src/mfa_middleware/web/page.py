@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mfa_middleware.core.effects import Effect
+from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import (
     Challenge,
     Enroll,
@@ -28,7 +29,6 @@ from mfa_middleware.web.http import (
     redirect,
     with_next,
 )
-from mfa_middleware.web.i18n import N_
 from mfa_middleware.web.messages import forbidden, message
 
 

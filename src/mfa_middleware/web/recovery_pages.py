@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from mfa_middleware.core import recovery
 from mfa_middleware.core.effects import Deliver, Effect, Key, emit, get
+from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_VERIFIED, Allow, Challenge
 from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.errors import DeliveryFailed
@@ -23,17 +24,23 @@ from mfa_middleware.web.steps import failure_context, failure_status, record_att
 RESEND_LINK_AFTER = 300.0
 
 
-def notify(page: Page, subject: str, text: str) -> Generator[Effect, Any, None]:
+def notify(page: Page, subject: str, text: str, **values: Any) -> Generator[Effect, Any, None]:
     """Tell the user by email that something changed on their account (when an address and an
     email sender exist). A failure to notify never blocks the change; it is logged."""
     address = page.view.state.user.email or page.principal.email
     if not address or "email" not in page.rt.delivery.channels():
         return
-    footer = (
-        "\n\nIf this wasn't you, contact your administrator now: someone may know your password.\n"
+    t = page.rt.translate
+    footer = t(
+        N_("If this wasn't you, contact your administrator now: someone may know your password.")
     )
     try:
-        yield Deliver("email", address, f"{page.rt.config.app_name}: {subject}", text + footer)
+        yield Deliver(
+            "email",
+            address,
+            f"{page.rt.config.app_name}: {t(subject)}",
+            f"{t(text).format(**values)}\n\n{footer}\n",
+        )
     except DeliveryFailed as exc:
         yield from emit("notification_failed", user=page.principal.id, reason=exc.reason)
 
@@ -48,10 +55,10 @@ def enrolled(page: Page, claims: SessionClaims) -> Generator[Effect, Any, PageOu
     first = page.view.state.user.method is None
     yield from notify(
         page,
-        "two-step verification " + ("turned on" if first else "changed"),
-        "Two-step verification is now on for your account."
+        N_("two-step verification turned on") if first else N_("two-step verification changed"),
+        N_("Two-step verification is now on for your account.")
         if first
-        else "The way you receive sign-in codes was changed.",
+        else N_("The way you receive sign-in codes was changed."),
     )
     if left is not None or page.rt.config.recovery_code_count == 0:
         return PageOutcome(redirect(target, [cookie]), marker)
@@ -97,7 +104,9 @@ def recovery_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         context = failure_context(attempt)
         return page.render("recovery_use.html", failure_status(attempt), **context)
     yield from notify(
-        page, "a recovery code was used", "One of your recovery codes was just used to sign in."
+        page,
+        N_("a recovery code was used"),
+        N_("One of your recovery codes was just used to sign in."),
     )
     claims = rt.upgraded(page.view.claims, epoch=page.view.state.user.epoch, method="recovery")
     cookie = rt.session_cookie(claims, page.view.eff)
@@ -117,7 +126,9 @@ def regenerate_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         page.principal.id, page.rt.clock(), page.rt.keyring, count
     )
     yield from notify(
-        page, "new recovery codes", "New recovery codes were created; the old ones no longer work."
+        page,
+        N_("new recovery codes"),
+        N_("New recovery codes were created; the old ones no longer work."),
     )
     return page.outcome(_codes_page(page, codes, page.rt.url("settings")))
 
@@ -157,13 +168,15 @@ def lost_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
             minutes = round(rt.config.reset_link_seconds / 60)
             yield from notify(
                 page,
-                "reset two-step verification",
-                (
-                    f"Someone signed in with your password and asked to reset two-step "
-                    f"verification because they can't use their device.\n\nTo reset it and set it "
-                    f"up again, open this link while signed in (it works once, for {minutes} "
-                    f"minutes):\n\n{url}"
+                N_("reset two-step verification"),
+                N_(
+                    "Someone signed in with your password and asked to reset two-step "
+                    "verification because they can't use their device.\n\nTo reset it and set "
+                    "it up again, open this link while signed in (it works once, for {minutes} "
+                    "minutes):\n\n{url}"
                 ),
+                minutes=minutes,
+                url=url,
             )
     return page.render("lost.html", sent=True, possible=True)
 
@@ -194,9 +207,11 @@ def _reset_and_restart(page: Page, actor: str) -> Generator[Effect, Any, PageOut
     record = yield from recovery.reset_user(page.principal.id, actor)
     yield from notify(
         page,
-        "two-step verification was reset",
-        "Two-step verification was turned off for your account, and your "
-        "trusted devices and recovery codes were removed.",
+        N_("two-step verification was reset"),
+        N_(
+            "Two-step verification was turned off for your account, and your "
+            "trusted devices and recovery codes were removed."
+        ),
     )
     claims = replace(page.view.claims, epoch=record.epoch, verified_at=0, method="")
     cookie = page.rt.session_cookie(claims, page.view.eff)

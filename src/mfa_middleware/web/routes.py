@@ -6,6 +6,7 @@ from collections.abc import Generator
 from typing import Any
 
 from mfa_middleware.core.effects import Effect
+from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import (
     Expired,
 )
@@ -32,7 +33,6 @@ from mfa_middleware.web.http import (
     redirect,
     wants_json,
 )
-from mfa_middleware.web.i18n import N_
 from mfa_middleware.web.messages import message, unavailable
 from mfa_middleware.web.page import Handler, Page, PageOutcome
 from mfa_middleware.web.pages import (
