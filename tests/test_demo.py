@@ -20,6 +20,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def first_answer(proc: subprocess.Popen[bytes], url: str, timeout: float) -> httpx.Response:
+    """The first response of a server that is starting; fails if it dies or never answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert time.monotonic() < deadline, f"{url} did not answer in {timeout} s"
+            time.sleep(0.2)
+
+
 def test_demo_serves_login_and_mfa_pages(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "PORT": str(port), "MFA_DEMO_DATA": str(tmp_path)}
@@ -33,15 +45,7 @@ def test_demo_serves_login_and_mfa_pages(tmp_path: Path) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                login = httpx.get(f"{base}/login", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-                assert time.monotonic() < deadline, "demo did not start in 30 s"
-                time.sleep(0.2)
+        login = first_answer(proc, f"{base}/login", 30)
         assert login.status_code == 200
         assert "alice-password" in login.text
         with httpx.Client(base_url=base, timeout=5) as client:
@@ -73,15 +77,7 @@ def test_django_demo_command_serves_the_project(tmp_path: Path) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                page = httpx.get(f"{base}/accounts/login/", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-                assert time.monotonic() < deadline, "django demo did not start in 60 s"
-                time.sleep(0.2)
+        page = first_answer(proc, f"{base}/accounts/login/", 60)
         assert page.status_code == 200
         assert "alice-password" in page.text
         assert (tmp_path / "db.sqlite3").exists()
