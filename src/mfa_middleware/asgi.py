@@ -62,14 +62,26 @@ class ScopeHeaders(Mapping[str, str]):
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
         self._raw = raw
 
-    def __getitem__(self, name: str) -> str:
+    def _find(self, name: str) -> str | None:
         wanted = name.encode("latin-1")
-        found = [v for k, v in self._raw if k == wanted or k.lower() == wanted]
+        found = [v for k, v in self._raw if k == wanted]  # ASGI servers send lower-case names
         if not found:
-            raise KeyError(name)
+            found = [v for k, v in self._raw if k.lower() == wanted]
+        if not found:
+            return None
         if name == "cookie":
             return "; ".join(v.decode("latin-1") for v in found)
-        return found[-1].decode("latin-1")
+        return str(found[-1].decode("latin-1"))
+
+    def __getitem__(self, name: str) -> str:
+        value = self._find(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self._find(name)
+        return default if value is None else value
 
     def __iter__(self) -> Iterator[str]:
         return iter(dict.fromkeys(k.decode("latin-1").lower() for k, _ in self._raw))

@@ -47,12 +47,14 @@ class RequestFacts:
 
 def cookie_value(header: str, name: str) -> str | None:
     """The value of cookie `name` in a Cookie header, or None; a malformed header is no cookie."""
-    if name not in header:
-        return None
-    for part in header.split(";"):
-        key, sep, value = part.strip().partition("=")
-        if sep and key == name:
+    target = name + "="
+    start = header.find(target)
+    while start != -1:
+        if start == 0 or header[start - 1] in " ;\t":  # a whole name, not a suffix of one
+            end = header.find(";", start)
+            value = header[start + len(target) : None if end == -1 else end]
             return value.strip().strip('"') or None
+        start = header.find(target, start + 1)
     return None
 
 
