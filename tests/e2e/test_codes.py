@@ -306,8 +306,11 @@ async def test_codes_never_reach_responses_logs_or_events(
         if not r.name.startswith("mail.log")
     ]  # aiosmtpd's own debug log shows the mail
     text = "\n".join(bodies) + repr(events) + "\n".join(ours)
-    codes = [m.group(0) for message in mailbox.messages
-             if (m := re.search(r"\b\d{6}\b", mailbox.text_of(message)))]
+    codes = [
+        m.group(0)
+        for message in mailbox.messages
+        if (m := re.search(r"\b\d{6}\b", mailbox.text_of(message)))
+    ]
     assert len(codes) == 2  # the enrollment code and the login code
     for sent_code in codes:
         assert sent_code not in text

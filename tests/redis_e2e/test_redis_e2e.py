@@ -48,6 +48,7 @@ def serving(redis_url: str, *, local_cache: bool = False, max_attempts: int = 5)
         "MFA_TEST_REDIS_URL": redis_url,
         "MFA_SECRET": SECRET,
         "MFA_TEST_LOCAL_CACHE": "1" if local_cache else "0",
+        "MFA_TEST_CACHE_TTL": "60",
         "MFA_TEST_MAX_ATTEMPTS": str(max_attempts),
     }
     proc = subprocess.Popen(
@@ -139,7 +140,7 @@ def test_two_instances_share_force_logout_and_mode(redis_srv: RedisServer) -> No
         assert bob.get("/account", headers=HTML).headers["location"].startswith("/_mfa/enroll")
 
 
-def test_local_cache_carries_force_logout_within_a_second(redis_srv: RedisServer) -> None:
+def test_local_cache_carries_force_logout_to_the_other_instance(redis_srv: RedisServer) -> None:
     with (
         serving(redis_srv.url, local_cache=True) as one,
         serving(redis_srv.url, local_cache=True) as two,
@@ -151,9 +152,11 @@ def test_local_cache_carries_force_logout_within_a_second(redis_srv: RedisServer
         assert verified(second) == 200
         assert verified(second) == 200  # cached on instance two now
         ops(redis_srv.url).logout("alice")
-        deadline = time.monotonic() + 1.0
+        # instance two caches for 60 s (MFA_TEST_CACHE_TTL): being logged out well before
+        # that proves the invalidation reached it (its speed is measured by the benchmark)
+        deadline = time.monotonic() + 20
         while second.get("/account", headers=HTML).status_code == 200:
-            assert time.monotonic() < deadline, "force-logout not seen within 1 s"
+            assert time.monotonic() < deadline, "force-logout not seen through the cache"
             time.sleep(0.02)
 
 

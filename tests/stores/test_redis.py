@@ -107,9 +107,11 @@ def test_cache_is_invalidated_by_another_process_write(server: RedisServer) -> N
     writer.put(key, {"epoch": 1})
     assert reader.get(key, cached=True) == {"epoch": 1}
     writer.update(key, lambda d: {"epoch": 2})
-    deadline = time.monotonic() + 1.0
+    # The reader caches for 60 s: seeing the new value well before that proves the
+    # invalidation message (how fast it is, is for the benchmark, not a timed assertion).
+    deadline = time.monotonic() + 20
     while reader.get(key, cached=True) != {"epoch": 2}:
-        assert time.monotonic() < deadline, "invalidation did not arrive within 1 s"
+        assert time.monotonic() < deadline, "invalidation did not arrive"
         time.sleep(0.005)
     reader.close()
     writer.close()

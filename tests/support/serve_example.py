@@ -20,6 +20,7 @@ def main() -> None:
     store = RedisStore(
         os.environ["MFA_TEST_REDIS_URL"],
         local_cache=os.environ.get("MFA_TEST_LOCAL_CACHE") == "1",
+        cache_ttl=float(os.environ.get("MFA_TEST_CACHE_TTL", "5")),
         socket_timeout=0.5,
     )
     attempts = int(os.environ.get("MFA_TEST_MAX_ATTEMPTS", "5"))
