@@ -115,7 +115,6 @@ class MFAConfig:
     max_form_bytes: int = 16_384
     clock: Callable[[], float] = time.time
     on_event: EventHook | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
     rule_set: RuleSet = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

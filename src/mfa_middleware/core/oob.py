@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Generator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -227,8 +227,3 @@ def verify_code(
 
     attempt = yield from throttled(user_id, now, limits, check)
     return attempt, (spent[0] if spent else None)
-
-
-def restart_cooldown(log: SendLog) -> SendLog:
-    """For tests and ops: forget the last send time (the hourly count stays)."""
-    return replace(log, last_sent=0.0)
