@@ -5,16 +5,22 @@ runs inside `BEGIN IMMEDIATE`, which takes SQLite's write lock first, so read-mo
 atomic across threads and processes alike.
 
 Cached reads (the gate's settings and user record) come from a process-wide cache kept
-coherent without polling the rows: our own writes update it at once, and `PRAGMA data_version`
-(which changes when any other connection commits) drops it when anyone else wrote. A force-logout
-done by another process is therefore seen on the very next request.
+coherent without polling the rows: our own writes update it at once, and a change of the WAL
+index header (`sqlite_wal`, rewritten by every commit of any process; `PRAGMA data_version`
+where it cannot be read) drops it when anyone else wrote. A force-logout done by another
+process is therefore seen on the very next request.
+
+A store created before `fork` (a preloading server) opens fresh connections in the child:
+SQLite connections must not cross a fork.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +28,7 @@ from pathlib import Path
 from mfa_middleware.core.effects import Doc, Key, Updater
 from mfa_middleware.errors import StoreError
 from mfa_middleware.stores.base import Store
+from mfa_middleware.stores.sqlite_wal import WalWatch, open_watch
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mfa_docs (
@@ -38,6 +45,18 @@ PURGE_EVERY = 500
 _Cached = tuple[Doc | None, float | None]
 
 
+_OPEN_STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_OPEN_STORES):
+        store._fork_pending = True
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork to survive
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class SQLiteStore(Store):
     in_process = True
 
@@ -49,10 +68,20 @@ class SQLiteStore(Store):
         self._cache: dict[Key, _Cached] = {}
         self._generation = 0
         self._writes = 0
+        self._fork_pending = False
+        self._owner = threading.get_ident()
+        self._inherited: list[object] = []  # a parent's connections: kept, never used or closed
+        self._seen_header: bytes | None = None
+        self._watch: WalWatch | None = None  # opened by the first cache check
+        self._watchable = self.path != ":memory:"
         with self._errors():
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._connection().executescript(SCHEMA)
+        if self.path != ":memory:":
+            self.close()  # no connection left open by the constructor: a preloading server
+            # that builds its app before forking workers hands them no SQLite state
+        _OPEN_STORES.add(self)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -61,7 +90,21 @@ class SQLiteStore(Store):
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
+    def _forked(self) -> None:
+        """In a child process: leave the parent's connections alone and open our own."""
+        self._inherited.append((self._local, self._watch))
+        self._fork_pending = False
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        with self._lock:
+            self._cache.clear()
+            self._generation += 1
+        self._seen_header = None
+        self._watch = None  # reopened by the next cache check
+
     def _connection(self) -> sqlite3.Connection:
+        if self._fork_pending:
+            self._forked()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
@@ -81,17 +124,35 @@ class SQLiteStore(Store):
             return None, None
         return json.loads(row[0]), row[1]
 
+    def _drop_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._generation += 1
+
     def _check_cache(self, conn: sqlite3.Connection) -> None:
+        """Drop the cache when any connection committed since we last looked."""
+        watch = self._watch
+        if watch is None and self._watchable:
+            watch = self._watch = open_watch(self.path, self.timeout)
+            self._watchable = watch is not None
+        if watch is not None:
+            header = watch.read()
+            if header == self._seen_header:  # nobody committed since: the common case
+                return
+            if watch.settled(header):
+                self._seen_header = header
+                self._drop_cache()
+                return
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._local.data_version:
             self._local.data_version = version
-            with self._lock:
-                self._cache.clear()
-                self._generation += 1
+            self._drop_cache()
 
     def cache_generation(self) -> int | None:
-        with self._errors():
+        try:
             self._check_cache(self._connection())
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
         return self._generation
 
     def get(self, key: Key, *, cached: bool = False) -> Doc | None:
@@ -168,7 +229,8 @@ class SQLiteStore(Store):
                     self._store(conn, key, new, self.clock() + ttl if ttl is not None else expires)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT may have ended it already
+                    conn.execute("ROLLBACK")
                 raise
             self._wrote(conn, key)
             return old, new
@@ -187,7 +249,11 @@ class SQLiteStore(Store):
             return [(name, json.loads(doc)) for name, doc in rows]
 
     def close(self) -> None:
+        """Close this thread's connection; in the thread that created the store, the change
+        watch as well (worker threads close just their own connection when they finish)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+        if threading.get_ident() == self._owner:
+            self._watch = None  # its connection closes once no reader holds it
