@@ -186,6 +186,29 @@ async def verified_session(app: Any, username: str) -> tuple[Headers, pyotp.TOTP
         return request_headers(cookie_header(c)), totp
 
 
+async def trusted_device_login(app: Any, username: str) -> Headers:
+    """Enroll, trust this browser on the prompt, log out and log in again: the headers of that
+    second login, without its MFA session cookie, so every replay of them is the first request
+    of a login session and enters through the trusted-device cookie."""
+    layer = mfa_layer(app)
+    session_cookie = layer.runtime.cookie_name
+    async with client(app) as c:
+        await log_in(c, username)
+        await enroll_totp(c)
+        prompt = await c.get("/_mfa/trust?next=/", headers=HTML)
+        if prompt.status_code != 200 or 'value="trust"' not in prompt.text:
+            raise AssertionError(f"no trust prompt: {prompt.status_code}")
+        trusted = await c.post(
+            "/_mfa/trust", headers=HTML, data={"csrf": csrf_of(prompt.text), "choice": "trust"}
+        )
+        if trusted.status_code != 303:
+            raise AssertionError(f"trust refused: {trusted.status_code}")
+        await c.post("/logout")
+        await log_in(c, username)
+        kept = [k for k in c.cookies.jar if k.name != session_cookie]
+        return request_headers("; ".join(f"{k.name}={k.value}" for k in kept))
+
+
 async def session_of(app: Any, username: str) -> Headers:
     """Log in and make one request (which mints the MFA session cookie when ours is there)."""
     async with client(app) as c:

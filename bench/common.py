@@ -26,8 +26,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 MFA_SECRET = "bench-mfa-secret-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEF"  # noqa: S105 (benchmark-only)
 SESSION_SECRET = "bench-session-secret-0123456789-abcdefghijklmnopqrstuvwxyz"  # noqa: S105
 
-NOT_AVAILABLE_D = "not available yet: trusted devices land with issue 4"
-
 
 def quick() -> bool:
     """BENCH_QUICK=1: a few rounds of small samples, to check the suite runs (not to measure)."""

@@ -1,14 +1,17 @@
 """Section 4: does anything grow with the number of users or sessions?
 
-Two stores of each kind, side by side: "small" holds 10 users, "big" 100,000 users (each an
-enrolled user record and a throttle record, written straight through the store API). One user
-of each enrolled through the real pages; the others are copies of that record.
-  verified request  the replayed verified request of that user, small vs big (SQLite, Redis)
+Two stores of each kind, side by side: "small" holds 10 other users, "big" 100,000 (each an
+enrolled user record, a throttle record and 5 trusted-device records: 500,000 devices in the
+big store, written straight through the store API). Two users of each store go through the
+real pages: u0 enrolls (the verified request), v0 enrolls and trusts its browser (the device
+entry). The other users are copies of u0's record.
+  verified request  the replayed verified request of u0, small vs big (SQLite, Redis)
+  device entry      v0's first request of a login session on its trusted browser: the
+                    device record is read and written among 50 vs 500,000 others
   uncached read     the gate's hot-state read of a random user with the cache bypassed
   clear all         `Admin.logout_all()` with 10 vs 100,000 live sessions: every session is a
                     signed cookie, so 100,000 session cookies are minted (and a sample of them
                     checked through the gate before and after: allowed, then all cleared)
-500,000 trusted devices are not seeded: trusted-device records land with issue 4.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from bench.common import (
 )
 from mfa_middleware import MFAConfig, SQLiteStore
 from mfa_middleware.admin import Admin
+from mfa_middleware.core.devices import DeviceRecord, device_key
 from mfa_middleware.core.effects import Doc, Key, Updater
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.records import SETTINGS_KEY, throttle_key, user_key
@@ -52,7 +56,9 @@ from mfa_middleware.web.gate import AppSession, gate
 from mfa_middleware.web.http import RequestFacts
 
 SMALL = 10
+DEVICES_PER_USER = 5
 CHECKED_SESSIONS = 100
+TRUST_SECONDS = 30 * 86400
 
 
 class CountingStore(Store):
@@ -94,15 +100,27 @@ class Population:
     store: Store
     app: Any
     scope: dict[str, Any]
+    device_scope: dict[str, Any]
     users: int
 
 
 def padding(template: Doc, users: int, now: float) -> Iterable[tuple[Key, Doc]]:
+    """`users` other users, each with a throttle record and `DEVICES_PER_USER` trusted devices."""
     throttle = ThrottleState(in_window=1, window_at=now, failures=1).to_doc()
+    device = DeviceRecord(
+        name="Firefox on Linux",
+        created_at=now,
+        last_used=now,
+        last_ip="192.0.2.1",
+        user_agent="Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0",
+        trusted_until=now + TRUST_SECONDS,
+    ).to_doc()
     yield throttle_key("u0"), throttle
-    for i in range(1, users):
+    for i in range(1, users + 1):
         yield user_key(f"u{i}"), template
         yield throttle_key(f"u{i}"), throttle
+        for d in range(DEVICES_PER_USER):
+            yield device_key(f"u{i}", f"d{i}x{d}"), device
 
 
 def seed_sqlite(store: SQLiteStore, items: Iterable[tuple[Key, Doc]]) -> None:
@@ -145,14 +163,17 @@ async def population(
 ) -> Population:
     app = apps.bench_app("ours", ours_config(store))
     headers, _ = await apps.verified_session(app, "u0")
+    device_headers = await apps.trusted_device_login(app, "v0")
     template = store.get(user_key("u0"))
     assert template is not None
     seed(padding(template, users, time.time()))
     scope = apps.http_scope(headers)
-    status, _ = await apps.status_of(app, scope)
-    if status != 200:
-        raise AssertionError(f"{name}: verified request answered {status}")
-    return Population(name, store, app, scope, users)
+    device_scope = apps.http_scope(device_headers)
+    for what, replayed in (("verified request", scope), ("device entry", device_scope)):
+        status, _ = await apps.status_of(app, replayed)
+        if status != 200:
+            raise AssertionError(f"{name}: {what} answered {status}")
+    return Population(name, store, app, scope, device_scope, users)
 
 
 def uncached_reads(store: Store, users: int) -> Callable[[int], Awaitable[int]]:
@@ -192,7 +213,9 @@ def gate_allows(rt: Runtime, session: tuple[str, SessionClaims, str]) -> str:
         client="127.0.0.1",
     )
     result = run_sync(
-        gate(rt, facts, Principal(id=user, username=user), AppSession(True, claims.session_id)),
+        gate(
+            rt, facts, Principal(id=user, username=user), AppSession(True, claims.session_id), None
+        ),
         rt.store,
         rt.events,
     )
@@ -317,6 +340,9 @@ async def measure(workdir: Path) -> dict[str, Any]:
         verified = await interleaved(
             {p.name: apps.sampler(p.app, p.scope) for p in pops}, rounds, target_ns
         )
+        entries = await interleaved(
+            {p.name: apps.sampler(p.app, p.device_scope) for p in pops}, rounds, target_ns
+        )
         reads = await interleaved(
             {p.name: uncached_reads(p.store, p.users) for p in pops}, rounds, target_ns
         )
@@ -347,7 +373,7 @@ async def measure(workdir: Path) -> dict[str, Any]:
                 if p.name.startswith("redis"):
                     await p.store.aclose()
             redis_ctx.close()
-    return report(pops, verified, reads, clear_medians, clear_means, outcomes, seeded, big)
+    return report(pops, verified, entries, reads, clear_medians, clear_means, outcomes, seeded, big)
 
 
 def _pair(kind: str, timings: dict[str, Summary]) -> dict[str, float | None] | None:
@@ -359,6 +385,7 @@ def _pair(kind: str, timings: dict[str, Summary]) -> dict[str, float | None] | N
 def report(
     pops: list[Population],
     verified: dict[str, Summary],
+    entries: dict[str, Summary],
     reads: dict[str, Summary],
     clear_medians: dict[str, Summary],
     clear_means: dict[str, Summary],
@@ -371,6 +398,7 @@ def report(
     for kind in ("sqlite", "redis"):
         for what, timings in (
             ("verified request", verified),
+            ("trusted-device entry", entries),
             ("uncached hot-state read", reads),
             ("clear all sessions: median call", clear_medians),
             ("clear all sessions: mean call", clear_means),
@@ -407,7 +435,6 @@ def report(
                     extra,
                 ]
             )
-    rows.append(["-", "with 500,000 trusted devices", "-", "-", "-", "pending: issue 4"])
     verified_ratio = ratios["sqlite.verified request"]["ratio"]
     clear_median_ratio = ratios["sqlite.clear all sessions: median call"]["ratio"]
     clear_ratio = ratios["sqlite.clear all sessions: mean call"]["ratio"]
@@ -417,10 +444,13 @@ def report(
         o["sampled_sessions_ended"] == o["sampled_sessions_checked"] for o in outcomes.values()
     )
     redis_verified = ratios.get("redis.verified request", {}).get("ratio")
+    entry_ratio = ratios["sqlite.trusted-device entry"]["ratio"]
+    redis_entry = ratios.get("redis.trusted-device entry", {}).get("ratio")
     targets = [
         target(
             "scale.verified",
-            f"Scale: verified request with {big:,} users / with {SMALL} (SQLite)",
+            f"Scale: verified request with {big:,} users and {big * DEVICES_PER_USER:,} devices"
+            f" / with {SMALL} (SQLite)",
             "<= 1.1",
             verified_ratio,
             None if verified_ratio is None else verified_ratio <= 1.1,
@@ -440,21 +470,25 @@ def report(
         ),
         target(
             "scale.devices",
-            "Scale: verified request with 500,000 trusted devices in the store",
+            f"Scale: trusted-device entry with {big * DEVICES_PER_USER:,} devices / with"
+            f" {SMALL * DEVICES_PER_USER} (SQLite)",
             "<= 1.1",
-            None,
-            None,
-            "pending: trusted-device records land with issue 4",
+            entry_ratio,
+            None if entry_ratio is None else entry_ratio <= 1.1,
+            "" if redis_entry is None else f"Redis (no cache): {redis_entry:.3f}",
         ),
     ]
     return {
-        "title": f"4. Scale: {SMALL} vs {big:,} users and live sessions (us per operation)",
+        "title": f"4. Scale: {SMALL} vs {big:,} users, {SMALL * DEVICES_PER_USER} vs"
+        f" {big * DEVICES_PER_USER:,} devices, live sessions (us per operation)",
         "columns": ["store", "operation", f"{SMALL} users", f"{big:,} users", "ratio", "check"],
         "rows": rows,
         "data": {
             "users_small": SMALL,
             "users_big": big,
-            "records_big": 2 * big,
+            "records_big": (2 + DEVICES_PER_USER) * big,
+            "devices_big": DEVICES_PER_USER * big,
+            "device_entry_us": {k: v.to_json() for k, v in entries.items()},
             "verified_us": {k: v.to_json() for k, v in verified.items()},
             "uncached_read_us": {k: v.to_json() for k, v in reads.items()},
             "clear_all_median_call_us": {k: v.to_json() for k, v in clear_medians.items()},
@@ -469,8 +503,11 @@ def report(
             "Clear all sessions: each call timed alone; 'median call' is the typical call,"
             " 'mean call' the amortized cost including periodic work some writes trigger"
             " (SQLiteStore purges expired rows every 500 writes, a scan of the whole table).",
-            f"Big stores: {big:,} enrolled user records + {big:,} throttle records; sessions are"
-            " signed cookies, so 'live sessions' are minted cookies, not store rows.",
+            f"Big stores: {big:,} enrolled user records + {big:,} throttle records +"
+            f" {big * DEVICES_PER_USER:,} trusted-device records; sessions are signed cookies,"
+            " so 'live sessions' are minted cookies, not store rows.",
+            "Device entry: each replay is the first request of a login session on v0's trusted"
+            " browser (one device read, one device write, a new MFA session cookie).",
             "Redis rows use RedisStore without the local cache (one MGET per request).",
         ],
     }

@@ -13,8 +13,16 @@ from typing import Any
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate, remember, replay
-from mfa_middleware.web.http import Cookie, RequestFacts, Response
+from mfa_middleware.web.gate import (
+    NO_APP_SESSION,
+    UNGATED,
+    AppSession,
+    access,
+    gate,
+    remember,
+    replay,
+)
+from mfa_middleware.web.http import Cookie, RequestFacts, Response, cookie_value
 from mfa_middleware.web.routes import handle_page
 
 Scope = MutableMapping[str, Any]
@@ -30,12 +38,9 @@ POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 
 
-def principal_from_scope(scope: Scope) -> Principal | None:
-    """The default `identify`: Starlette's `scope["user"]` (AuthenticationMiddleware).
-
-    Reads `identity` (or `username`), and `email`, `phone`, `groups` and `auth_method` where the
-    user object has them; an anonymous or missing user is None.
-    """
+def user_id_from_scope(scope: Scope) -> str | None:
+    """The logged-in user's id in Starlette's `scope["user"]`: `identity`, else `username` or
+    `display_name`; None for an anonymous or missing user. All the verified-request path reads."""
     user = scope.get("user")
     if user is None or not getattr(user, "is_authenticated", False):
         return None
@@ -43,8 +48,21 @@ def principal_from_scope(scope: Scope) -> Principal | None:
         user_id = user.identity
     except (AttributeError, NotImplementedError):
         user_id = getattr(user, "username", None) or user.display_name
+    return str(user_id)
+
+
+def principal_from_scope(scope: Scope) -> Principal | None:
+    """The default `identify`: Starlette's `scope["user"]` (AuthenticationMiddleware).
+
+    Reads the id as `user_id_from_scope` does, and `email`, `phone`, `groups` and `auth_method`
+    where the user object has them; an anonymous or missing user is None.
+    """
+    user_id = user_id_from_scope(scope)
+    if user_id is None:
+        return None
+    user = scope["user"]
     return Principal(
-        id=str(user_id),
+        id=user_id,
         username=str(getattr(user, "display_name", "") or user_id),
         email=getattr(user, "email", None),
         phone=getattr(user, "phone", None),
@@ -70,7 +88,7 @@ class ScopeHeaders(Mapping[str, str]):
         if not found:
             return None
         if name == "cookie":
-            return "; ".join(v.decode("latin-1") for v in found)
+            return b"; ".join(found).decode("latin-1")
         return str(found[-1].decode("latin-1"))
 
     def __getitem__(self, name: str) -> str:
@@ -90,6 +108,18 @@ class ScopeHeaders(Mapping[str, str]):
         return sum(1 for _ in self)
 
 
+def cookie_header(raw: list[tuple[bytes, bytes]]) -> str:
+    """The Cookie header of raw ASGI headers (repeated ones joined, as `ScopeHeaders` does),
+    found without building the headers mapping: all the verified-request path needs."""
+    found: bytes | None = None
+    for key, value in raw:
+        if key == b"cookie":
+            found = value if found is None else found + b"; " + value
+    if found is None:
+        return str(ScopeHeaders(raw).get("cookie", ""))  # upper-case names, or none at all
+    return found.decode("latin-1")
+
+
 def facts_from_scope(scope: Scope, body: bytes = b"") -> RequestFacts:
     headers = ScopeHeaders(scope.get("headers") or [])
     client = scope.get("client")
@@ -105,12 +135,20 @@ def facts_from_scope(scope: Scope, body: bytes = b"") -> RequestFacts:
     )
 
 
+def session_marker(scope: Scope) -> str | None:
+    """The MFA session id kept in the app's session (Starlette's `scope["session"]`)."""
+    session = scope.get("session")
+    if session is None or not (type(session) is dict or isinstance(session, MutableMapping)):
+        return None
+    marker = session.get(SESSION_MARKER)
+    return marker if isinstance(marker, str) else None
+
+
 def app_session(scope: Scope) -> AppSession:
     session = scope.get("session")
     if session is None or not (type(session) is dict or isinstance(session, MutableMapping)):
         return NO_APP_SESSION
-    marker = session.get(SESSION_MARKER)
-    return AppSession(writable=True, marker=marker if isinstance(marker, str) else None)
+    return AppSession(writable=True, marker=session_marker(scope))
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -154,6 +192,7 @@ class MFAMiddleware:
         self.app = app
         self.runtime = Runtime(config)
         self.identify = identify or principal_from_scope
+        self._default_identify = identify is None
         self.on_logout = on_logout
         self._prefix = config.prefix
         self._prefix_slash = config.prefix + "/"
@@ -167,18 +206,30 @@ class MFAMiddleware:
         if kind == "http" and (path == self._prefix or path.startswith(self._prefix_slash)):
             await self._page(scope, receive, send)
             return
-        principal = self.identify(scope)
-        if principal is None:
-            await self.app(scope, receive, send)
-            return
-        facts = facts_from_scope(scope)
         rt = self.runtime
-        app = app_session(scope)
-        ticket = replay(rt, facts, principal, app)
-        if ticket.hit:
+        if self._default_identify:
+            principal = None
+            user_id = user_id_from_scope(scope)
+        else:
+            principal = self.identify(scope)
+            user_id = None if principal is None else principal.id
+        if user_id is None:
             await self.app(scope, receive, send)
             return
-        flow = gate(rt, facts, principal, app)
+        token = cookie_value(cookie_header(scope.get("headers") or []), rt.cookie_name)
+        ticket = replay(rt, token, session_marker(scope), user_id)
+        if ticket.final:  # a verified session seen before: nothing else to build or check
+            await self.app(scope, receive, send)
+            return
+        principal = principal or self.identify(scope)
+        assert principal is not None
+        facts = facts_from_scope(scope)
+        action = access(rt, ticket, facts, principal)
+        if action == UNGATED:
+            await self.app(scope, receive, send)
+            return
+        app = app_session(scope)
+        flow = gate(rt, facts, principal, app, action)
         # An in-process store answers in microseconds (its async twins call the sync methods
         # anyway), so the gate skips the coroutine per store call; the gate never sends codes.
         result = rt.run(flow) if rt.store.in_process else await rt.arun(flow)

@@ -15,8 +15,16 @@ from typing import Any
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.gate import NO_APP_SESSION, AppSession, gate, remember, replay
-from mfa_middleware.web.http import Cookie, RequestFacts, Response, clear_cookie
+from mfa_middleware.web.gate import (
+    NO_APP_SESSION,
+    UNGATED,
+    AppSession,
+    access,
+    gate,
+    remember,
+    replay,
+)
+from mfa_middleware.web.http import Cookie, RequestFacts, Response, clear_cookie, cookie_value
 from mfa_middleware.web.routes import handle_page
 
 Environ = dict[str, Any]
@@ -112,12 +120,16 @@ class MFAMiddleware:
         if principal is None:
             return self.app(environ, start_response)
         rt = self.runtime
-        facts = facts_from_environ(environ)
         app = self._app_session(environ)
-        ticket = replay(rt, facts, principal, app)
-        if ticket.hit:
+        token = cookie_value(environ.get("HTTP_COOKIE", ""), rt.cookie_name)
+        ticket = replay(rt, token, app.marker, principal.id)
+        if ticket.final:
             return self.app(environ, start_response)
-        result = rt.run(gate(rt, facts, principal, app))
+        facts = facts_from_environ(environ)
+        action = access(rt, ticket, facts, principal)
+        if action == UNGATED:
+            return self.app(environ, start_response)
+        result = rt.run(gate(rt, facts, principal, app, action))
         remember(rt, ticket, result)
         if result.end_app_session:
             self._end_app_session(environ, result.response)

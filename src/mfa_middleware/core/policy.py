@@ -15,6 +15,12 @@ IDLE_REFRESH_SECONDS = 60
 """Activity moves the idle deadline at most once a minute, so most requests set no cookie."""
 
 
+def idle_refresh_after(idle_timeout: float) -> float:
+    """Seconds of activity after which the idle deadline is moved: a minute, or a quarter of
+    a shorter idle timeout (so an active session never runs into it)."""
+    return min(IDLE_REFRESH_SECONDS, idle_timeout / 4)
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyDefaults:
     """Configured values that runtime settings in the store may override."""
@@ -109,4 +115,5 @@ def decide(
 def needs_activity_refresh(claims: SessionClaims, now: float, eff: Effective) -> bool:
     """Whether to re-issue the cookie to move the idle deadline (background polling requests
     are not asked: they must not keep an idle session alive)."""
-    return eff.idle_timeout is not None and now - claims.active_at >= IDLE_REFRESH_SECONDS
+    idle = eff.idle_timeout
+    return idle is not None and now - claims.active_at >= idle_refresh_after(idle)

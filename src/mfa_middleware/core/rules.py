@@ -131,6 +131,7 @@ class RuleSet:
     default_action: str | None = None  # None: follow the mode
     trusted_proxies: tuple[Network, ...] = ()
     uses_networks: bool = False
+    may_deny: bool = False  # whether a rule (or the default action) can deny a request
 
     @classmethod
     def build(
@@ -143,7 +144,13 @@ class RuleSet:
         if default_action is not None and default_action not in ACTIONS:
             raise ValueError(f"default action {default_action!r}: use one of {', '.join(ACTIONS)}")
         proxies = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
-        return cls(built, default_action, proxies, any(rule.networks for rule in built))
+        return cls(
+            built,
+            default_action,
+            proxies,
+            uses_networks=any(rule.networks for rule in built),
+            may_deny=default_action == "deny" or any(rule.action == "deny" for rule in built),
+        )
 
     @property
     def uses_groups(self) -> bool:

@@ -21,14 +21,16 @@ from mfa_middleware.django.settings import runtime
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import (
     NO_APP_SESSION,
+    UNGATED,
     AppSession,
     GateResult,
     Replay,
+    access,
     gate,
     remember,
     replay,
 )
-from mfa_middleware.web.http import Cookie, RequestFacts, Response
+from mfa_middleware.web.http import Cookie, RequestFacts, Response, cookie_value
 from mfa_middleware.web.page import PageOutcome
 from mfa_middleware.web.routes import handle_page
 
@@ -125,9 +127,6 @@ def _set_cookies(response: HttpResponseBase, cookies: list[Cookie]) -> None:
         )
 
 
-NO_REPLAY = Replay(None, None, False)
-
-
 class MFAMiddleware:
     sync_capable = True
     async_capable = True
@@ -138,40 +137,48 @@ class MFAMiddleware:
         if self.is_async:
             markcoroutinefunction(self)
 
-    def _under_prefix(self, request: HttpRequest, rt: Runtime) -> bool:
+    def _ticket(self, request: HttpRequest, rt: Runtime, user: Any) -> Replay | None:
+        """The verified-request memo's answer for this request (see `replay`); None for an
+        anonymous request or one to our own pages, which always run their flow."""
         path = request.path_info
-        return path == rt.prefix or path.startswith(rt.prefix + "/")
+        if path == rt.prefix or path.startswith(rt.prefix + "/"):
+            return None
+        if user is None or not getattr(user, "is_authenticated", False):
+            return None
+        token = cookie_value(request.META.get("HTTP_COOKIE", ""), rt.cookie_name)
+        return replay(rt, token, app_session(request).marker, str(user.pk))
 
     def _flow(
-        self, request: HttpRequest, rt: Runtime, principal: Principal | None
-    ) -> tuple[RequestFacts, Generator[Effect, Any, GateResult | PageOutcome] | None, Replay]:
+        self, request: HttpRequest, rt: Runtime, principal: Principal | None, ticket: Replay | None
+    ) -> tuple[RequestFacts, Generator[Effect, Any, GateResult | PageOutcome] | None]:
         """The flow this request needs, or None when it simply passes (anonymous, or a
         verified request the gate already answered: see `replay`)."""
         path = request.path_info
         page = path == rt.prefix or path.startswith(rt.prefix + "/")
         facts = facts_from_request(request, with_body=page)
         if page:
-            return facts, handle_page(rt, facts, principal, app_session(request)), NO_REPLAY
-        if principal is None:
-            return facts, None, NO_REPLAY
-        app = app_session(request)
-        ticket = replay(rt, facts, principal, app)
-        if ticket.hit:
-            return facts, None, ticket
-        return facts, gate(rt, facts, principal, app), ticket
+            return facts, handle_page(rt, facts, principal, app_session(request))
+        if principal is None or ticket is None:
+            return facts, None
+        action = access(rt, ticket, facts, principal)
+        if action == UNGATED:
+            return facts, None
+        return facts, gate(rt, facts, principal, app_session(request), action)
 
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
         rt = runtime()
-        principal = principal_from_user(
-            getattr(request, "user", None), with_groups=rt.config.rule_set.uses_groups
-        )
-        facts, flow, ticket = self._flow(request, rt, principal)
+        user = getattr(request, "user", None)
+        ticket = self._ticket(request, rt, user)
+        if ticket is not None and ticket.final:
+            return self.get_response(request)
+        principal = principal_from_user(user, with_groups=rt.config.rule_set.uses_groups)
+        facts, flow = self._flow(request, rt, principal, ticket)
         if flow is None:
             return self.get_response(request)
         result = rt.run(flow)
-        if isinstance(result, GateResult):
+        if isinstance(result, GateResult) and ticket is not None:
             remember(rt, ticket, result)
         if result.end_app_session:
             auth.logout(request)
@@ -185,15 +192,18 @@ class MFAMiddleware:
     async def __acall__(self, request: HttpRequest) -> Any:
         rt = runtime()
         user = await request.auser()
+        ticket = self._ticket(request, rt, user)
+        if ticket is not None and ticket.final:
+            return await self.get_response(request)  # type: ignore[misc]
         if rt.config.rule_set.uses_groups:
             principal = await sync_to_async(principal_from_user)(user, with_groups=True)
         else:
             principal = principal_from_user(user)
-        facts, flow, ticket = self._flow(request, rt, principal)
+        facts, flow = self._flow(request, rt, principal, ticket)
         if flow is None:
             return await self.get_response(request)  # type: ignore[misc]
         result = await rt.arun(flow)
-        if isinstance(result, GateResult):
+        if isinstance(result, GateResult) and ticket is not None:
             remember(rt, ticket, result)
         if result.end_app_session:
             await auth.alogout(request)

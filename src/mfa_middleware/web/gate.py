@@ -14,8 +14,9 @@ from typing import Any
 from mfa_middleware.core import devices
 from mfa_middleware.core.effects import Effect, emit
 from mfa_middleware.core.policy import (
+    ALLOW_EXEMPT,
+    ALLOW_OFF,
     ALLOW_VERIFIED,
-    IDLE_REFRESH_SECONDS,
     Allow,
     Challenge,
     Decision,
@@ -24,6 +25,7 @@ from mfa_middleware.core.policy import (
     Expired,
     decide,
     effective,
+    idle_refresh_after,
     needs_activity_refresh,
 )
 from mfa_middleware.core.principal import Principal
@@ -182,37 +184,70 @@ MemoKey = tuple[str, str | None, str]
 MEMO_LIMIT = 50_000
 
 
-@dataclass(frozen=True, slots=True)
 class Replay:
-    """What the verified-request memo needs to know about one request."""
+    """What the memo of passed requests knows of one request: `hit` when it repeats a request
+    the gate let through, `final` when that alone decides (no deny rule could refuse it)."""
 
-    key: MemoKey | None
-    generation: int | None
-    hit: bool
+    __slots__ = ("final", "generation", "hit", "key")
+
+    def __init__(
+        self, key: MemoKey | None, generation: int | None, hit: bool, final: bool = False
+    ) -> None:
+        self.key = key
+        self.generation = generation
+        self.hit = hit
+        self.final = final
 
 
-def replay(rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession) -> Replay:
-    """Whether this request repeats one the gate already let through: the same MFA cookie, the
-    same app login, the same user, no rule deciding this path, nothing written to the store
-    since (its cache generation) and no deadline passed. Then the answer is the same, so the
-    adapter passes the request on without running the gate."""
+NO_REPLAY = Replay(None, None, False)
+FINAL_HIT = Replay(None, None, True, True)  # nothing to remember after it
+
+
+def replay(rt: Runtime, token: str | None, marker: str | None, user_id: str) -> Replay:
+    """Whether this request repeats one the gate already let through on a verified session: the
+    same MFA cookie `token`, the same app login `marker`, the same user, nothing written to the
+    store since (its cache generation) and no deadline passed. Then the gate's answer is the
+    same, and the adapter passes the request on without building the request facts.
+
+    Only a `deny` rule can refuse such a request (`bypass` and `two_factor` both let it
+    through: see `REPLAYABLE`), so `final` is set when no rule denies; otherwise the adapter
+    asks `access` first."""
+    if not token:
+        return NO_REPLAY
     try:
         generation = rt.store.cache_generation()
     except StoreError:  # the gate flow will meet the outage and answer it
-        return Replay(None, None, False)
-    token = facts.cookie(rt.cookie_name)
-    if generation is None or not token:
-        return Replay(None, None, False)
+        return NO_REPLAY
+    if generation is None:
+        return NO_REPLAY
+    key = (token, marker, user_id)
+    seen = rt.verified_memo.get(key)
+    hit = seen is not None and seen[0] == generation and rt.clock() < seen[1]
+    if hit and not rt.config.rule_set.may_deny:
+        return FINAL_HIT
+    return Replay(key, generation, hit)
+
+
+def rule_action(rt: Runtime, facts: RequestFacts, principal: Principal) -> str | None:
+    """The action of the access rules for this request (None: follow the mode)."""
     rules = rt.config.rule_set
-    if rules.rules or rules.default_action is not None:
-        forwarded = facts.header("x-forwarded-for") if rules.uses_networks else ""
-        if rules.action_for(facts.path, facts.method, principal, facts.client, forwarded):
-            return Replay(None, None, False)
-    key = (token, app.marker, principal.id)
-    hit = rt.verified_memo.get(key)
-    return Replay(
-        key, generation, hit is not None and hit[0] == generation and (rt.clock() < hit[1])
-    )
+    if not rules.rules:
+        return rules.default_action
+    forwarded = facts.header("x-forwarded-for") if rules.uses_networks else ""
+    return rules.action_for(facts.path, facts.method, principal, facts.client, forwarded)
+
+
+UNGATED = "ungated"
+
+
+def access(rt: Runtime, ticket: Replay, facts: RequestFacts, principal: Principal) -> str | None:
+    """`UNGATED` when the request passes without running the gate: a memo hit no rule denies, or
+    a bypass rule (an exempt API client, a health check). Otherwise the rule action the gate
+    is to apply, so the rules are evaluated once per request."""
+    action = rule_action(rt, facts, principal)
+    if action == "bypass" or (ticket.hit and action != "deny"):
+        return UNGATED
+    return action
 
 
 def remember(rt: Runtime, ticket: Replay, result: GateResult) -> None:
@@ -221,6 +256,12 @@ def remember(rt: Runtime, ticket: Replay, result: GateResult) -> None:
     if len(rt.verified_memo) >= MEMO_LIMIT:
         rt.verified_memo.clear()
     rt.verified_memo[ticket.key] = (ticket.generation, result.replay_until)
+
+
+REPLAYABLE = (ALLOW_VERIFIED, ALLOW_EXEMPT, ALLOW_OFF)
+"""Answers the memo may replay: they hold for any rule but deny (an exempt user or mode off is
+allowed before a `two_factor` rule is considered). Not `ALLOW_NOT_ENROLLED`: a `two_factor`
+rule turns that into enrollment."""
 
 
 def next_target(facts: RequestFacts) -> str:
@@ -241,11 +282,9 @@ def expired_response(
 
 
 def gate(
-    rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession
+    rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession, action: str | None
 ) -> Generator[Effect, Any, GateResult]:
-    rules = rt.config.rule_set
-    forwarded = facts.header("x-forwarded-for") if rules.uses_networks else ""
-    action = rules.action_for(facts.path, facts.method, principal, facts.client, forwarded)
+    """The decision on one request, given the access rules' `action` for it (see `access`)."""
     if action == "bypass":
         return GateResult(None)
     if action == "deny":
@@ -262,11 +301,11 @@ def gate(
     marker = view.claims.session_id if view.fresh and app.writable else None
     if isinstance(decision, Allow):
         until = None
-        if decision == ALLOW_VERIFIED and not view.cookies and marker is None:
+        if decision in REPLAYABLE and not view.cookies and marker is None:
             claims, eff = view.claims, view.eff
             until = claims.login_at + eff.session_lifetime
             if eff.idle_timeout is not None:
-                until = min(until, claims.active_at + IDLE_REFRESH_SECONDS)
+                until = min(until, claims.active_at + idle_refresh_after(eff.idle_timeout))
         return GateResult(None, view.cookies, marker, replay_until=until)
     if isinstance(decision, Expired):
         yield from emit(

@@ -1,0 +1,354 @@
+"""The memo of requests the gate let through (`replay`, `access`, `remember`), end to end.
+
+A memo hit replays only an answer that holds for any rule but `deny` (verified, exempt, mode
+off) and only while the store is unchanged; these tests check that rules are still applied on
+a hit, that answers which a rule could change are never replayed, and that any store change
+(an admin operation included) ends the replay.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from mfa_middleware import MemoryStore, MFAConfig, MFAMiddleware
+from mfa_middleware.admin import Admin
+from mfa_middleware.core.effects import Key
+from mfa_middleware.runtime import Runtime
+from mfa_middleware.web.gate import GateResult, remember, replay
+from tests.e2e.helpers import (
+    HTML,
+    SECRET_KEY,
+    FixedClock,
+    client,
+    cookie,
+    is_verified,
+    login,
+    make_app,
+    mfa_set_cookie,
+    sign_up,
+    submit_code,
+    totp,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+class StoreReads:
+    """Counts the gate's store reads (its one `get_many` of settings and user per request)."""
+
+    def __init__(self, store: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = store.get_many
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(store, "get_many", counting)
+
+
+def ops_for(store: MemoryStore, clock: FixedClock) -> Admin:
+    config = MFAConfig(secret_keys=[SECRET_KEY], store=store, clock=clock)
+    return Admin(Runtime(config), "ops")
+
+
+def mfa_runtime(app: Starlette) -> Runtime:
+    """The runtime of the app's MFA middleware (the stack is built at the first request)."""
+    layer: Any = app.middleware_stack
+    while not isinstance(layer, MFAMiddleware):
+        assert layer is not None, "no MFA middleware in the app"
+        layer = layer.app
+    return layer.runtime
+
+
+async def get_page(c: httpx.AsyncClient, path: str) -> httpx.Response:
+    return await c.get(path, headers=HTML)
+
+
+# --- 1. a deny rule is evaluated on a memo hit ------------------------------------------------
+
+
+async def test_deny_rule_still_refuses_on_a_memoized_session(
+    clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MemoryStore()
+    app = make_app(clock, store=store, rules=[{"action": "deny", "paths": ["/admin/**"]}])
+    reads = StoreReads(store, monkeypatch)
+    async with client(app) as c:
+        await sign_up(c, clock)
+        assert await is_verified(c)  # the gate runs once and remembers the answer
+        rt = mfa_runtime(app)
+        assert rt.config.rule_set.may_deny
+        assert len(rt.verified_memo) == 1
+        before = reads.count
+        for _ in range(10):
+            assert (await get_page(c, "/account")).status_code == 200
+        assert reads.count == before  # every one of them was a memo hit
+        for _ in range(2):
+            r = await get_page(c, "/admin/x")
+            assert r.status_code == 403  # `denied`: the rule was evaluated despite the hit
+            assert "Access denied" in r.text
+        r = await c.get("/admin/x", headers={"accept": "application/json"})
+        assert r.status_code == 403
+        assert r.json()["error"] == "forbidden"
+        assert (await get_page(c, "/account")).status_code == 200  # the memo is still good
+
+
+# --- 2. a two_factor rule lets a verified session through, first time and repeats -----------
+
+
+async def test_two_factor_rule_passes_a_verified_session_first_and_on_repeats(
+    clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MemoryStore()
+    app = make_app(clock, store=store, rules=[{"action": "two_factor", "paths": ["/admin"]}])
+    reads = StoreReads(store, monkeypatch)
+    async with client(app) as c:
+        await sign_up(c, clock)
+        before = reads.count
+        first = await get_page(c, "/admin")  # no memo yet: the gate runs with the rule
+        assert first.status_code == 200, first.headers
+        assert "The admin area." in first.text
+        assert reads.count == before + 1
+        assert len(mfa_runtime(app).verified_memo) == 1
+        for _ in range(5):
+            again = await get_page(c, "/admin")
+            assert again.status_code == 200, again.headers
+        assert reads.count == before + 1  # the repeats were replayed
+        assert (await get_page(c, "/account")).status_code == 200
+
+
+# --- 3. ALLOW_NOT_ENROLLED is not replayed ----------------------------------------------------
+
+
+async def test_optional_mode_not_enrolled_is_never_replayed_past_a_two_factor_rule(
+    clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MemoryStore()
+    rules = [{"action": "two_factor", "paths": ["/admin"]}]
+    app = make_app(clock, store=store, mode="optional", rules=rules)
+    reads = StoreReads(store, monkeypatch)
+    async with client(app) as c:
+        await login(c)
+        for _ in range(4):
+            assert (await get_page(c, "/account")).status_code == 200
+        assert mfa_runtime(app).verified_memo == {}  # nothing memoized for a not-enrolled pass
+        before = reads.count
+        assert (await get_page(c, "/account")).status_code == 200
+        assert reads.count == before + 1  # the gate ran again
+        r = await get_page(c, "/admin")  # right after the passes
+        assert r.status_code == 303
+        assert r.headers["location"].startswith("/_mfa/enroll")
+        assert (await get_page(c, "/account")).status_code == 200  # optional elsewhere
+
+
+# --- 4. an exempt user's memo ends when the exemption is lifted -------------------------------
+
+
+async def test_exempt_memo_ends_when_the_exemption_is_lifted(
+    clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MemoryStore()
+    app = make_app(clock, store=store)
+    ops = ops_for(store, clock)
+    ops.exempt("alice")
+    reads = StoreReads(store, monkeypatch)
+    async with client(app) as c:
+        await login(c)
+        for _ in range(2):  # a new MFA session (cookie set), then one the memo keeps
+            assert (await get_page(c, "/account")).status_code == 200
+        assert len(mfa_runtime(app).verified_memo) == 1
+        before = reads.count
+        for _ in range(5):
+            assert (await get_page(c, "/account")).status_code == 200
+        assert reads.count == before  # replayed (a final hit: the demo rules cannot deny)
+        ops.exempt("alice", False)  # Admin has no `unexempt`: this is how it is lifted
+        r = await get_page(c, "/account")
+        assert r.status_code == 303
+        assert r.headers["location"].startswith("/_mfa/enroll")
+        assert reads.count == before + 1
+
+
+# --- 5. mode off, then required at runtime ----------------------------------------------------
+
+
+async def test_mode_off_memo_ends_when_the_mode_is_set_to_required(
+    clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MemoryStore()
+    app = make_app(clock, store=store, mode="off")
+    reads = StoreReads(store, monkeypatch)
+    async with client(app) as c:
+        await login(c)
+        for _ in range(2):
+            assert (await get_page(c, "/account")).status_code == 200
+        assert len(mfa_runtime(app).verified_memo) == 1
+        before = reads.count
+        for _ in range(5):
+            assert (await get_page(c, "/account")).status_code == 200
+        assert reads.count == before
+        ops_for(store, clock).set_mode("required")
+        r = await get_page(c, "/account")
+        assert r.status_code == 303
+        assert r.headers["location"].startswith("/_mfa/enroll")
+
+
+# --- 6. a memo hit belongs to one user and one login; a forced logout ends it -----------------
+
+
+async def test_memo_of_one_user_is_not_used_for_another_login_in_the_same_browser(
+    clock: FixedClock,
+) -> None:
+    app = make_app(clock)
+    async with client(app) as c, client(app) as elsewhere:
+        await sign_up(elsewhere, clock, "bob")  # bob is enrolled, verified in another browser
+        await sign_up(c, clock)
+        for _ in range(3):
+            assert await is_verified(c)
+        alice_cookie = cookie(c)
+        assert alice_cookie is not None
+        assert len(mfa_runtime(app).verified_memo) >= 1
+        await login(c, "bob")  # the app's login, in alice's browser with her MFA cookie
+        assert cookie(c) == alice_cookie
+        r = await get_page(c, "/account")
+        assert r.status_code == 303, "bob passed on alice's memoized session"
+        assert r.headers["location"].startswith("/_mfa/challenge")
+        assert (await get_page(c, "/account")).status_code == 303  # and on the repeat
+        assert await is_verified(elsewhere)  # bob's own session is untouched
+
+
+async def test_forced_logout_ends_a_memoized_session(
+    clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MemoryStore()
+    app = make_app(clock, store=store, rules=[{"action": "deny", "paths": ["/admin/**"]}])
+    reads = StoreReads(store, monkeypatch)
+    async with client(app) as c, client(app) as api:
+        secret = await sign_up(c, clock)
+        await login(api)  # a second browser of alice, asking for JSON
+        clock.advance(30)
+        assert (await submit_code(api, totp(secret, clock()))).status_code == 303
+        for browser in (c, api):
+            assert (await browser.get("/api/profile")).status_code == 200
+            assert (await browser.get("/api/profile")).status_code == 200
+        before = reads.count
+        assert await is_verified(c)
+        assert (await api.get("/api/profile")).status_code == 200
+        assert reads.count == before  # both are memo hits
+        ops_for(store, clock).logout("alice")
+        r = await get_page(c, "/account")
+        assert r.status_code == 303
+        assert r.headers["location"].startswith("/login")
+        again = await get_page(c, "/account")
+        assert again.headers["location"] == "/login?next=/account"  # the app session is gone
+        r = await api.get("/api/profile", headers={"accept": "application/json"})
+        assert r.status_code == 401
+        assert r.json()["error"] == "session_expired"
+        assert r.json()["reason"] == "user_logged_out"
+
+
+# --- 7. a bypass rule skips the gate flow entirely --------------------------------------------
+
+
+async def test_bypass_rule_passes_without_a_session_check(
+    clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MemoryStore()
+    app = make_app(clock, store=store, rules=[{"action": "bypass", "paths": ["/public/**"]}])
+    reads = StoreReads(store, monkeypatch)
+    async with client(app) as c:
+        await login(c)  # required mode, alice is not enrolled
+        before = reads.count
+        for _ in range(2):
+            r = await get_page(c, "/public/x")
+            assert r.status_code == 200
+            assert "A public page: x" in r.text
+            assert mfa_set_cookie(r) is None  # no MFA session was started
+        assert reads.count == before  # and nothing was read
+        assert cookie(c) is None
+        r = await get_page(c, "/account")
+        assert r.status_code == 303
+        assert r.headers["location"].startswith("/_mfa/enroll")
+        assert (await get_page(c, "/public/x")).status_code == 200
+
+
+async def test_memo_never_outlives_a_short_idle_timeout(clock: FixedClock) -> None:
+    app = make_app(clock, idle_timeout="30s")
+    async with client(app) as c:
+        await sign_up(c, clock)
+        clock.advance(1)
+        assert await is_verified(c)  # remembered
+        clock.advance(40)  # idle for 41 s > 30 s: the session is over
+        r = await get_page(c, "/account")
+        assert r.status_code == 303
+        assert r.headers["location"].startswith("/login")
+
+
+async def test_activity_keeps_a_short_idle_timeout_alive(clock: FixedClock) -> None:
+    """An idle timeout under a minute is still moved by activity (every quarter of it)."""
+    app = make_app(clock, idle_timeout="30s")
+    async with client(app) as c:
+        await sign_up(c, clock)
+        for _ in range(12):  # two minutes of a request every 10 s
+            clock.advance(10)
+            assert await is_verified(c)
+
+
+# --- the memo itself --------------------------------------------------------------------------
+
+
+def test_replay_hits_only_the_same_request_while_nothing_changed(clock: FixedClock) -> None:
+    store = MemoryStore()
+    rt = Runtime(MFAConfig(secret_keys=[SECRET_KEY], store=store, clock=clock))
+    assert not rt.config.rule_set.may_deny
+
+    def remembered(until: float) -> None:
+        ticket = replay(rt, "token", "marker", "alice")
+        assert not ticket.hit
+        remember(rt, ticket, GateResult(None, replay_until=until))
+
+    ticket = replay(rt, "token", "marker", "alice")
+    assert not ticket.hit
+    assert not ticket.final
+    remember(rt, ticket, GateResult(None))  # an answer without a deadline is not kept
+    assert rt.verified_memo == {}
+    assert not replay(rt, "token", "marker", "alice").hit
+
+    until = clock() + 100
+    remembered(until)
+    hit = replay(rt, "token", "marker", "alice")
+    assert hit.hit
+    assert hit.final  # no rule can deny: the hit decides alone
+    assert not replay(rt, "token", "other-marker", "alice").hit
+    assert not replay(rt, "token", None, "alice").hit
+    assert not replay(rt, "token", "marker", "bob").hit
+    assert not replay(rt, "other-token", "marker", "alice").hit
+    for empty in ("", None):
+        miss = replay(rt, empty, "marker", "alice")
+        assert not miss.hit
+        assert miss.key is None
+
+    store.put(Key("anything", "_", "x"), {"v": 1})  # any write changes the generation
+    assert not replay(rt, "token", "marker", "alice").hit
+
+    remembered(until)
+    assert replay(rt, "token", "marker", "alice").hit
+    clock.set(until - 1)
+    assert replay(rt, "token", "marker", "alice").hit
+    clock.set(until)
+    assert not replay(rt, "token", "marker", "alice").hit
+
+
+def test_replay_hit_is_not_final_when_a_rule_may_deny(clock: FixedClock) -> None:
+    rules = [{"action": "deny", "paths": ["/admin/**"]}]
+    rt = Runtime(MFAConfig(secret_keys=[SECRET_KEY], store=MemoryStore(), clock=clock, rules=rules))
+    assert rt.config.rule_set.may_deny
+    ticket = replay(rt, "token", None, "alice")
+    remember(rt, ticket, GateResult(None, replay_until=clock() + 100))
+    hit = replay(rt, "token", None, "alice")
+    assert hit.hit
+    assert not hit.final  # the adapter must still evaluate the rules (`access`)
