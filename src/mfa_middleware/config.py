@@ -113,6 +113,7 @@ class MFAConfig:
     translations: Any = None  # a gettext.GNUTranslations for the pages' strings
     template_dir: str | Path | None = None
     max_form_bytes: int = 16_384
+    hsts_max_age: int = 31_536_000  # Strict-Transport-Security on our HTTPS answers; 0: none
     clock: Callable[[], float] = time.time
     on_event: EventHook | None = None
     rule_set: RuleSet = field(init=False, repr=False, compare=False)
@@ -129,6 +130,7 @@ class MFAConfig:
         _int_range("max_attempts", self.max_attempts, 1, 20)
         _int_range("failure_ceiling", self.failure_ceiling, self.max_attempts, 100)
         _int_range("max_form_bytes", self.max_form_bytes, 1024, 1_048_576)
+        _int_range("hsts_max_age", self.hsts_max_age, 0, 63_072_000)
         _int_range("max_devices", self.max_devices, 1, 1000)
         _int_range("code_digits", self.code_digits, 6, 8)
         _int_range("recovery_code_count", self.recovery_code_count, 0, 50)

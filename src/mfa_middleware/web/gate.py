@@ -42,6 +42,7 @@ from mfa_middleware.web.http import (
     json_response,
     redirect,
     wants_json,
+    with_hsts,
     with_next,
 )
 from mfa_middleware.web.messages import denied, unavailable
@@ -285,6 +286,15 @@ def gate(
     rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession, action: str | None
 ) -> Generator[Effect, Any, GateResult]:
     """The decision on one request, given the access rules' `action` for it (see `access`)."""
+    result = yield from _decide(rt, facts, principal, app, action)
+    if result.response is not None:
+        result.response = with_hsts(result.response, facts, rt.config.hsts_max_age)
+    return result
+
+
+def _decide(
+    rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession, action: str | None
+) -> Generator[Effect, Any, GateResult]:
     if action == "bypass":
         return GateResult(None)
     if action == "deny":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -121,6 +121,15 @@ PAGE_HEADERS: tuple[tuple[str, str], ...] = (
     ("x-frame-options", "DENY"),
     ("content-security-policy", PAGE_CSP),
 )
+
+
+def with_hsts(response: Response, facts: RequestFacts, max_age: int) -> Response:
+    """`response` with Strict-Transport-Security when it answers an HTTPS request: a browser
+    that once reached the 2FA pages over TLS never falls back to plain HTTP for them."""
+    if facts.scheme != "https" or max_age <= 0:
+        return response
+    hsts = ("strict-transport-security", f"max-age={max_age}")
+    return replace(response, headers=[*response.headers, hsts])
 
 
 def html_response(status: int, body: str, cookies: list[Cookie] | None = None) -> Response:

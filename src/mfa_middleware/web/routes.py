@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from typing import Any
 
 from mfa_middleware.core.effects import Effect
@@ -32,6 +33,7 @@ from mfa_middleware.web.http import (
     json_response,
     redirect,
     wants_json,
+    with_hsts,
 )
 from mfa_middleware.web.messages import message, unavailable
 from mfa_middleware.web.page import Handler, Page, PageOutcome
@@ -105,6 +107,14 @@ def handle_page(
     rt: Runtime, facts: RequestFacts, principal: Principal | None, app: AppSession
 ) -> Generator[Effect, Any, PageOutcome]:
     """Serve one request under the prefix."""
+    outcome = yield from _dispatch(rt, facts, principal, app)
+    response = with_hsts(outcome.response, facts, rt.config.hsts_max_age)
+    return replace(outcome, response=response) if response is not outcome.response else outcome
+
+
+def _dispatch(
+    rt: Runtime, facts: RequestFacts, principal: Principal | None, app: AppSession
+) -> Generator[Effect, Any, PageOutcome]:
     sub = facts.path[len(rt.prefix) :] or "/"
     method = "GET" if facts.method == "HEAD" else facts.method
     if sub == "/static/mfa.css" and method == "GET":
