@@ -37,6 +37,7 @@ class Attempt:
     attempts_left: int = 0
     replayed: bool = False
     step: int | None = None
+    locked_now: bool = False  # this very failure started a lockout
 
 
 def throttled(
@@ -66,12 +67,14 @@ def throttled(
 
     _, failed = yield from update(key, fail)
     state = ThrottleState.from_doc(failed)
+    locked = state.locked(now, params)
     return Attempt(
         False,
-        locked=state.locked(now, params),
+        locked=locked,
         retry_after=state.retry_after(now, params),
         attempts_left=state.attempts_left(params),
         replayed=step == -1,
+        locked_now=locked,  # it had a slot, so it was not locked before this failure
     )
 
 

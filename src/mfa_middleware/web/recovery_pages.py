@@ -11,38 +11,17 @@ from typing import Any
 from urllib.parse import quote
 
 from mfa_middleware.core import recovery
-from mfa_middleware.core.effects import Deliver, Effect, Key, emit, get
+from mfa_middleware.core.effects import Effect, Key, get
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_VERIFIED, Allow, Challenge
 from mfa_middleware.core.tokens import SessionClaims
-from mfa_middleware.errors import DeliveryFailed
 from mfa_middleware.web.device_pages import after_verification
 from mfa_middleware.web.http import html_response, redirect
+from mfa_middleware.web.notices import notify
 from mfa_middleware.web.page import Page, PageOutcome, posted
 from mfa_middleware.web.steps import failure_context, failure_status, record_attempt
 
 RESEND_LINK_AFTER = 300.0
-
-
-def notify(page: Page, subject: str, text: str, **values: Any) -> Generator[Effect, Any, None]:
-    """Tell the user by email that something changed on their account (when an address and an
-    email sender exist). A failure to notify never blocks the change; it is logged."""
-    address = page.view.state.user.email or page.principal.email
-    if not address or "email" not in page.rt.delivery.channels():
-        return
-    t = page.rt.translate
-    footer = t(
-        N_("If this wasn't you, contact your administrator now: someone may know your password.")
-    )
-    try:
-        yield Deliver(
-            "email",
-            address,
-            f"{page.rt.config.app_name}: {t(subject)}",
-            f"{t(text).format(**values)}\n\n{footer}\n",
-        )
-    except DeliveryFailed as exc:
-        yield from emit("notification_failed", user=page.principal.id, reason=exc.reason)
 
 
 def enrolled(page: Page, claims: SessionClaims) -> Generator[Effect, Any, PageOutcome]:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator
 from typing import Any
 
+from mfa_middleware.core.devices import name_from_user_agent
 from mfa_middleware.core.effects import Effect, emit
 from mfa_middleware.core.flows import Attempt
+from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_NOT_ENROLLED, ALLOW_VERIFIED, Enroll
 from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.device_pages import after_verification
 from mfa_middleware.web.http import redirect
+from mfa_middleware.web.notices import notify
 from mfa_middleware.web.page import Page, PageOutcome, locked_context
 
 
@@ -36,6 +40,29 @@ def record_attempt(
     if attempt.replayed:
         yield from emit("totp_replay", **fields)
     yield from emit("verify_failed", **fields, locked=attempt.locked)
+    if attempt.locked_now and step == "challenge":
+        yield from notify_failed_codes(page)
+
+
+def notify_failed_codes(page: Page) -> Generator[Effect, Any, None]:
+    """Someone got past the password and then failed the code until locked out: tell the user
+    when, from which browser and address (once per lockout, so at most a few mails)."""
+    rt, facts = page.rt, page.facts
+    rules = rt.config.rule_set
+    address = rules.client_address(facts.client, facts.header("x-forwarded-for"))
+    yield from notify(
+        page,
+        N_("wrong sign-in codes"),
+        N_(
+            "Someone signed in to your account with your password and then entered {count} wrong"
+            " codes, on {time} from {browser} (IP address {ip}). More tries are blocked for a"
+            " while. If this was you, you can ignore this message; if not, change your password."
+        ),
+        count=rt.config.max_attempts,
+        time=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(rt.clock())),
+        browser=name_from_user_agent(facts.header("user-agent")),
+        ip=address or "-",
+    )
 
 
 def signed_in(page: Page, claims: SessionClaims) -> Generator[Effect, Any, PageOutcome]:

@@ -1,0 +1,33 @@
+"""Notices to the user by email: something changed on their account, or someone who knows
+their password is failing the second step."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from mfa_middleware.core.effects import Deliver, Effect, emit
+from mfa_middleware.core.i18n import N_
+from mfa_middleware.errors import DeliveryFailed
+from mfa_middleware.web.page import Page
+
+
+def notify(page: Page, subject: str, text: str, **values: Any) -> Generator[Effect, Any, None]:
+    """Tell the user by email that something changed on their account (when an address and an
+    email sender exist). A failure to notify never blocks the change; it is logged."""
+    address = page.view.state.user.email or page.principal.email
+    if not address or "email" not in page.rt.delivery.channels():
+        return
+    t = page.rt.translate
+    footer = t(
+        N_("If this wasn't you, contact your administrator now: someone may know your password.")
+    )
+    try:
+        yield Deliver(
+            "email",
+            address,
+            f"{page.rt.config.app_name}: {t(subject)}",
+            f"{t(text).format(**values)}\n\n{footer}\n",
+        )
+    except DeliveryFailed as exc:
+        yield from emit("notification_failed", user=page.principal.id, reason=exc.reason)
