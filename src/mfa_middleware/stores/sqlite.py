@@ -133,6 +133,9 @@ class SQLiteStore(Store):
         """Drop the cache when any connection committed since we last looked."""
         watch = self._watch
         if watch is None and self._watchable:
+            # a new watch's header compares with nothing: an index SQLite rebuilt after every
+            # connection closed reads the same whatever was committed meanwhile
+            self._seen_header = None
             watch = self._watch = open_watch(self.path, self.timeout)
             self._watchable = watch is not None
         if watch is not None:
@@ -256,4 +259,5 @@ class SQLiteStore(Store):
             conn.close()
             self._local.conn = None
         if threading.get_ident() == self._owner:
-            self._watch = None  # its connection closes once no reader holds it
+            self._watch = None  # its connection closes when collected, after any reader
+            self._seen_header = None
