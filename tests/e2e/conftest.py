@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from tests.support.mail_and_sms import Mailbox, smtp_server
 
 from .helpers import SECRET_KEY, FixedClock
 
@@ -19,3 +23,10 @@ def clock() -> FixedClock:
 def _demo_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     """`create_app` computes its default key even when given one; keep it off the disk."""
     monkeypatch.setenv("MFA_SECRET", SECRET_KEY)
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on a free port, and what it received."""
+    with smtp_server() as box:
+        yield box

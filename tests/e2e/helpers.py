@@ -16,6 +16,8 @@ from examples.starlette_app.app import create_app
 from starlette.applications import Starlette
 
 from mfa_middleware import MemoryStore
+from mfa_middleware.senders.smtp import SMTPSender
+from tests.support.mail_and_sms import Mailbox
 
 SECRET_KEY = "e2e-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG"
 START = 1_700_000_000.0
@@ -252,3 +254,15 @@ async def raw_request(
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     response_headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
     return start["status"], response_headers, body
+
+
+def smtp_sender(mailbox: Mailbox) -> SMTPSender:
+    """An SMTPSender for the test mailbox (plain SMTP on loopback)."""
+    return SMTPSender(
+        mailbox.host,
+        mailbox.port,
+        from_addr="mfa@example.com",
+        tls="none",
+        allow_insecure=True,
+        timeout=2,
+    )

@@ -25,18 +25,13 @@ from tests.e2e.helpers import (
     login,
     make_app,
     relogin,
+    smtp_sender,
 )
-from tests.support.mail_and_sms import Mailbox, TwilioDouble, smtp_server, twilio_double
+from tests.support.mail_and_sms import Mailbox, TwilioDouble, twilio_double
 
 pytestmark = pytest.mark.anyio
 SID = "AC" + "1" * 32
 FROM = "+15005550006"
-
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with smtp_server() as box:
-        yield box
 
 
 @pytest.fixture
@@ -47,14 +42,7 @@ def twilio() -> Iterator[TwilioDouble]:
 
 def senders(mailbox: Mailbox, twilio: TwilioDouble, **sms: Any) -> dict[str, Any]:
     return {
-        "email_sender": SMTPSender(
-            mailbox.host,
-            mailbox.port,
-            from_addr="mfa@example.com",
-            tls="none",
-            allow_insecure=True,
-            timeout=2,
-        ),
+        "email_sender": smtp_sender(mailbox),
         "sms_sender": TwilioSMSSender(
             SID, "token", from_=FROM, api_base_url=twilio.url, timeout=1, **sms
         ),

@@ -4,12 +4,10 @@ email (when, which browser, which address), once per lockout, through a real SMT
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from mfa_middleware.senders.smtp import SMTPSender
 from tests.e2e.helpers import (
     HTML,
     FixedClock,
@@ -19,10 +17,11 @@ from tests.e2e.helpers import (
     login,
     make_app,
     relogin,
+    smtp_sender,
     submit_code,
     wrong_code,
 )
-from tests.support.mail_and_sms import Mailbox, smtp_server
+from tests.support.mail_and_sms import Mailbox
 
 pytestmark = pytest.mark.anyio
 
@@ -30,17 +29,8 @@ SUBJECT = "wrong sign-in codes"
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0"
 
 
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with smtp_server() as box:
-        yield box
-
-
 def noticing_app(clock: FixedClock, mailbox: Mailbox, **options: Any) -> Any:
-    sender = SMTPSender(
-        mailbox.host, mailbox.port, from_addr="mfa@example.com", tls="none", allow_insecure=True
-    )
-    return make_app(clock, email_sender=sender, max_attempts=3, **options)
+    return make_app(clock, email_sender=smtp_sender(mailbox), max_attempts=3, **options)
 
 
 def notices(mailbox: Mailbox) -> list[str]:

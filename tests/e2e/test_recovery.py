@@ -7,7 +7,6 @@ import html
 import json
 import logging
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -20,7 +19,6 @@ from mfa_middleware.core import recovery
 from mfa_middleware.core.effects import Key
 from mfa_middleware.core.records import UserRecord, user_key
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.senders.smtp import SMTPSender
 from tests.e2e import helpers
 from tests.e2e.helpers import (
     HTML,
@@ -35,11 +33,12 @@ from tests.e2e.helpers import (
     next_of,
     relogin,
     secret_of,
+    smtp_sender,
     submit_code,
     totp,
     wrong_code,
 )
-from tests.support.mail_and_sms import Mailbox, smtp_server
+from tests.support.mail_and_sms import Mailbox
 
 pytestmark = pytest.mark.anyio
 
@@ -57,23 +56,6 @@ SENT = "If your account has an email address, we sent it a link"
 # --- fixtures and steps ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    with smtp_server() as box:
-        yield box
-
-
-def smtp(mailbox: Mailbox) -> SMTPSender:
-    return SMTPSender(
-        mailbox.host,
-        mailbox.port,
-        from_addr="mfa@example.com",
-        tls="none",
-        allow_insecure=True,
-        timeout=2,
-    )
-
-
 def recovery_app(clock: FixedClock, store: Any = None, **options: Any) -> Any:
     options.setdefault("recovery_code_count", 10)
     return make_app(clock, store=store, **options)
@@ -81,7 +63,7 @@ def recovery_app(clock: FixedClock, store: Any = None, **options: Any) -> Any:
 
 def lost_app(clock: FixedClock, mailbox: Mailbox, store: Any = None, **options: Any) -> Any:
     options.setdefault("public_url", PUBLIC_URL)
-    options.setdefault("email_sender", smtp(mailbox))
+    options.setdefault("email_sender", smtp_sender(mailbox))
     return recovery_app(clock, store, **options)
 
 

@@ -158,10 +158,11 @@ def with_copies(first: bytes, second: bytes | None = None) -> bytes:
     return first + (first if second is None else second)
 
 
-def wal_database(path: Path) -> Path:
+def wal_database(path: Path, mode: str = "wal") -> Path:
+    """A plain sqlite3 database with one table, in journal `mode`."""
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+        assert conn.execute(f"PRAGMA journal_mode={mode}").fetchone()[0] == mode
         conn.execute("CREATE TABLE t (x)")
         conn.commit()
     finally:
@@ -242,14 +243,7 @@ def test_open_watch_is_none_for_a_uri() -> None:
 
 @needs_proc
 def test_open_watch_is_none_in_delete_journal_mode(tmp_path: Path) -> None:
-    path = tmp_path / "delete.sqlite3"
-    conn = sqlite3.connect(path)
-    try:
-        assert conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
-        conn.execute("CREATE TABLE t (x)")
-        conn.commit()
-    finally:
-        conn.close()
+    path = wal_database(tmp_path / "delete.sqlite3", "delete")
     assert open_watch(str(path), 5.0) is None
     assert open_files(path) == []  # its connection was closed at once
     # and looking did not switch the file to WAL or leave a shared-memory file behind
