@@ -102,6 +102,8 @@ class MFAConfig:
     code_ttl: Duration = "10m"
     resend_cooldown: Duration = "30s"
     max_sends_per_hour: int = 10
+    max_sends_per_destination: int = 10  # per phone number or address, per hour
+    max_sends_per_ip: int = 50  # per client IP address, per hour
     sms_regions: Sequence[str] | None = None  # allowed phone regions, e.g. ("US", "CA")
     default_region: str = "US"
     public_url: str | None = None  # e.g. "https://app.example.com", for links in emails
@@ -152,6 +154,8 @@ class MFAConfig:
                 "e.g. 'https://app.example.com' (no path, no trailing slash)",
             )
         _int_range("max_sends_per_hour", self.max_sends_per_hour, 1, 1000)
+        _int_range("max_sends_per_destination", self.max_sends_per_destination, 1, 1000)
+        _int_range("max_sends_per_ip", self.max_sends_per_ip, 1, 100_000)
         code_ttl = parse_duration("code_ttl", self.code_ttl)
         if code_ttl is not None and code_ttl > 600:
             raise ConfigError("code_ttl", "must be at most 10 minutes (NIST SP 800-63B 5.1.3.2)")

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.mail_and_sms import Mailbox, smtp_server
+from tests.support.mail_and_sms import Mailbox, TwilioDouble, smtp_server, twilio_double
 
 from .helpers import SECRET_KEY, FixedClock
 
@@ -30,3 +30,9 @@ def mailbox() -> Iterator[Mailbox]:
     """A real SMTP server (aiosmtpd) on a free port, and what it received."""
     with smtp_server() as box:
         yield box
+
+
+@pytest.fixture
+def twilio() -> Iterator[TwilioDouble]:
+    with twilio_double() as double:
+        yield double

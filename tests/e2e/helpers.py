@@ -17,7 +17,8 @@ from starlette.applications import Starlette
 
 from mfa_middleware import MemoryStore
 from mfa_middleware.senders.smtp import SMTPSender
-from tests.support.mail_and_sms import Mailbox
+from mfa_middleware.senders.twilio import TwilioSMSSender
+from tests.support.mail_and_sms import Mailbox, TwilioDouble
 
 SECRET_KEY = "e2e-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG"
 START = 1_700_000_000.0
@@ -265,4 +266,52 @@ def smtp_sender(mailbox: Mailbox) -> SMTPSender:
         tls="none",
         allow_insecure=True,
         timeout=2,
+    )
+
+
+TWILIO_SID = "AC" + "1" * 32
+TWILIO_FROM = "+15005550006"
+
+
+def senders(mailbox: Mailbox, twilio: TwilioDouble, **sms: Any) -> dict[str, Any]:
+    return {
+        "email_sender": smtp_sender(mailbox),
+        "sms_sender": TwilioSMSSender(
+            TWILIO_SID, "token", from_=TWILIO_FROM, api_base_url=twilio.url, timeout=1, **sms
+        ),
+    }
+
+
+async def enroll_email(c: httpx.AsyncClient, mailbox: Mailbox) -> None:
+    page = await c.get("/_mfa/enroll/email", headers=HTML)
+    assert "alice@example.com" in page.text
+    r = await c.post("/_mfa/enroll/email", data={"csrf": csrf_of(page.text)}, headers=HTML)
+    assert r.headers["location"] == "/_mfa/enroll/code?sent=1"
+    code_page = await c.get(r.headers["location"], headers=HTML)
+    assert "a***@example.com" in code_page.text
+    done = await c.post(
+        "/_mfa/enroll/code",
+        headers=HTML,
+        data={"csrf": csrf_of(code_page.text), "code": mailbox.last_code()},
+    )
+    assert done.status_code == 303
+
+
+async def enroll_sms(
+    c: httpx.AsyncClient, twilio: TwilioDouble, phone: str = "(415) 555-2671", region: str = "US"
+) -> httpx.Response:
+    page = await c.get("/_mfa/enroll/sms", headers=HTML)
+    r = await c.post(
+        "/_mfa/enroll/sms",
+        headers=HTML,
+        data={"csrf": csrf_of(page.text), "phone": phone, "region": region},
+    )
+    if r.status_code != 303:
+        return r
+    code_page = await c.get(r.headers["location"], headers=HTML)
+    assert "***-***-2671" in code_page.text
+    return await c.post(
+        "/_mfa/enroll/code",
+        headers=HTML,
+        data={"csrf": csrf_of(code_page.text), "code": twilio.last_code()},
     )

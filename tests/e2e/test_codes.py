@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,74 +13,25 @@ import pytest
 
 from mfa_middleware import MemoryStore
 from mfa_middleware.senders.smtp import SMTPSender
-from mfa_middleware.senders.twilio import TwilioSMSSender
 from mfa_middleware.web.code_pages import normalise_phone
 from tests.e2e.helpers import (
     HTML,
+    TWILIO_FROM,
+    TWILIO_SID,
     FixedClock,
     client,
     csrf_of,
+    enroll_email,
+    enroll_sms,
     is_verified,
     login,
     make_app,
     relogin,
-    smtp_sender,
+    senders,
 )
-from tests.support.mail_and_sms import Mailbox, TwilioDouble, twilio_double
+from tests.support.mail_and_sms import Mailbox, TwilioDouble
 
 pytestmark = pytest.mark.anyio
-SID = "AC" + "1" * 32
-FROM = "+15005550006"
-
-
-@pytest.fixture
-def twilio() -> Iterator[TwilioDouble]:
-    with twilio_double() as double:
-        yield double
-
-
-def senders(mailbox: Mailbox, twilio: TwilioDouble, **sms: Any) -> dict[str, Any]:
-    return {
-        "email_sender": smtp_sender(mailbox),
-        "sms_sender": TwilioSMSSender(
-            SID, "token", from_=FROM, api_base_url=twilio.url, timeout=1, **sms
-        ),
-    }
-
-
-async def enroll_email(c: httpx.AsyncClient, mailbox: Mailbox) -> None:
-    page = await c.get("/_mfa/enroll/email", headers=HTML)
-    assert "alice@example.com" in page.text
-    r = await c.post("/_mfa/enroll/email", data={"csrf": csrf_of(page.text)}, headers=HTML)
-    assert r.headers["location"] == "/_mfa/enroll/code?sent=1"
-    code_page = await c.get(r.headers["location"], headers=HTML)
-    assert "a***@example.com" in code_page.text
-    done = await c.post(
-        "/_mfa/enroll/code",
-        headers=HTML,
-        data={"csrf": csrf_of(code_page.text), "code": mailbox.last_code()},
-    )
-    assert done.status_code == 303
-
-
-async def enroll_sms(
-    c: httpx.AsyncClient, twilio: TwilioDouble, phone: str = "(415) 555-2671", region: str = "US"
-) -> httpx.Response:
-    page = await c.get("/_mfa/enroll/sms", headers=HTML)
-    r = await c.post(
-        "/_mfa/enroll/sms",
-        headers=HTML,
-        data={"csrf": csrf_of(page.text), "phone": phone, "region": region},
-    )
-    if r.status_code != 303:
-        return r
-    code_page = await c.get(r.headers["location"], headers=HTML)
-    assert "***-***-2671" in code_page.text
-    return await c.post(
-        "/_mfa/enroll/code",
-        headers=HTML,
-        data={"csrf": csrf_of(code_page.text), "code": twilio.last_code()},
-    )
 
 
 async def submit(c: httpx.AsyncClient, code: str) -> httpx.Response:
@@ -124,8 +74,8 @@ async def test_sms_enrollment_sends_through_the_twilio_sdk(
         assert done.status_code == 303
         sent = twilio.requests[-1]
         assert sent["To"] == "+14155552671"
-        assert sent["From"] == FROM
-        assert sent["_account"] == SID
+        assert sent["From"] == TWILIO_FROM
+        assert sent["_account"] == TWILIO_SID
         assert "is your Demo app verification code" in sent["Body"]
         await relogin(c)
         page = await c.get("/_mfa/challenge", headers=HTML)

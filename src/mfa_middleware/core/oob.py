@@ -3,9 +3,11 @@
 A code is 6 (to 8) digits from `secrets`, stored only as a keyed MAC that also binds it to the
 user, the MFA session that asked for it and its purpose (login or enrollment), so a code sent for
 one browser or one purpose is useless anywhere else. It expires after `ttl` (10 minutes), works
-once, and a resend replaces it. Sending is limited per user (a cooldown between sends and a cap
-per hour: SMS costs money); a resend never resets the failed-attempt count. Codes never appear
-in responses, URLs, logs or events.
+once, and a resend replaces it. Sending is limited (SMS costs money, and SMS pumping is an
+attack): per user a cooldown between sends and a cap per hour; per destination (a phone number
+or address, whichever users share it) and per client IP address a cap per hour. Destinations
+and addresses are kept only as keyed hashes. A resend never resets the failed-attempt count.
+Codes never appear in responses, URLs, logs or events.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ class OobParams:
     digits: int = 6
     ttl: float = 600.0
     cooldown: float = 30.0
-    hourly_cap: int = 10
+    hourly_cap: int = 10  # per user
+    destination_cap: int = 10  # per phone number or address, per hour
+    ip_cap: int = 50  # per client IP address, per hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +100,35 @@ def cooldown_left(user_id: str, now: float, params: OobParams) -> Generator[Effe
 def _reserve_send(log: SendLog, now: float, params: OobParams, first: bool) -> SendLog:
     if not first and log.last_sent and now - log.last_sent < params.cooldown:
         return log
+    return _reserve_in_hour(log, now, params.hourly_cap)
+
+
+def _reserve_in_hour(log: SendLog, now: float, cap: int) -> SendLog:
+    """One more send in this hour's window, or `log` unchanged when `cap` sends were made."""
     window_start, count = (log.window_start, log.count)
     if now - window_start >= HOUR:
         window_start, count = now, 0
-    if count >= params.hourly_cap:
+    if count >= cap:
         return log
     return SendLog(last_sent=now, window_start=window_start, count=count + 1)
+
+
+def _take_send(key: Key, now: float, cap: int) -> Generator[Effect, Any, float]:
+    """Reserve a send under a shared per-hour cap: 0.0, or the seconds until one is free."""
+
+    def reserve(doc: Doc | None) -> Doc:
+        return _reserve_in_hour(SendLog.from_doc(doc), now, cap).to_doc()
+
+    before, after = yield from update(key, reserve, ttl=HOUR)
+    if before != after:
+        return 0.0
+    return max(1.0, SendLog.from_doc(before).window_start + HOUR - now)
+
+
+def limit_key(keyring: Keyring, kind: str, value: str) -> Key:
+    """The send log of a destination (`oob_dest`) or a client address (`oob_ip`), named by a
+    keyed hash so the store holds no phone numbers, addresses or IPs for it."""
+    return Key(kind, keyring.mac(f"mfa.{kind}.v1", value)[:22], "sends")
 
 
 def send_code(
@@ -116,12 +143,14 @@ def send_code(
     session_hash: str = "",
     *,
     first: bool = False,
+    ip: str | None = None,
     translate: Translate = untranslated,
 ) -> Generator[Effect, Any, Sent]:
     """Send a new code along the first route that works (SMS, then email as a fallback).
 
     `first`: the first code of a login or an enrollment, which the resend cooldown does not
-    delay (the hourly cap still counts it)."""
+    delay (the hourly caps still count it). `ip`: the client's address, for its hourly cap. A
+    route whose destination reached its cap is skipped (the next route may still be used)."""
 
     def reserve(doc: Doc | None) -> Doc:
         return _reserve_send(SendLog.from_doc(doc), now, params, first).to_doc()
@@ -133,11 +162,31 @@ def send_code(
         if wait > 0 and not first:
             return Sent(False, wait=wait)
         return Sent(False, capped=True, wait=log.window_start + HOUR - now)
+    if ip:
+        wait = yield from _take_send(limit_key(keyring, "oob_ip", ip), now, params.ip_cap)
+        if wait:
+            yield from emit("code_send_limited", user=user_id, limit="ip", ip=ip)
+            return Sent(False, capped=True, wait=wait)
     code = new_code(params.digits)
     mac = code_mac(keyring, user_id, session_id, purpose, code)
     key = code_key(user_id, purpose)
+    capped_waits: list[float] = []
+    attempted = False
     for index, (channel, destination) in enumerate(routes):
+        dest_key = limit_key(keyring, "oob_dest", destination)
+        wait = yield from _take_send(dest_key, now, params.destination_cap)
+        if wait:
+            capped_waits.append(wait)
+            yield from emit(
+                "code_send_limited",
+                user=user_id,
+                limit="destination",
+                channel=channel,
+                to=mask(channel, destination),
+            )
+            continue
         pending = PendingCode(mac, now + params.ttl, channel, destination, now, session_hash)
+        attempted = True
         yield from put(key, pending.to_doc(), ttl=params.ttl)
         try:
             yield Deliver(
@@ -161,6 +210,8 @@ def send_code(
             fallback=index > 0,
         )
         return Sent(True, channel, destination, fallback=index > 0)
+    if not attempted and capped_waits:  # the code sent before, if any, still works
+        return Sent(False, capped=True, wait=min(capped_waits))
     yield from delete(key)
     return Sent(False, failed=True)
 

@@ -84,6 +84,8 @@ def _params(page: Page) -> oob.OobParams:
         ttl=float(config.code_ttl),  # type: ignore[arg-type]
         cooldown=float(config.resend_cooldown),  # type: ignore[arg-type]
         hourly_cap=config.max_sends_per_hour,
+        destination_cap=config.max_sends_per_destination,
+        ip_cap=config.max_sends_per_ip,
     )
 
 
@@ -91,6 +93,8 @@ def _send(
     page: Page, purpose: str, routes: list[tuple[str, str]], *, first: bool = False
 ) -> Generator[Effect, Any, oob.Sent]:
     rt = page.rt
+    facts = page.facts
+    client = rt.config.rule_set.client_address(facts.client, facts.header("x-forwarded-for"))
     return (
         yield from oob.send_code(
             page.principal.id,
@@ -103,6 +107,7 @@ def _send(
             rt.config.app_name,
             _session_hash(page),
             first=first,
+            ip=None if client is None else str(client),
             translate=rt.translate,
         )
     )
