@@ -7,6 +7,7 @@ import getpass
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ from mfa_middleware.errors import StoreError
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.stores.memory import MemoryStore
 from mfa_middleware.stores.sqlite import SQLiteStore
+
+ENROLL_CODE = re.compile(r"[0-9a-hjkmnp-tv-z]{4}(-[0-9a-hjkmnp-tv-z]{4}){3}")
 
 SCRIPT = Path(sys.executable).parent / "mfa-admin"
 
@@ -520,7 +523,10 @@ def test_reset_clears_the_user_their_devices_and_recovery_codes(url: str, db: Pa
     _enrolled_with_devices_and_codes(db)
     bob_before = doc(db, Key("user", "bob"))
     result = admin("--store", url, "--json", "reset", "alice", "--yes")
-    assert as_json(result) == {"reset": "alice"}
+    answer = as_json(result)
+    assert answer.keys() == {"reset", "enrollment_code"}  # no address known: handed over
+    assert answer["reset"] == "alice"
+    assert ENROLL_CODE.fullmatch(answer["enrollment_code"])
     record = doc(db, ALICE)
     assert record["method"] is None
     assert record["totp_secret"] is None
@@ -544,7 +550,9 @@ def test_reset_takes_json_after_the_command(url: str, db: Path) -> None:
     _enrolled_with_devices_and_codes(db)
     result = admin("--store", url, "reset", "alice", "--yes", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"reset": "alice"}
+    answer = json.loads(result.stdout)
+    assert answer["reset"] == "alice"
+    assert ENROLL_CODE.fullmatch(answer["enrollment_code"])
     assert doc(db, ALICE)["method"] is None
     assert doc(db, ALICE)["epoch"] == 3
     assert _devices(db, "alice") == []
@@ -584,6 +592,10 @@ def test_reset_asks_on_a_terminal_and_names_the_cli_actor(
     monkeypatch.setattr(sys, "stdin", FakeTerminal("y\n"))
     code, out = run_main("reset", "alice", runtime=Runtime(config))
     assert code == 0
-    assert out.endswith("reset: alice\n")
+    assert re.search(r"reset: alice\nenrollment_code: [0-9a-z]{4}(-[0-9a-z]{4}){3}\n$", out)
     assert doc(db, ALICE)["method"] is None
-    assert events == [{"event": "mfa_reset", "user": "alice", "actor": f"cli:{getpass.getuser()}"}]
+    actor = f"cli:{getpass.getuser()}"
+    assert events == [
+        {"event": "mfa_reset", "user": "alice", "actor": actor},
+        {"event": "enroll_code_issued", "user": "alice", "actor": actor},
+    ]

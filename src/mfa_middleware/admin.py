@@ -10,7 +10,7 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 from mfa_middleware.config import parse_duration
-from mfa_middleware.core import devices, ops, recovery
+from mfa_middleware.core import devices, enroll_code, ops
 from mfa_middleware.core.effects import Effect, get
 from mfa_middleware.core.records import load_hot_state, user_key
 from mfa_middleware.runtime import Runtime
@@ -67,9 +67,22 @@ class Admin:
         """Delete one device: it is no longer trusted; False when there is no such device."""
         return self._run(devices.forget(user_id, device_id, self.actor))
 
-    def reset(self, user_id: str) -> None:
-        """Forget this user's 2FA (only theirs): they enroll again at their next login."""
-        self._run(recovery.reset_user(user_id, self.actor))
+    def reset(self, user_id: str, *, email: str | None = None) -> enroll_code.AdminReset:
+        """Forget this user's 2FA (only theirs): they enroll again at their next login, first
+        entering the enrollment code returned here (unless `enroll_code_ttl` is None), which
+        is also emailed to `email` (or the address they enrolled with) when it can be."""
+        rt = self.runtime
+        flow = enroll_code.reset_by_admin(
+            user_id,
+            self.actor,
+            rt.clock(),
+            rt.keyring,
+            ttl=rt.config.enroll_code_seconds,
+            email=email,
+            app_name=rt.config.app_name,
+            translate=rt.translate,
+        )
+        return self._run(flow)
 
     def set_mode(self, mode: str) -> None:
         self._run(ops.set_mode(mode, self.runtime.defaults, self.actor))

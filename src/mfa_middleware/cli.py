@@ -26,6 +26,8 @@ from mfa_middleware.stores import store_from_url
 
 UserResolver = Callable[[str], str | None]
 """Maps a name typed by an operator to the user id the middleware uses (None: no such user)."""
+EmailLookup = Callable[[str], str | None]
+"""Maps that name to the user's address of record in the app (for the enrollment code)."""
 
 
 class CommandError(Exception):
@@ -87,9 +89,14 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
                 action="store_true",
                 help="the user has no 2FA record yet (e.g. a new service account): create one",
             )
-    reset = command("reset", help="reset a user's 2FA: they enroll again")
+    reset = command(
+        "reset",
+        help="reset a user's 2FA: they enroll again, after entering a one-time enrollment code"
+        " that is emailed to them or, when it cannot be, printed for you to hand over",
+    )
     reset.add_argument("user")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset.add_argument("--email", help="the user's address of record, for the enrollment code")
     devices = command("devices", help="list a user's devices")
     devices.add_argument("user")
     revoke = command("revoke-device", help="delete one of a user's devices")
@@ -139,7 +146,12 @@ def _confirm(question: str, assume_yes: bool, stdin: TextIO, out: TextIO) -> Non
 
 
 def run(
-    args: argparse.Namespace, admin: Admin, resolve: UserResolver, out: TextIO, stdin: TextIO
+    args: argparse.Namespace,
+    admin: Admin,
+    resolve: UserResolver,
+    out: TextIO,
+    stdin: TextIO,
+    email_of: EmailLookup | None = None,
 ) -> dict[str, Any]:
     """Carry out one command; returns what was done, for text or JSON output."""
 
@@ -178,8 +190,14 @@ def run(
     if command == "reset":
         uid = user_id()
         _confirm(f"Reset two-step verification of {args.user}?", args.yes, stdin, out)
-        admin.reset(uid)
-        return {"reset": uid}
+        email = args.email or (email_of(args.user) if email_of is not None else None)
+        done = admin.reset(uid, email=email)
+        result: dict[str, Any] = {"reset": uid}
+        if done.emailed_to is not None:
+            result["enrollment_code_emailed_to"] = done.emailed_to
+        elif done.code is not None:  # nobody else has it: the operator hands it over
+            result["enrollment_code"] = done.code
+        return result
     if command == "devices":
         uid = user_id()
         return {"user": uid, "devices": admin.devices(uid)}
@@ -220,6 +238,7 @@ def main(
     *,
     runtime: Runtime | None = None,
     resolve: UserResolver | None = None,
+    email_of: EmailLookup | None = None,
     prog: str = "mfa-admin",
     out: TextIO | None = None,
 ) -> int:
@@ -235,7 +254,7 @@ def main(
         admin = Admin(runtime, actor=f"cli:{getpass.getuser()}")
         if resolve is None:
             resolve = lambda name: name if admin.known(name) else None  # noqa: E731
-        result = run(args, admin, resolve, out, sys.stdin)
+        result = run(args, admin, resolve, out, sys.stdin, email_of)
     except CommandError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -108,6 +108,7 @@ class MFAConfig:
     default_region: str = "US"
     public_url: str | None = None  # e.g. "https://app.example.com", for links in emails
     reset_link_ttl: Duration = "1h"
+    enroll_code_ttl: Duration | None = "72h"  # after an admin's reset; None: no code needed
     is_admin: Callable[[Principal], bool] | None = None
     recovery_code_count: int = 10  # 0: no recovery codes
     brand_color: str | None = None  # e.g. "#0f766e": buttons, links and focus rings
@@ -147,6 +148,8 @@ class MFAConfig:
         object.__setattr__(
             self, "reset_link_ttl", parse_duration("reset_link_ttl", self.reset_link_ttl)
         )
+        enroll_code_ttl = parse_duration("enroll_code_ttl", self.enroll_code_ttl, allow_none=True)
+        object.__setattr__(self, "enroll_code_ttl", enroll_code_ttl)
         if self.public_url is not None and not re.fullmatch(r"https?://[^/\s]+", self.public_url):
             raise ConfigError(
                 "public_url",
@@ -219,6 +222,11 @@ class MFAConfig:
     @property
     def reset_link_seconds(self) -> float:
         return float(self.reset_link_ttl)  # type: ignore[arg-type]
+
+    @property
+    def enroll_code_seconds(self) -> float | None:
+        """How long an admin reset's enrollment code works; None when none is issued."""
+        return None if not self.enroll_code_ttl else float(self.enroll_code_ttl)  # type: ignore[arg-type]
 
     @property
     def trust_seconds(self) -> float:

@@ -223,3 +223,38 @@ def test_manage_py_mfa_runs_as_a_subprocess() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert '"mode": "optional"' in result.stdout
+
+
+def test_manage_py_mfa_reset_emails_the_enrollment_code_to_the_django_address(
+    mfa_store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The enrollment code goes to `User.email` (the demo prints its mail to the terminal);
+    the password alone then only reaches the unlock page, the emailed code gets further."""
+    import io
+    import json
+
+    alice = Client()
+    login(alice, "alice")
+    enroll(alice)
+    capsys.readouterr()
+    out = io.StringIO()
+    call_command("mfa", "--", "reset", "alice", "--yes", "--json", stdout=out)
+    answer = json.loads(out.getvalue())
+    assert answer == {"reset": answer["reset"], "enrollment_code_emailed_to": "a***@example.com"}
+    mail = capsys.readouterr().out
+    assert "alice@example.com" in mail
+    code = re.search(r"\b([0-9a-z]{4}(?:-[0-9a-z]{4}){3})\b", mail)
+    assert code is not None
+    again = Client()
+    login(again, "alice")
+    blocked = again.get("/_mfa/enroll/totp")
+    assert blocked.status_code == 303
+    assert blocked["Location"].startswith("/_mfa/enroll/unlock")
+    page = again.get("/_mfa/enroll/unlock")
+    unlocked = post_form(
+        again,
+        "/_mfa/enroll/unlock",
+        {"csrf": form_value(page.content.decode(), "csrf"), "code": code.group(1)},
+    )
+    assert unlocked.status_code == 303
+    assert again.get("/_mfa/enroll/totp").status_code == 200

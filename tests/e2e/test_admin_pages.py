@@ -291,7 +291,8 @@ async def test_admin_resets_bob_who_must_enroll_again(clock: FixedClock) -> None
         alice_before = store.get(user_key("alice"))
         alice_devices = store.scan("device", "alice")
         r = await act(alice, action="reset", user="bob")
-        assert r.headers["location"] == "/_mfa/admin?user=bob&done=reset"
+        assert r.status_code == 200  # shown, not redirected: the enrollment code is on it
+        assert "Enrollment code for bob:" in html.unescape(r.text)
         await expect_logged_out(bob)
         await login(bob, "bob")
         r = await bob.get("/account", headers=HTML)
@@ -382,7 +383,8 @@ async def test_ops_reset_of_alice_leaves_bob_untouched(clock: FixedClock) -> Non
         assert bob_devices
         ops(store, clock, events).reset("alice")
         assert [(e["event"], e["user"], e["actor"]) for e in events] == [
-            ("mfa_reset", "alice", "test:ops")
+            ("mfa_reset", "alice", "test:ops"),
+            ("enroll_code_issued", "alice", "test:ops"),
         ]
         # alice: logged out, no factor, no devices, no codes; she enrolls again
         await expect_logged_out(alice)

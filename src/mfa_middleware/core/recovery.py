@@ -140,6 +140,7 @@ def reset_user(user_id: str, actor: str) -> Generator[Effect, Any, UserRecord]:
         Key("oob", user_id, "enroll"),
         Key("pending_oob", user_id),
         Key("reset_link", user_id),
+        Key("enroll_code", user_id),  # core.enroll_code: a new one follows an admin's reset
     ):
         yield from delete(key)
     for name, _doc in (yield from scan(DEVICE_KIND, user_id)):

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mfa_middleware.config import parse_duration
-from mfa_middleware.core import devices, ops, recovery
+from mfa_middleware.core import devices, enroll_code, ops, recovery
 from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_VERIFIED, effective
@@ -66,15 +66,22 @@ def _actor(page: Page) -> str:
 def admin_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if (refused := _refusal(page)) is not None:
         return refused
-    rt = page.rt
     target = (page.facts.query_param("user") or "").strip()[:MAX_USER_ID]
+    return (yield from _admin_page(page, target, page.facts.query_param("done") or ""))
+
+
+def _admin_page(
+    page: Page, target: str, done: str, **extra: Any
+) -> Generator[Effect, Any, PageOutcome]:
+    rt = page.rt
     eff = page.view.eff
     context: dict[str, Any] = {
         "mode": eff.mode,
         "modes": MODES,
         "lifetime_days": round(eff.session_lifetime / 86400, 2),
         "target": target,
-        "done": page.facts.query_param("done") or "",
+        "done": done,
+        **extra,
     }
     if target:
         status = yield from ops.user_status(target, rt.clock(), rt.limits)
@@ -103,10 +110,26 @@ def admin_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     target = page.form.get("user", "").strip()[:MAX_USER_ID]
     actor = _actor(page)
     back = page.rt.url("admin")
-    if action in ("reset", "logout", "exempt", "unexempt") and target:
-        if action == "reset":
-            yield from recovery.reset_user(target, actor)
-        elif action == "logout":
+    if action == "reset" and target:
+        # answered here, not redirected: the enrollment code is shown once and goes in no URL
+        rt = page.rt
+        reset = yield from enroll_code.reset_by_admin(
+            target,
+            actor,
+            rt.clock(),
+            rt.keyring,
+            ttl=rt.config.enroll_code_seconds,
+            app_name=rt.config.app_name,
+            translate=rt.translate,
+        )
+        shown = reset.code if reset.emailed_to is None else None
+        return (
+            yield from _admin_page(
+                page, target, "reset", enroll_code=shown, emailed_to=reset.emailed_to
+            )
+        )
+    if action in ("logout", "exempt", "unexempt") and target:
+        if action == "logout":
             yield from ops.force_logout(target, actor)
         else:
             yield from ops.set_exempt(target, action == "exempt", actor)

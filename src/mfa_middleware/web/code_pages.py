@@ -73,10 +73,6 @@ def _pending_key(user_id: str) -> Key:
     return Key("pending_oob", user_id)
 
 
-def _session_hash(page: Page) -> str:
-    return page.rt.keyring.mac("mfa.session-hash.v1", page.view.claims.session_id)[:22]
-
-
 def _params(page: Page) -> oob.OobParams:
     config = page.rt.config
     return oob.OobParams(
@@ -105,7 +101,7 @@ def _send(
             rt.keyring,
             _params(page),
             rt.config.app_name,
-            _session_hash(page),
+            page.session_hash,
             first=first,
             ip=None if client is None else str(client),
             translate=rt.translate,
@@ -149,7 +145,7 @@ def login_code_context(page: Page, *, send: bool) -> Generator[Effect, Any, dict
     mine = (
         pending is not None
         and pending.expires_at > rt.clock()
-        and (pending.session_hash == _session_hash(page))
+        and (pending.session_hash == page.session_hash)
     )
     sent: oob.Sent | None = None
     if send and not mine:
@@ -219,7 +215,8 @@ def _phone_page(
 
 
 def enroll_sms_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if (elsewhere := not_enrollable(page)) is not None:
+    elsewhere = yield from not_enrollable(page)
+    if elsewhere is not None:
         return elsewhere
     if "sms" not in page.rt.delivery.channels():
         return page.go(page.rt.url("enroll"))
@@ -248,7 +245,8 @@ def normalise_phone(raw: str, region: str, allowed: tuple[str, ...] | None) -> s
 def enroll_sms_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if (refused := posted(page)) is not None:
         return refused
-    if (elsewhere := not_enrollable(page)) is not None:
+    elsewhere = yield from not_enrollable(page)
+    if elsewhere is not None:
         return elsewhere
     if "sms" not in page.rt.delivery.channels():
         return page.go(page.rt.url("enroll"))
@@ -262,7 +260,8 @@ def enroll_sms_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
 
 
 def enroll_email_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if (elsewhere := not_enrollable(page)) is not None:
+    elsewhere = yield from not_enrollable(page)
+    if elsewhere is not None:
         return elsewhere
     if "email" not in page.rt.delivery.channels():
         return page.go(page.rt.url("enroll"))
@@ -275,7 +274,8 @@ def enroll_email_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
 def enroll_email_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if (refused := posted(page)) is not None:
         return refused
-    if (elsewhere := not_enrollable(page)) is not None:
+    elsewhere = yield from not_enrollable(page)
+    if elsewhere is not None:
         return elsewhere
     if "email" not in page.rt.delivery.channels():
         return page.go(page.rt.url("enroll"))
@@ -294,7 +294,7 @@ def enroll_email_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
 def _start_enrollment(
     page: Page, channel: str, destination: str
 ) -> Generator[Effect, Any, PageOutcome]:
-    pending = PendingEnrollment(channel, destination, _session_hash(page))
+    pending = PendingEnrollment(channel, destination, page.session_hash)
     yield from put(_pending_key(page.principal.id), pending.to_doc(), ttl=PENDING_TTL)
     sent = yield from _send(page, "enroll", [(channel, destination)], first=True)
     sent_flag = "1" if sent.ok else "0"
@@ -304,7 +304,7 @@ def _start_enrollment(
 def _my_pending_enrollment(page: Page) -> Generator[Effect, Any, PendingEnrollment | None]:
     doc = yield from get(_pending_key(page.principal.id))
     pending = PendingEnrollment.from_doc(doc)
-    return pending if doc and pending.session_hash == _session_hash(page) else None
+    return pending if doc and pending.session_hash == page.session_hash else None
 
 
 def _code_page(
@@ -322,7 +322,8 @@ def _code_page(
 
 
 def enroll_code_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if (elsewhere := not_enrollable(page)) is not None:
+    elsewhere = yield from not_enrollable(page)
+    if elsewhere is not None:
         return elsewhere
     pending = yield from _my_pending_enrollment(page)
     if pending is None:
@@ -334,7 +335,8 @@ def enroll_code_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
 def enroll_code_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if (refused := posted(page)) is not None:
         return refused
-    if (elsewhere := not_enrollable(page)) is not None:
+    elsewhere = yield from not_enrollable(page)
+    if elsewhere is not None:
         return elsewhere
     pending = yield from _my_pending_enrollment(page)
     if pending is None:

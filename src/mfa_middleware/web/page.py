@@ -59,6 +59,11 @@ class Page:
         return csrf_token(self.rt.keyring, self.view.claims.session_id)
 
     @property
+    def session_hash(self) -> str:
+        """A keyed hash of this MFA session's id: what the store keeps to name it."""
+        return self.rt.keyring.mac("mfa.session-hash.v1", self.view.claims.session_id)[:22]
+
+    @property
     def reauth(self) -> bool:
         """A verified user confirming it is them before a sensitive change (step-up)."""
         return "1" in (self.form.get("reauth"), self.facts.query_param("reauth"))

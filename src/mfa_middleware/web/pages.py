@@ -96,9 +96,9 @@ def challenge_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
 
 
 def enroll_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if (elsewhere := not_enrollable(page)) is not None:
+    elsewhere = yield from not_enrollable(page)
+    if elsewhere is not None:
         return elsewhere
-    yield from ()
     methods = [("totp", page.rt.url("enroll/totp"))]
     methods += [(c, page.rt.url(f"enroll/{c}")) for c in page.rt.delivery.channels()]
     return page.render("enroll_choose.html", methods=methods)
@@ -119,7 +119,8 @@ def _totp_page(
 
 
 def enroll_totp_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if (elsewhere := not_enrollable(page)) is not None:
+    elsewhere = yield from not_enrollable(page)
+    if elsewhere is not None:
         return elsewhere
     return (yield from _totp_page(page))
 
@@ -127,7 +128,8 @@ def enroll_totp_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
 def enroll_totp_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if (refused := posted(page)) is not None:
         return refused
-    if (elsewhere := not_enrollable(page)) is not None:
+    elsewhere = yield from not_enrollable(page)
+    if elsewhere is not None:
         return elsewhere
     rt = page.rt
     result = yield from confirm_totp(

@@ -10,13 +10,13 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
-from mfa_middleware.core import recovery
+from mfa_middleware.core import enroll_code, recovery
 from mfa_middleware.core.effects import Effect, Key, get
 from mfa_middleware.core.i18n import N_
-from mfa_middleware.core.policy import ALLOW_VERIFIED, Allow, Challenge
+from mfa_middleware.core.policy import ALLOW_NOT_ENROLLED, ALLOW_VERIFIED, Allow, Challenge, Enroll
 from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.device_pages import after_verification
-from mfa_middleware.web.http import html_response, redirect
+from mfa_middleware.web.http import html_response, redirect, with_next
 from mfa_middleware.web.notices import notify
 from mfa_middleware.web.page import Page, PageOutcome, posted
 from mfa_middleware.web.steps import failure_context, failure_status, record_attempt
@@ -27,6 +27,7 @@ RESEND_LINK_AFTER = 300.0
 def enrolled(page: Page, claims: SessionClaims) -> Generator[Effect, Any, PageOutcome]:
     """After a first enrollment: show the recovery codes once, then carry on. Later
     enrollments (a change of method) keep the existing codes and go straight on."""
+    yield from enroll_code.finish(page.principal.id)
     cookie = page.rt.session_cookie(claims, page.view.eff)
     marker = claims.session_id if page.app.writable else None
     target = yield from after_verification(page)
@@ -91,6 +92,50 @@ def recovery_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     cookie = rt.session_cookie(claims, page.view.eff)
     marker = claims.session_id if page.app.writable else None
     return PageOutcome(redirect(page.next, [cookie]), marker)  # no trust prompt after recovery
+
+
+def _unlock_page(page: Page, status: int = 200, **context: Any) -> PageOutcome:
+    return page.render("enroll_unlock.html", status, **context)
+
+
+def _unlock_state(page: Page) -> Generator[Effect, Any, PageOutcome | enroll_code.EnrollCode]:
+    """The pending enrollment code, or where to go when none is asked of this session."""
+    if not (isinstance(page.view.decision, Enroll) or page.view.decision == ALLOW_NOT_ENROLLED):
+        return page.where_to()
+    code = yield from enroll_code.blocking(page.principal.id, page.session_hash)
+    if code is None:
+        return page.go(with_next(page.rt.url("enroll"), page.next))
+    return code
+
+
+def unlock_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    state = yield from _unlock_state(page)
+    if isinstance(state, PageOutcome):
+        return state
+    return _unlock_page(page, expired=state.expires_at <= page.rt.clock())
+
+
+def unlock_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
+    if (refused := posted(page)) is not None:
+        return refused
+    state = yield from _unlock_state(page)
+    if isinstance(state, PageOutcome):
+        return state
+    rt = page.rt
+    if state.expires_at <= rt.clock():
+        return _unlock_page(page, 400, expired=True)
+    attempt = yield from enroll_code.unlock(
+        page.principal.id,
+        page.form.get("code", ""),
+        page.session_hash,
+        rt.clock(),
+        rt.keyring,
+        rt.limits,
+    )
+    yield from record_attempt(page, attempt, "enroll_code", "enroll")
+    if not attempt.ok:
+        return _unlock_page(page, failure_status(attempt), **failure_context(attempt))
+    return page.go(with_next(rt.url("enroll"), page.next))
 
 
 def regenerate_post(page: Page) -> Generator[Effect, Any, PageOutcome]:

@@ -57,6 +57,8 @@ from mfa_middleware.web.recovery_pages import (
     recovery_get,
     recovery_post,
     regenerate_post,
+    unlock_get,
+    unlock_post,
 )
 
 ROUTES: dict[tuple[str, str], Handler] = {
@@ -80,6 +82,8 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/devices"): devices_post,
     ("GET", "/recovery"): recovery_get,
     ("POST", "/recovery"): recovery_post,
+    ("GET", "/enroll/unlock"): unlock_get,
+    ("POST", "/enroll/unlock"): unlock_post,
     ("POST", "/recovery/regenerate"): regenerate_post,
     ("GET", "/lost"): lost_get,
     ("POST", "/lost"): lost_post,

@@ -6,6 +6,7 @@ import time
 from collections.abc import Generator
 from typing import Any
 
+from mfa_middleware.core import enroll_code
 from mfa_middleware.core.devices import name_from_user_agent
 from mfa_middleware.core.effects import Effect, emit
 from mfa_middleware.core.flows import Attempt
@@ -13,7 +14,7 @@ from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_NOT_ENROLLED, ALLOW_VERIFIED, Enroll
 from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.device_pages import after_verification
-from mfa_middleware.web.http import redirect
+from mfa_middleware.web.http import redirect, with_next
 from mfa_middleware.web.notices import notify
 from mfa_middleware.web.page import Page, PageOutcome, locked_context
 
@@ -74,12 +75,16 @@ def signed_in(page: Page, claims: SessionClaims) -> Generator[Effect, Any, PageO
     return PageOutcome(redirect(target, [cookie]), marker)
 
 
-def not_enrollable(page: Page) -> PageOutcome | None:
+def not_enrollable(page: Page) -> Generator[Effect, Any, PageOutcome | None]:
     """None when this user may (re-)enroll now; else where to go instead. Replacing a factor
-    needs a recent verification (step-up), so a stolen session cannot swap the factor."""
+    needs a recent verification (step-up), so a stolen session cannot swap the factor; the
+    first enrollment after an administrator's reset needs the enrollment code first."""
     decision = page.view.decision
     if isinstance(decision, Enroll) or decision == ALLOW_NOT_ENROLLED:
-        return None
+        code = yield from enroll_code.blocking(page.principal.id, page.session_hash)
+        if code is None:
+            return None
+        return page.go(with_next(page.rt.url("enroll/unlock"), page.next))
     if decision == ALLOW_VERIFIED:
         if page.recently_verified:
             return None

@@ -13,11 +13,23 @@ from mfa_middleware.cli import main
 from mfa_middleware.django.settings import runtime
 
 
+def _user(username: str) -> Any:
+    model = get_user_model()
+    return model._default_manager.filter(**{str(model.USERNAME_FIELD): username}).first()
+
+
 def user_id_for(username: str) -> str | None:
     """The id the middleware uses for a Django user (the primary key), or None."""
-    model = get_user_model()
-    user = model._default_manager.filter(**{str(model.USERNAME_FIELD): username}).first()
+    user = _user(username)
     return None if user is None else str(user.pk)
+
+
+def email_for(username: str) -> str | None:
+    """The Django user's email address (where a reset's enrollment code goes), or None."""
+    user = _user(username)
+    if user is None:
+        return None
+    return getattr(user, str(user.get_email_field_name()), None) or None
 
 
 class Command(BaseCommand):
@@ -37,7 +49,14 @@ class Command(BaseCommand):
             raise CommandError(f"mfa {' '.join(args)} failed (exit {code})")
 
     def _run(self, argv: list[str], prog: str) -> int:
-        return main(argv, runtime=runtime(), resolve=user_id_for, prog=prog, out=self.stdout)  # type: ignore[arg-type]
+        return main(
+            argv,
+            runtime=runtime(),
+            resolve=user_id_for,
+            email_of=email_for,
+            prog=prog,
+            out=self.stdout,  # type: ignore[arg-type]
+        )
 
 
 __all__ = ["Command"]

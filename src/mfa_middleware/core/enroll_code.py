@@ -1,0 +1,167 @@
+"""The one-time enrollment code an administrator's reset leaves behind.
+
+After an administrator resets a user's two-step verification, the password alone must not be
+enough to enroll again, or whoever knows it could enroll their own authenticator first (NIST SP
+800-63B rev 4 §4.1.2.1; RST-09). The reset issues a code that is emailed to the address of
+record when there is one and shown to the administrator to hand over otherwise. Until the
+user's next enrollment, the enrollment pages ask for it first:
+
+- only a keyed hash is stored; the code expires (`enroll_code_ttl`), the requirement does not;
+- a correct code unlocks enrollment for the MFA session that entered it, no other;
+- every guess counts toward the user's lockout, like any other code;
+- enrolling (by any method) or a later reset by the user ends it.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Generator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from mfa_middleware.core.effects import (
+    Deliver,
+    Doc,
+    Effect,
+    Key,
+    delete,
+    emit,
+    get,
+    put,
+    update,
+)
+from mfa_middleware.core.flows import Attempt, throttled
+from mfa_middleware.core.i18n import N_, Translate, untranslated
+from mfa_middleware.core.keys import Keyring
+from mfa_middleware.core.records import Record
+from mfa_middleware.core.recovery import ALPHABET, CODE_LENGTH, new_code, normalise, reset_user
+from mfa_middleware.core.throttle import ThrottleParams
+from mfa_middleware.errors import DeliveryFailed
+
+
+def enroll_code_key(user_id: str) -> Key:
+    return Key("enroll_code", user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollCode(Record):
+    digest: str = ""
+    expires_at: float = 0.0
+    unlocked_for: str = ""  # the keyed hash of the MFA session that entered the code
+
+
+def _digest(keyring: Keyring, user_id: str, code: str) -> str:
+    return keyring.mac("mfa.enroll-code.v1", f"{user_id}:{normalise(code)}")
+
+
+def issue(
+    user_id: str, now: float, ttl: float, keyring: Keyring, actor: str
+) -> Generator[Effect, Any, str]:
+    """A new code for this user, replacing any earlier one; the plain code is returned once.
+    Stored without a TTL: an expired code must still block enrollment, not lift the need."""
+    code = new_code()
+    record = EnrollCode(_digest(keyring, user_id, code), now + ttl)
+    yield from put(enroll_code_key(user_id), record.to_doc())
+    yield from emit("enroll_code_issued", user=user_id, actor=actor)
+    return code
+
+
+def pending(user_id: str) -> Generator[Effect, Any, EnrollCode | None]:
+    """The code this user must enter before enrolling, if any."""
+    doc = yield from get(enroll_code_key(user_id))
+    return None if doc is None else EnrollCode.from_doc(doc)
+
+
+def blocking(user_id: str, session_hash: str) -> Generator[Effect, Any, EnrollCode | None]:
+    """The code this MFA session must still enter before enrolling; None once it did (or
+    when none is asked)."""
+    code = yield from pending(user_id)
+    return None if code is None or code.unlocked_for == session_hash else code
+
+
+def unlock(
+    user_id: str,
+    code: str,
+    session_hash: str,
+    now: float,
+    keyring: Keyring,
+    limits: ThrottleParams,
+) -> Generator[Effect, Any, Attempt]:
+    """Check a typed enrollment code; a correct, unexpired one unlocks this MFA session."""
+
+    def check() -> Generator[Effect, Any, int | None]:
+        cleaned = normalise(code)
+        if len(cleaned) != CODE_LENGTH or any(ch not in ALPHABET for ch in cleaned):
+            return None
+        stored = yield from pending(user_id)
+        if stored is None or stored.expires_at <= now:
+            return None
+        if not hmac.compare_digest(_digest(keyring, user_id, cleaned), stored.digest):
+            return None
+
+        def mark(doc: Doc | None) -> Doc | None:
+            if doc is None or doc.get("digest") != stored.digest:
+                return doc  # replaced or ended meanwhile
+            return replace(EnrollCode.from_doc(doc), unlocked_for=session_hash).to_doc()
+
+        _, after = yield from update(enroll_code_key(user_id), mark)
+        return 0 if after is not None and after.get("unlocked_for") == session_hash else None
+
+    attempt = yield from throttled(user_id, now, limits, check)
+    if attempt.ok:
+        yield from emit("enroll_code_used", user=user_id)
+    return attempt
+
+
+def finish(user_id: str) -> Generator[Effect, Any, None]:
+    """The user enrolled: no code is needed any more."""
+    yield from delete(enroll_code_key(user_id))
+
+
+@dataclass(frozen=True, slots=True)
+class AdminReset:
+    """What an administrator's reset left: the code to hand over (None when codes are off),
+    and the address it was emailed to, masked (None when it was not emailed)."""
+
+    code: str | None
+    emailed_to: str | None = None
+
+
+def reset_by_admin(
+    user_id: str,
+    actor: str,
+    now: float,
+    keyring: Keyring,
+    *,
+    ttl: float | None,
+    email: str | None = None,
+    app_name: str = "",
+    translate: Translate = untranslated,
+) -> Generator[Effect, Any, AdminReset]:
+    """Reset the user's 2FA and, with a `ttl`, issue their enrollment code and email it to
+    `email` (the app's address of record), else to the address they enrolled with, if any.
+    A failed or impossible email is not an error: the administrator still holds the code."""
+    record = yield from reset_user(user_id, actor)
+    if ttl is None:
+        return AdminReset(None)
+    code = yield from issue(user_id, now, ttl, keyring, actor)
+    email = email or record.email
+    if not email:
+        return AdminReset(code)
+    values = {"app": app_name, "code": code, "hours": max(1, round(ttl / 3600))}
+    subject = translate(N_("{app}: set up two-step verification again")).format(**values)
+    text = translate(
+        N_(
+            "An administrator reset two-step verification on your {app} account. To set it up"
+            " again, sign in and enter this enrollment code when asked:\n\n{code}\n\nIt works"
+            " once and expires in {hours} hours. If you did not ask for this, contact your"
+            " administrator."
+        )
+    ).format(**values)
+    try:
+        yield Deliver("email", email, subject, text + "\n")
+    except DeliveryFailed as exc:
+        yield from emit("notification_failed", user=user_id, reason=exc.reason)
+        return AdminReset(code)
+    local, _, domain = email.partition("@")
+    return AdminReset(code, f"{local[:1]}***@{domain}")
