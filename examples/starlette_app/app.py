@@ -196,6 +196,9 @@ def create_app(**mfa_options: Any) -> Starlette:
     options["email_sender"] = demo_email_sender()
     options["public_url"] = os.environ.get("MFA_DEMO_PUBLIC_URL", "http://127.0.0.1:8000")
     options.update(mfa_options)
+    # The demo shows every method, codes by email included (bob uses them); they are off by
+    # default because NIST SP 800-63B does not accept email as a second factor.
+    options.setdefault("email_codes", options["email_sender"] is not None)
     if "secret_keys" not in options:
         options["secret_keys"] = [demo_secret()]
     if options["store"] is None:

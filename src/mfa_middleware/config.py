@@ -21,6 +21,7 @@ from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.records import MODES
 from mfa_middleware.core.rules import Rule, RuleSet
 from mfa_middleware.errors import ConfigError
+from mfa_middleware.events import logger
 from mfa_middleware.senders.base import Sender
 from mfa_middleware.stores.base import Store
 from mfa_middleware.web.http import RequestFacts
@@ -98,6 +99,8 @@ class MFAConfig:
     on_store_error: str = "closed"
     sms_sender: Sender | None = None
     email_sender: Sender | None = None
+    email_codes: bool = False  # offer codes by email as a second factor (not NIST-conformant)
+    assurance: str | None = None  # "AAL2": refuse what NIST SP 800-63B does not allow there
     code_digits: int = 6
     code_ttl: Duration = "10m"
     resend_cooldown: Duration = "30s"
@@ -156,6 +159,7 @@ class MFAConfig:
                 f"{self.public_url!r} is not an origin",
                 "e.g. 'https://app.example.com' (no path, no trailing slash)",
             )
+        self._check_email_codes()
         _int_range("max_sends_per_hour", self.max_sends_per_hour, 1, 1000)
         _int_range("max_sends_per_destination", self.max_sends_per_destination, 1, 1000)
         _int_range("max_sends_per_ip", self.max_sends_per_ip, 1, 100_000)
@@ -215,6 +219,27 @@ class MFAConfig:
             if key.strip().lower() in WEAK_SECRETS or len(set(key)) < 8:
                 raise ConfigError("secret_keys", "a key is a well-known or low-entropy value")
 
+    def _check_email_codes(self) -> None:
+        """Email is not an out-of-band authenticator under NIST SP 800-63B (rev 3 §5.1.3.1,
+        rev 4 §3.1.3.1): codes by email are off unless asked for, never allowed at AAL2, and
+        a warning says so when they are on. An email sender alone still sends notices."""
+        if self.assurance not in (None, "AAL2"):
+            raise ConfigError("assurance", f"{self.assurance!r} is not known", "None or 'AAL2'")
+        if not self.email_codes:
+            return
+        if self.assurance == "AAL2":
+            raise ConfigError(
+                "email_codes",
+                "email is not an authenticator at AAL2 (NIST SP 800-63B)",
+                "keep email_codes=False, or drop assurance='AAL2'",
+            )
+        if self.email_sender is None:
+            raise ConfigError("email_codes", "needs an email_sender to send the codes")
+        logger.warning(
+            "email_codes is on: codes by email do not conform to NIST SP 800-63B and do not"
+            " count toward AAL2"
+        )
+
     @property
     def lifetime_seconds(self) -> float:
         return float(self.session_lifetime)  # type: ignore[arg-type]
@@ -256,9 +281,11 @@ class MFAConfig:
 
     @classmethod
     def aal2(cls, **options: Any) -> MFAConfig:
-        """A preset that meets NIST SP 800-63B AAL2 reauthentication: 12 h absolute, 30 min idle."""
+        """A preset that meets NIST SP 800-63B AAL2 reauthentication (12 h absolute, 30 min
+        idle) and refuses what AAL2 does not allow (codes by email)."""
         options.setdefault("session_lifetime", "12h")
         options.setdefault("idle_timeout", "30m")
+        options.setdefault("assurance", "AAL2")
         return cls(**options)
 
     @classmethod

@@ -43,6 +43,10 @@ class Runtime:
         )
         self.verified_memo: dict[tuple[str, str | None, str], tuple[int, float]] = {}
         self.delivery = Delivery(sms=config.sms_sender, email=config.email_sender)
+        # channels offered as a second factor (an email sender alone only sends notices)
+        self.code_channels = [c for c in self.delivery.channels() if c != "email"]
+        if config.email_codes:
+            self.code_channels.append("email")
         self.trust_seconds = config.trust_seconds
         self.devices = DeviceCodec(self.keyring, max(self.trust_seconds, config.lifetime_seconds))
         self.device_cookie_name = config.device_cookie

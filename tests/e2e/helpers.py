@@ -275,6 +275,7 @@ TWILIO_FROM = "+15005550006"
 
 def senders(mailbox: Mailbox, twilio: TwilioDouble, **sms: Any) -> dict[str, Any]:
     return {
+        "email_codes": True,
         "email_sender": smtp_sender(mailbox),
         "sms_sender": TwilioSMSSender(
             TWILIO_SID, "token", from_=TWILIO_FROM, api_base_url=twilio.url, timeout=1, **sms

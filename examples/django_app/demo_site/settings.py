@@ -114,4 +114,5 @@ MFA_MIDDLEWARE = {
     "cookie_secure": False,
     "public_url": os.environ.get("MFA_DEMO_PUBLIC_URL", "http://127.0.0.1:8001"),
     "email_sender": demo_email_sender(),
+    "email_codes": True,  # every method on show; off by default (not NIST-conformant)
 }

@@ -127,11 +127,14 @@ def _sent_context(
 
 
 def login_routes(page: Page) -> list[tuple[str, str]]:
-    """Where a login code goes: the enrolled phone, then the user's address if the SMS fails."""
+    """Where a login code goes: the enrolled phone, then (with `email_codes`) the user's
+    address if the SMS fails. A user who enrolled by email keeps receiving codes there even
+    if `email_codes` was turned off since, or they could not sign in."""
     user = page.view.state.user
     email = user.email or page.principal.email
     if user.method == "sms" and user.phone:
-        return [("sms", user.phone)] + ([("email", email)] if email else [])
+        fallback = [("email", email)] if email and "email" in page.rt.code_channels else []
+        return [("sms", user.phone), *fallback]
     if user.method == "email" and user.email:
         return [("email", user.email)]
     return []
@@ -218,7 +221,7 @@ def enroll_sms_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     elsewhere = yield from not_enrollable(page)
     if elsewhere is not None:
         return elsewhere
-    if "sms" not in page.rt.delivery.channels():
+    if "sms" not in page.rt.code_channels:
         return page.go(page.rt.url("enroll"))
     yield from ()
     return _phone_page(page)
@@ -248,7 +251,7 @@ def enroll_sms_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     elsewhere = yield from not_enrollable(page)
     if elsewhere is not None:
         return elsewhere
-    if "sms" not in page.rt.delivery.channels():
+    if "sms" not in page.rt.code_channels:
         return page.go(page.rt.url("enroll"))
     raw, region = page.form.get("phone", "").strip(), page.form.get("region", "")
     allowed = tuple(page.rt.config.sms_regions) if page.rt.config.sms_regions else None
@@ -263,9 +266,8 @@ def enroll_email_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     elsewhere = yield from not_enrollable(page)
     if elsewhere is not None:
         return elsewhere
-    if "email" not in page.rt.delivery.channels():
+    if "email" not in page.rt.code_channels:
         return page.go(page.rt.url("enroll"))
-    yield from ()
     return page.render(
         "enroll_email.html", email=page.principal.email or "", fixed=bool(page.principal.email)
     )
@@ -277,7 +279,7 @@ def enroll_email_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     elsewhere = yield from not_enrollable(page)
     if elsewhere is not None:
         return elsewhere
-    if "email" not in page.rt.delivery.channels():
+    if "email" not in page.rt.code_channels:
         return page.go(page.rt.url("enroll"))
     address = page.principal.email or page.form.get("email", "").strip()
     if not EMAIL_RE.match(address):

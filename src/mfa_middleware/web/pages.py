@@ -100,7 +100,7 @@ def enroll_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if elsewhere is not None:
         return elsewhere
     methods = [("totp", page.rt.url("enroll/totp"))]
-    methods += [(c, page.rt.url(f"enroll/{c}")) for c in page.rt.delivery.channels()]
+    methods += [(c, page.rt.url(f"enroll/{c}")) for c in page.rt.code_channels]
     return page.render("enroll_choose.html", methods=methods)
 
 
