@@ -223,7 +223,7 @@ def run() -> dict[str, Any]:
     generator, wrk = load_generator()
     connections = 32
     seconds = scaled(1, 1)  # short runs, many pairs: the machine's slow phases last seconds
-    rounds = scaled(21, 2)
+    rounds = scaled(31, 2)
 
     def drive(base: str, cookie: str, duration: float) -> dict[str, Any]:
         if wrk is not None:

@@ -152,6 +152,9 @@ class SQLiteStore(Store):
             self._drop_cache()
 
     def cache_generation(self) -> int | None:
+        watch = self._watch
+        if watch is not None and not self._fork_pending and watch.read() == self._seen_header:
+            return self._generation  # nobody committed since we last looked: the common case
         try:
             self._check_cache(self._connection())
         except (sqlite3.Error, OSError) as exc:
