@@ -596,6 +596,6 @@ def test_reset_asks_on_a_terminal_and_names_the_cli_actor(
     assert doc(db, ALICE)["method"] is None
     actor = f"cli:{getpass.getuser()}"
     assert events == [
-        {"event": "mfa_reset", "user": "alice", "actor": actor},
         {"event": "enroll_code_issued", "user": "alice", "actor": actor},
+        {"event": "mfa_reset", "user": "alice", "actor": actor},
     ]

@@ -70,7 +70,7 @@ class Admin:
     def reset(self, user_id: str, *, email: str | None = None) -> enroll_code.AdminReset:
         """Forget this user's 2FA (only theirs): they enroll again at their next login, first
         entering the enrollment code returned here (unless `enroll_code_ttl` is None), which
-        is also emailed to `email` (or the address they enrolled with) when it can be."""
+        is emailed to `email` (the app's address of record) when one is given."""
         rt = self.runtime
         flow = enroll_code.reset_by_admin(
             user_id,

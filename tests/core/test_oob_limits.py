@@ -109,3 +109,33 @@ def test_the_limit_keys_are_keyed_hashes() -> None:
     assert key != oob.limit_key(KEYRING, "oob_ip", PHONE)  # one salt per purpose
     other = Keyring(["another-test-key-0123456789-abcdefghijklmnopqrstuvwxyz-0"])
     assert key != oob.limit_key(other, "oob_dest", PHONE)
+
+
+def test_the_address_counted_for_the_ip_cap() -> None:
+    import ipaddress
+
+    def counted(value: str) -> str | None:
+        return oob.rate_limit_address(ipaddress.ip_address(value))
+
+    assert counted("198.51.100.7") == "198.51.100.7"
+    for proxy_peer in ("127.0.0.1", "10.1.2.3", "172.20.0.5", "192.168.1.9", "::1", "fd00::1"):
+        assert counted(proxy_peer) is None  # an undeclared proxy: no site-wide cap
+    assert counted("2001:db8:1:2:aaaa::1") == counted("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert counted("2001:db8:1:3::1") != counted("2001:db8:1:2::1")
+    assert oob.rate_limit_address(None) is None
+
+
+def test_enrollment_and_sign_in_codes_to_one_number_are_capped_apart() -> None:
+    world = World(destination_cap=1)
+    flow = oob.send_code(
+        "bob", "s", "enroll", [("sms", PHONE)], NOW, KEYRING, world.params, "App", first=True
+    )
+    assert run_sync(flow, world.store, world.sink, Delivery(world.sms, world.email)).ok
+    assert world.send("alice", [("sms", PHONE)], NOW + 1).ok  # purpose "login": its own cap
+    assert not world.send("carol", [("sms", PHONE)], NOW + 2).ok
+
+
+def test_an_address_differing_only_in_case_shares_the_cap() -> None:
+    world = World(destination_cap=1)
+    assert world.send("alice", [("email", "Victim@Example.com")], NOW).ok
+    assert world.send("bob", [("email", "victim@example.com")], NOW + 1).capped

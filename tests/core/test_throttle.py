@@ -200,3 +200,15 @@ def test_transitions_do_not_mutate_their_input() -> None:
     take_slot(state, NOW, P)
     record_failure(state, NOW, P)
     assert state == ThrottleState()
+
+
+def test_a_lockout_is_announced_by_the_failure_that_started_it() -> None:
+    from mfa_middleware.core.flows import _started_lockout
+    from mfa_middleware.core.throttle import ThrottleParams, ThrottleState
+
+    params = ThrottleParams(limit=3, ceiling=10)
+    assert _started_lockout(ThrottleState(lockouts=0), ThrottleState(lockouts=1), params)
+    # a parallel guess that fails after another one locked the user announces nothing
+    assert not _started_lockout(ThrottleState(lockouts=1), ThrottleState(lockouts=1), params)
+    assert _started_lockout(ThrottleState(failures=9), ThrottleState(failures=10), params)
+    assert not _started_lockout(ThrottleState(failures=10), ThrottleState(failures=11), params)

@@ -383,8 +383,8 @@ async def test_ops_reset_of_alice_leaves_bob_untouched(clock: FixedClock) -> Non
         assert bob_devices
         ops(store, clock, events).reset("alice")
         assert [(e["event"], e["user"], e["actor"]) for e in events] == [
-            ("mfa_reset", "alice", "test:ops"),
             ("enroll_code_issued", "alice", "test:ops"),
+            ("mfa_reset", "alice", "test:ops"),
         ]
         # alice: logged out, no factor, no devices, no codes; she enrolls again
         await expect_logged_out(alice)

@@ -23,11 +23,13 @@ from tests.e2e.helpers import (
     client,
     csrf_of,
     enroll,
+    enroll_email,
     login,
     make_app,
+    senders,
     smtp_sender,
 )
-from tests.support.mail_and_sms import Mailbox
+from tests.support.mail_and_sms import Mailbox, TwilioDouble
 
 pytestmark = pytest.mark.anyio
 
@@ -198,3 +200,20 @@ async def test_the_admin_page_shows_the_code_once(clock: FixedClock) -> None:
     async with client(app) as bob:  # a new login of bob's: his old session was ended
         await login(bob, "bob")
         assert (await unlock(bob, shown[0])).status_code == 303
+
+
+async def test_without_an_address_of_record_the_code_is_not_sent_to_the_enrolled_one(
+    clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
+) -> None:
+    """The address enrolled as a factor may be the one the reset is meant to lock out: the
+    code goes only to an address the app gives, else to the administrator."""
+    store = MemoryStore()
+    app = make_app(clock, store=store, **senders(mailbox, twilio))
+    async with client(app) as c:
+        await login(c)
+        await enroll_email(c, mailbox)
+    sent_before = len(mailbox.messages)
+    done = admin(store, clock, email_sender=smtp_sender(mailbox)).reset("alice")
+    assert done.emailed_to is None
+    assert done.code is not None
+    assert len(mailbox.messages) == sent_before

@@ -42,27 +42,56 @@ def code_mails(mailbox: Mailbox, to: str) -> int:
 async def test_users_sharing_a_phone_share_its_hourly_cap(
     clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
 ) -> None:
-    app = make_app(clock, **senders(mailbox, twilio), max_sends_per_destination=3)
+    app = make_app(clock, **senders(mailbox, twilio), max_sends_per_destination=2)
     async with client(app) as alice, client(app) as bob:
         await login(alice)
-        assert (await enroll_sms(alice, twilio, PHONE)).status_code == 303  # SMS 1
+        assert (await enroll_sms(alice, twilio, PHONE)).status_code == 303  # enrollment 1
         await login(bob, "bob")
-        assert (await enroll_sms(bob, twilio, PHONE)).status_code == 303  # SMS 2
-        await relogin(bob, "bob")
-        page = await bob.get("/_mfa/challenge", headers=HTML)  # SMS 3: bob's login code
-        assert "We sent a text message" in page.text
-        assert len(twilio.requests) == 3
+        assert (await enroll_sms(bob, twilio, PHONE)).status_code == 303  # enrollment 2
         await relogin(alice)
-        page = await alice.get("/_mfa/challenge", headers=HTML)  # the phone's cap is reached
+        page = await alice.get("/_mfa/challenge", headers=HTML)  # sign-in 1
+        assert "We sent a text message" in page.text
+        await relogin(bob, "bob")  # (signing out of bob's verified session sends nothing)
+        page = await bob.get("/_mfa/challenge", headers=HTML)  # sign-in 2
+        assert "We sent a text message" in page.text
+        assert len(twilio.requests) == 4
+        await relogin(alice)  # sign-in 3: the phone's cap is reached, whoever asks
+        page = await alice.get("/_mfa/challenge", headers=HTML)
         assert "emailed your code to a***@example.com instead" in page.text
-        assert len(twilio.requests) == 3  # no fourth SMS to that phone, whoever asks
+        assert len(twilio.requests) == 4
         assert all(r["To"] == E164 for r in twilio.requests)
-        assert code_mails(mailbox, "alice@example.com") == 1
         clock.advance(3601)  # a new hour: the phone takes texts again
         await relogin(bob, "bob")  # (signing out of an unverified session sends one too)
         page = await bob.get("/_mfa/challenge", headers=HTML)
         assert "We sent a text message" in page.text
-        assert len(twilio.requests) > 3
+        assert len(twilio.requests) > 4
+
+
+async def test_enrolling_someone_elses_phone_cannot_use_up_its_sign_in_codes(
+    clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
+) -> None:
+    """Codes to a number nobody proved (enrollment) and sign-in codes to a number its owner
+    proved are capped apart: bob starting enrollments with alice's number again and again
+    uses up only the enrollment sends to it."""
+    app = make_app(clock, **senders(mailbox, twilio), max_sends_per_destination=3)
+    async with client(app) as alice, client(app) as bob:
+        await login(alice)
+        assert (await enroll_sms(alice, twilio, PHONE)).status_code == 303  # enrollment 1
+        await login(bob, "bob")
+        for _ in range(4):
+            page = await bob.get("/_mfa/enroll/sms", headers=HTML)
+            await bob.post(
+                "/_mfa/enroll/sms",
+                headers=HTML,
+                data={"csrf": csrf_of(page.text), "phone": PHONE, "region": "US"},
+            )
+            clock.advance(31)  # past bob's own cooldown
+        assert len(twilio.requests) == 3  # enrollment sends to that number: capped at 3
+        await relogin(alice)
+        page = await alice.get("/_mfa/challenge", headers=HTML)
+        assert "We sent a text message" in page.text  # her sign-in code still goes out
+        assert len(twilio.requests) == 4
+        assert twilio.requests[-1]["To"] == E164
 
 
 async def test_one_client_address_has_an_hourly_cap_across_users(

@@ -793,3 +793,27 @@ def test_a_reopened_watch_sees_what_was_committed_while_everything_was_closed(
     write_elsewhere(db, USER, {"epoch": 2})
     assert store.get(USER) == {"epoch": 2}
     assert store.get(USER, cached=True) == {"epoch": 2}
+
+
+@needs_proc
+def test_the_cache_is_dropped_before_the_new_header_is_recorded(
+    store: SQLiteStore, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another thread compares the header with the recorded one and trusts its cache when they
+    match: recording first would let it serve the old document in between."""
+    store.put(USER, {"epoch": 0})
+    assert store.get(USER, cached=True) == {"epoch": 0}
+    seen_at_drop: list[bytes | None] = []
+    drop = store._drop_cache
+
+    def recording_drop() -> None:
+        seen_at_drop.append(store._seen_header)
+        drop()
+
+    monkeypatch.setattr(store, "_drop_cache", recording_drop)
+    before = store._seen_header
+    write_elsewhere(db, USER, {"epoch": 1})
+    assert store.get(USER, cached=True) == {"epoch": 1}
+    assert seen_at_drop
+    assert seen_at_drop[0] == before  # still the old header while dropping
+    assert store._seen_header != before

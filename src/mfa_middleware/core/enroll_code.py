@@ -139,13 +139,15 @@ def reset_by_admin(
     translate: Translate = untranslated,
 ) -> Generator[Effect, Any, AdminReset]:
     """Reset the user's 2FA and, with a `ttl`, issue their enrollment code and email it to
-    `email` (the app's address of record), else to the address they enrolled with, if any.
-    A failed or impossible email is not an error: the administrator still holds the code."""
-    record = yield from reset_user(user_id, actor)
+    `email`: the app's address of record, never the address enrolled as a factor (whoever
+    enrolled it may be who the reset locks out). Without one, or when the email fails, the
+    administrator hands the code over."""
     if ttl is None:
+        yield from reset_user(user_id, actor)
         return AdminReset(None)
+    # the code first, then the reset that keeps it: at no moment does the password alone enroll
     code = yield from issue(user_id, now, ttl, keyring, actor)
-    email = email or record.email
+    yield from reset_user(user_id, actor, keep_enroll_code=True)
     if not email:
         return AdminReset(code)
     values = {"app": app_name, "code": code, "hours": max(1, round(ttl / 3600))}

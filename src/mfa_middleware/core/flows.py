@@ -65,7 +65,7 @@ def throttled(
     def fail(doc: Doc | None) -> Doc:
         return throttle.record_failure(ThrottleState.from_doc(doc), now, params).to_doc()
 
-    _, failed = yield from update(key, fail)
+    previous, failed = yield from update(key, fail)
     state = ThrottleState.from_doc(failed)
     locked = state.locked(now, params)
     return Attempt(
@@ -74,8 +74,15 @@ def throttled(
         retry_after=state.retry_after(now, params),
         attempts_left=state.attempts_left(params),
         replayed=step == -1,
-        locked_now=locked,  # it had a slot, so it was not locked before this failure
+        locked_now=_started_lockout(ThrottleState.from_doc(previous), state, params),
     )
+
+
+def _started_lockout(before: ThrottleState, after: ThrottleState, params: ThrottleParams) -> bool:
+    """Whether this failure itself locked the user (a parallel guess may have done it), so a
+    lockout is announced once: a new timed lockout, or the permanent one just reached."""
+    reached_ceiling = after.failures >= params.ceiling > before.failures
+    return after.lockouts > before.lockouts or reached_ceiling
 
 
 def throttle_state(user_id: str) -> Generator[Effect, Any, ThrottleState]:

@@ -5,14 +5,17 @@ user, the MFA session that asked for it and its purpose (login or enrollment), s
 one browser or one purpose is useless anywhere else. It expires after `ttl` (10 minutes), works
 once, and a resend replaces it. Sending is limited (SMS costs money, and SMS pumping is an
 attack): per user a cooldown between sends and a cap per hour; per destination (a phone number
-or address, whichever users share it) and per client IP address a cap per hour. Destinations
-and addresses are kept only as keyed hashes. A resend never resets the failed-attempt count.
-Codes never appear in responses, URLs, logs or events.
+or address, whichever users share it; sign-in codes and enrollment codes apart, so nobody can
+use up a phone's sign-in codes by enrolling it) and per client IP address (see
+`rate_limit_address`) a cap per hour. Destinations and addresses are kept only as keyed hashes.
+A resend never resets the failed-attempt count. Codes never appear in responses, URLs, logs or
+events.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -125,6 +128,24 @@ def _take_send(key: Key, now: float, cap: int) -> Generator[Effect, Any, float]:
     return max(1.0, SendLog.from_doc(before).window_start + HOUR - now)
 
 
+_PROXY_PEERS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10")
+)
+
+
+def rate_limit_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> str | None:
+    """What the per-address send cap counts: an IPv4 address, an IPv6 /64 (one subscriber's
+    usual allocation), or None for loopback and private addresses, which are what an app
+    behind an undeclared reverse proxy sees for every client; one cap for the whole site
+    there would refuse everyone (declare `trusted_proxies` and the client's address counts)."""
+    if address is None or address.is_loopback or any(address in n for n in _PROXY_PEERS):
+        return None
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def limit_key(keyring: Keyring, kind: str, value: str) -> Key:
     """The send log of a destination (`oob_dest`) or a client address (`oob_ip`), named by a
     keyed hash so the store holds no phone numbers, addresses or IPs for it."""
@@ -173,7 +194,9 @@ def send_code(
     capped_waits: list[float] = []
     attempted = False
     for index, (channel, destination) in enumerate(routes):
-        dest_key = limit_key(keyring, "oob_dest", destination)
+        # per purpose: codes to a number nobody proved (enrollment) never use up the sign-in
+        # codes of the user who did prove it
+        dest_key = limit_key(keyring, "oob_dest", f"{purpose}:{destination.lower()}")
         wait = yield from _take_send(dest_key, now, params.destination_cap)
         if wait:
             capped_waits.append(wait)

@@ -112,7 +112,9 @@ def use_code(
     return attempt
 
 
-def reset_user(user_id: str, actor: str) -> Generator[Effect, Any, UserRecord]:
+def reset_user(
+    user_id: str, actor: str, *, keep_enroll_code: bool = False
+) -> Generator[Effect, Any, UserRecord]:
     """Forget a user's 2FA: enrollment, recovery codes, pending codes, devices and attempt
     counters; end their sessions and device trust. Only this user is affected; flags set by
     ops (exempt, required) stay."""
@@ -140,7 +142,7 @@ def reset_user(user_id: str, actor: str) -> Generator[Effect, Any, UserRecord]:
         Key("oob", user_id, "enroll"),
         Key("pending_oob", user_id),
         Key("reset_link", user_id),
-        Key("enroll_code", user_id),  # core.enroll_code: a new one follows an admin's reset
+        *(() if keep_enroll_code else (Key("enroll_code", user_id),)),  # core.enroll_code
     ):
         yield from delete(key)
     for name, _doc in (yield from scan(DEVICE_KIND, user_id)):

@@ -143,8 +143,8 @@ class SQLiteStore(Store):
             if header == self._seen_header:  # nobody committed since: the common case
                 return
             if watch.settled(header):
+                self._drop_cache()  # first: a thread that sees the new header finds it dropped
                 self._seen_header = header
-                self._drop_cache()
                 return
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._local.data_version:

@@ -103,7 +103,7 @@ def _send(
             rt.config.app_name,
             page.session_hash,
             first=first,
-            ip=None if client is None else str(client),
+            ip=oob.rate_limit_address(client),
             translate=rt.translate,
         )
     )

@@ -41,8 +41,8 @@ def record_attempt(
     if attempt.replayed:
         yield from emit("totp_replay", **fields)
     yield from emit("verify_failed", **fields, locked=attempt.locked)
-    if attempt.locked_now and step == "challenge":
-        yield from notify_failed_codes(page)
+    if attempt.locked_now and (step == "challenge" or method == "enroll_code"):
+        yield from notify_failed_codes(page)  # whoever it is got past the password
 
 
 def notify_failed_codes(page: Page) -> Generator[Effect, Any, None]:
