@@ -18,6 +18,7 @@ from tests.e2e.helpers import (
     SECRET_KEY,
     FixedClock,
     client,
+    csrf_of,
     enroll_email,
     enroll_sms,
     login,
@@ -108,3 +109,25 @@ def test_bad_assurance_and_email_codes_without_a_sender_are_refused() -> None:
 
 def _sender() -> ConsoleSender:
     return ConsoleSender("email")
+
+
+async def test_an_email_enrollment_started_before_they_were_turned_off_cannot_finish(
+    clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
+) -> None:
+    store = MemoryStore()
+    before = make_app(clock, store=store, **senders(mailbox, twilio))
+    async with client(before) as c:
+        await login(c)
+        page = await c.get("/_mfa/enroll/email", headers=HTML)
+        r = await c.post("/_mfa/enroll/email", data={"csrf": csrf_of(page.text)}, headers=HTML)
+        assert r.headers["location"] == "/_mfa/enroll/code?sent=1"
+        code = mailbox.last_code()
+        page = await c.get("/_mfa/enroll/code", headers=HTML)
+    after = make_app(clock, store=store, **{**senders(mailbox, twilio), "email_codes": False})
+    async with client(after) as same_browser:  # the app redeployed with email codes off
+        same_browser.cookies = c.cookies
+        done = await same_browser.post(
+            "/_mfa/enroll/code", headers=HTML, data={"csrf": csrf_of(page.text), "code": code}
+        )
+        assert done.headers["location"] == "/_mfa/enroll"
+        assert UserRecord.from_doc(store.get(user_key("alice"))).method is None

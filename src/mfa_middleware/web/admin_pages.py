@@ -20,7 +20,7 @@ from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_VERIFIED, effective
 from mfa_middleware.core.records import MODES, load_hot_state
 from mfa_middleware.errors import ConfigError
-from mfa_middleware.web.messages import message
+from mfa_middleware.web.messages import denied, message
 from mfa_middleware.web.page import Page, PageOutcome, posted
 
 MAX_USER_ID = 200
@@ -41,17 +41,7 @@ def _refusal(page: Page) -> PageOutcome | None:
             )
         )
     if not is_admin(page.principal):
-        return page.outcome(
-            message(
-                page.rt,
-                page.facts,
-                page.principal,
-                403,
-                N_("Access denied"),
-                N_("You do not have access to this page."),
-                "forbidden",
-            )
-        )
+        return page.outcome(denied(page.rt, page.facts, page.principal))
     if page.view.decision != ALLOW_VERIFIED:
         return page.where_to()
     if not page.recently_verified:

@@ -218,13 +218,18 @@ def _phone_page(
 
 
 def enroll_sms_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    elsewhere = yield from not_enrollable(page)
+    elsewhere = yield from _not_enrollable_by(page, "sms")
     if elsewhere is not None:
         return elsewhere
-    if "sms" not in page.rt.code_channels:
-        return page.go(page.rt.url("enroll"))
-    yield from ()
     return _phone_page(page)
+
+
+def _not_enrollable_by(page: Page, channel: str) -> Generator[Effect, Any, PageOutcome | None]:
+    """`not_enrollable`, and the method chooser when `channel` is not offered."""
+    elsewhere = yield from not_enrollable(page)
+    if elsewhere is None and channel not in page.rt.code_channels:
+        return page.go(page.rt.url("enroll"))
+    return elsewhere
 
 
 def normalise_phone(raw: str, region: str, allowed: tuple[str, ...] | None) -> str:
@@ -248,11 +253,9 @@ def normalise_phone(raw: str, region: str, allowed: tuple[str, ...] | None) -> s
 def enroll_sms_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if (refused := posted(page)) is not None:
         return refused
-    elsewhere = yield from not_enrollable(page)
+    elsewhere = yield from _not_enrollable_by(page, "sms")
     if elsewhere is not None:
         return elsewhere
-    if "sms" not in page.rt.code_channels:
-        return page.go(page.rt.url("enroll"))
     raw, region = page.form.get("phone", "").strip(), page.form.get("region", "")
     allowed = tuple(page.rt.config.sms_regions) if page.rt.config.sms_regions else None
     try:
@@ -263,11 +266,9 @@ def enroll_sms_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
 
 
 def enroll_email_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    elsewhere = yield from not_enrollable(page)
+    elsewhere = yield from _not_enrollable_by(page, "email")
     if elsewhere is not None:
         return elsewhere
-    if "email" not in page.rt.code_channels:
-        return page.go(page.rt.url("enroll"))
     return page.render(
         "enroll_email.html", email=page.principal.email or "", fixed=bool(page.principal.email)
     )
@@ -276,11 +277,9 @@ def enroll_email_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
 def enroll_email_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if (refused := posted(page)) is not None:
         return refused
-    elsewhere = yield from not_enrollable(page)
+    elsewhere = yield from _not_enrollable_by(page, "email")
     if elsewhere is not None:
         return elsewhere
-    if "email" not in page.rt.code_channels:
-        return page.go(page.rt.url("enroll"))
     address = page.principal.email or page.form.get("email", "").strip()
     if not EMAIL_RE.match(address):
         return page.render(
@@ -306,7 +305,9 @@ def _start_enrollment(
 def _my_pending_enrollment(page: Page) -> Generator[Effect, Any, PendingEnrollment | None]:
     doc = yield from get(_pending_key(page.principal.id))
     pending = PendingEnrollment.from_doc(doc)
-    return pending if doc and pending.session_hash == page.session_hash else None
+    mine = doc and pending.session_hash == page.session_hash
+    # a method turned off since the code was sent (email_codes) is not finished either
+    return pending if mine and pending.channel in page.rt.code_channels else None
 
 
 def _code_page(
