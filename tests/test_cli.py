@@ -109,6 +109,7 @@ def test_status_json(url: str) -> None:
         "enrolled": True,
         "method": "totp",
         "exempt": False,
+        "exempt_browser": False,
         "required": False,
         "failures": 0,
         "locked_for_seconds": 0.0,
@@ -195,12 +196,22 @@ def test_logout_all_without_yes_and_no_terminal_refuses(url: str, db: Path) -> N
 )
 def test_flag_commands(url: str, db: Path, command: str, field: str, value: bool) -> None:
     SQLiteStore(db).put(ALICE, {"method": "totp", field: not value})
-    assert as_json(admin("--store", url, "--json", command, "alice")) == {
-        "user": "alice",
-        field: value,
-    }
+    expected: dict[str, object] = {"user": "alice", field: value}
+    if command == "exempt":
+        expected["browser"] = False
+    assert as_json(admin("--store", url, "--json", command, "alice")) == expected
     assert doc(db, ALICE)[field] is value
     assert doc(db, ALICE)["method"] == "totp"
+
+
+def test_exempt_browser_flag_exempts_browser_logins_too(url: str, db: Path) -> None:
+    SQLiteStore(db).put(ALICE, {"method": "totp"})
+    result = as_json(admin("--store", url, "--json", "exempt", "alice", "--browser"))
+    assert result == {"user": "alice", "exempt": True, "browser": True}
+    assert doc(db, ALICE)["exempt_browser"] is True
+    as_json(admin("--store", url, "--json", "unexempt", "alice"))
+    assert doc(db, ALICE)["exempt"] is False
+    assert doc(db, ALICE)["exempt_browser"] is False
 
 
 def test_mode_off_then_optional_bumps_the_enroll_epoch(url: str, db: Path) -> None:
@@ -283,7 +294,7 @@ def _config_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_config_attribute(tmp_path: Path, db: Path, config_module: str) -> None:
     env = _config_env(tmp_path)
     result = admin("--config", f"{config_module}:MFA_CONFIG", "--json", "exempt", "alice", env=env)
-    assert as_json(result) == {"user": "alice", "exempt": True}
+    assert as_json(result) == {"user": "alice", "exempt": True, "browser": False}
     assert doc(db, ALICE)["exempt"] is True
 
 
@@ -430,7 +441,7 @@ def test_custom_resolver_maps_names_to_ids(db: Path, capsys: Any) -> None:
     names = {"Alice Liddell": "alice"}
     code, out = run_main("--json", "exempt", "Alice Liddell", runtime=runtime, resolve=names.get)
     assert code == 0
-    assert json.loads(out) == {"user": "alice", "exempt": True}
+    assert json.loads(out) == {"user": "alice", "exempt": True, "browser": False}
     assert doc(db, ALICE)["exempt"] is True
     code, _ = run_main("exempt", "alice", runtime=runtime, resolve=names.get)
     assert code == 2
@@ -461,7 +472,7 @@ def test_new_flag_exempts_a_user_without_a_record(url: str, db: Path, capsys: An
     assert "pass --new" in capsys.readouterr().err
     code, out = run_main("--store", url, "--json", "exempt", "svc-new", "--new")
     assert code == 0
-    assert json.loads(out) == {"user": "svc-new", "exempt": True}
+    assert json.loads(out) == {"user": "svc-new", "exempt": True, "browser": False}
     assert doc(db, Key("user", "svc-new"))["exempt"] is True
 
 

@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from examples.starlette_app.users import USERS, authenticate
+from examples.starlette_app.users import USERS, authenticate, user_for_token
 from mfa_middleware import MFAConfig, MFAMiddleware, SQLiteStore
 from mfa_middleware.senders import ConsoleSender, Sender
 from mfa_middleware.senders.smtp import SMTPSender
@@ -31,10 +31,14 @@ DATA_DIR = Path(os.environ.get("MFA_DEMO_DATA", Path(__file__).parent / "data"))
 
 
 class DemoUser(BaseUser):
-    def __init__(self, username: str) -> None:
+    """The signed-in user as mfa_middleware reads it: `identity` (the stable id), `email` (the
+    address of record for notices), `groups` and `auth_method` ("token" for API calls)."""
+
+    def __init__(self, username: str, auth_method: str = "session") -> None:
         self.username = username
         self.email = USERS[username].email
         self.groups = USERS[username].groups
+        self.auth_method = auth_method
 
     @property
     def is_authenticated(self) -> bool:
@@ -51,6 +55,12 @@ class DemoUser(BaseUser):
 
 class SessionBackend(AuthenticationBackend):
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        scheme, _, token = conn.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token:  # an API call: no browser session involved
+            api_user = user_for_token(token.strip())
+            if api_user is None:
+                return None
+            return AuthCredentials(["authenticated"]), DemoUser(api_user.username, "token")
         username = conn.session.get("user")
         if username not in USERS:
             return None

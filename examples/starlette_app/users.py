@@ -38,6 +38,17 @@ USERS: dict[str, DemoUser] = {
 }
 
 
+# API tokens, kept only as SHA-256 digests (they are long and random, so no salt is needed);
+# a request with `Authorization: Bearer <token>` is that user's API call (auth_method "token").
+DEMO_API_TOKENS = {"bob": "bob-api-token-7Jq2Lx9Vw4Rz8Nc3"}
+API_TOKENS = {hashlib.sha256(t.encode()).hexdigest(): u for u, t in DEMO_API_TOKENS.items()}
+
+
+def user_for_token(token: str) -> DemoUser | None:
+    username = API_TOKENS.get(hashlib.sha256(token.encode()).hexdigest())
+    return None if username is None else USERS[username]
+
+
 def authenticate(username: str, password: str) -> DemoUser | None:
     user = USERS.get(username)
     if user is None:

@@ -40,8 +40,9 @@ class Admin:
     def logout_all(self, *, revoke_devices: bool = False) -> None:
         self._run(ops.logout_everyone(self.actor, revoke_devices=revoke_devices))
 
-    def exempt(self, user_id: str, exempt: bool = True) -> None:
-        self._run(ops.set_exempt(user_id, exempt, self.actor))
+    def exempt(self, user_id: str, exempt: bool = True, *, browser: bool = False) -> None:
+        """Exempt the user's API calls (and, with `browser`, their browser logins) from 2FA."""
+        self._run(ops.set_exempt(user_id, exempt, self.actor, browser=browser))
 
     def require(self, user_id: str, required: bool = True) -> None:
         self._run(ops.set_required(user_id, required, self.actor))

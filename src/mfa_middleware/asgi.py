@@ -11,18 +11,23 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMappi
 from typing import Any
 
 from mfa_middleware.config import MFAConfig
+from mfa_middleware.core.addresses import peer_text
 from mfa_middleware.core.principal import Principal
+from mfa_middleware.errors import SetupError, StoreError
+from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import (
     NO_APP_SESSION,
     UNGATED,
     AppSession,
     access,
+    end_session,
     gate,
     remember,
     replay,
 )
 from mfa_middleware.web.http import Cookie, RequestFacts, Response, cookie_value
+from mfa_middleware.web.messages import misconfigured
 from mfa_middleware.web.routes import handle_page
 
 Scope = MutableMapping[str, Any]
@@ -35,19 +40,44 @@ OnLogout = Callable[[Scope], Awaitable[None] | None]
 
 SESSION_MARKER = "_mfa_sid"
 POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
 TRY_AGAIN_LATER = 1013
+WEBSOCKET_CLOSE = {503: TRY_AGAIN_LATER, 500: INTERNAL_ERROR}
+
+
+NO_USER = (
+    "MFAMiddleware found no scope['user']: it must run after Starlette's "
+    "AuthenticationMiddleware (list it after AuthenticationMiddleware in middleware=[...], or "
+    "call app.add_middleware(MFAMiddleware, ...) before add_middleware(AuthenticationMiddleware,"
+    " ...)), or pass identify= to read the user some other way. Every request is refused until"
+    " then."
+)
+NO_USER_ID = (
+    "MFAMiddleware: the authenticated user object has neither `identity` nor `username`: give "
+    "your user class a stable `identity` (never the display name, which users may choose), or "
+    "pass identify=."
+)
 
 
 def user_id_from_scope(scope: Scope) -> str | None:
-    """The logged-in user's id in Starlette's `scope["user"]`: `identity`, else `username` or
-    `display_name`; None for an anonymous or missing user. All the verified-request path reads."""
-    user = scope.get("user")
+    """The logged-in user's id in Starlette's `scope["user"]`: its `identity`, else its
+    `username` attribute (Starlette's SimpleUser); never `display_name`, which a user may be
+    free to choose. None for an anonymous user. All the verified-request path reads.
+
+    Raises SetupError when the scope has no user at all (the middleware sits outside
+    AuthenticationMiddleware) or the user has no stable id."""
+    try:
+        user = scope["user"]
+    except KeyError:
+        raise SetupError(NO_USER) from None
     if user is None or not getattr(user, "is_authenticated", False):
         return None
     try:
         user_id = user.identity
     except (AttributeError, NotImplementedError):
-        user_id = getattr(user, "username", None) or user.display_name
+        user_id = getattr(user, "username", None)
+    if user_id is None or user_id == "":
+        raise SetupError(NO_USER_ID)
     return str(user_id)
 
 
@@ -63,7 +93,7 @@ def principal_from_scope(scope: Scope) -> Principal | None:
     user = scope["user"]
     return Principal(
         id=user_id,
-        username=str(getattr(user, "display_name", "") or user_id),
+        username=str(_display_name(user) or user_id),
         email=getattr(user, "email", None),
         phone=getattr(user, "phone", None),
         groups=frozenset(getattr(user, "groups", ()) or ()),
@@ -71,9 +101,17 @@ def principal_from_scope(scope: Scope) -> Principal | None:
     )
 
 
+def _display_name(user: Any) -> str:
+    try:
+        return str(user.display_name or "")
+    except (AttributeError, NotImplementedError):
+        return ""
+
+
 class ScopeHeaders(Mapping[str, str]):
     """The scope's headers, decoded only when asked for: the verified-request path reads just
-    the Cookie header. Repeated Cookie headers (HTTP/2) are joined, other repeats: the last."""
+    the Cookie header. Repeated lines are joined as HTTP says (RFC 9110 §5.3; Cookie lines of
+    HTTP/2 with "; "), so a second X-Forwarded-For line is read, not ignored."""
 
     __slots__ = ("_raw",)
 
@@ -87,9 +125,7 @@ class ScopeHeaders(Mapping[str, str]):
             found = [v for k, v in self._raw if k.lower() == wanted]
         if not found:
             return None
-        if name == "cookie":
-            return b"; ".join(found).decode("latin-1")
-        return str(found[-1].decode("latin-1"))
+        return (b"; " if name == "cookie" else b", ").join(found).decode("latin-1")
 
     def __getitem__(self, name: str) -> str:
         value = self._find(name)
@@ -120,18 +156,33 @@ def cookie_header(raw: list[tuple[bytes, bytes]]) -> str:
     return found.decode("latin-1")
 
 
+def split_root(scope: Scope) -> tuple[str, str]:
+    """(root path, path relative to it) as Starlette's router splits them: the scope's `path`
+    holds `root_path` in front under `uvicorn --root-path` or inside a `Mount`."""
+    path: str = scope["path"]
+    root = scope.get("root_path")
+    if not root or not path.startswith(root):
+        return "", path
+    rest = path[len(root) :]
+    if not rest:
+        return root, "/"
+    return (root, rest) if rest[0] == "/" else ("", path)
+
+
 def facts_from_scope(scope: Scope, body: bytes = b"") -> RequestFacts:
     headers = ScopeHeaders(scope.get("headers") or [])
     client = scope.get("client")
+    root, path = split_root(scope)
     return RequestFacts(
         method=scope.get("method", "GET"),
-        path=scope["path"],
+        path=path,
         query=scope.get("query_string", b"").decode("latin-1"),
         headers=headers,
-        client=client[0] if client else None,
+        client=peer_text(client[0]) if client else None,
         scheme=scope.get("scheme", "http"),
         body=body,
         is_websocket=scope["type"] == "websocket",
+        root_path=root,
     )
 
 
@@ -202,53 +253,83 @@ class MFAMiddleware:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
+        path = scope["path"] if not scope.get("root_path") else split_root(scope)[1]
         if kind == "http" and (path == self._prefix or path.startswith(self._prefix_slash)):
             await self._page(scope, receive, send)
             return
         rt = self.runtime
-        if self._default_identify:
-            principal = None
-            user_id = user_id_from_scope(scope)
-        else:
-            principal = self.identify(scope)
-            user_id = None if principal is None else principal.id
+        try:
+            if self._default_identify:
+                principal = None
+                user_id = user_id_from_scope(scope)
+            else:
+                principal = self.identify(scope)
+                user_id = None if principal is None else principal.id
+        except SetupError as exc:
+            await self._misconfigured(scope, receive, send, exc)
+            return
         if user_id is None:
             await self.app(scope, receive, send)
             return
         token = cookie_value(cookie_header(scope.get("headers") or []), rt.cookie_name)
-        ticket = replay(rt, token, session_marker(scope), user_id)
+        marker = session_marker(scope)
+        ticket = replay(rt, token, marker, user_id)
         if ticket.final:  # a verified session seen before: nothing else to build or check
             await self.app(scope, receive, send)
+            if marker is not None and session_marker(scope) != marker:
+                await self._app_logged_out(scope, token, marker, user_id)
             return
         principal = principal or self.identify(scope)
         assert principal is not None
         facts = facts_from_scope(scope)
         action = access(rt, ticket, facts, principal)
-        if action == UNGATED:
-            await self.app(scope, receive, send)
-            return
-        app = app_session(scope)
-        flow = gate(rt, facts, principal, app, action)
-        # An in-process store answers in microseconds (its async twins call the sync methods
-        # anyway), so the gate skips the coroutine per store call; the gate never sends codes.
-        result = rt.run(flow) if rt.store.in_process else await rt.arun(flow)
-        remember(rt, ticket, result)
-        if result.marker is not None:
-            scope["session"][SESSION_MARKER] = result.marker
-        if result.end_app_session:
-            await self._end_app_session(scope)
-        if result.response is not None:
-            await self._refuse(scope, receive, send, result.response)
-            return
-        if result.cookies:
-            send = _adding_cookies(send, result.cookies)
+        if action != UNGATED:
+            app = app_session(scope)
+            flow = gate(rt, facts, principal, app, action)
+            # An in-process store answers in microseconds (its async twins call the sync
+            # methods anyway), so the gate skips the coroutine per store call; the gate never
+            # sends codes.
+            result = rt.run(flow) if rt.store.in_process else await rt.arun(flow)
+            remember(rt, ticket, result)
+            if result.marker is not None:
+                scope["session"][SESSION_MARKER] = marker = result.marker
+            if result.end_app_session:
+                await self._end_app_session(scope)
+            if result.response is not None:
+                await self._refuse(scope, receive, send, result.response)
+                return
+            if result.cookies:
+                send = _adding_cookies(send, result.cookies)
         await self.app(scope, receive, send)
+        if marker is not None and session_marker(scope) != marker:
+            await self._app_logged_out(scope, token, marker, user_id)
+
+    async def _app_logged_out(
+        self, scope: Scope, token: str | None, marker: str, user_id: str
+    ) -> None:
+        """The app cleared its session during this request (its logout, or a new login over
+        an old one): that MFA session is over, server-side, so its cookie replays nothing."""
+        rt = self.runtime
+        claims = rt.sessions.decode(token)
+        if claims is None or claims.session_id != marker:
+            return
+        flow = end_session(rt, claims, user_id, actor="app_logout")
+        try:
+            await rt.arun(flow)
+        except StoreError as exc:  # the response is sent; the session's cookie is gone too
+            logger.error("2FA store unavailable, sign-out not recorded: %s", exc)
+
+    async def _misconfigured(
+        self, scope: Scope, receive: Receive, send: Send, exc: SetupError
+    ) -> None:
+        logger.error("%s", exc)
+        facts = facts_from_scope(scope)
+        await self._refuse(scope, receive, send, misconfigured(self.runtime, facts))
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, response: Response) -> None:
         if scope["type"] == "websocket":
             await receive()  # websocket.connect
-            code = TRY_AGAIN_LATER if response.status == 503 else POLICY_VIOLATION
+            code = WEBSOCKET_CLOSE.get(response.status, POLICY_VIOLATION)
             await send({"type": "websocket.close", "code": code})
             return
         await send_response(send, response, head=scope.get("method") == "HEAD")
@@ -268,7 +349,11 @@ class MFAMiddleware:
         if scope.get("method") == "POST":
             body = await read_body(receive, rt.config.max_form_bytes)
         facts = facts_from_scope(scope, body)
-        principal = self.identify(scope)
+        try:
+            principal = self.identify(scope)
+        except SetupError as exc:
+            await self._misconfigured(scope, receive, send, exc)
+            return
         outcome = await rt.arun(handle_page(rt, facts, principal, app_session(scope)))
         if outcome.marker is not None and isinstance(scope.get("session"), MutableMapping):
             scope["session"][SESSION_MARKER] = outcome.marker

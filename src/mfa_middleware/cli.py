@@ -76,7 +76,7 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
         help="also revoke trusted devices (they must verify again)",
     )
     for name, text in (
-        ("exempt", "exempt a user (an API or service account) from 2FA"),
+        ("exempt", "exempt a user's API calls (a service account's token) from 2FA"),
         ("unexempt", "remove a user's exemption"),
         ("require", "require 2FA for a user even in optional mode"),
         ("unrequire", "remove a user's requirement flag"),
@@ -88,6 +88,14 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
                 "--new",
                 action="store_true",
                 help="the user has no 2FA record yet (e.g. a new service account): create one",
+            )
+        if name == "exempt":
+            flag.add_argument(
+                "--browser",
+                action="store_true",
+                help="also exempt the user's browser logins (by default an exemption covers"
+                " only API authentication, so the account's password alone never opens a"
+                " browser session)",
             )
     reset = command(
         "reset",
@@ -181,8 +189,11 @@ def run(
         return {"logged_out": uid, "devices_revoked": args.devices}
     if command in ("exempt", "unexempt"):
         uid = user_id()
-        admin.exempt(uid, command == "exempt")
-        return {"user": uid, "exempt": command == "exempt"}
+        if command == "unexempt":
+            admin.exempt(uid, False)
+            return {"user": uid, "exempt": False}
+        admin.exempt(uid, True, browser=args.browser)
+        return {"user": uid, "exempt": True, "browser": args.browser}
     if command in ("require", "unrequire"):
         uid = user_id()
         admin.require(uid, command == "require")

@@ -7,6 +7,7 @@ re-checked per request. Durations accept a `timedelta`, seconds, or strings such
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import time
@@ -16,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from mfa_middleware.core.addresses import FORWARDED_HEADERS
 from mfa_middleware.core.otp import ALGORITHMS
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.records import MODES
@@ -91,6 +93,7 @@ class MFAConfig:
     rules: Sequence[Rule | Mapping[str, Any]] = ()
     default_action: str | None = None
     trusted_proxies: Sequence[str] = ()
+    forwarded_header: str = "X-Forwarded-For"  # the one the proxies write: or "Forwarded"
     background_request: Callable[[RequestFacts], bool] | None = None
     reauth_window: Duration = "15m"
     trust_duration: Duration | None = "30d"  # None or 0: devices are never trusted
@@ -185,8 +188,22 @@ class MFAConfig:
             "trust_duration",
             None if trust in (None, 0, "0") else (parse_duration("trust_duration", trust)),
         )
+        if not isinstance(self.forwarded_header, str):
+            raise ConfigError("forwarded_header", "must be a header name")
+        _choice("forwarded_header", self.forwarded_header.lower(), FORWARDED_HEADERS)
+        if isinstance(self.trusted_proxies, str):
+            raise ConfigError("trusted_proxies", "must be a list of networks, not one string")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(
+                    "trusted_proxies", f"{proxy!r} is not a network", "e.g. '10.0.0.0/8'"
+                ) from exc
         try:
-            rule_set = RuleSet.build(self.rules, self.default_action, self.trusted_proxies)
+            rule_set = RuleSet.build(
+                self.rules, self.default_action, self.trusted_proxies, self.forwarded_header
+            )
             object.__setattr__(self, "rule_set", rule_set)
         except ValueError as exc:
             raise ConfigError("rules", str(exc)) from exc

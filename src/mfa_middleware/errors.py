@@ -37,3 +37,9 @@ class DeliveryFailed(MFAError):
         self.channel = channel
         self.reason = reason
         super().__init__(f"{channel} delivery failed: {reason}")
+
+
+class SetupError(MFAError):
+    """The middleware is installed in a way that cannot work (listed before the app's
+    authentication, a user object without a stable id). Every request it concerns is refused
+    with a 500 page and this message in the log: never passed through unchecked."""

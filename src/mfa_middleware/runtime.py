@@ -37,6 +37,7 @@ class Runtime:
         self.sessions = session_codec(self.keyring)
         self.user_tag = UserTagger(self.keyring)
         self.login_tag = UserTagger(self.keyring, "mfa.login-tag.v1")
+        self.session_tag = UserTagger(self.keyring, "mfa.session-hash.v1")  # names a session
         self.events = EventSink(config.on_event)
         self.translate = (
             config.translations.gettext if config.translations is not None else untranslated

@@ -13,13 +13,17 @@ from http import HTTPStatus
 from typing import Any
 
 from mfa_middleware.config import MFAConfig
+from mfa_middleware.core.addresses import peer_text
 from mfa_middleware.core.principal import Principal
+from mfa_middleware.errors import StoreError
+from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import (
     NO_APP_SESSION,
     UNGATED,
     AppSession,
     access,
+    end_session,
     gate,
     remember,
     replay,
@@ -41,6 +45,12 @@ def wsgi_path(environ: Environ) -> str:
     return raw.encode("latin-1").decode("utf-8", "replace")
 
 
+def script_name(environ: Environ) -> str:
+    """Where the app is mounted (WSGI's SCRIPT_NAME), as text, without a trailing slash."""
+    raw: str = environ.get("SCRIPT_NAME", "") or ""
+    return raw.encode("latin-1").decode("utf-8", "replace").rstrip("/")
+
+
 def facts_from_environ(environ: Environ, body: bytes = b"") -> RequestFacts:
     headers = {
         key[5:].replace("_", "-").lower(): value
@@ -54,9 +64,10 @@ def facts_from_environ(environ: Environ, body: bytes = b"") -> RequestFacts:
         path=wsgi_path(environ),
         query=environ.get("QUERY_STRING", ""),
         headers=headers,
-        client=environ.get("REMOTE_ADDR"),
+        client=peer_text(environ.get("REMOTE_ADDR")),
         scheme=environ.get("wsgi.url_scheme", "http"),
         body=body,
+        root_path=script_name(environ),
     )
 
 
@@ -106,6 +117,20 @@ class MFAMiddleware:
         ]
         self._prefix = config.prefix
         self._prefix_slash = config.prefix + "/"
+
+    def logout(self, environ: Environ) -> None:
+        """Sign this request's MFA session out server-side: call it from the app's logout view
+        (`app.wsgi_app.logout(request.environ)`), so a copied MFA cookie replays nothing after
+        the user logged out (SES-10)."""
+        principal = self.identify(environ)
+        rt = self.runtime
+        claims = rt.sessions.decode(cookie_value(environ.get("HTTP_COOKIE", ""), rt.cookie_name))
+        if principal is None or claims is None or claims.user_tag != rt.user_tag(principal.id):
+            return
+        try:
+            rt.run(end_session(rt, claims, principal.id, actor="app_logout"))
+        except StoreError as exc:  # the app's logout goes on; the cookie is cleared with it
+            logger.error("2FA store unavailable, sign-out not recorded: %s", exc)
 
     def _app_session(self, environ: Environ) -> AppSession:
         if self.login_marker is None:

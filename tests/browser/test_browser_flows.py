@@ -146,6 +146,10 @@ def test_trusted_device_recovery_code_and_device_deletion(tab: Tab) -> None:
     tab.snap("recovery-use")
     page.get_by_label("Recovery code").fill(app.recovery_codes[0].upper())
     page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="You signed in with a recovery code")).to_be_visible()
+    expect(page.get_by_text("You have 9 unused recovery codes left.")).to_be_visible()
+    tab.snap("recovery-used")
+    page.get_by_role("link", name="Continue").click()
     expect(page).to_have_url(url_of(tab.site.account_path))
     tab.guard.assert_clean()
 

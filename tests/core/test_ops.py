@@ -112,7 +112,13 @@ def test_set_exempt(env: Env, flag: bool) -> None:
     assert env.user().exempt is flag
     assert env.user().required is False
     assert env.events == [
-        {"event": "exemption_changed", "user": "alice", "exempt": flag, "actor": ACTOR}
+        {
+            "event": "exemption_changed",
+            "user": "alice",
+            "exempt": flag,
+            "browser": False,
+            "actor": ACTOR,
+        }
     ]
 
 
@@ -202,6 +208,7 @@ def test_user_status_unlocked(env: Env) -> None:
         "enrolled": True,
         "method": "totp",
         "exempt": False,
+        "exempt_browser": False,
         "required": False,
         "failures": 0,
         "locked_for_seconds": 0.0,

@@ -122,11 +122,18 @@ def test_mode_off_allows_everyone() -> None:
         assert decide(claims(verified_at=0), hot(user), NOW, eff) == Allow("mode_off")
 
 
-def test_exempt_user_is_allowed_unverified() -> None:
+@pytest.mark.checklist("EX-04")
+def test_exempt_user_is_allowed_unverified_for_api_calls_only() -> None:
     user = UserRecord(exempt=True, required=True)
-    assert decide(claims(verified_at=0), hot(user), NOW, EFF) == Allow("exempt")
+    assert decide(claims(verified_at=0), hot(user), NOW, EFF, api=True) == Allow("exempt")
+    assert decide(claims(verified_at=0), hot(user), NOW, EFF) == Enroll()  # a browser login
     enrolled_exempt = replace(ENROLLED, exempt=True)
-    assert decide(claims(verified_at=0), hot(enrolled_exempt), NOW, EFF) == Allow("exempt")
+    assert decide(claims(verified_at=0), hot(enrolled_exempt), NOW, EFF, api=True) == Allow(
+        "exempt"
+    )
+    assert decide(claims(verified_at=0), hot(enrolled_exempt), NOW, EFF) == Challenge()
+    everywhere = replace(enrolled_exempt, exempt_browser=True)
+    assert decide(claims(verified_at=0), hot(everywhere), NOW, EFF) == Allow("exempt")
 
 
 @pytest.mark.parametrize("mode", ["optional", "required"])

@@ -139,11 +139,15 @@ def test_manage_py_mfa_refuses_an_unknown_user(mfa_store: Store) -> None:
         call_command("mfa", "logout", "nobody")
 
 
+@pytest.mark.checklist("EX-04")
 def test_exempt_service_user_api_view_passes(mfa_store: Store) -> None:
     service = Client()
     login(service, "svc-billing")
     assert service.get("/api/whoami/", HTTP_ACCEPT="application/json").status_code == 401
+    # An exemption covers API authentication: a browser login with the password is not exempt.
     call_command("mfa", "exempt", "svc-billing")
+    assert service.get("/api/whoami/", HTTP_ACCEPT="application/json").status_code == 401
+    call_command("mfa", "exempt", "svc-billing", "--browser")  # on purpose, for browsers too
     response = service.get("/api/whoami/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     assert response.json() == {"username": "svc-billing"}

@@ -331,11 +331,12 @@ async def test_device_cap_prunes_the_oldest_untrusted(clock: FixedClock) -> None
         await login(c)
         await enroll_to_prompt(c, clock)
         await answer_prompt(c, "trust", "Keeper")
-        for _ in range(5):  # five more browsers log in
+        for _ in range(5):  # five more browsers log in and reach the code page
             async with client(app) as other:
                 clock.advance(60)
                 await login(other)
-                await other.get("/account", headers=HTML)
+                r = await other.get("/account", headers=HTML)
+                assert (await other.get(r.headers["location"], headers=HTML)).status_code == 200
         assert len(store.scan("device", "alice")) == 3
         assert "Keeper" in await devices_page(c)
 

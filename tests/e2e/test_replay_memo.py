@@ -155,7 +155,7 @@ async def test_exempt_memo_ends_when_the_exemption_is_lifted(
     store = MemoryStore()
     app = make_app(clock, store=store)
     ops = ops_for(store, clock)
-    ops.exempt("alice")
+    ops.exempt("alice", browser=True)  # her browser logins too: what this browser test needs
     reads = StoreReads(store, monkeypatch)
     async with client(app) as c:
         await login(c)

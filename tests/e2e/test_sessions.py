@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from examples.starlette_app.users import DEMO_API_TOKENS
 
 from mfa_middleware import MemoryStore, MFAConfig, SQLiteStore
 from mfa_middleware.admin import Admin
@@ -225,20 +226,27 @@ async def test_runtime_session_lifetime_applies_on_the_next_request(clock: Fixed
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("EX-04", "EX-05")
 async def test_exempt_service_account_passes_and_normal_user_gets_401(clock: FixedClock) -> None:
     store = MemoryStore()
     app = make_app(clock, store=store)
     admin_for(store, clock).exempt("bob")
-    async with client(app) as service, client(app) as user:
-        await login(service, "bob")
-        r = await service.get("/api/profile", headers=JSON)
+    token = {"authorization": f"Bearer {DEMO_API_TOKENS['bob']}", **JSON}
+    async with client(app) as service, client(app) as browser, client(app) as user:
+        r = await service.get("/api/profile", headers=token)
         assert r.status_code == 200
         assert r.json() == {"username": "bob"}
+        assert "set-cookie" not in r.headers  # an API call carries no MFA state
+        # the exemption covers API calls: the same account's password opens no session
+        await login(browser, "bob")
+        assert (await browser.get("/api/profile", headers=JSON)).status_code == 401
         await login(user, "alice")
         r = await user.get("/api/profile", headers=JSON)
         assert r.status_code == 401
         admin_for(store, clock).exempt("bob", False)
-        assert (await service.get("/api/profile", headers=JSON)).status_code == 401
+        assert (await service.get("/api/profile", headers=token)).status_code == 401
+        admin_for(store, clock).exempt("bob", browser=True)  # browsers too, on purpose
+        assert (await browser.get("/api/profile", headers=JSON)).status_code == 200
 
 
 @pytest.mark.anyio

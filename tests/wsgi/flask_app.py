@@ -30,6 +30,7 @@ def create_app(**mfa_options: Any) -> Flask:
 
     @app.post("/logout")
     def logout() -> Any:
+        app.wsgi_app.logout(request.environ)  # type: ignore[attr-defined]  # server-side too
         session.clear()
         return redirect("/login", 303)
 

@@ -118,3 +118,29 @@ def test_forced_logout_clears_the_flask_session(
     assert cleared
     assert "Max-Age=0" in cleared[0]
     assert client.get("/api/profile").get_json() == {"username": None}  # logged out of Flask
+
+
+@pytest.mark.checklist("SES-10")
+def test_logout_ends_the_mfa_session_so_copied_cookies_replay_nothing(
+    clock: Clock, store: Store
+) -> None:
+    app = create_app(store=store, clock=clock, cookie_secure=False)
+    client = app.test_client()
+    login(client)
+    enroll(client, clock)
+    stolen = {c.key: c.value for c in client._cookies.values()}  # what a thief copied
+    assert client.get("/").status_code == 200
+    client.post("/logout")
+    thief = app.test_client()
+    for name, value in stolen.items():
+        thief.set_cookie(name, value)
+    answer = thief.get("/", headers={"accept": "text/html"})
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/login")
+
+
+@pytest.mark.checklist("EX-03")
+def test_links_carry_the_script_name(client: FlaskClient) -> None:
+    login(client)
+    gated = client.get("/", headers={"accept": "text/html"}, base_url="http://localhost/app/")
+    assert gated.headers["location"].startswith("/app/_mfa/enroll")

@@ -127,7 +127,6 @@ class Recognised:
     device_id: str
     record: DeviceRecord
     trusted: bool
-    new: bool
 
 
 def recognise(
@@ -139,28 +138,34 @@ def recognise(
     user_agent: str,
     user: UserRecord,
     settings: RuntimeSettings,
-    cap: int,
-) -> Generator[Effect, Any, Recognised]:
-    """At the start of a login session: find this browser's device record (or make one) and
-    note its use. A cookie of another user or of a deleted device counts as no cookie."""
-    if cookie is not None and cookie.user_tag == user_tag:
-        existing = yield from get(device_key(user_id, cookie.device_id))
-        if existing is not None:
+) -> Generator[Effect, Any, Recognised | None]:
+    """At the start of a login session: this browser's device record, its use noted; None
+    when the browser has no device of this user (a cookie of another user or of a deleted
+    device counts as none). Nothing is created here: see `register`."""
+    if cookie is None or cookie.user_tag != user_tag:
+        return None
+    existing = yield from get(device_key(user_id, cookie.device_id))
+    if existing is None:
+        return None
 
-            def touch(doc: Doc | None) -> Doc | None:
-                if doc is None:  # deleted meanwhile
-                    return None
-                record = DeviceRecord.from_doc(doc)
-                return replace(
-                    record, last_used=now, last_ip=ip, user_agent=user_agent[:300]
-                ).to_doc()
+    def touch(doc: Doc | None) -> Doc | None:
+        if doc is None:  # deleted meanwhile
+            return None
+        record = DeviceRecord.from_doc(doc)
+        return replace(record, last_used=now, last_ip=ip, user_agent=user_agent[:300]).to_doc()
 
-            _, after = yield from update(device_key(user_id, cookie.device_id), touch)
-            if after is not None:
-                record = DeviceRecord.from_doc(after)
-                return Recognised(
-                    cookie.device_id, record, record.trusted(now, user, settings), new=False
-                )
+    _, after = yield from update(device_key(user_id, cookie.device_id), touch)
+    if after is None:
+        return None
+    record = DeviceRecord.from_doc(after)
+    return Recognised(cookie.device_id, record, record.trusted(now, user, settings))
+
+
+def register(
+    user_id: str, now: float, ip: str, user_agent: str, cap: int
+) -> Generator[Effect, Any, str]:
+    """A new device record for a browser that reached a 2FA page without one of this user's
+    devices; the oldest untrusted devices make room under `cap`. Returns its id."""
     rows = yield from scan(DEVICE_KIND, user_id)
     for stale in _prune(rows, cap, now):
         yield from delete(device_key(user_id, stale))
@@ -173,7 +178,7 @@ def recognise(
         user_agent=user_agent[:300],
     )
     yield from put(device_key(user_id, device_id), record.to_doc())
-    return Recognised(device_id, record, trusted=False, new=True)
+    return device_id
 
 
 def trust(

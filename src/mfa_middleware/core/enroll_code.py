@@ -14,7 +14,6 @@ user's next enrollment, the enrollment pages ask for it first:
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,7 +31,7 @@ from mfa_middleware.core.effects import (
 )
 from mfa_middleware.core.flows import Attempt, throttled
 from mfa_middleware.core.i18n import N_, Translate, untranslated
-from mfa_middleware.core.keys import Keyring
+from mfa_middleware.core.keys import Keyring, equal
 from mfa_middleware.core.records import Record
 from mfa_middleware.core.recovery import ALPHABET, CODE_LENGTH, new_code, normalise, reset_user
 from mfa_middleware.core.throttle import ThrottleParams
@@ -96,7 +95,7 @@ def unlock(
         stored = yield from pending(user_id)
         if stored is None or stored.expires_at <= now:
             return None
-        if not hmac.compare_digest(_digest(keyring, user_id, cleaned), stored.digest):
+        if not equal(_digest(keyring, user_id, cleaned), stored.digest):
             return None
 
         def mark(doc: Doc | None) -> Doc | None:

@@ -174,6 +174,8 @@ def confirm_totp(
                 record,
                 method="totp",
                 totp_secret=pending.secret,
+                phone=None,  # the factor replaced: its contact data goes with it
+                email=None,
                 last_totp_step=step,
                 enroll_epoch=settings.enroll_epoch,
                 enrolled_at=now,

@@ -48,7 +48,7 @@ class Keyring:
         """Constant-time check of `tag` against every key for `purpose`."""
         if not tag or len(tag) > 128:
             return False
-        return any(hmac.compare_digest(_mac(key, message), tag) for key in self.derive(purpose))
+        return any(equal(_mac(key, message), tag) for key in self.derive(purpose))
 
     @cached_property
     def _fernet(self) -> MultiFernet:
@@ -74,6 +74,14 @@ class Keyring:
         except InvalidToken:
             return True
         return False
+
+
+def equal(a: str, b: str) -> bool:
+    """Constant-time comparison of two strings as UTF-8 bytes: `hmac.compare_digest` refuses
+    non-ASCII str (TypeError), and a value posted by a client may be anything."""
+    return hmac.compare_digest(
+        a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass")
+    )
 
 
 def _hkdf(secret: bytes, purpose: str) -> bytes:

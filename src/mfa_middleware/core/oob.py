@@ -14,7 +14,6 @@ events.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import secrets
 from collections.abc import Generator
@@ -26,7 +25,7 @@ from mfa_middleware.core import throttle as _throttle
 from mfa_middleware.core.effects import Deliver, Doc, Effect, Key, delete, emit, get, put, update
 from mfa_middleware.core.flows import Attempt, throttled
 from mfa_middleware.core.i18n import N_, Translate, untranslated
-from mfa_middleware.core.keys import Keyring
+from mfa_middleware.core.keys import Keyring, equal
 from mfa_middleware.core.otp import is_well_formed
 from mfa_middleware.core.records import Record
 from mfa_middleware.errors import DeliveryFailed
@@ -287,7 +286,7 @@ def verify_code(
         if pending is None or pending.expires_at <= now or not is_well_formed(code, params.digits):
             return None
         expected = code_mac(keyring, user_id, session_id, purpose, code)
-        if not hmac.compare_digest(expected, pending.mac):
+        if not equal(expected, pending.mac):
             return None
 
         def spend(doc: Doc | None) -> Doc | None:

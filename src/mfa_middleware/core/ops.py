@@ -11,13 +11,14 @@ from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mfa_middleware.core.effects import Doc, Effect, emit, get, update
+from mfa_middleware.core.effects import Doc, Effect, emit, get, put, update
 from mfa_middleware.core.policy import PolicyDefaults
 from mfa_middleware.core.records import (
     MODES,
     SETTINGS_KEY,
     RuntimeSettings,
     UserRecord,
+    session_end_key,
     throttle_key,
     user_key,
 )
@@ -57,6 +58,16 @@ def force_logout(
     return record
 
 
+def end_session(
+    user_id: str, session_tag: str, now: float, until: float, actor: str
+) -> Generator[Effect, Any, None]:
+    """Sign one MFA session out, server-side: its cookie is refused from now on, even if it
+    was copied (SES-10). O(1): one record, kept until the session would have expired anyway."""
+    if until > now:
+        yield from put(session_end_key(user_id, session_tag), {"at": now}, ttl=until - now)
+    yield from emit("signed_out", user=user_id, actor=actor)
+
+
 def logout_everyone(
     actor: str, *, revoke_devices: bool = False
 ) -> Generator[Effect, Any, RuntimeSettings]:
@@ -70,9 +81,15 @@ def logout_everyone(
     return settings
 
 
-def set_exempt(user_id: str, exempt: bool, actor: str) -> Generator[Effect, Any, UserRecord]:
-    record = yield from _update_user(user_id, exempt=exempt)
-    yield from emit("exemption_changed", user=user_id, exempt=exempt, actor=actor)
+def set_exempt(
+    user_id: str, exempt: bool, actor: str, *, browser: bool = False
+) -> Generator[Effect, Any, UserRecord]:
+    """Exempt a user's API calls from 2FA (a service account's token); with `browser`, their
+    browser logins too (only on purpose: EX-04). Un-exempting removes both."""
+    record = yield from _update_user(user_id, exempt=exempt, exempt_browser=exempt and browser)
+    yield from emit(
+        "exemption_changed", user=user_id, exempt=exempt, browser=exempt and browser, actor=actor
+    )
     return record
 
 
@@ -124,6 +141,7 @@ class UserStatus:
     required: bool
     failures: int
     locked_for: float  # seconds; 0 when not locked, inf when locked until reset
+    exempt_browser: bool = False  # the exemption covers browser logins too
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +149,7 @@ class UserStatus:
             "enrolled": self.enrolled,
             "method": self.method,
             "exempt": self.exempt,
+            "exempt_browser": self.exempt_browser,
             "required": self.required,
             "failures": self.failures,
             "locked_for_seconds": None if self.locked_for == float("inf") else self.locked_for,
@@ -153,4 +172,5 @@ def user_status(
         record.required,
         throttle.failures,
         locked,
+        record.exempt_browser,
     )

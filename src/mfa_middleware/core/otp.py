@@ -8,12 +8,13 @@ pyotp's `verify` accepts the same code any number of times and NFKC-normalises i
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pyotp
+
+from mfa_middleware.core.keys import equal
 
 ALGORITHMS: dict[str, Callable[..., Any]] = {
     "SHA1": hashlib.sha1,
@@ -64,7 +65,7 @@ def match_step(secret: str, code: str, now: float, params: TotpParams) -> int | 
     current = int(now) // params.period
     matched: int | None = None
     for step in range(current - params.window, current + params.window + 1):
-        if step >= 0 and hmac.compare_digest(str(totp.generate_otp(step)), code):
+        if step >= 0 and equal(str(totp.generate_otp(step)), code):
             matched = step
     return matched
 

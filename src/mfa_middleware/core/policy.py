@@ -87,23 +87,32 @@ def expiry_reason(claims: SessionClaims, state: HotState, now: float, eff: Effec
         return "user_logged_out"
     if claims.global_epoch < state.settings.global_epoch:
         return "all_sessions_cleared"
+    if state.session_ended:
+        return "signed_out"
     return None
 
 
 def decide(
-    claims: SessionClaims, state: HotState, now: float, eff: Effective, *, require: bool = False
+    claims: SessionClaims,
+    state: HotState,
+    now: float,
+    eff: Effective,
+    *,
+    require: bool = False,
+    api: bool = False,
 ) -> Decision:
     """What the gate does with a request from a user whose MFA session is `claims`.
 
     `require` (a `two_factor` rule matched) makes enrollment required here even in optional
-    mode; `off` stays off and an exempt user stays exempt."""
+    mode; `off` stays off and an exempt user stays exempt. `api`: the app authenticated the
+    request with a token, not a browser session (what an exemption covers by default)."""
     reason = expiry_reason(claims, state, now, eff)
     if reason is not None:
         return Expired(reason)
     if eff.mode == "off":
         return ALLOW_OFF
     user = state.user
-    if user.exempt:
+    if user.exempt_for(api):
         return ALLOW_EXEMPT
     if user.enrolled_in(state.settings.enroll_epoch):
         return ALLOW_VERIFIED if claims.verified else CHALLENGE

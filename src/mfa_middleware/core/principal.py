@@ -11,12 +11,17 @@ from typing import Any
 class Principal:
     """An authenticated user as the wrapped app identified them.
 
-    `auth_method` says how the app authenticated the request ("session" for a browser login,
-    "token" for an API key or bearer token); token principals get JSON answers, never redirects.
+    `id` is the stable user id that 2FA state is kept under. `username` is what the pages show
+    (a display name is fine). `login_name` is a unique login name the app vouches for (Django's
+    USERNAME_FIELD): rules' `users` match it as well as the id; never a display name, which a
+    user may set to a service account's name. `auth_method` says how the app authenticated the
+    request ("session" for a browser login, "token" for an API key or bearer token); token
+    principals get JSON answers, never redirects, and only they can be exempt by default.
     """
 
     id: str
     username: str = ""
+    login_name: str | None = None
     email: str | None = None
     phone: str | None = None
     groups: frozenset[str] = frozenset()

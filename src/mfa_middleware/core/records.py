@@ -64,8 +64,15 @@ class UserRecord(Record):
     enrolled_at: float = 0.0
     epoch: int = 0  # bumped to end every session of this user (force-logout, reset)
     device_epoch: int = 0  # bumped to stop every trusted device of this user skipping 2FA
-    exempt: bool = False
+    exempt: bool = False  # API calls (a token principal) pass without a second factor
+    exempt_browser: bool = False  # ... and so do this user's browser logins (explicitly asked)
     required: bool = False
+
+    def exempt_for(self, api: bool) -> bool:
+        """Exempt for this kind of caller: an exemption covers API authentication only, unless
+        an operator exempted browser logins as well (EX-04: an exempt service account's
+        password must not open an interactive session without a second factor)."""
+        return self.exempt and (api or self.exempt_browser)
 
     def enrolled_in(self, enroll_epoch: int) -> bool:
         """Enrolled, and not from before 2FA was last switched off and on again."""
@@ -108,18 +115,31 @@ def throttle_key(user_id: str) -> Key:
     return Key("throttle", user_id)
 
 
+def session_end_key(user_id: str, session_tag: str) -> Key:
+    """Marks one MFA session as signed out (kept until the session would have expired)."""
+    return Key("session_end", user_id, session_tag)
+
+
 @dataclass(frozen=True, slots=True)
 class HotState:
     """What the gate needs on every request, read in one store round trip."""
 
     settings: RuntimeSettings
     user: UserRecord
+    session_ended: bool = False  # this MFA session was signed out (logout)
 
 
-def load_hot_state(user_id: str) -> Generator[Effect, Any, HotState]:
-    """Settings and the user's record, from the store's coherent cache when it has one."""
-    settings_doc, user_doc = yield from get_many((SETTINGS_KEY, user_key(user_id)), cached=True)
-    return HotState(_parsed(RuntimeSettings, settings_doc), _parsed(UserRecord, user_doc))
+def load_hot_state(
+    user_id: str, session_tag: str | None = None
+) -> Generator[Effect, Any, HotState]:
+    """Settings and the user's record, and whether the MFA session named by `session_tag` was
+    signed out: one read, from the store's coherent cache when it has one."""
+    keys: tuple[Key, ...] = (SETTINGS_KEY, user_key(user_id))
+    if session_tag is not None:
+        keys += (session_end_key(user_id, session_tag),)
+    docs = yield from get_many(keys, cached=True)
+    ended = session_tag is not None and docs[2] is not None
+    return HotState(_parsed(RuntimeSettings, docs[0]), _parsed(UserRecord, docs[1]), ended)
 
 
 _PARSED: dict[int, tuple[Doc, Record]] = {}

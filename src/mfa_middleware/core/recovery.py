@@ -8,7 +8,6 @@ regenerating replaces the whole set. Guesses go through the same attempt limit a
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from collections.abc import Generator
 from dataclasses import dataclass, field, replace
@@ -17,7 +16,7 @@ from typing import Any
 from mfa_middleware.core.devices import DEVICE_KIND, device_key
 from mfa_middleware.core.effects import Doc, Effect, Key, delete, emit, get, put, scan, update
 from mfa_middleware.core.flows import Attempt, throttled
-from mfa_middleware.core.keys import Keyring
+from mfa_middleware.core.keys import Keyring, equal
 from mfa_middleware.core.records import (
     Record,
     UserRecord,
@@ -91,7 +90,7 @@ def use_code(
         stored = RecoverySet.from_doc((yield from get(recovery_key(user_id))))
         match: list[str] | None = None
         for salt, digest in stored.hashes:
-            if hmac.compare_digest(_hash(keyring, salt, cleaned), digest) and match is None:
+            if equal(_hash(keyring, salt, cleaned), digest) and match is None:
                 match = [salt, digest]
         if match is None:
             return None
@@ -115,9 +114,10 @@ def use_code(
 def reset_user(
     user_id: str, actor: str, *, keep_enroll_code: bool = False
 ) -> Generator[Effect, Any, UserRecord]:
-    """Forget a user's 2FA: enrollment, recovery codes, pending codes, devices and attempt
-    counters; end their sessions and device trust. Only this user is affected; flags set by
-    ops (exempt, required) stay."""
+    """Forget a user's 2FA: enrollment and every factor's contact data (a phone or an address
+    given when enrolling: whoever enrolled it may be who the reset locks out), recovery codes,
+    pending codes, devices and attempt counters; end their sessions and device trust. Only
+    this user is affected; flags set by ops (exempt, required) stay."""
 
     def clear(doc: Doc | None) -> Doc:
         record = UserRecord.from_doc(doc)
@@ -127,6 +127,7 @@ def reset_user(
             totp_secret=None,
             last_totp_step=-1,
             phone=None,
+            email=None,
             enroll_epoch=0,
             enrolled_at=0.0,
             epoch=record.epoch + 1,
@@ -176,7 +177,7 @@ def spend_reset_link(
         return False
     digest = keyring.mac("mfa.reset-link.v1", f"{user_id}:{token}")
     link = ResetLink.from_doc((yield from get(Key("reset_link", user_id))))
-    if not link.digest or link.expires_at <= now or not hmac.compare_digest(digest, link.digest):
+    if not link.digest or link.expires_at <= now or not equal(digest, link.digest):
         return False
 
     def spend(doc: Doc | None) -> Doc | None:

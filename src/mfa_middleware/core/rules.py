@@ -1,9 +1,14 @@
 """Access rules: an ordered list, first match wins (like Authelia's `access_control`).
 
-A rule matches when every criterion it sets matches: path patterns, methods, user ids, groups,
-principal attributes (including `auth_method`), client networks. Its action is `bypass` (no 2FA
-on this request, and no store access, so it keeps working while the store is down),
-`two_factor` (2FA required here even in optional mode) or `deny` (403).
+A rule matches when every criterion it sets matches: path patterns, methods (HEAD wherever
+GET is listed), users (the stable user id, or a login name the app vouches for:
+`Principal.login_name`, never a display name a user picks), groups, principal attributes
+(including `auth_method`), client networks. Its action is `bypass` (no 2FA on this request, and
+no store access, so it keeps working while the store is down), `two_factor` (2FA required here
+even in optional mode) or `deny` (403).
+
+A client whose address is unknown (see `core.addresses`) never satisfies the network condition
+of a `bypass` rule and always satisfies that of a `deny` or `two_factor` rule: doubt tightens.
 
 Paths are matched on the normalised path: percent-decoded, dot segments resolved, repeated
 slashes folded. A rule that *loosens* (bypass) matches only a path that is already in that
@@ -22,10 +27,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from mfa_middleware.core.addresses import Address, ClientAddresses, Network
 from mfa_middleware.core.principal import Principal
 
 ACTIONS = ("bypass", "two_factor", "deny")
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def normalise_path(path: str) -> str:
@@ -90,7 +95,10 @@ class Rule:
         object.__setattr__(
             self, "_nets", tuple(ipaddress.ip_network(n, strict=False) for n in self.networks)
         )
-        object.__setattr__(self, "methods", tuple(m.upper() for m in self.methods))
+        methods = tuple(m.upper() for m in self.methods)
+        if "GET" in methods and "HEAD" not in methods:
+            methods += ("HEAD",)  # a HEAD runs the GET handler: it must meet the same rule
+        object.__setattr__(self, "methods", methods)
 
     def _path_matches(self, raw: str, canonical: str) -> bool:
         if not self._path_res:
@@ -106,11 +114,15 @@ class Rule:
         canonical: str,
         method: str,
         principal: Principal,
-        client: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+        client: Address | None,
     ) -> bool:
+        """`client` None: the address is unknown (see the module docstring)."""
         if self.methods and method not in self.methods:
             return False
-        if self.users and principal.id not in self.users and principal.username not in self.users:
+        if self.users and not (
+            principal.id in self.users
+            or (principal.login_name is not None and principal.login_name in self.users)
+        ):
             return False
         if self.groups and not principal.groups.intersection(self.groups):
             return False
@@ -120,8 +132,12 @@ class Rule:
             )
             if actual != expected:
                 return False
-        if self._nets and (client is None or not any(client in net for net in self._nets)):
-            return False
+        if self._nets:
+            if client is None:
+                if self.action == "bypass":
+                    return False
+            elif not any(client in net for net in self._nets):
+                return False
         return self._path_matches(raw_path, canonical)
 
 
@@ -129,7 +145,7 @@ class Rule:
 class RuleSet:
     rules: tuple[Rule, ...] = ()
     default_action: str | None = None  # None: follow the mode
-    trusted_proxies: tuple[Network, ...] = ()
+    clients: ClientAddresses = field(default_factory=ClientAddresses)
     uses_networks: bool = False
     may_deny: bool = False  # whether a rule (or the default action) can deny a request
 
@@ -138,16 +154,16 @@ class RuleSet:
         cls,
         rules: Iterable[Rule | Mapping[str, Any]],
         default_action: str | None,
-        trusted_proxies: Iterable[str],
+        trusted_proxies: Iterable[str] = (),
+        forwarded_header: str = "x-forwarded-for",
     ) -> RuleSet:
         built = tuple(r if isinstance(r, Rule) else Rule(**r) for r in rules)
         if default_action is not None and default_action not in ACTIONS:
             raise ValueError(f"default action {default_action!r}: use one of {', '.join(ACTIONS)}")
-        proxies = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
         return cls(
             built,
             default_action,
-            proxies,
+            ClientAddresses(trusted_proxies, forwarded_header),
             uses_networks=any(rule.networks for rule in built),
             may_deny=default_action == "deny" or any(rule.action == "deny" for rule in built),
         )
@@ -156,43 +172,16 @@ class RuleSet:
     def uses_groups(self) -> bool:
         return any(rule.groups for rule in self.rules)
 
-    def client_address(
-        self, peer: str | None, forwarded_for: str
-    ) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-        """The client's address: the peer, or, when the peer is a trusted proxy, the right-most
-        X-Forwarded-For entry that is not a trusted proxy itself."""
-        address = _parse_ip(peer)
-        if address is None or not self._trusted(address) or not forwarded_for:
-            return address
-        for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
-            hop_address = _parse_ip(hop)
-            if hop_address is None:
-                return address
-            if not self._trusted(hop_address):
-                return hop_address
-        return address
-
-    def _trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-        return any(address in net for net in self.trusted_proxies)
-
     def action_for(
-        self, path: str, method: str, principal: Principal, peer: str | None, forwarded_for: str
+        self, path: str, method: str, principal: Principal, client: Address | None = None
     ) -> str | None:
-        """The action of the first matching rule, the default action, or None (follow the mode)."""
+        """The action of the first matching rule, the default action, or None (follow the
+        mode). `client`: the resolved client address (None: unknown), read only by rules
+        with networks."""
         if not self.rules:
             return self.default_action
         canonical = normalise_path(path)
-        client = self.client_address(peer, forwarded_for) if self.uses_networks else None
         for rule in self.rules:
             if rule.matches(path, canonical, method, principal, client):
                 return rule.action
         return self.default_action
-
-
-def _parse_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not value:
-        return None
-    try:
-        return ipaddress.ip_address(value.strip().strip("[]"))
-    except ValueError:
-        return None

@@ -15,9 +15,12 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.contrib import auth
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
+from mfa_middleware.core.addresses import peer_text
 from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.django.settings import runtime
+from mfa_middleware.errors import StoreError
+from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import (
     NO_APP_SESSION,
@@ -26,11 +29,14 @@ from mfa_middleware.web.gate import (
     GateResult,
     Replay,
     access,
+    bound,
+    end_session,
     gate,
     remember,
     replay,
 )
 from mfa_middleware.web.http import Cookie, RequestFacts, Response, cookie_value
+from mfa_middleware.web.messages import misconfigured
 from mfa_middleware.web.page import PageOutcome
 from mfa_middleware.web.routes import handle_page
 
@@ -49,6 +55,7 @@ def principal_from_user(user: Any, *, with_groups: bool = False) -> Principal | 
     return Principal(
         id=str(user.pk),
         username=user.get_username(),
+        login_name=user.get_username(),  # unique (USERNAME_FIELD): rules may name it
         email=getattr(user, "email", None) or None,
         groups=groups,
         attributes={
@@ -88,14 +95,16 @@ class MetaHeaders(Mapping[str, str]):
 
 
 def facts_from_request(request: HttpRequest, *, with_body: bool) -> RequestFacts:
+    path, full = request.path_info, request.path
     return RequestFacts(
         method=(request.method or "GET").upper(),
-        path=request.path_info,
+        path=path,
         query=request.META.get("QUERY_STRING", ""),
         headers=MetaHeaders(request.META),
-        client=request.META.get("REMOTE_ADDR"),
+        client=peer_text(request.META.get("REMOTE_ADDR")),
         scheme=request.scheme or "http",
         body=request.body if with_body and request.method == "POST" else b"",
+        root_path=full[: len(full) - len(path)].rstrip("/") if full.endswith(path) else "",
     )
 
 
@@ -169,7 +178,9 @@ class MFAMiddleware:
         if self.is_async:
             return self.__acall__(request)
         rt = runtime()
-        user = getattr(request, "user", None)
+        if not hasattr(request, "user"):
+            return misconfigured_response(request, rt)
+        user = request.user
         ticket = self._ticket(request, rt, user)
         if ticket is not None and ticket.final:
             return self.get_response(request)
@@ -181,6 +192,7 @@ class MFAMiddleware:
         if isinstance(result, GateResult) and ticket is not None:
             remember(rt, ticket, result)
         if result.end_app_session:
+            request.mfa_ended = True  # type: ignore[attr-defined]
             auth.logout(request)
         if (answer := own_answer(facts, result)) is not None:
             return answer
@@ -191,6 +203,8 @@ class MFAMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> Any:
         rt = runtime()
+        if not hasattr(request, "auser"):
+            return misconfigured_response(request, rt)
         user = await request.auser()
         ticket = self._ticket(request, rt, user)
         if ticket is not None and ticket.final:
@@ -206,6 +220,7 @@ class MFAMiddleware:
         if isinstance(result, GateResult) and ticket is not None:
             remember(rt, ticket, result)
         if result.end_app_session:
+            request.mfa_ended = True  # type: ignore[attr-defined]
             await auth.alogout(request)
         if (answer := own_answer(facts, result)) is not None:
             return answer
@@ -213,6 +228,37 @@ class MFAMiddleware:
         response = await self.get_response(request)  # type: ignore[misc]
         _set_cookies(response, result.cookies)
         return response
+
+
+NO_USER = (
+    "mfa_middleware.django.MFAMiddleware found no request.user: list it after "
+    "django.contrib.auth.middleware.AuthenticationMiddleware in MIDDLEWARE (`manage.py check` "
+    "says so too). Every request is refused until then."
+)
+
+
+def misconfigured_response(request: HttpRequest, rt: Runtime) -> HttpResponse:
+    """A 500 page (and the reason in the log) instead of letting the request through."""
+    logger.error("%s", NO_USER)
+    facts = facts_from_request(request, with_body=False)
+    return to_django(misconfigured(rt, facts), head=facts.method == "HEAD")
+
+
+def end_session_at_logout(request: HttpRequest | None, user: Any) -> None:
+    """Django's `user_logged_out`: sign this browser's MFA session out server-side, so a
+    copied MFA cookie replays nothing after the user logged out (SES-10)."""
+    if request is None or user is None or getattr(request, "mfa_ended", False):
+        return
+    rt = runtime()
+    claims = rt.sessions.decode(request.COOKIES.get(rt.cookie_name))
+    principal = principal_from_user(user)
+    app = app_session(request)
+    if claims is None or principal is None or not bound(rt, claims, principal, app):
+        return
+    try:
+        rt.run(end_session(rt, claims, principal.id, actor="app_logout"))
+    except StoreError as exc:  # the logout goes on: Django's session is flushed anyway
+        logger.error("2FA store unavailable, sign-out not recorded: %s", exc)
 
 
 def own_answer(facts: RequestFacts, result: GateResult | PageOutcome) -> HttpResponse | None:

@@ -2,7 +2,10 @@
 
 The message is built once (a plain-text and an HTML part). Connections use TLS: implicit TLS
 (port 465) or STARTTLS; plain SMTP is refused unless `allow_insecure=True` (local development
-against a test server). Every wait is bounded by `timeout`.
+against a test server). The server's certificate and host name are verified on both paths
+against the system's CAs, or the CAs of `ssl_context` (e.g. `ssl.create_default_context(
+cafile=...)` for a private CA); smtplib alone would not verify them. Every wait is bounded by
+`timeout`.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ class SMTPSender(Sender):
         self.password = password
         self.tls = tls
         self.timeout = timeout
-        self.ssl_context = ssl_context
+        # one verifying context for both paths: smtplib's own default checks nothing
+        self.ssl_context = ssl_context or ssl.create_default_context()
 
     def build(self, message: Message) -> EmailMessage:
         email = EmailMessage()

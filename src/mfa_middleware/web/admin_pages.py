@@ -99,7 +99,7 @@ def admin_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     action = page.form.get("action", "")
     target = page.form.get("user", "").strip()[:MAX_USER_ID]
     actor = _actor(page)
-    back = page.rt.url("admin")
+    back = page.url("admin")
     if action == "reset" and target:
         # answered here, not redirected: the enrollment code is shown once and goes in no URL
         rt = page.rt

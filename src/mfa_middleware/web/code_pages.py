@@ -18,6 +18,7 @@ from mfa_middleware.core.effects import Doc, Effect, Key, delete, emit, get, put
 from mfa_middleware.core.flows import Attempt
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.records import SETTINGS_KEY, Record, RuntimeSettings, UserRecord, user_key
+from mfa_middleware.web.gate import client_address
 from mfa_middleware.web.http import with_next
 from mfa_middleware.web.page import Page, PageOutcome, posted
 from mfa_middleware.web.recovery_pages import enrolled
@@ -90,7 +91,7 @@ def _send(
 ) -> Generator[Effect, Any, oob.Sent]:
     rt = page.rt
     facts = page.facts
-    client = rt.config.rule_set.client_address(facts.client, facts.header("x-forwarded-for"))
+    client = client_address(rt, facts)
     return (
         yield from oob.send_code(
             page.principal.id,
@@ -127,11 +128,11 @@ def _sent_context(
 
 
 def login_routes(page: Page) -> list[tuple[str, str]]:
-    """Where a login code goes: the enrolled phone, then (with `email_codes`) the user's
-    address if the SMS fails. A user who enrolled by email keeps receiving codes there even
+    """Where a login code goes: the enrolled phone, then (with `email_codes`) the app's address
+    of record if the SMS fails. A user who enrolled by email keeps receiving codes there even
     if `email_codes` was turned off since, or they could not sign in."""
     user = page.view.state.user
-    email = user.email or page.principal.email
+    email = page.principal.email
     if user.method == "sms" and user.phone:
         fallback = [("email", email)] if email and "email" in page.rt.code_channels else []
         return [("sms", user.phone), *fallback]
@@ -228,7 +229,7 @@ def _not_enrollable_by(page: Page, channel: str) -> Generator[Effect, Any, PageO
     """`not_enrollable`, and the method chooser when `channel` is not offered."""
     elsewhere = yield from not_enrollable(page)
     if elsewhere is None and channel not in page.rt.code_channels:
-        return page.go(page.rt.url("enroll"))
+        return page.go(page.url("enroll"))
     return elsewhere
 
 
@@ -299,7 +300,7 @@ def _start_enrollment(
     yield from put(_pending_key(page.principal.id), pending.to_doc(), ttl=PENDING_TTL)
     sent = yield from _send(page, "enroll", [(channel, destination)], first=True)
     sent_flag = "1" if sent.ok else "0"
-    return page.go(with_next(page.rt.url(f"enroll/code?sent={sent_flag}"), page.next))
+    return page.go(with_next(page.url(f"enroll/code?sent={sent_flag}"), page.next))
 
 
 def _my_pending_enrollment(page: Page) -> Generator[Effect, Any, PendingEnrollment | None]:
@@ -330,7 +331,7 @@ def enroll_code_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
         return elsewhere
     pending = yield from _my_pending_enrollment(page)
     if pending is None:
-        return page.go(page.rt.url("enroll"))
+        return page.go(page.url("enroll"))
     failed = page.facts.query_param("sent") == "0"
     return (yield from _code_page(page, pending, 503 if failed else 200, send_failed=failed))
 
@@ -343,7 +344,7 @@ def enroll_code_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         return elsewhere
     pending = yield from _my_pending_enrollment(page)
     if pending is None:
-        return page.go(page.rt.url("enroll"))
+        return page.go(page.url("enroll"))
     if page.form.get("action") == "resend":
         sent = yield from _send(page, "enroll", [(pending.channel, pending.destination)])
         status = 200 if sent.ok else (429 if sent.wait and not sent.failed else 503)
@@ -372,15 +373,16 @@ def enroll_code_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
 
 
 def _activate(page: Page, pending: PendingEnrollment) -> Generator[Effect, Any, UserRecord]:
-    """Make the verified phone or address the user's factor, replacing any other; every other
+    """Make the verified phone or address the user's factor, replacing any other (and the
+    other channel's contact data: SMS and email are never active together); every other
     session of the user must verify again."""
     settings = RuntimeSettings.from_doc((yield from get(SETTINGS_KEY)))
     now = page.rt.clock()
 
     def activate(doc: Doc | None) -> Doc:
         record = UserRecord.from_doc(doc)
-        phone = pending.destination if pending.channel == "sms" else record.phone
-        email = pending.destination if pending.channel == "email" else record.email
+        phone = pending.destination if pending.channel == "sms" else None
+        email = pending.destination if pending.channel == "email" else None
         return replace(
             record,
             method=pending.channel,

@@ -30,7 +30,7 @@ def after_verification(page: Page) -> Generator[Effect, Any, str]:
     if auto_trust is not None and auto_trust(page.facts, page.principal):
         yield from _trust(page, device_id, None, actor="auto")
         return page.next
-    return with_next(page.rt.url("trust"), page.next)
+    return with_next(page.url("trust"), page.next)
 
 
 def _trust(
@@ -55,6 +55,8 @@ def trust_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     device_id = current_device(page.rt, page.facts, page.principal)
     if page.view.decision != ALLOW_VERIFIED or not _trust_open(page) or device_id is None:
         return page.where_to()
+    if not page.recently_verified:  # trusting skips codes for weeks: only right after one
+        return page.step_up()
     doc = yield from get(devices.device_key(page.principal.id, device_id))
     if doc is None:
         return page.where_to()
@@ -69,6 +71,8 @@ def trust_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     device_id = current_device(page.rt, page.facts, page.principal)
     if page.view.decision != ALLOW_VERIFIED or not _trust_open(page) or device_id is None:
         return page.where_to()
+    if page.form.get("choice") == "trust" and not page.recently_verified:
+        return page.step_up(back=with_next(page.url("trust"), page.next))
     if page.form.get("choice") == "trust":
         yield from _trust(page, device_id, page.form.get("name", ""), actor="self")
     return page.go(page.next)
@@ -127,7 +131,7 @@ def devices_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         return _not_found(page)
     record = devices.DeviceRecord.from_doc(doc)
     action = page.form.get("action", "")
-    back = page.rt.url("devices")
+    back = page.url("devices")
     if action == "rename":
         renamed = yield from devices.rename(page.principal.id, device_id, page.form.get("name", ""))
         return page.go(f"{back}?done={'renamed' if renamed else 'unnamed'}")
@@ -138,7 +142,7 @@ def devices_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         return page.go(f"{back}?done=deleted")
     if action == "trust" and _trust_open(page):
         if not page.recently_verified:  # trusting another browser remotely is an elevation
-            return page.go(with_next(page.rt.url("challenge?reauth=1"), back))
+            return page.step_up(back=back)
         yield from _trust(page, device_id, None, actor="self")
         return page.go(f"{back}?done=trusted")
     return page.outcome(redirect(back, page.view.cookies))

@@ -11,8 +11,9 @@ from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mfa_middleware.core import devices
-from mfa_middleware.core.effects import Effect, emit
+from mfa_middleware.core import devices, ops
+from mfa_middleware.core.addresses import Address
+from mfa_middleware.core.effects import Effect, emit, get
 from mfa_middleware.core.policy import (
     ALLOW_EXEMPT,
     ALLOW_OFF,
@@ -70,7 +71,7 @@ def _login_tag(rt: Runtime, app: AppSession) -> str:
     return rt.login_tag(app.marker) if app.marker and not app.writable else ""
 
 
-def _bound(rt: Runtime, claims: SessionClaims, principal: Principal, app: AppSession) -> bool:
+def bound(rt: Runtime, claims: SessionClaims, principal: Principal, app: AppSession) -> bool:
     """Whether the cookie belongs to this user and to this login of the app."""
     return (
         claims.user_tag == rt.user_tag(principal.id)
@@ -87,6 +88,11 @@ class SessionView:
     decision: Decision
     fresh: bool
     cookies: list[Cookie] = field(default_factory=list)
+    api: bool = False  # a token caller: no MFA state is kept for it
+
+    def marker(self, app: AppSession) -> str | None:
+        """The new MFA session id for the adapter to keep in the app's session, if any."""
+        return self.claims.session_id if self.fresh and app.writable and not self.api else None
 
 
 def resolve_session(
@@ -98,13 +104,17 @@ def resolve_session(
     require: bool = False,
 ) -> Generator[Effect, Any, SessionView]:
     """The user's MFA session for this request (a new one when the cookie is missing, foreign
-    or from another login) and the decision on it. `require`: a two_factor rule matched."""
+    or from another login) and the decision on it. `require`: a two_factor rule matched.
+
+    A token caller (an API client) carries no MFA state: nothing is written and no cookie is
+    set for it, whatever the answer."""
     now = rt.clock()
-    state = yield from load_hot_state(principal.id)
-    eff = effective(state.settings, rt.defaults)
     claims = rt.sessions.decode(facts.cookie(rt.cookie_name))
-    login_tag = _login_tag(rt, app)
-    fresh = claims is None or not _bound(rt, claims, principal, app)
+    fresh = claims is None or not bound(rt, claims, principal, app)
+    tag = None if fresh or claims is None else rt.session_tag(claims.session_id)
+    state = yield from load_hot_state(principal.id, tag)
+    eff = effective(state.settings, rt.defaults)
+    api = principal.is_token
     device_cookie: Cookie | None = None
     if claims is None or fresh:
         claims = SessionClaims(
@@ -115,11 +125,14 @@ def resolve_session(
             int(now),
             state.user.epoch,
             state.settings.global_epoch,
-            login_tag=login_tag,
+            login_tag=_login_tag(rt, app),
         )
-        claims, device_cookie = yield from _start_on_device(rt, facts, principal, state, claims)
-    decision = decide(claims, state, now, eff, require=require)
-    view = SessionView(claims, state, eff, decision, fresh)
+        if not api:
+            claims, device_cookie = yield from _start_on_device(rt, facts, principal, state, claims)
+    decision = decide(claims, state, now, eff, require=require, api=api)
+    view = SessionView(claims, state, eff, decision, fresh, api=api)
+    if api:
+        return view
     if device_cookie is not None:
         view.cookies.append(device_cookie)
     background = rt.config.background_request
@@ -136,9 +149,10 @@ def _start_on_device(
     principal: Principal,
     state: HotState,
     claims: SessionClaims,
-) -> Generator[Effect, Any, tuple[SessionClaims, Cookie]]:
-    """A new login session: recognise this browser (or register it), and skip the code when it
-    is a trusted device of this user, still trusted under the current epochs."""
+) -> Generator[Effect, Any, tuple[SessionClaims, Cookie | None]]:
+    """A new login session in a browser that already has a device of this user: note its use,
+    and skip the code when it is trusted under the current epochs. A browser without one gets
+    its device record only when it reaches a 2FA page (`register_device`)."""
     now = rt.clock()
     found = yield from devices.recognise(
         principal.id,
@@ -149,14 +163,45 @@ def _start_on_device(
         facts.header("user-agent"),
         state.user,
         state.settings,
-        rt.config.max_devices,
     )
+    if found is None:
+        return claims, None
     cookie = rt.device_cookie(found.device_id, claims.user_tag)
     enrolled = state.user.enrolled_in(state.settings.enroll_epoch)
     if found.trusted and rt.trust_seconds > 0 and enrolled:
         yield from emit("trusted_device_used", user=principal.id, ip=facts.client)
         claims = replace(claims, verified_at=int(now), method="device")
     return claims, cookie
+
+
+def register_device(
+    rt: Runtime, facts: RequestFacts, principal: Principal, view: SessionView
+) -> Generator[Effect, Any, None]:
+    """Give a browser that reached a 2FA page without a device of this user its device record
+    and cookie (the trust prompt and the device list need one)."""
+    if principal.is_token:
+        return
+    known = current_device(rt, facts, principal)
+    if known is not None and (yield from get(devices.device_key(principal.id, known))):
+        return
+    device_id = yield from devices.register(
+        principal.id,
+        rt.clock(),
+        facts.client or "",
+        facts.header("user-agent"),
+        rt.config.max_devices,
+    )
+    view.cookies.append(rt.device_cookie(device_id, rt.user_tag(principal.id)))
+
+
+def end_session(
+    rt: Runtime, claims: SessionClaims, user_id: str, actor: str
+) -> Generator[Effect, Any, None]:
+    """Sign the MFA session `claims` out server-side (a logout): see `ops.end_session`."""
+    state = yield from load_hot_state(user_id)
+    until = claims.login_at + effective(state.settings, rt.defaults).session_lifetime
+    tag = rt.session_tag(claims.session_id)
+    yield from ops.end_session(user_id, tag, rt.clock(), until, actor)
 
 
 def current_device(rt: Runtime, facts: RequestFacts, principal: Principal) -> str | None:
@@ -229,13 +274,20 @@ def replay(rt: Runtime, token: str | None, marker: str | None, user_id: str) -> 
     return Replay(key, generation, hit)
 
 
+def client_address(rt: Runtime, facts: RequestFacts) -> Address | None:
+    """The client's address, through `trusted_proxies` and their forwarding header; None when
+    it is unknown."""
+    clients = rt.config.rule_set.clients
+    return clients.resolve(facts.client, facts.header(clients.header))
+
+
 def rule_action(rt: Runtime, facts: RequestFacts, principal: Principal) -> str | None:
     """The action of the access rules for this request (None: follow the mode)."""
     rules = rt.config.rule_set
     if not rules.rules:
         return rules.default_action
-    forwarded = facts.header("x-forwarded-for") if rules.uses_networks else ""
-    return rules.action_for(facts.path, facts.method, principal, facts.client, forwarded)
+    client = client_address(rt, facts) if rules.uses_networks else None
+    return rules.action_for(facts.path, facts.method, principal, client)
 
 
 UNGATED = "ungated"
@@ -267,14 +319,15 @@ rule turns that into enrollment."""
 
 def next_target(facts: RequestFacts) -> str:
     """Where to return after the step: the requested page for GET/HEAD, else the home page."""
-    return safe_next(facts.full_path) if facts.method in ("GET", "HEAD") else "/"
+    home = facts.url("/")
+    return safe_next(facts.full_path, home) if facts.method in ("GET", "HEAD") else home
 
 
 def expired_response(
     rt: Runtime, facts: RequestFacts, principal: Principal, reason: str
 ) -> Response:
     cookies = [rt.clear_session_cookie()]
-    login = rt.config.login_url
+    login = facts.url(rt.config.login_url)
     if wants_json(facts, principal):
         return json_response(
             401, {"error": "session_expired", "reason": reason, "location": login}, cookies
@@ -308,7 +361,7 @@ def _decide(
             else (GateResult(unavailable(rt, facts, principal)))
         )
     decision = view.decision
-    marker = view.claims.session_id if view.fresh and app.writable else None
+    marker = view.marker(app)
     if isinstance(decision, Allow):
         until = None
         if decision in REPLAYABLE and not view.cookies and marker is None:
@@ -326,7 +379,7 @@ def _decide(
         )
     page = "challenge" if isinstance(decision, Challenge) else "enroll"
     assert isinstance(decision, Challenge | Enroll)
-    location = with_next(rt.url(page), next_target(facts))
+    location = with_next(facts.url(rt.url(page)), next_target(facts))
     if wants_json(facts, principal) or facts.is_websocket:
         body = {"error": decision.reason, "location": location}
         return GateResult(json_response(401, body, view.cookies), marker=marker)
@@ -343,7 +396,7 @@ def survives_outage(
     if rt.config.on_store_error != "verified_sessions":
         return False
     claims = rt.sessions.decode(facts.cookie(rt.cookie_name))
-    if claims is None or not claims.verified or not _bound(rt, claims, principal, app):
+    if claims is None or not claims.verified or not bound(rt, claims, principal, app):
         return False
     now = rt.clock()
     idle = rt.defaults.idle_timeout

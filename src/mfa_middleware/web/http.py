@@ -17,7 +17,11 @@ from mfa_middleware.core.principal import Principal
 
 @dataclass(slots=True)
 class RequestFacts:
-    """What the gate and the pages read from a request. Header names are lower case."""
+    """What the gate and the pages read from a request. Header names are lower case.
+
+    `path` is relative to the app's root, as its router matches it (rules and our prefix are
+    matched on it); `root_path` is where the app is mounted (ASGI `root_path`, WSGI
+    `SCRIPT_NAME`), put back in front of every URL we send the browser to."""
 
     method: str
     path: str
@@ -27,6 +31,7 @@ class RequestFacts:
     scheme: str = "http"
     body: bytes = b""
     is_websocket: bool = False
+    root_path: str = ""
 
     def header(self, name: str) -> str:
         return self.headers.get(name, "")
@@ -36,7 +41,16 @@ class RequestFacts:
 
     @property
     def full_path(self) -> str:
-        return f"{self.path}?{self.query}" if self.query else self.path
+        """The path and query as the browser asked for them (with the root path)."""
+        path = self.root_path + self.path
+        return f"{path}?{self.query}" if self.query else path
+
+    def url(self, path: str) -> str:
+        """An app-relative path (`/login`, `/_mfa/challenge`) as the browser must ask for it;
+        a full URL (an external login page) is left alone."""
+        if not path.startswith("/") or path.startswith("//"):
+            return path
+        return self.root_path + path
 
     def query_param(self, name: str) -> str | None:
         for key, value in parse_qsl(self.query, keep_blank_values=True):
@@ -46,11 +60,18 @@ class RequestFacts:
 
 
 def cookie_value(header: str, name: str) -> str | None:
-    """The value of cookie `name` in a Cookie header, or None; a malformed header is no cookie."""
+    """The value of cookie `name` in a Cookie header, or None; a malformed header is no cookie.
+
+    Pairs are split as RFC 6265 does (`name=value` separated by `;`): a name counts only at the
+    start of a pair, so `tracker=x mfa_session=evil` is one cookie named `tracker`. Found by a
+    search, without building a dict of every cookie (this runs on every request)."""
     target = name + "="
     start = header.find(target)
     while start != -1:
-        if start == 0 or header[start - 1] in " ;\t":  # a whole name, not a suffix of one
+        before = start - 1
+        while before >= 0 and header[before] in " \t":
+            before -= 1
+        if before < 0 or header[before] == ";":  # the start of a pair: the whole name
             end = header.find(";", start)
             value = header[start + len(target) : None if end == -1 else end]
             return value.strip().strip('"') or None

@@ -20,7 +20,13 @@ def message(
     if wants_json(facts, principal):
         return json_response(status, {"error": error, "message": text})
     body = rt.renderer.render(
-        "message.html", title=title, message=text, csrf_token="", next="/", user=""
+        "message.html",
+        title=title,
+        message=text,
+        csrf_token="",
+        next=facts.url("/"),
+        user="",
+        prefix=facts.url(rt.prefix),
     )
     return html_response(status, body)
 
@@ -61,4 +67,20 @@ def denied(rt: Runtime, facts: RequestFacts, principal: Principal | None) -> Res
         N_("Access denied"),
         N_("You do not have access to this page."),
         "forbidden",
+    )
+
+
+def misconfigured(rt: Runtime, facts: RequestFacts) -> Response:
+    """The middleware cannot tell who is signed in (see `SetupError`): refuse, never pass."""
+    return message(
+        rt,
+        facts,
+        None,
+        500,
+        N_("Sign-in is not set up correctly"),
+        N_(
+            "This site's two-step verification is not set up correctly, so the page can't be"
+            " shown. Please try again later or contact the site's administrator."
+        ),
+        "mfa_misconfigured",
     )

@@ -13,9 +13,11 @@ from mfa_middleware.web.page import Page
 
 
 def notify(page: Page, subject: str, text: str, **values: Any) -> Generator[Effect, Any, None]:
-    """Tell the user by email that something changed on their account (when an address and an
-    email sender exist). A failure to notify never blocks the change; it is logged."""
-    address = page.view.state.user.email or page.principal.email
+    """Tell the user by email that something changed on their account (when the app gives an
+    address of record and an email sender exists). Never to an address that only a factor's
+    enrollment supplied: whoever enrolled it may not be the account's owner. A failure to
+    notify never blocks the change; it is logged."""
+    address = page.principal.email
     if not address or "email" not in page.rt.delivery.channels():
         return
     t = page.rt.translate

@@ -52,7 +52,17 @@ class Page:
 
     @property
     def next(self) -> str:
-        return safe_next(self.form.get("next") or self.facts.query_param("next"))
+        home = self.facts.url("/")
+        return safe_next(self.form.get("next") or self.facts.query_param("next"), home)
+
+    @property
+    def prefix(self) -> str:
+        """Where our pages are, as the browser asks for them (the templates' `prefix`)."""
+        return self.facts.url(self.rt.prefix)
+
+    def url(self, page: str) -> str:
+        """The URL of one of our pages (`challenge`, `enroll/totp?x=1`), with the root path."""
+        return self.facts.url(self.rt.url(page))
 
     @property
     def csrf(self) -> str:
@@ -61,7 +71,7 @@ class Page:
     @property
     def session_hash(self) -> str:
         """A keyed hash of this MFA session's id: what the store keeps to name it."""
-        return self.rt.keyring.mac("mfa.session-hash.v1", self.view.claims.session_id)[:22]
+        return self.rt.session_tag(self.view.claims.session_id)
 
     @property
     def reauth(self) -> bool:
@@ -77,9 +87,10 @@ class Page:
             claims.verified and claims.method != "device" and (age <= self.rt.config.reauth_seconds)
         )
 
-    def step_up(self) -> PageOutcome:
-        """Ask for a code before a sensitive change, then come back here."""
-        return self.go(with_next(self.rt.url("challenge?reauth=1"), self.facts.full_path))
+    def step_up(self, back: str | None = None) -> PageOutcome:
+        """Ask for a code before a sensitive change, then come back here (a GET), or to `back`
+        (the page a refused POST came from: its form cannot be replayed)."""
+        return self.go(with_next(self.url("challenge?reauth=1"), back or self.facts.full_path))
 
     def render(self, template: str, status: int = 200, **context: Any) -> PageOutcome:
         body = self.rt.renderer.render(
@@ -87,12 +98,13 @@ class Page:
             csrf_token=self.csrf,
             next=self.next,
             user=self.principal.display_name,
+            prefix=self.prefix,
             **context,
         )
         return self.outcome(html_response(status, body, self.view.cookies))
 
     def outcome(self, response: Response) -> PageOutcome:
-        marker = self.view.claims.session_id if self.view.fresh and self.app.writable else None
+        marker = self.view.marker(self.app)
         return PageOutcome(response, marker)
 
     def go(self, location: str, cookies: list[Cookie] | None = None) -> PageOutcome:
@@ -102,9 +114,9 @@ class Page:
         """The page the decision calls for, when it is not the one asked for."""
         decision = self.view.decision
         if isinstance(decision, Challenge):
-            return self.go(with_next(self.rt.url("challenge"), self.next))
+            return self.go(with_next(self.url("challenge"), self.next))
         if isinstance(decision, Enroll):
-            return self.go(with_next(self.rt.url("enroll"), self.next))
+            return self.go(with_next(self.url("enroll"), self.next))
         return self.go(self.next)
 
 

@@ -28,6 +28,7 @@ from mfa_middleware.core.policy import (
     Challenge,
 )
 from mfa_middleware.web.code_pages import OOB_METHODS, login_code_context, verify_login_code
+from mfa_middleware.web.gate import end_session
 from mfa_middleware.web.http import (
     redirect,
 )
@@ -99,8 +100,8 @@ def enroll_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     elsewhere = yield from not_enrollable(page)
     if elsewhere is not None:
         return elsewhere
-    methods = [("totp", page.rt.url("enroll/totp"))]
-    methods += [(c, page.rt.url(f"enroll/{c}")) for c in page.rt.code_channels]
+    methods = [("totp", page.url("enroll/totp"))]
+    methods += [(c, page.url(f"enroll/{c}")) for c in page.rt.code_channels]
     return page.render("enroll_choose.html", methods=methods)
 
 
@@ -169,20 +170,25 @@ def settings_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
 
 
 def end_other_sessions_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    """Log out every other session of this user; this one carries on with the new epoch."""
+    """Log out every other session of this user; this one carries on with the new epoch. An
+    enrolled user enters a code first (SES-13): a stolen old session must not evict the owner
+    and stay in."""
     if (refused := posted(page)) is not None:
         return refused
     if not isinstance(page.view.decision, Allow):
         return page.where_to()
+    if page.view.decision == ALLOW_VERIFIED and not page.recently_verified:
+        return page.step_up(back=page.url("settings"))
     record = yield from ops.force_logout(page.principal.id, actor="self")
     claims = replace(page.view.claims, epoch=record.epoch)
     cookie = page.rt.session_cookie(claims, page.view.eff)
-    return page.outcome(redirect(page.rt.url("settings?ended=1"), [cookie]))
+    return page.outcome(redirect(page.url("settings?ended=1"), [cookie]))
 
 
 def logout_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if (refused := posted(page)) is not None:
         return refused
-    yield from emit("signed_out", user=page.principal.id, ip=page.facts.client)
-    response = redirect(page.rt.config.login_url, [page.rt.clear_session_cookie()])
+    if not page.view.fresh:  # end it server-side too: a copy of the cookie replays nothing
+        yield from end_session(page.rt, page.view.claims, page.principal.id, actor="self")
+    response = redirect(page.facts.url(page.rt.config.login_url), [page.rt.clear_session_cookie()])
     return PageOutcome(response, end_app_session=True)

@@ -14,7 +14,7 @@ from mfa_middleware.core import enroll_code, recovery
 from mfa_middleware.core.effects import Effect, Key, get
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_NOT_ENROLLED, ALLOW_VERIFIED, Allow, Challenge, Enroll
-from mfa_middleware.core.tokens import SessionClaims
+from mfa_middleware.core.tokens import SessionClaims, csrf_token
 from mfa_middleware.web.device_pages import after_verification
 from mfa_middleware.web.http import html_response, redirect, with_next
 from mfa_middleware.web.notices import notify
@@ -57,6 +57,7 @@ def _codes_page(page: Page, codes: list[str], target: str, cookies: Any = None) 
         csrf_token=page.csrf,
         next=page.next,
         user=page.principal.display_name,
+        prefix=page.prefix,
         download="data:text/plain;charset=utf-8,"
         + quote(f"{page.rt.config.app_name} recovery codes\n\n" + "\n".join(codes) + "\n"),
     )
@@ -83,15 +84,30 @@ def recovery_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if not attempt.ok:
         context = failure_context(attempt)
         return page.render("recovery_use.html", failure_status(attempt), **context)
+    left = (yield from recovery.codes_left(page.principal.id)) or 0
     yield from notify(
         page,
         N_("a recovery code was used"),
-        N_("One of your recovery codes was just used to sign in."),
+        N_(
+            "One of your recovery codes was just used to sign in. It no longer works; you have"
+            " {left} unused codes left."
+        ),
+        left=left,
     )
     claims = rt.upgraded(page.view.claims, epoch=page.view.state.user.epoch, method="recovery")
     cookie = rt.session_cookie(claims, page.view.eff)
     marker = claims.session_id if page.app.writable else None
-    return PageOutcome(redirect(page.next, [cookie]), marker)  # no trust prompt after recovery
+    # how many are left, and a new set offered at once (RC-05); no trust prompt after recovery
+    body = rt.renderer.render(
+        "recovery_used.html",
+        codes_left=left,
+        few_left=left <= recovery.FEW_LEFT,
+        csrf_token=csrf_token(rt.keyring, claims.session_id),  # the new session's
+        next=page.next,
+        user=page.principal.display_name,
+        prefix=page.prefix,
+    )
+    return PageOutcome(html_response(200, body, [cookie]), marker)
 
 
 def _unlock_page(page: Page, status: int = 200, **context: Any) -> PageOutcome:
@@ -104,7 +120,7 @@ def _unlock_state(page: Page) -> Generator[Effect, Any, PageOutcome | enroll_cod
         return page.where_to()
     code = yield from enroll_code.blocking(page.principal.id, page.session_hash)
     if code is None:
-        return page.go(with_next(page.rt.url("enroll"), page.next))
+        return page.go(with_next(page.url("enroll"), page.next))
     return code
 
 
@@ -135,7 +151,7 @@ def unlock_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     yield from record_attempt(page, attempt, "enroll_code", "enroll")
     if not attempt.ok:
         return _unlock_page(page, failure_status(attempt), **failure_context(attempt))
-    return page.go(with_next(rt.url("enroll"), page.next))
+    return page.go(with_next(page.url("enroll"), page.next))
 
 
 def regenerate_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
@@ -144,7 +160,7 @@ def regenerate_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if page.view.decision != ALLOW_VERIFIED:
         return page.where_to()
     if not page.recently_verified:
-        return page.go(page.rt.url("challenge?reauth=1&next=" + quote(page.rt.url("settings"))))
+        return page.go(with_next(page.url("challenge?reauth=1"), page.url("settings")))
     count = page.rt.config.recovery_code_count or recovery.DEFAULT_COUNT
     codes = yield from recovery.issue_codes(
         page.principal.id, page.rt.clock(), page.rt.keyring, count
@@ -154,17 +170,20 @@ def regenerate_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         N_("new recovery codes"),
         N_("New recovery codes were created; the old ones no longer work."),
     )
-    return page.outcome(_codes_page(page, codes, page.rt.url("settings")))
+    back = page.next if "next" in page.form else page.url("settings")
+    return page.outcome(_codes_page(page, codes, back))
 
 
 # -- lost device ----------------------------------------------------------------------------
 
 
 def _lost_possible(page: Page) -> bool:
+    """The link goes to the app's address of record only, never to one a factor's enrollment
+    supplied (which an attacker with the password could have set)."""
     return (
         bool(page.rt.config.public_url)
         and "email" in page.rt.delivery.channels()
-        and bool(page.view.state.user.email or page.principal.email)
+        and bool(page.principal.email)
     )
 
 
@@ -188,7 +207,7 @@ def lost_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
             token = yield from recovery.issue_reset_link(
                 page.principal.id, rt.clock(), rt.config.reset_link_seconds, rt.keyring
             )
-            url = f"{rt.config.public_url}{rt.prefix}/lost/confirm?token={token}"
+            url = f"{rt.config.public_url}{page.url('lost/confirm')}?token={token}"
             minutes = round(rt.config.reset_link_seconds / 60)
             yield from notify(
                 page,
@@ -239,7 +258,7 @@ def _reset_and_restart(page: Page, actor: str) -> Generator[Effect, Any, PageOut
     )
     claims = replace(page.view.claims, epoch=record.epoch, verified_at=0, method="")
     cookie = page.rt.session_cookie(claims, page.view.eff)
-    return page.outcome(redirect(page.rt.url("enroll"), [cookie]))
+    return page.outcome(redirect(page.url("enroll"), [cookie]))
 
 
 # -- turning 2FA off --------------------------------------------------------------------------
@@ -263,7 +282,7 @@ def disable_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         return page.step_up()
     outcome = yield from _reset_and_restart(page, "self")
     if page.view.eff.mode != "required":
-        outcome.response = redirect(page.rt.url("settings"), outcome.response.cookies)
+        outcome.response = redirect(page.url("settings"), outcome.response.cookies)
     return outcome
 
 

@@ -26,7 +26,12 @@ from mfa_middleware.web.code_pages import (
     resend_login_post,
 )
 from mfa_middleware.web.device_pages import devices_get, devices_post, trust_get, trust_post
-from mfa_middleware.web.gate import AppSession, expired_response, resolve_session
+from mfa_middleware.web.gate import (
+    AppSession,
+    expired_response,
+    register_device,
+    resolve_session,
+)
 from mfa_middleware.web.http import (
     RequestFacts,
     Response,
@@ -125,10 +130,9 @@ def _dispatch(
         return PageOutcome(stylesheet(rt))
     if principal is None:
         if wants_json(facts, None):
-            return PageOutcome(
-                json_response(401, {"error": "login_required", "location": rt.config.login_url})
-            )
-        return PageOutcome(redirect(rt.config.login_url))
+            login = facts.url(rt.config.login_url)
+            return PageOutcome(json_response(401, {"error": "login_required", "location": login}))
+        return PageOutcome(redirect(facts.url(rt.config.login_url)))
     try:
         return (yield from _serve(rt, facts, principal, app, sub, method))
     except StoreError as exc:
@@ -144,6 +148,7 @@ def _serve(
         return PageOutcome(
             expired_response(rt, facts, principal, view.decision.reason), end_app_session=True
         )
+    yield from register_device(rt, facts, principal, view)
     page = Page(rt, facts, principal, view, app)
     if sub == "/":
         return page.where_to()

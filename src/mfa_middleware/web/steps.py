@@ -14,6 +14,7 @@ from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_NOT_ENROLLED, ALLOW_VERIFIED, Enroll
 from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.device_pages import after_verification
+from mfa_middleware.web.gate import client_address
 from mfa_middleware.web.http import redirect, with_next
 from mfa_middleware.web.notices import notify
 from mfa_middleware.web.page import Page, PageOutcome, locked_context
@@ -49,8 +50,7 @@ def notify_failed_codes(page: Page) -> Generator[Effect, Any, None]:
     """Someone got past the password and then failed the code until locked out: tell the user
     when, from which browser and address (once per lockout, so at most a few mails)."""
     rt, facts = page.rt, page.facts
-    rules = rt.config.rule_set
-    address = rules.client_address(facts.client, facts.header("x-forwarded-for"))
+    address = client_address(rt, facts)
     yield from notify(
         page,
         N_("wrong sign-in codes"),
@@ -84,7 +84,7 @@ def not_enrollable(page: Page) -> Generator[Effect, Any, PageOutcome | None]:
         code = yield from enroll_code.blocking(page.principal.id, page.session_hash)
         if code is None:
             return None
-        return page.go(with_next(page.rt.url("enroll/unlock"), page.next))
+        return page.go(with_next(page.url("enroll/unlock"), page.next))
     if decision == ALLOW_VERIFIED:
         if page.recently_verified:
             return None

@@ -3,6 +3,7 @@ named by their Django username."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from typing import Any
 
@@ -36,7 +37,9 @@ class Command(BaseCommand):
     help = "Operate two-factor authentication: the same commands as mfa-admin."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("args", nargs="*", help="an mfa-admin command, e.g. logout alice")
+        parser.add_argument(
+            "args", nargs=argparse.REMAINDER, help="an mfa-admin command, e.g. logout alice"
+        )
 
     def run_from_argv(self, argv: list[str]) -> None:
         # Our own parser takes the whole command line (options before the command included).
@@ -44,7 +47,10 @@ class Command(BaseCommand):
         raise SystemExit(self._run(argv[2:], prog))
 
     def handle(self, *args: Any, **options: Any) -> None:
-        code = self._run(list(args), "manage.py mfa")
+        argv = list(args)
+        if argv[:1] == ["--"]:  # call_command("mfa", "--", ...): the separator is not ours
+            argv = argv[1:]
+        code = self._run(argv, "manage.py mfa")
         if code:
             raise CommandError(f"mfa {' '.join(args)} failed (exit {code})")
 
