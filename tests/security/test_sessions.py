@@ -177,3 +177,37 @@ async def test_a_browser_that_never_meets_a_2fa_page_gets_no_device(clock: Fixed
     assert store.scan("device", "alice") == []
     assert [k for k in store.writes if k.kind != "settings"] == []
     assert store.get(Key("user", "alice")) is None
+
+
+@pytest.mark.checklist("SES-11", "SES-12", "SES-06")
+@pytest.mark.parametrize("how", ["dropped", "replaced"])
+async def test_dropping_the_mfa_cookie_does_not_escape_a_force_logout(
+    clock: FixedClock, how: str
+) -> None:
+    """Found by the stateful fuzzer: where no factor is asked (here mode off), a login whose MFA
+    cookie went missing used to get a fresh MFA session under the new epochs and lifetime."""
+    store = MemoryStore()
+    app = make_app(clock, store=store, mode="off")
+    from mfa_middleware.admin import Admin
+    from mfa_middleware.config import MFAConfig
+    from mfa_middleware.runtime import Runtime
+    from tests.e2e.helpers import SECRET_KEY
+
+    ops = Admin(Runtime(MFAConfig(secret_keys=[SECRET_KEY], store=store, clock=clock)), "t")
+    async with client(app) as thief, client(app) as other:
+        await login(thief)
+        await login(other, "bob")
+        assert await is_verified(thief)  # mode off: no factor asked
+        assert await is_verified(other)
+        ops.logout("alice")
+        if how == "dropped":
+            thief.cookies.delete(COOKIE)
+        else:
+            value = cookie(other)
+            assert value is not None
+            thief.cookies.delete(COOKIE)
+            thief.cookies.set(COOKIE, value)
+        r = await thief.get("/account", headers=HTML)
+        assert r.status_code == 303
+        assert r.headers["location"].startswith("/login")
+        assert not await is_verified(thief)  # the app's own session ended too

@@ -100,12 +100,32 @@ def decide(
     *,
     require: bool = False,
     api: bool = False,
+    lost: bool = False,
 ) -> Decision:
     """What the gate does with a request from a user whose MFA session is `claims`.
 
     `require` (a `two_factor` rule matched) makes enrollment required here even in optional
     mode; `off` stays off and an exempt user stays exempt. `api`: the app authenticated the
-    request with a token, not a browser session (what an exemption covers by default)."""
+    request with a token, not a browser session (what an exemption covers by default).
+    `lost`: this login of the app had an MFA session and the browser no longer presents it
+    (dropped, replaced or tampered with). Where a factor is asked anyway the cookie counts as
+    absent; where none would be (mode off, an exemption, optional mode), the login is over:
+    dropping our cookie must not escape a force-logout or the session lifetime."""
+    decision = _decide(claims, state, now, eff, require=require, api=api)
+    if lost and isinstance(decision, Allow):
+        return Expired("session_lost")
+    return decision
+
+
+def _decide(
+    claims: SessionClaims,
+    state: HotState,
+    now: float,
+    eff: Effective,
+    *,
+    require: bool,
+    api: bool,
+) -> Decision:
     reason = expiry_reason(claims, state, now, eff)
     if reason is not None:
         return Expired(reason)

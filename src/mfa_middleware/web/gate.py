@@ -129,7 +129,8 @@ def resolve_session(
         )
         if not api:
             claims, device_cookie = yield from _start_on_device(rt, facts, principal, state, claims)
-    decision = decide(claims, state, now, eff, require=require, api=api)
+    lost = fresh and app.writable and app.marker is not None and not api
+    decision = decide(claims, state, now, eff, require=require, api=api, lost=lost)
     view = SessionView(claims, state, eff, decision, fresh, api=api)
     if api:
         return view
