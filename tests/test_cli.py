@@ -53,9 +53,13 @@ SETTINGS = Key("settings", "_", "global")
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MFA_CONFIG", "MFA_STORE_URL")}
+    unset = ("MFA_CONFIG", "MFA_STORE_URL", "MFA_SECRET_KEYS")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(extra)
     return env
+
+
+WITH_KEYS = _env(MFA_SECRET_KEYS=KEY)
 
 
 def admin(
@@ -533,7 +537,7 @@ def _devices(db: Path, user: str) -> list[str]:
 def test_reset_clears_the_user_their_devices_and_recovery_codes(url: str, db: Path) -> None:
     _enrolled_with_devices_and_codes(db)
     bob_before = doc(db, Key("user", "bob"))
-    result = admin("--store", url, "--json", "reset", "alice", "--yes")
+    result = admin("--store", url, "--json", "reset", "alice", "--yes", env=WITH_KEYS)
     answer = as_json(result)
     assert answer.keys() == {"reset", "enrollment_code"}  # no address known: handed over
     assert answer["reset"] == "alice"
@@ -559,7 +563,7 @@ def test_reset_clears_the_user_their_devices_and_recovery_codes(url: str, db: Pa
 def test_reset_takes_json_after_the_command(url: str, db: Path) -> None:
     """The form the issue gives: `mfa-admin --store URL reset alice --yes --json`."""
     _enrolled_with_devices_and_codes(db)
-    result = admin("--store", url, "reset", "alice", "--yes", "--json")
+    result = admin("--store", url, "reset", "alice", "--yes", "--json", env=WITH_KEYS)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["reset"] == "alice"
@@ -573,7 +577,7 @@ def test_reset_takes_json_after_the_command(url: str, db: Path) -> None:
 def test_reset_without_yes_and_no_terminal_refuses(url: str, db: Path) -> None:
     _enrolled_with_devices_and_codes(db)
     before = doc(db, ALICE)
-    result = admin("--store", url, "reset", "alice")
+    result = admin("--store", url, "reset", "alice", env=WITH_KEYS)
     assert result.returncode == 2
     assert "Refusing without --yes" in result.stderr
     assert "Reset two-step verification of alice?" in result.stderr
@@ -582,8 +586,20 @@ def test_reset_without_yes_and_no_terminal_refuses(url: str, db: Path) -> None:
     assert doc(db, Key("recovery", "alice"))["hashes"] == [["salt", "digest"]]
 
 
+def test_reset_with_a_store_but_not_the_apps_keys_refuses(url: str, db: Path) -> None:
+    """The code would be signed with a throwaway key, and the app could never accept it."""
+    _enrolled_with_devices_and_codes(db)
+    before = doc(db, ALICE)
+    result = admin("--store", url, "--json", "reset", "alice", "--yes")
+    assert result.returncode == 2
+    assert "reset needs the app's secret keys" in result.stderr
+    assert "--config" in result.stderr
+    assert "MFA_SECRET_KEYS" in result.stderr
+    assert doc(db, ALICE) == before  # nothing was changed
+
+
 def test_reset_of_an_unknown_user_exits_2(url: str, db: Path) -> None:
-    result = admin("--store", url, "reset", "ghost", "--yes")
+    result = admin("--store", url, "reset", "ghost", "--yes", env=WITH_KEYS)
     assert result.returncode == 2
     assert "unknown user 'ghost'" in result.stderr
     assert doc(db, Key("user", "ghost")) == {}

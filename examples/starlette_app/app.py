@@ -189,8 +189,8 @@ def demo_email_sender() -> Sender:
     return ConsoleSender("email")
 
 
-def create_app(**mfa_options: Any) -> Starlette:
-    """The demo app; tests pass `store`, `clock` and other MFAConfig options."""
+def mfa_options(**overrides: Any) -> dict[str, Any]:
+    """The demo's MFAConfig options; tests pass `store`, `clock` and other overrides."""
     options: dict[str, Any] = {
         "store": None,
         "login_url": "/login",
@@ -205,7 +205,7 @@ def create_app(**mfa_options: Any) -> Starlette:
     options["sms_sender"] = ConsoleSender("sms")
     options["email_sender"] = demo_email_sender()
     options["public_url"] = os.environ.get("MFA_DEMO_PUBLIC_URL", "http://127.0.0.1:8000")
-    options.update(mfa_options)
+    options.update(overrides)
     # The demo shows every method, codes by email included (bob uses them); they are off by
     # default because NIST SP 800-63B does not accept email as a second factor.
     options.setdefault("email_codes", options["email_sender"] is not None)
@@ -213,6 +213,18 @@ def create_app(**mfa_options: Any) -> Starlette:
         options["secret_keys"] = [demo_secret()]
     if options["store"] is None:
         options["store"] = SQLiteStore(DATA_DIR / "mfa.sqlite3")
+    return options
+
+
+def mfa_config() -> MFAConfig:
+    """The demo's configuration, for the ops CLI:
+    `mfa-admin --config examples.starlette_app.app:mfa_config status alice`."""
+    return MFAConfig(**mfa_options())
+
+
+def create_app(**mfa_overrides: Any) -> Starlette:
+    """The demo app; tests pass `store`, `clock` and other MFAConfig options."""
+    options = mfa_options(**mfa_overrides)
     session_secret = options["secret_keys"][-1]
     return Starlette(
         routes=[

@@ -2,7 +2,9 @@
 
 Point it at the app's configuration (`--config package.module:CONFIG`, an `MFAConfig` or a
 function returning one; or `MFA_CONFIG`) or just at the store (`--store URL` or
-`MFA_STORE_URL`). Changes reach every worker on its next request.
+`MFA_STORE_URL`). Commands that make something the app must verify (the enrollment code of a
+reset) need the app's `secret_keys` as well: `--config`, or `MFA_SECRET_KEYS` beside
+`--store`. Changes reach every worker on its next request.
 """
 
 from __future__ import annotations
@@ -117,11 +119,27 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
     return parser
 
 
-def load_config(config_path: str | None, store_url: str | None) -> MFAConfig:
+NEEDS_KEYS = {"reset": "the enrollment code a reset issues is checked with them"}
+KEYS_VARIABLE = "MFA_SECRET_KEYS"
+
+
+def keys_from_environment() -> list[str] | None:
+    """The app's `secret_keys` from MFA_SECRET_KEYS: oldest first, separated by spaces or
+    commas (the keys themselves contain neither)."""
+    raw = os.environ.get(KEYS_VARIABLE, "")
+    keys = [k for k in raw.replace(",", " ").split() if k]
+    return keys or None
+
+
+def load_config(config_path: str | None, store_url: str | None) -> tuple[MFAConfig, bool]:
+    """The app's configuration, and whether its keys are the app's own (a store URL alone
+    gives the store, not the keys)."""
     config_path = config_path or os.environ.get("MFA_CONFIG")
     store_url = store_url or os.environ.get("MFA_STORE_URL")
     if config_path:
         module_name, _, attr = config_path.partition(":")
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # as uvicorn does: the app's package is found here
         try:
             target: Any = getattr(importlib.import_module(module_name), attr or "MFA_CONFIG")
         except (ImportError, AttributeError) as exc:
@@ -129,15 +147,21 @@ def load_config(config_path: str | None, store_url: str | None) -> MFAConfig:
         config = target() if callable(target) else target
         if not isinstance(config, MFAConfig):
             raise CommandError(f"{config_path!r} is not an MFAConfig")
-        return config
+        return config, True
     if store_url:
         try:
             store = store_from_url(store_url)
         except (ValueError, MFAError) as exc:
             raise CommandError(str(exc)) from exc
-        # Operations only change records; they sign and decrypt nothing, so a throwaway key
-        # is enough. The mode default is the package default ("required").
-        return MFAConfig(secret_keys=[secrets.token_urlsafe(48)], store=store)
+        keys = keys_from_environment()
+        if keys is not None:
+            try:
+                return MFAConfig(secret_keys=keys, store=store), True
+            except ConfigError as exc:
+                raise CommandError(f"{KEYS_VARIABLE}: {exc.problem}") from exc
+        # Most operations only change records and sign nothing: a throwaway key serves them;
+        # the commands in NEEDS_KEYS refuse to run with it. The mode default is the package's.
+        return MFAConfig(secret_keys=[secrets.token_urlsafe(48)], store=store), False
     raise CommandError(
         "say where the 2FA state is: --config, --store, $MFA_CONFIG or $MFA_STORE_URL"
     )
@@ -261,7 +285,14 @@ def main(
         return 0
     try:
         if runtime is None:
-            runtime = Runtime(load_config(args.config, args.store))
+            config, keys_known = load_config(args.config, args.store)
+            if not keys_known and args.command in NEEDS_KEYS:
+                raise CommandError(
+                    f"{args.command} needs the app's secret keys ({NEEDS_KEYS[args.command]}):"
+                    f" pass --config package.module:MFA_CONFIG (the app's MFAConfig), or set"
+                    f" {KEYS_VARIABLE} to the app's secret_keys, oldest first, with --store"
+                )
+            runtime = Runtime(config)
         admin = Admin(runtime, actor=f"cli:{getpass.getuser()}")
         if resolve is None:
             resolve = lambda name: name if admin.known(name) else None  # noqa: E731
