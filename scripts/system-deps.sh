@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# System packages the test suite drives for real: redis-server (and redis-cli), and Debian's
-# Chromium with a font for the browser tests (Playwright cannot download a browser here).
+# System packages the test suite drives for real: redis-server (and redis-cli); Debian's
+# Chromium with a font for the browser tests (Playwright cannot download a browser here);
+# zbarimg (zbar-tools) and oathtool, which read the enrollment page's QR code from a screenshot
+# and compute its codes the way a phone would.
 # Installs what is missing when run as root (CI, fresh machines); otherwise says what to install.
 set -euo pipefail
 missing=()
@@ -8,6 +10,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+command -v zbarimg >/dev/null 2>&1 || missing+=(zbar-tools)
+command -v oathtool >/dev/null 2>&1 || missing+=(oathtool)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
@@ -19,5 +23,5 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   (service redis-server stop || true) >/dev/null 2>&1
 else
   echo "WARNING: missing ${missing[*]}: install them (apt-get install ${missing[*]});" \
-       "the Redis tests are skipped on this machine (and fail under CI)." >&2
+       "the tests that need them are skipped on this machine (and fail under CI)." >&2
 fi

@@ -195,6 +195,8 @@ def create_app(**mfa_options: Any) -> Starlette:
     options["sms_sender"] = ConsoleSender("sms")
     options["email_sender"] = demo_email_sender()
     options["public_url"] = os.environ.get("MFA_DEMO_PUBLIC_URL", "http://127.0.0.1:8000")
+    if brand := os.environ.get("MFA_DEMO_BRAND_COLOR"):  # e.g. "#0f766e": the pages' colour
+        options["brand_color"] = brand
     options.update(mfa_options)
     # The demo shows every method, codes by email included (bob uses them); they are off by
     # default because NIST SP 800-63B does not accept email as a second factor.

@@ -236,3 +236,17 @@ def expect_locked_out(tab: Tab) -> None:
 def expect_fits_phone(tab: Tab) -> None:
     width = tab.page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"{tab.page.url} scrolls sideways on a phone: {width}px"
+
+
+# --- turning it off ---------------------------------------------------------------------------
+
+
+def turn_off(tab: Tab) -> None:
+    """From the settings, turn two-step verification off (just verified: no code is asked);
+    where it is required, the user is sent to set it up again."""
+    page = tab.page
+    page.goto("/_mfa/settings")
+    page.get_by_role("link", name="Turn off two-step verification").click()
+    expect(page.get_by_role("heading", name="Turn off two-step verification?")).to_be_visible()
+    page.get_by_role("button", name="Confirm").click()
+    expect(page).to_have_url(url_of("/_mfa/enroll"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -55,17 +56,29 @@ def missing_browser_parts() -> list[str]:
     return missing
 
 
-def require_browser(*, module_level: bool = False) -> None:
-    """Fail under CI (CI=true), where the browser must be installed; skip loudly elsewhere.
-
-    Playwright's own browser download is never used: the tests drive Debian's Chromium."""
-    missing = missing_browser_parts()
+def require_parts(what: str, missing: Sequence[str], *, module_level: bool = False) -> None:
+    """Fail under CI (CI=true), where every part must be installed (scripts/system-deps.sh);
+    skip loudly elsewhere."""
     if not missing:
         return
-    message = "browser tests need " + " and ".join(missing)
+    message = f"{what} need " + " and ".join(missing)
     if os.environ.get("CI"):
         pytest.fail(f"{message} (CI must install them, see .ci/run)", pytrace=False)
-    pytest.skip(f"SKIPPING BROWSER TESTS: {message}", allow_module_level=module_level)
+    pytest.skip(f"SKIPPING {what.upper()}: {message}", allow_module_level=module_level)
+
+
+def require_browser(*, module_level: bool = False) -> None:
+    """Playwright's own browser download is never used: the tests drive Debian's Chromium."""
+    require_parts("browser tests", missing_browser_parts(), module_level=module_level)
+
+
+def missing_commands(*commands: tuple[str, str]) -> list[str]:
+    """`(command, Debian package)` pairs whose command is not on the PATH."""
+    return [
+        f"{command} (apt-get install {package})"
+        for command, package in commands
+        if shutil.which(command) is None
+    ]
 
 
 def free_port() -> int:
@@ -145,19 +158,30 @@ atexit.register(_MAILBOXES.close)
 
 def base_env() -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for name in ("MFA_SECRET", "MFA_DEMO_DATA", "DJANGO_DEMO_DATA", "REDIS_URL"):
+    for name in (
+        "MFA_SECRET",
+        "MFA_DEMO_DATA",
+        "DJANGO_DEMO_DATA",
+        "REDIS_URL",
+        "MFA_DEMO_BRAND_COLOR",
+        "PORT",
+    ):
         env.pop(name, None)
     return env
 
 
 @contextmanager
-def starlette_site(python: str, tmp: Path) -> Iterator[Site]:
+def starlette_site(
+    python: str, tmp: Path, extra_env: Mapping[str, str] | None = None
+) -> Iterator[Site]:
     """examples/starlette_app under uvicorn, with a fresh data folder and a fixed key, sending
-    email codes to a real SMTP server (aiosmtpd) in this process."""
+    email codes to a real SMTP server (aiosmtpd) in this process. `extra_env`: more of the
+    demo's settings (MFA_DEMO_BRAND_COLOR, ...)."""
     port, data = free_port(), tmp / "starlette-data"
     mailbox = _enter_mailbox()
     env = {
         **base_env(),
+        **(extra_env or {}),
         "MFA_DEMO_DATA": str(data),
         "MFA_SECRET": MFA_SECRET,
         "MFA_DEMO_SMTP": f"{mailbox.host}:{mailbox.port}",
@@ -179,12 +203,15 @@ def starlette_site(python: str, tmp: Path) -> Iterator[Site]:
 
 
 @contextmanager
-def django_site(python: str, tmp: Path) -> Iterator[Site]:
+def django_site(
+    python: str, tmp: Path, extra_env: Mapping[str, str] | None = None
+) -> Iterator[Site]:
     """examples/django_app through `manage.py rundemo` (migrates, then runserver)."""
     port, data = free_port(), tmp / "django-data"
     mailbox = _enter_mailbox()
     env = {
         **base_env(),
+        **(extra_env or {}),
         "DJANGO_DEMO_DATA": str(data),
         "MFA_DEMO_SMTP": f"{mailbox.host}:{mailbox.port}",
     }

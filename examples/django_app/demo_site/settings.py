@@ -116,3 +116,5 @@ MFA_MIDDLEWARE = {
     "email_sender": demo_email_sender(),
     "email_codes": True,  # every method on show; off by default (not NIST-conformant)
 }
+if brand := os.environ.get("MFA_DEMO_BRAND_COLOR"):  # e.g. "#0f766e": the pages' colour
+    MFA_MIDDLEWARE["brand_color"] = brand

@@ -11,8 +11,6 @@ from collections.abc import Generator
 from dataclasses import replace
 from typing import Any
 
-import segno
-
 from mfa_middleware.core import ops, otp
 from mfa_middleware.core.effects import Effect, emit
 from mfa_middleware.core.flows import (
@@ -21,6 +19,7 @@ from mfa_middleware.core.flows import (
     throttle_state,
     verify_totp,
 )
+from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import (
     ALLOW_EXEMPT,
     ALLOW_VERIFIED,
@@ -32,6 +31,7 @@ from mfa_middleware.web.http import (
     redirect,
 )
 from mfa_middleware.web.page import Page, PageOutcome, locked_context, posted
+from mfa_middleware.web.qr import qr_svg
 from mfa_middleware.web.recovery_pages import enrolled, settings_extra
 from mfa_middleware.web.steps import (
     failure_context,
@@ -112,7 +112,7 @@ def _totp_page(
         page.principal.id, page.view.claims.session_id, rt.clock(), rt.keyring
     )
     uri = otp.provisioning_uri(secret, page.principal.display_name, rt.totp)
-    qr = segno.make(uri, error="m").svg_inline(scale=5, omitsize=False, title="QR code")
+    qr = qr_svg(uri, rt.translate(N_("QR code to scan with your authenticator app")))
     return page.render(
         "enroll_totp.html", status, qr_svg=qr, secret_groups=otp.group_secret(secret), **context
     )
