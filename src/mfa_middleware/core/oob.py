@@ -95,11 +95,6 @@ class Sent:
     failed: bool = False  # every route failed
 
 
-def cooldown_left(user_id: str, now: float, params: OobParams) -> Generator[Effect, Any, float]:
-    log = SendLog.from_doc((yield from get(Key("oob_sends", user_id))))
-    return max(0.0, log.last_sent + params.cooldown - now) if log.last_sent else 0.0
-
-
 def _reserve_send(log: SendLog, now: float, params: OobParams, first: bool) -> SendLog:
     if not first and log.last_sent and now - log.last_sent < params.cooldown:
         return log

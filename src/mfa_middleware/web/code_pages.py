@@ -8,6 +8,7 @@ other (and TOTP).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Generator
 from dataclasses import dataclass, replace
@@ -109,18 +110,39 @@ def _send(
     )
 
 
-def _sent_context(
-    sent: oob.Sent | None, pending: oob.PendingCode | None, wait: float
-) -> dict[str, Any]:
-    context: dict[str, Any] = {"resend_wait": round(wait) if wait > 0 else 0}
-    if pending is not None:
-        context["channel"] = pending.channel
-        context["masked"] = oob.mask(pending.channel, pending.destination)
+def _live_code(page: Page, purpose: str) -> Generator[Effect, Any, oob.PendingCode | None]:
+    """The code sent to this browser for `purpose`, while it still works."""
+    pending = yield from oob.pending_code(page.principal.id, purpose)
+    if pending is None or pending.expires_at <= page.rt.clock():
+        return None
+    return pending if pending.session_hash == page.session_hash else None
+
+
+def _sent_context(sent: oob.Sent | None, live: oob.PendingCode | None) -> dict[str, Any]:
+    """What the code pages say about the code: where it went, or why none works now."""
+    context: dict[str, Any] = {"expired": live is None and sent is None}
+    if live is not None:
+        context["channel"] = live.channel
+        context["masked"] = oob.mask(live.channel, live.destination)
     if sent is not None:
-        context["fallback"] = sent.fallback
-        context["send_failed"] = sent.failed
-        context["send_capped"] = sent.capped
+        context.update(_resend_context(sent))
     return context
+
+
+def _resend_context(sent: oob.Sent) -> dict[str, Any]:
+    """How a send went: sent (or to the fallback), failed, capped for the hour, or refused
+    because the last code is too recent (the button stays usable; the page says how long)."""
+    refused = not sent.ok and not sent.failed and not sent.capped and sent.wait > 0
+    return {
+        "fallback": sent.fallback,
+        "send_failed": sent.failed,
+        "send_capped": sent.capped,
+        "resend_refused": max(1, math.ceil(sent.wait)) if refused else 0,
+    }
+
+
+def _send_status(sent: oob.Sent) -> int:
+    return 200 if sent.ok else (429 if sent.wait and not sent.failed else 503)
 
 
 # -- challenge of SMS and email users ---------------------------------------------------------
@@ -143,19 +165,13 @@ def login_routes(page: Page) -> list[tuple[str, str]]:
 def login_code_context(page: Page, *, send: bool) -> Generator[Effect, Any, dict[str, Any]]:
     """The challenge page's view of the login code: sent to whom, or why not. With `send`,
     a code is sent when this browser has none yet (the first visit)."""
-    rt = page.rt
-    pending = yield from oob.pending_code(page.principal.id, "login")
-    mine = (
-        pending is not None
-        and pending.expires_at > rt.clock()
-        and (pending.session_hash == page.session_hash)
-    )
+    live = yield from _live_code(page, "login")
     sent: oob.Sent | None = None
-    if send and not mine:
+    if send and live is None:
         sent = yield from _send(page, "login", login_routes(page), first=True)
-        pending = yield from oob.pending_code(page.principal.id, "login")
-    wait = yield from oob.cooldown_left(page.principal.id, rt.clock(), _params(page))
-    return _sent_context(sent, pending if (mine or (sent and sent.ok)) else None, wait)
+        if sent.ok:
+            live = yield from _live_code(page, "login")
+    return {"method": page.view.state.user.method, **_sent_context(sent, live)}
 
 
 def _verify(
@@ -188,15 +204,14 @@ def resend_login_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if page.view.state.user.method not in OOB_METHODS:
         return page.where_to()
     sent = yield from _send(page, "login", login_routes(page))
-    pending = yield from oob.pending_code(page.principal.id, "login")
-    wait = yield from oob.cooldown_left(page.principal.id, page.rt.clock(), _params(page))
-    status = 200 if sent.ok else (429 if sent.wait and not sent.failed else 503)
+    live = yield from _live_code(page, "login")
     return page.render(
         "challenge.html",
-        status,
+        _send_status(sent),
         reauth=page.reauth,
+        method=page.view.state.user.method,
         resent=sent.ok,
-        **_sent_context(sent, pending if sent.ok else None, wait),
+        **_sent_context(sent, live),
     )
 
 
@@ -313,13 +328,13 @@ def _my_pending_enrollment(page: Page) -> Generator[Effect, Any, PendingEnrollme
 def _code_page(
     page: Page, pending: PendingEnrollment, status: int = 200, **context: Any
 ) -> Generator[Effect, Any, PageOutcome]:
-    wait = yield from oob.cooldown_left(page.principal.id, page.rt.clock(), _params(page))
+    live = yield from _live_code(page, "enroll")
     return page.render(
         "enroll_code.html",
         status,
         channel=pending.channel,
         masked=oob.mask(pending.channel, pending.destination),
-        resend_wait=round(wait),
+        expired=live is None,
         **context,
     )
 
@@ -346,17 +361,8 @@ def enroll_code_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         return page.go(page.rt.url("enroll"))
     if page.form.get("action") == "resend":
         sent = yield from _send(page, "enroll", [(pending.channel, pending.destination)])
-        status = 200 if sent.ok else (429 if sent.wait and not sent.failed else 503)
-        return (
-            yield from _code_page(
-                page,
-                pending,
-                status,
-                resent=sent.ok,
-                send_failed=sent.failed,
-                send_capped=sent.capped,
-            )
-        )
+        status, outcome = _send_status(sent), _resend_context(sent)
+        return (yield from _code_page(page, pending, status, resent=sent.ok, **outcome))
     rt = page.rt
     attempt, spent = yield from _verify(page, "enroll")
     yield from record_attempt(page, attempt, pending.channel, "enroll")
