@@ -23,7 +23,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from examples.starlette_app.users import USERS, authenticate
-from mfa_middleware import MFAConfig, MFAMiddleware, SQLiteStore
+from mfa_middleware import MFAConfig, MFAMiddleware, Principal, SQLiteStore
 from mfa_middleware.senders import ConsoleSender, Sender
 from mfa_middleware.senders.smtp import SMTPSender
 
@@ -179,6 +179,11 @@ def demo_email_sender() -> Sender:
     return ConsoleSender("email")
 
 
+def is_staff(principal: Principal) -> bool:
+    """Who may use the 2FA admin pages (/_mfa/admin): the demo's staff (alice)."""
+    return "staff" in principal.groups
+
+
 def create_app(**mfa_options: Any) -> Starlette:
     """The demo app; tests pass `store`, `clock` and other MFAConfig options."""
     options: dict[str, Any] = {
@@ -189,6 +194,7 @@ def create_app(**mfa_options: Any) -> Starlette:
         "cookie_secure": False,
         # Health checks and public pages need no second factor; everything else does.
         "rules": [{"action": "bypass", "paths": ["/health", "/public/**"]}],
+        "is_admin": is_staff,
     }
     # Codes by SMS and email are printed to this terminal in the demo; production passes a
     # TwilioSMSSender and an SMTPSender (see the README).

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import pyotp
 from playwright.sync_api import Page, expect
 
-from .support import PHONE, PageGuard, Shots, Site
+from .audit import Audit
+from .support import NARROWEST, PHONE, SNAP_SIZES, PageGuard, Shots, Site
 
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
 MAX_ATTEMPTS = 5  # MFAConfig's default; the demos keep it
@@ -30,9 +31,24 @@ class Tab:
     site: Site
     guard: PageGuard
     shots: Shots
+    audit: Audit | None = None
 
     def snap(self, name: str) -> None:
-        self.shots.take(self.page, name)
+        """A page state worth looking at: screenshot it (when screenshots are wanted) and
+        audit it (when this tab audits) at each size, then restore the window."""
+        if not (self.shots.enabled or self.audit):
+            return
+        page, before = self.page, self.page.viewport_size
+        for label, size in SNAP_SIZES:
+            page.set_viewport_size(size)
+            if self.audit is not None:
+                self.audit.check(page, f"{name} at {size['width']} px")
+            self.shots.take(page, name, label)
+        if self.audit is not None:
+            page.set_viewport_size(NARROWEST)
+            self.audit.check(page, f"{name} at {NARROWEST['width']} px", axe=False)
+        if before is not None:
+            page.set_viewport_size(before)
 
 
 def url_of(path: str) -> re.Pattern[str]:

@@ -114,6 +114,7 @@ MFA_MIDDLEWARE = {
     "cookie_secure": False,
     "public_url": os.environ.get("MFA_DEMO_PUBLIC_URL", "http://127.0.0.1:8001"),
     "email_sender": demo_email_sender(),
+    "sms_sender": ConsoleSender("sms"),  # text messages are printed to the terminal
     "email_codes": True,  # every method on show; off by default (not NIST-conformant)
 }
 if brand := os.environ.get("MFA_DEMO_BRAND_COLOR"):  # e.g. "#0f766e": the pages' colour
