@@ -77,6 +77,9 @@ class Shouting(gettext.NullTranslations):
         parts = re.split(r"(\{[^}]*\}|%\([^)]*\)[sd])", message)
         return "".join(p if p.startswith(("{", "%(")) else p.upper() for p in parts)
 
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self.gettext(singular if n == 1 else plural)
+
 
 async def test_sent_codes_and_notifications_are_translated(clock: FixedClock) -> None:
     from mfa_middleware.senders import ConsoleSender

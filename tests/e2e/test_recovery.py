@@ -444,7 +444,9 @@ async def test_lost_device_link_resets_with_the_same_users_login_only(
         epoch = user_record(store).epoch
         done = await open_link(alice, path)
         assert done.status_code == 303
-        assert done.headers["location"] == "/_mfa/enroll"
+        assert done.headers["location"] == "/_mfa/enroll?off=1"
+        landing = await alice.get(done.headers["location"], headers=HTML)
+        assert "Two-step verification is now off for your account" in landing.text
         assert user_record(store).method is None
         assert user_record(store).epoch == epoch + 1
         assert store.get(Key("recovery", "alice")) is None
@@ -612,6 +614,9 @@ async def test_disable_needs_a_recent_code_then_resets(clock: FixedClock, mode: 
         assert confirm.status_code == 200
         assert "Turn off two-step verification?" in confirm.text
         assert ("required on this site" in confirm.text) is (mode == "required")
+        button = "Turn off and set up again" if mode == "required" else "Turn off two-step"
+        assert f'<button type="submit" class="primary danger">{button}' in confirm.text
+        assert 'class="notice locked"' not in confirm.text  # a note, not an error
         r = await c.post("/_mfa/disable", headers=HTML, data={"code": "x"})
         assert r.status_code == 403
         assert user_record(store).method == "totp"
@@ -622,14 +627,17 @@ async def test_disable_needs_a_recent_code_then_resets(clock: FixedClock, mode: 
         await expect_logged_out(other)
         resets = [e for e in events if e["event"] == "mfa_reset"]
         assert [(e["user"], e["actor"]) for e in resets] == [("alice", "self")]
+        landing = (await c.get(r.headers["location"], headers=HTML)).text
+        assert "Two-step verification is now off for your account" in landing
         if mode == "optional":
-            assert r.headers["location"] == "/_mfa/settings"
-            assert "Off." in await settings_page(c)
+            assert r.headers["location"] == "/_mfa/settings?off=1"
+            assert "Off." in landing
             assert await is_verified(c)
             await relogin(c)
             assert await is_verified(c)  # no code asked any more
         else:
-            assert r.headers["location"] == "/_mfa/enroll"
+            assert r.headers["location"] == "/_mfa/enroll?off=1"
+            assert "set it up again below" in landing
             r = await c.get("/account", headers=HTML)
             assert r.headers["location"] == "/_mfa/enroll?next=%2Faccount"
             await relogin(c)

@@ -25,7 +25,14 @@ from typing import Any
 from mfa_middleware.core import throttle as _throttle
 from mfa_middleware.core.effects import Deliver, Doc, Effect, Key, delete, emit, get, put, update
 from mfa_middleware.core.flows import Attempt, throttled
-from mfa_middleware.core.i18n import N_, Translate, untranslated
+from mfa_middleware.core.i18n import (
+    N_,
+    NP_,
+    Plural,
+    Translate,
+    untranslated,
+    untranslated_plural,
+)
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.otp import is_well_formed
 from mfa_middleware.core.records import Record
@@ -161,6 +168,7 @@ def send_code(
     first: bool = False,
     ip: str | None = None,
     translate: Translate = untranslated,
+    plural: Plural = untranslated_plural,
 ) -> Generator[Effect, Any, Sent]:
     """Send a new code along the first route that works (SMS, then email as a fallback).
 
@@ -208,7 +216,9 @@ def send_code(
         yield from put(key, pending.to_doc(), ttl=params.ttl)
         try:
             yield Deliver(
-                channel, destination, *_message(channel, code, app_name, params, translate)
+                channel,
+                destination,
+                *_message(channel, code, app_name, params, translate, plural),
             )
         except DeliveryFailed as exc:  # thrown in by the driver: try the next route
             yield from emit(
@@ -235,21 +245,34 @@ def send_code(
 
 
 def _message(
-    channel: str, code: str, app_name: str, params: OobParams, translate: Translate
+    channel: str,
+    code: str,
+    app_name: str,
+    params: OobParams,
+    translate: Translate,
+    plural: Plural,
 ) -> tuple[str, str, str | None]:
-    values = {"code": code, "app": app_name, "minutes": round(params.ttl / 60)}
+    minutes = max(1, round(params.ttl / 60))
+    values = {"code": code, "app": app_name, "count": minutes}
     if channel == "sms":
-        text = translate(
-            N_("{code} is your {app} verification code. It expires in {minutes} minutes.")
+        text = plural(
+            *NP_(
+                "{code} is your {app} verification code. It expires in {count} minute.",
+                "{code} is your {app} verification code. It expires in {count} minutes.",
+            ),
+            minutes,
         ).format(**values)
         return "", text, None
     subject = translate(N_("Your {app} verification code")).format(**values)
     intro = translate(N_("Your verification code is"))
-    warning = translate(
-        N_(
-            "It expires in {minutes} minutes. If you did not try to sign in to "
-            "{app}, change your password: someone may know it."
-        )
+    warning = plural(
+        *NP_(
+            "It expires in {count} minute. If you did not try to sign in to "
+            "{app}, change your password: someone may know it.",
+            "It expires in {count} minutes. If you did not try to sign in to "
+            "{app}, change your password: someone may know it.",
+        ),
+        minutes,
     ).format(**values)
     text = f"{intro} {code}\n\n{warning}\n"
     html = (

@@ -111,6 +111,7 @@ def admin_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
             ttl=rt.config.enroll_code_seconds,
             app_name=rt.config.app_name,
             translate=rt.translate,
+            plural=rt.plural,
         )
         shown = reset.code if reset.emailed_to is None else None
         return (

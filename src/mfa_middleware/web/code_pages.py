@@ -106,6 +106,7 @@ def _send(
             first=first,
             ip=oob.rate_limit_address(client),
             translate=rt.translate,
+            plural=rt.plural,
         )
     )
 
@@ -139,6 +140,15 @@ def _resend_context(sent: oob.Sent) -> dict[str, Any]:
         "send_capped": sent.capped,
         "resend_refused": max(1, math.ceil(sent.wait)) if refused else 0,
     }
+
+
+def masked_factor(user: UserRecord) -> str:
+    """Where an SMS or email user's codes go, masked as the pages show it ("" for others)."""
+    if user.method == "sms" and user.phone:
+        return oob.mask("sms", user.phone)
+    if user.method == "email" and user.email:
+        return oob.mask("email", user.email)
+    return ""
 
 
 def _send_status(sent: oob.Sent) -> int:

@@ -26,7 +26,12 @@ from mfa_middleware.core.policy import (
     Allow,
     Challenge,
 )
-from mfa_middleware.web.code_pages import OOB_METHODS, login_code_context, verify_login_code
+from mfa_middleware.web.code_pages import (
+    OOB_METHODS,
+    login_code_context,
+    masked_factor,
+    verify_login_code,
+)
 from mfa_middleware.web.http import (
     redirect,
 )
@@ -101,7 +106,8 @@ def enroll_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
         return elsewhere
     methods = [("totp", page.rt.url("enroll/totp"))]
     methods += [(c, page.rt.url(f"enroll/{c}")) for c in page.rt.code_channels]
-    return page.render("enroll_choose.html", methods=methods)
+    turned_off = page.facts.query_param("off") == "1"
+    return page.render("enroll_choose.html", methods=methods, turned_off=turned_off)
 
 
 def _totp_page(
@@ -161,9 +167,11 @@ def settings_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
         mode=page.view.eff.mode,
         enrolled=user.enrolled_in(page.view.state.settings.enroll_epoch),
         method=user.method,
+        destination=masked_factor(user),
         enrolled_at=user.enrolled_at,
         exempt=decision == ALLOW_EXEMPT,
         ended=page.facts.query_param("ended") == "1",
+        turned_off=page.facts.query_param("off") == "1",
         **extra,
     )
 

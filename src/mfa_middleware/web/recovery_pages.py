@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from mfa_middleware.core import enroll_code, recovery
 from mfa_middleware.core.effects import Effect, Key, get
-from mfa_middleware.core.i18n import N_
+from mfa_middleware.core.i18n import N_, NP_
 from mfa_middleware.core.policy import ALLOW_NOT_ENROLLED, ALLOW_VERIFIED, Allow, Challenge, Enroll
 from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.device_pages import after_verification
@@ -189,17 +189,20 @@ def lost_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
                 page.principal.id, rt.clock(), rt.config.reset_link_seconds, rt.keyring
             )
             url = f"{rt.config.public_url}{rt.prefix}/lost/confirm?token={token}"
-            minutes = round(rt.config.reset_link_seconds / 60)
             yield from notify(
                 page,
                 N_("reset two-step verification"),
-                N_(
+                NP_(
                     "Someone signed in with your password and asked to reset two-step "
                     "verification because they can't use their device.\n\nTo reset it and set "
-                    "it up again, open this link while signed in (it works once, for {minutes} "
-                    "minutes):\n\n{url}"
+                    "it up again, open this link while signed in (it works once, for {count} "
+                    "minute):\n\n{url}",
+                    "Someone signed in with your password and asked to reset two-step "
+                    "verification because they can't use their device.\n\nTo reset it and set "
+                    "it up again, open this link while signed in (it works once, for {count} "
+                    "minutes):\n\n{url}",
                 ),
-                minutes=minutes,
+                count=max(1, round(rt.config.reset_link_seconds / 60)),
                 url=url,
             )
     return page.render("lost.html", sent=True, possible=True)
@@ -239,7 +242,7 @@ def _reset_and_restart(page: Page, actor: str) -> Generator[Effect, Any, PageOut
     )
     claims = replace(page.view.claims, epoch=record.epoch, verified_at=0, method="")
     cookie = page.rt.session_cookie(claims, page.view.eff)
-    return page.outcome(redirect(page.rt.url("enroll"), [cookie]))
+    return page.outcome(redirect(page.rt.url("enroll?off=1"), [cookie]))
 
 
 # -- turning 2FA off --------------------------------------------------------------------------
@@ -262,8 +265,8 @@ def disable_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if not page.recently_verified:
         return page.step_up()
     outcome = yield from _reset_and_restart(page, "self")
-    if page.view.eff.mode != "required":
-        outcome.response = redirect(page.rt.url("settings"), outcome.response.cookies)
+    if page.view.eff.mode != "required":  # else: set it up again (enroll?off=1 says it is off)
+        outcome.response = redirect(page.rt.url("settings?off=1"), outcome.response.cookies)
     return outcome
 
 

@@ -10,7 +10,7 @@ from mfa_middleware.core import enroll_code
 from mfa_middleware.core.devices import name_from_user_agent
 from mfa_middleware.core.effects import Effect, emit
 from mfa_middleware.core.flows import Attempt
-from mfa_middleware.core.i18n import N_
+from mfa_middleware.core.i18n import N_, NP_
 from mfa_middleware.core.policy import ALLOW_NOT_ENROLLED, ALLOW_VERIFIED, Enroll
 from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.device_pages import after_verification
@@ -54,12 +54,18 @@ def notify_failed_codes(page: Page) -> Generator[Effect, Any, None]:
     yield from notify(
         page,
         N_("wrong sign-in codes"),
-        N_(
-            "Someone signed in to your account with your password and then entered {count} wrong"
-            " codes, on {time} from {browser} (IP address {ip}). More tries are blocked for a"
-            " while. If this was you, you can ignore this message; if not, change your password."
+        NP_(
+            "Someone signed in to your account with your password and then entered {count}"
+            " wrong code, on {time} from {browser} (IP address {ip}). Further tries are"
+            " blocked for a while.\n\nIf this was you, you can ignore this message. If it"
+            " wasn't, someone knows your password: change it now, and tell your administrator.",
+            "Someone signed in to your account with your password and then entered {count}"
+            " wrong codes, on {time} from {browser} (IP address {ip}). Further tries are"
+            " blocked for a while.\n\nIf this was you, you can ignore this message. If it"
+            " wasn't, someone knows your password: change it now, and tell your administrator.",
         ),
         count=rt.config.max_attempts,
+        footer=False,  # the text says what to do either way
         time=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(rt.clock())),
         browser=name_from_user_agent(facts.header("user-agent")),
         ip=address or "-",
