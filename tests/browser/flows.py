@@ -264,5 +264,6 @@ def turn_off(tab: Tab) -> None:
     page.goto("/_mfa/settings")
     page.get_by_role("link", name="Turn off two-step verification").click()
     expect(page.get_by_role("heading", name="Turn off two-step verification?")).to_be_visible()
-    page.get_by_role("button", name="Confirm").click()
+    page.get_by_role("button", name="Turn off and set up again").click()
     expect(page).to_have_url(url_of("/_mfa/enroll"))
+    expect(page.get_by_role("status")).to_contain_text("Two-step verification is now off")

@@ -93,7 +93,7 @@ async def use_recovery(
     c: httpx.AsyncClient, code: str, next_path: str = "/account"
 ) -> httpx.Response:
     page = await c.get("/_mfa/recovery", headers=HTML)
-    assert page.status_code == 200, page.text
+    assert page.status_code in (200, 429), page.text  # 429: locked (the sign-out form's csrf)
     return await c.post(
         "/_mfa/recovery",
         headers=HTML,
@@ -168,8 +168,13 @@ async def ask_for_link(c: httpx.AsyncClient) -> httpx.Response:
 
 
 async def open_link(c: httpx.AsyncClient, path: str) -> httpx.Response:
-    """GET the emailed link (a confirm form), then POST it: spends the link."""
+    """GET the emailed link: a dead one (used, expired, someone else's) says so at once, with
+    no form; a live one shows the confirm form, which is then POSTed (spends the link)."""
     page = await c.get(path, headers=HTML)
+    if page.status_code == 400:
+        assert INVALID_LINK in page.text
+        assert 'name="token"' not in page.text
+        return page
     assert page.status_code == 200, page.text
     assert "Reset and set up again" in page.text
     token = re.search(r'name="token" value="([^"]*)"', page.text)
@@ -360,7 +365,13 @@ async def test_wrong_recovery_codes_count_toward_the_lockout(clock: FixedClock) 
         r = await use_recovery(c, "not a code")  # malformed: 3
         assert r.status_code == 429
         assert "Too many wrong codes" in r.text
-        # locked: neither a good recovery code nor a good TOTP code is evaluated
+        # locked: the pages say so before any code is typed, and neither a good recovery code
+        # nor a good TOTP code is evaluated
+        for path in ("/_mfa/recovery", "/_mfa/challenge"):
+            page = await c.get(path, headers=HTML)
+            assert page.status_code == 429
+            assert "Too many wrong codes" in page.text
+            assert 'name="code"' not in page.text
         assert (await use_recovery(c, codes[0])).status_code == 429
         assert (await submit_code(c, totp(secret, clock()))).status_code == 429
         assert not await is_verified(c)
@@ -431,6 +442,10 @@ async def test_lost_device_link_resets_with_the_same_users_login_only(
         refused = await open_link(bob, path)
         assert refused.status_code == 400
         assert INVALID_LINK in refused.text
+        forged = await bob.post(  # and posting alice's token from bob's session
+            "/_mfa/lost/confirm", headers=HTML, data={"csrf": csrf_of(refused.text), "token": token}
+        )
+        assert forged.status_code == 400
         assert user_record(store).method == "totp"
         assert codes_left(store, clock) == 10
         assert await is_verified(trusted)
@@ -462,6 +477,7 @@ async def test_lost_device_link_resets_with_the_same_users_login_only(
         # the link works once
         again = await open_link(alice, path)
         assert again.status_code == 400
+        assert again.request.method == "GET"  # said on opening it, before any button
         assert INVALID_LINK in again.text
         resets = [e for e in events if e["event"] == "mfa_reset"]
         assert [(e["user"], e["actor"]) for e in resets] == [("alice", "self:lost-device")]
@@ -488,6 +504,7 @@ async def test_an_expired_link_is_refused(clock: FixedClock, mailbox: Mailbox) -
         clock.advance(3600 + 1)
         r = await open_link(c, path)
         assert r.status_code == 400
+        assert r.request.method == "GET"  # said on opening it, before any button
         assert INVALID_LINK in r.text
         assert user_record(store).method == "totp"
         assert codes_left(store, clock) == 10

@@ -25,6 +25,7 @@ from mfa_middleware.web.recovery_pages import enrolled
 from mfa_middleware.web.steps import (
     failure_context,
     failure_status,
+    lock_notice,
     not_enrollable,
     record_attempt,
 )
@@ -356,8 +357,10 @@ def enroll_code_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     pending = yield from _my_pending_enrollment(page)
     if pending is None:
         return page.go(page.rt.url("enroll"))
+    locked = yield from lock_notice(page)
     failed = page.facts.query_param("sent") == "0"
-    return (yield from _code_page(page, pending, 503 if failed else 200, send_failed=failed))
+    status = 429 if locked else 503 if failed else 200
+    return (yield from _code_page(page, pending, status, send_failed=failed, **locked))
 
 
 def enroll_code_post(page: Page) -> Generator[Effect, Any, PageOutcome]:

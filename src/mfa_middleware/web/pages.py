@@ -16,7 +16,6 @@ from mfa_middleware.core.effects import Effect, emit
 from mfa_middleware.core.flows import (
     confirm_totp,
     pending_totp,
-    throttle_state,
     verify_totp,
 )
 from mfa_middleware.core.i18n import N_
@@ -35,12 +34,13 @@ from mfa_middleware.web.code_pages import (
 from mfa_middleware.web.http import (
     redirect,
 )
-from mfa_middleware.web.page import Page, PageOutcome, locked_context, posted
+from mfa_middleware.web.page import Page, PageOutcome, posted
 from mfa_middleware.web.qr import qr_svg
 from mfa_middleware.web.recovery_pages import enrolled, settings_extra
 from mfa_middleware.web.steps import (
     failure_context,
     failure_status,
+    lock_notice,
     not_enrollable,
     record_attempt,
     signed_in,
@@ -55,11 +55,9 @@ def _wants_code(page: Page) -> bool:
 def challenge_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if not _wants_code(page):
         return page.where_to()
-    state = yield from throttle_state(page.principal.id)
-    now = page.rt.clock()
-    if state.locked(now, page.rt.limits):
-        retry = state.retry_after(now, page.rt.limits)
-        return page.render("challenge.html", 429, reauth=page.reauth, **locked_context(retry))
+    locked = yield from lock_notice(page)
+    if locked:
+        return page.render("challenge.html", 429, reauth=page.reauth, **locked)
     context: dict[str, Any] = {}
     if page.view.state.user.method in OOB_METHODS:
         context = yield from login_code_context(page, send=True)
@@ -128,7 +126,8 @@ def enroll_totp_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     elsewhere = yield from not_enrollable(page)
     if elsewhere is not None:
         return elsewhere
-    return (yield from _totp_page(page))
+    locked = yield from lock_notice(page)
+    return (yield from _totp_page(page, 429 if locked else 200, **locked))
 
 
 def enroll_totp_post(page: Page) -> Generator[Effect, Any, PageOutcome]:

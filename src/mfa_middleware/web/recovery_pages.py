@@ -19,7 +19,7 @@ from mfa_middleware.web.device_pages import after_verification
 from mfa_middleware.web.http import html_response, redirect, with_next
 from mfa_middleware.web.notices import notify
 from mfa_middleware.web.page import Page, PageOutcome, posted
-from mfa_middleware.web.steps import failure_context, failure_status, record_attempt
+from mfa_middleware.web.steps import failure_context, failure_status, lock_notice, record_attempt
 
 RESEND_LINK_AFTER = 300.0
 
@@ -66,8 +66,8 @@ def _codes_page(page: Page, codes: list[str], target: str, cookies: Any = None) 
 def recovery_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if not isinstance(page.view.decision, Challenge):
         return page.where_to()
-    yield from ()
-    return page.render("recovery_use.html")
+    locked = yield from lock_notice(page)
+    return page.render("recovery_use.html", 429 if locked else 200, **locked)
 
 
 def recovery_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
@@ -112,7 +112,9 @@ def unlock_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     state = yield from _unlock_state(page)
     if isinstance(state, PageOutcome):
         return state
-    return _unlock_page(page, expired=state.expires_at <= page.rt.clock())
+    locked = yield from lock_notice(page)
+    expired = state.expires_at <= page.rt.clock()
+    return _unlock_page(page, 429 if locked else 200, expired=expired, **locked)
 
 
 def unlock_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
@@ -209,9 +211,11 @@ def lost_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
 
 
 def lost_confirm_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    yield from ()
-    token = page.facts.query_param("token") or ""
-    return page.render("lost_confirm.html", token=token[:100])
+    token = (page.facts.query_param("token") or "")[:100]
+    rt = page.rt
+    if not (yield from recovery.reset_link_valid(page.principal.id, token, rt.clock(), rt.keyring)):
+        return page.render("lost_confirm.html", 400, token="", invalid=True)
+    return page.render("lost_confirm.html", token=token)
 
 
 def lost_confirm_post(page: Page) -> Generator[Effect, Any, PageOutcome]:

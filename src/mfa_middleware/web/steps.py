@@ -9,7 +9,7 @@ from typing import Any
 from mfa_middleware.core import enroll_code
 from mfa_middleware.core.devices import name_from_user_agent
 from mfa_middleware.core.effects import Effect, emit
-from mfa_middleware.core.flows import Attempt
+from mfa_middleware.core.flows import Attempt, throttle_state
 from mfa_middleware.core.i18n import N_, NP_
 from mfa_middleware.core.policy import ALLOW_NOT_ENROLLED, ALLOW_VERIFIED, Enroll
 from mfa_middleware.core.tokens import SessionClaims
@@ -17,6 +17,16 @@ from mfa_middleware.web.device_pages import after_verification
 from mfa_middleware.web.http import redirect, with_next
 from mfa_middleware.web.notices import notify
 from mfa_middleware.web.page import Page, PageOutcome, locked_context
+
+
+def lock_notice(page: Page) -> Generator[Effect, Any, dict[str, Any]]:
+    """The locked-out notice for a page that asks for a code, when this user's verification is
+    locked now (so a GET shows it, not only a wrong guess); empty otherwise."""
+    state = yield from throttle_state(page.principal.id)
+    now = page.rt.clock()
+    if not state.locked(now, page.rt.limits):
+        return {}
+    return locked_context(state.retry_after(now, page.rt.limits))
 
 
 def failure_context(attempt: Attempt) -> dict[str, Any]:
