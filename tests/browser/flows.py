@@ -267,3 +267,17 @@ def turn_off(tab: Tab) -> None:
     page.get_by_role("button", name="Turn off and set up again").click()
     expect(page).to_have_url(url_of("/_mfa/enroll"))
     expect(page.get_by_role("status")).to_contain_text("Two-step verification is now off")
+
+
+# --- codes by message -------------------------------------------------------------------------
+
+
+def press_resend_too_soon(tab: Tab) -> None:
+    """ "Send a new code" right after one was sent: the page says how long to wait, and the
+    button stays usable for when the wait is over (no reload, no JavaScript needed)."""
+    page = tab.page
+    page.get_by_role("button", name="Send a new code").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        re.compile(r"You can ask for a new code in \d+ seconds?\. The one we sent still works\.")
+    )
+    expect(page.get_by_role("button", name="Send a new code")).to_be_enabled()

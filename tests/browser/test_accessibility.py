@@ -51,6 +51,7 @@ from .flows import (  # noqa: E402
     log_in,
     log_out,
     open_login,
+    press_resend_too_soon,
     reveal_setup_key,
     save_recovery_codes,
     submit_login,
@@ -188,7 +189,7 @@ def test_email_codes_challenge_recovery_lost_device_and_lockout(audited_tab: Tab
     page.get_by_role("button", name="Verify and turn on").click()
     expect(page.get_by_role("alert")).to_be_visible()
     tab.snap("enroll-code-error")
-    page.get_by_role("button", name=re.compile("Send a new code")).click()
+    press_resend_too_soon(tab)
     tab.snap("enroll-code-wait")
     page.get_by_label(CODE_LABEL).fill(mailbox.last_code())
     page.get_by_role("button", name="Verify and turn on").click()
@@ -199,7 +200,7 @@ def test_email_codes_challenge_recovery_lost_device_and_lockout(audited_tab: Tab
     log_in(tab, "bob")
     expect_challenge(tab)
     tab.snap("challenge-email")
-    page.get_by_role("button", name=re.compile("Send a new code")).click()
+    press_resend_too_soon(tab)
     tab.snap("challenge-email-wait")
     code = mailbox.last_code()
     page.get_by_label(CODE_LABEL).fill("000000" if code != "000000" else "111111")
