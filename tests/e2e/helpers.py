@@ -310,7 +310,7 @@ async def enroll_sms(
     if r.status_code != 303:
         return r
     code_page = await c.get(r.headers["location"], headers=HTML)
-    assert "***-***-2671" in code_page.text
+    assert "+1 •••-•••-2671" in code_page.text
     return await c.post(
         "/_mfa/enroll/code",
         headers=HTML,

@@ -79,7 +79,7 @@ async def test_sms_enrollment_sends_through_the_twilio_sdk(
         assert "is your Demo app verification code" in sent["Body"]
         await relogin(c)
         page = await c.get("/_mfa/challenge", headers=HTML)
-        assert "We sent a text message with a code to ***-***-2671" in page.text
+        assert "We sent a text message with a code to +1 •••-•••-2671" in page.text
         assert (await submit(c, twilio.last_code())).status_code == 303
 
 

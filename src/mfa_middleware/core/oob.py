@@ -82,11 +82,39 @@ def code_mac(keyring: Keyring, user_id: str, session_id: str, purpose: str, code
 
 
 def mask(channel: str, destination: str) -> str:
-    """A destination as the pages show it: ***-***-1234, a***@example.com."""
+    """A destination as the pages show it: +1 •••-•••-2671, +44 •••• ••3456, a***@example.com."""
     if channel == "sms":
-        return f"***-***-{destination[-4:]}"
+        return mask_phone(destination)
     local, _, domain = destination.partition("@")
     return f"{local[:1]}***@{domain}"
+
+
+def mask_phone(number: str) -> str:
+    """An E.164 number in its own country's international format, with every digit hidden but
+    the country code and the last four, so a UK number does not look like a US one."""
+    plain = f"•••• {number[-4:]}"  # without phonenumbers (a custom SMS sender) or its format
+    try:
+        import phonenumbers
+    except ImportError:
+        return plain
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return plain
+    shown = str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL))
+    country = f"+{parsed.country_code}"
+    if not shown.startswith(country):
+        return plain
+    rest = shown[len(country) :]
+    hide = sum(ch.isdigit() for ch in rest) - 4
+    masked = []
+    for ch in rest:
+        if ch.isdigit() and hide > 0:
+            masked.append("•")
+            hide -= 1
+        else:
+            masked.append(ch)
+    return country + "".join(masked)
 
 
 @dataclass(frozen=True, slots=True)

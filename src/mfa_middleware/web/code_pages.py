@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Generator
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
 from mfa_middleware.core import oob
@@ -22,6 +24,7 @@ from mfa_middleware.core.records import SETTINGS_KEY, Record, RuntimeSettings, U
 from mfa_middleware.web.http import with_next
 from mfa_middleware.web.page import Page, PageOutcome, posted
 from mfa_middleware.web.recovery_pages import enrolled
+from mfa_middleware.web.region_names import NAMES
 from mfa_middleware.web.steps import (
     failure_context,
     failure_status,
@@ -33,33 +36,6 @@ from mfa_middleware.web.steps import (
 OOB_METHODS = ("sms", "email")
 PENDING_TTL = 15 * 60.0
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
-COMMON_REGIONS = (
-    "US",
-    "CA",
-    "GB",
-    "IE",
-    "AU",
-    "NZ",
-    "DE",
-    "FR",
-    "ES",
-    "IT",
-    "NL",
-    "BE",
-    "CH",
-    "AT",
-    "SE",
-    "NO",
-    "DK",
-    "FI",
-    "PL",
-    "PT",
-    "IN",
-    "JP",
-    "BR",
-    "MX",
-    "ZA",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,15 +208,36 @@ def resend_login_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
 def _phone_page(
     page: Page, status: int = 200, error: str = "", phone: str = "", region: str = ""
 ) -> PageOutcome:
-    regions = page.rt.config.sms_regions or COMMON_REGIONS
+    allowed = page.rt.config.sms_regions
     return page.render(
         "enroll_phone.html",
         status,
         error=error,
         phone=phone,
-        regions=regions,
-        region=region or page.rt.config.default_region,
+        regions=region_choices(tuple(allowed) if allowed else None),
+        region=(region or page.rt.config.default_region).upper(),
     )
+
+
+@cache
+def region_choices(allowed: tuple[str, ...] | None) -> list[tuple[str, str]]:
+    """The phone form's countries as (code, "United Kingdom (+44)"), sorted by name: the
+    regions `sms_regions` allows, or every region phonenumbers can parse."""
+    import phonenumbers
+
+    regions = allowed or tuple(phonenumbers.SUPPORTED_REGIONS)
+    choices = []
+    for code in regions:
+        name = NAMES.get(code, code)
+        calling = phonenumbers.country_code_for_region(code)
+        choices.append((code, f"{name} (+{calling})" if calling else name))
+    return sorted(choices, key=lambda choice: _folded(choice[1]))
+
+
+def _folded(text: str) -> str:
+    """Sort "Åland Islands" with the A's and "Côte d'Ivoire" with the C's."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
 
 def enroll_sms_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
