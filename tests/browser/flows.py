@@ -281,3 +281,11 @@ def press_resend_too_soon(tab: Tab) -> None:
         re.compile(r"You can ask for a new code in \d+ seconds?\. The one we sent still works\.")
     )
     expect(page.get_by_role("button", name="Send a new code")).to_be_enabled()
+
+
+def expect_on_one_row(tab: Tab, *names: str) -> None:
+    """The buttons named `names` share one line (none wrapped onto a line of its own)."""
+    boxes = [tab.page.get_by_role("button", name=name, exact=True).bounding_box() for name in names]
+    tops = {name: round(box["y"]) for name, box in zip(names, boxes, strict=True) if box}
+    assert len(tops) == len(names), f"not all of {names} are visible"
+    assert len(set(tops.values())) == 1, f"{tab.page.url}: buttons on different rows: {tops}"

@@ -48,6 +48,7 @@ from .flows import (  # noqa: E402
     expect_challenge,
     expect_enroll_choice,
     expect_locked_out,
+    expect_on_one_row,
     log_in,
     log_out,
     open_login,
@@ -123,6 +124,7 @@ def test_authenticator_settings_devices_admin_and_turning_off(audited_tab: Tab) 
     tab.snap("settings")
     page.get_by_role("link", name="See and manage the devices").click()
     expect(page.get_by_role("heading", name="Your devices")).to_be_visible()
+    expect_on_one_row(tab, "Rename", "Trust", "Delete")  # at 1280 px
     tab.snap("devices")
     page.get_by_role("button", name="Delete").click()
     expect(page.get_by_role("heading", name="Delete this device?")).to_be_visible()
@@ -153,7 +155,7 @@ def test_authenticator_settings_devices_admin_and_turning_off(audited_tab: Tab) 
     expect(page.get_by_role("heading", name="Two-step verification admin")).to_be_visible()
     tab.snap("admin")
     alice = tab.site.user_ids["alice"]
-    page.get_by_label("User").fill(alice)
+    page.get_by_label("User id").fill(alice)
     page.get_by_role("button", name="Find").click()
     expect(page.get_by_role("heading", name=alice)).to_be_visible()
     tab.snap("admin-user")
