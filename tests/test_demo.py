@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -49,7 +50,12 @@ def test_demo_serves_login_and_mfa_pages(tmp_path: Path) -> None:
         assert login.status_code == 200
         assert "alice-password" in login.text
         with httpx.Client(base_url=base, timeout=5) as client:
-            answer = client.post("/login", data={"username": "alice", "password": "alice-password"})
+            token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+            assert token, "the login form carries a CSRF token"
+            answer = client.post(
+                "/login",
+                data={"username": "alice", "password": "alice-password", "csrf": token.group(1)},
+            )
             assert answer.status_code == 303
             protected = client.get("/account")
             assert protected.status_code == 303

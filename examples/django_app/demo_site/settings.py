@@ -55,12 +55,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "demo_site.middleware.ContentSecurityPolicy",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    # before the 2FA middleware, so the login page can say why a session it ended is over
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "mfa_middleware.django.MFAMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -99,6 +101,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR.parent / "static"]  # demo.css and the icon, shared by both demos
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGIN_URL = "/accounts/login/"
@@ -116,6 +119,8 @@ MFA_MIDDLEWARE = {
     "email_sender": demo_email_sender(),
     "sms_sender": ConsoleSender("sms"),  # text messages are printed to the terminal
     "email_codes": True,  # every method on show; off by default (not NIST-conformant)
+    # the icon browsers ask for by themselves needs no login and no second step
+    "rules": [{"action": "bypass", "paths": ["/favicon.ico"]}],
 }
 if brand := os.environ.get("MFA_DEMO_BRAND_COLOR"):  # e.g. "#0f766e": the pages' colour
     MFA_MIDDLEWARE["brand_color"] = brand
