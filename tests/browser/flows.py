@@ -121,6 +121,8 @@ def reveal_setup_key(tab: Tab) -> str:
     expect(key).to_be_hidden()
     details.locator("summary").click()
     expect(key).to_be_visible()
+    expect(details.get_by_text("Setup key", exact=True)).to_be_visible()  # a visible label
+    expect(tab.page.locator("p[aria-label]")).to_have_count(0)
     tab.snap("enroll-totp-key")
     secret = key.inner_text().replace(" ", "")
     assert re.fullmatch(r"[A-Z2-7]{32}", secret), f"not a base32 key: {secret!r}"
@@ -217,6 +219,8 @@ def expect_challenge(tab: Tab) -> None:
     expect(tab.page).to_have_url(url_of("/_mfa/challenge"))
     expect(tab.page.get_by_role("heading", name="Two-step verification")).to_be_visible()
     expect(tab.page.get_by_label(CODE_LABEL)).to_be_focused()
+    # who is signed in, and the way out, in the page's footer landmark
+    expect(tab.page.get_by_role("contentinfo")).to_contain_text("Signed in as")
     tab.snap("challenge")
 
 
