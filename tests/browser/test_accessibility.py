@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -74,7 +76,8 @@ def audited_site(
         yield site
 
 
-def _tab(browser: Browser, site: Site) -> Iterator[Tab]:
+@contextmanager
+def audited(browser: Browser, site: Site) -> Iterator[Tab]:
     context = browser.new_context(base_url=site.base_url, service_workers="block")
     context.set_default_timeout(10_000)
     page = context.new_page()
@@ -91,13 +94,15 @@ def _tab(browser: Browser, site: Site) -> Iterator[Tab]:
 
 @pytest.fixture
 def audited_tab(browser: Browser, audited_site: Site) -> Iterator[Tab]:
-    yield from _tab(browser, audited_site)
+    with audited(browser, audited_site) as tab:
+        yield tab
 
 
 @pytest.fixture
 def second_tab(browser: Browser, audited_site: Site) -> Iterator[Tab]:
     """Another browser (its own cookies) on the same site."""
-    yield from _tab(browser, audited_site)
+    with audited(browser, audited_site) as tab:
+        yield tab
 
 
 def test_authenticator_settings_devices_admin_and_turning_off(audited_tab: Tab) -> None:
@@ -295,3 +300,19 @@ def test_the_audit_sees_a_violation_and_a_sideways_scroll(audited_tab: Tab) -> N
     assert any(item.startswith("scrolls sideways") for item in found), found
     with pytest.raises(AssertionError, match="image-alt"):
         audit.assert_clean()
+
+
+def test_a_pale_brand_colour_keeps_buttons_and_links_readable(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """White text on a yellow button or yellow links on white would fail axe's contrast rule."""
+    pale = {"MFA_DEMO_BRAND_COLOR": "#fde047"}
+    with starlette_site(sys.executable, tmp_path, pale) as site, audited(browser, site) as tab:
+        log_in(tab, "alice")
+        expect_enroll_choice(tab)
+        choose_authenticator_app(tab)  # a primary button, a link-styled summary, links
+        audit = Audit()
+        audit.check(tab.page, "enroll-totp with #fde047")
+        tab.page.goto("/_mfa/enroll")
+        audit.check(tab.page, "enroll-choose with #fde047")
+    audit.assert_clean()

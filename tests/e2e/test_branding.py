@@ -29,7 +29,9 @@ async def test_brand_colour_and_logo(clock: FixedClock) -> None:
     app = make_app(clock, brand_color="#0f766e", logo_url="/static/logo.svg")
     async with client(app) as c:
         css = await c.get("/_mfa/static/mfa.css")
-        assert css.text.rstrip().endswith(":root { --mfa-primary: #0f766e; }")
+        assert css.text.rstrip().endswith(
+            ":root { --mfa-primary: #0f766e; --mfa-primary-text: #ffffff; --mfa-link: #0f766e; }"
+        )
         await login(c)
         page = await c.get("/_mfa/enroll", headers=HTML)
         assert '<img src="/static/logo.svg" alt="" class="logo">' in page.text

@@ -9,6 +9,8 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 
+from mfa_middleware.web.brand import brand_css
+
 
 class Renderer:
     def __init__(
@@ -37,7 +39,7 @@ class Renderer:
         self.env.filters["datetime"] = format_time
         css = (files("mfa_middleware") / "web/static/mfa.css").read_bytes()
         if brand_color:  # served as part of the stylesheet: the CSP allows no inline style
-            css += f"\n:root {{ --mfa-primary: {brand_color}; }}\n".encode()
+            css += b"\n" + brand_css(brand_color).encode()
         self.stylesheet = css
 
     def render(self, template: str, **context: Any) -> str:
