@@ -238,7 +238,8 @@ def create_app(**mfa_options: Any) -> Starlette:
     # TwilioSMSSender and an SMTPSender (see the README).
     options["sms_sender"] = ConsoleSender("sms")
     options["email_sender"] = demo_email_sender()
-    options["public_url"] = os.environ.get("MFA_DEMO_PUBLIC_URL", "http://127.0.0.1:8000")
+    port = os.environ.get("PORT", "8000")  # links in emails point to where the demo runs
+    options["public_url"] = os.environ.get("MFA_DEMO_PUBLIC_URL", f"http://127.0.0.1:{port}")
     if brand := os.environ.get("MFA_DEMO_BRAND_COLOR"):  # e.g. "#0f766e": the pages' colour
         options["brand_color"] = brand
     options.update(mfa_options)

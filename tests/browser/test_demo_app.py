@@ -127,7 +127,7 @@ def test_the_login_page_confirms_a_sign_out(demo_tab: Tab) -> None:
 
 def force_logout(site: Site, user_id: str) -> None:
     """`mfa-admin logout`, as an operator would run it against the demo's store."""
-    store = f"sqlite:///{Path(site.data_dir) / 'mfa.sqlite3'}"
+    store = f"sqlite://{Path(site.data_dir).resolve() / 'mfa.sqlite3'}"  # sqlite:///abs/path
     subprocess.run(
         [sys.executable, "-m", "mfa_middleware.cli", "--store", store, "logout", user_id],
         check=True,

@@ -112,10 +112,13 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 # when REDIS_URL is set. The demo is served over plain HTTP, so its cookies are not Secure;
 # production keeps the default (Secure, __Host- prefix).
 MFA_MIDDLEWARE = {
-    "store": os.environ.get("REDIS_URL") or f"sqlite:///{DATA_DIR / 'mfa.sqlite3'}",
+    "store": os.environ.get("REDIS_URL") or f"sqlite://{(DATA_DIR / 'mfa.sqlite3').resolve()}",
     "app_name": "Django demo",
     "cookie_secure": False,
-    "public_url": os.environ.get("MFA_DEMO_PUBLIC_URL", "http://127.0.0.1:8001"),
+    # links in emails point here: the port `manage.py rundemo` serves on
+    "public_url": os.environ.get(
+        "MFA_DEMO_PUBLIC_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8001')}"
+    ),
     "email_sender": demo_email_sender(),
     "sms_sender": ConsoleSender("sms"),  # text messages are printed to the terminal
     "email_codes": True,  # every method on show; off by default (not NIST-conformant)
