@@ -127,6 +127,9 @@ def test_authenticator_settings_devices_admin_and_turning_off(audited_tab: Tab) 
 
     page.goto("/_mfa/settings")
     tab.snap("settings")
+    page.get_by_role("link", name=re.compile("^Back to ")).click()  # the way back to the app
+    expect(page).to_have_url(re.compile(r"^[a-z]+://[^/]+/$"))
+    page.goto("/_mfa/settings")
     page.get_by_role("link", name="See and manage the devices").click()
     expect(page.get_by_role("heading", name="Your devices")).to_be_visible()
     expect_on_one_row(tab, "Rename", "Trust", "Delete")  # at 1280 px
@@ -146,7 +149,7 @@ def test_authenticator_settings_devices_admin_and_turning_off(audited_tab: Tab) 
     page.get_by_role("link", name=re.compile("^Text message")).click()
     expect(page.get_by_role("heading", name="Get codes by text message")).to_be_visible()
     tab.snap("enroll-sms")
-    page.get_by_label("Mobile number").fill("12")
+    page.get_by_label("Mobile number").fill("+49 1512 3456 7890 1234 5678 9012 3456")  # too long
     page.get_by_role("button", name="Send code").click()
     expect(page.get_by_role("alert")).to_be_visible()
     tab.snap("enroll-sms-error")
@@ -202,6 +205,9 @@ def test_email_codes_challenge_recovery_lost_device_and_lockout(audited_tab: Tab
     page.get_by_role("button", name="Verify and turn on").click()
     save_recovery_codes(tab)
     after_verification(tab, "bob")
+    page.goto("/_mfa/settings")
+    expect(page.get_by_text("On: codes by email to b***@example.com.")).to_be_visible()
+    tab.snap("settings-email")
 
     log_out(tab)
     log_in(tab, "bob")

@@ -79,6 +79,12 @@ def wrong_code(secret: str, at: float, digits: int = 6) -> str:
     return candidate
 
 
+def visible(page: httpx.Response | str) -> str:
+    """The page's text as a person reads it: no tags, entities decoded."""
+    source = page if isinstance(page, str) else page.text
+    return html.unescape(re.sub(r"<[^>]+>", "", source))
+
+
 def csrf_of(page: str) -> str:
     match = _CSRF_RE.search(page)
     assert match, "no csrf field on the page"
