@@ -219,7 +219,7 @@ def test_email_codes_challenge_recovery_lost_device_and_lockout(audited_tab: Tab
     page.get_by_label(CODE_LABEL).fill("000000" if code != "000000" else "111111")
     page.get_by_role("button", name="Verify").click()
     expect(page.get_by_role("alert")).to_be_visible()
-    tab.snap("challenge-error")
+    tab.snap("challenge-email-error")
 
     page.get_by_role("link", name="Use a recovery code").click()
     tab.snap("recovery-use")
@@ -248,7 +248,7 @@ def test_email_codes_challenge_recovery_lost_device_and_lockout(audited_tab: Tab
         )
         page.get_by_role("button", name="Verify").click()
     expect_locked_out(tab)
-    tab.snap("locked-out")
+    tab.snap("locked-out-email")
     page.goto("/_mfa/recovery")
     tab.snap("recovery-locked")
 

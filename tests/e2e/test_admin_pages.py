@@ -305,6 +305,8 @@ async def test_admin_resets_bob_who_must_enroll_again(clock: FixedClock) -> None
         assert "Two-step verification is reset for bob. Their enrollment code:" in html.unescape(
             r.text
         )
+        assert "Done." not in r.text  # one notice says what happened, not two
+        assert re.search(r'<code class="handover">[0-9a-z-]+</code>', r.text)
         await expect_logged_out(bob)
         await login(bob, "bob")
         r = await bob.get("/account", headers=HTML)
