@@ -29,7 +29,7 @@ bench: system-deps $(BENCH_STAMP)
 	$(PY) -m bench.run
 
 messages: $(STAMP)
-	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --omit-header \
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -k NP_:1,2 --no-location --sort-output --omit-header \
 		-o src/mfa_middleware/locale/mfa_middleware.pot .
 
 screenshots: $(STAMP) system-deps

@@ -83,7 +83,11 @@ def serving(variant: str, data: Path) -> Iterator[str]:
 def verified_cookies(base: str) -> str:
     """Log in as alice and enroll through the example's real pages; the Cookie header."""
     with httpx.Client(base_url=base, timeout=10) as c:
-        r = c.post("/login", data={"username": "alice", "password": "alice-password"})
+        form = _CSRF_RE.search(c.get("/login").text)  # the demo's login form has a CSRF token
+        if form is None:
+            raise AssertionError("login page: no CSRF token")
+        login = {"username": "alice", "password": "alice-password", "csrf": form.group(1)}
+        r = c.post("/login", data=login)
         if r.status_code != 303:
             raise AssertionError(f"login: {r.status_code}")
         page = c.get("/_mfa/enroll/totp", headers=HTML)

@@ -1,12 +1,17 @@
-"""Screenshots of the built-in 2FA pages, at desktop (1280x800) and phone (360x740) size.
+"""Screenshots of every page state, at desktop (1280 px) and phone (390 px) width.
 
-    python scripts/screenshots.py [extra pytest arguments]
+    python scripts/screenshots.py [extra pytest arguments]      (or: make screenshots)
 
-Runs the browser tests (tests/browser) against the Starlette demo with MFA_SCREENSHOTS=1:
-each page they visit is saved as docs/screenshots/<page>-desktop.png and <page>-phone.png
-(login, enroll-choose, enroll-totp, enroll-totp-key, trust, protected, settings, challenge,
-challenge-error, locked-out). Needs Debian's chromium and the playwright package, like the
-tests. Old PNGs are removed first, so a page that is gone leaves no stale picture.
+Runs the browser tests (tests/browser) against the Starlette demo with MFA_SCREENSHOTS=1: each
+page state the journeys pass (Tab.snap) is saved as docs/screenshots/<state>-desktop.png and
+<state>-phone.png: the demo's login and account pages; enrollment (method, authenticator app
+with and without the key, a wrong code, SMS and email forms, the code page and its errors, the
+cooldown answer); recovery codes; "Trust this device?"; the challenge (app and email codes,
+wrong code, lockout); recovery codes in use; the lost-device pages; settings, devices, turning
+2FA off; the admin pages and an administrator's reset; the enrollment code page; not found.
+The same states are checked by axe-core in tests/browser/test_accessibility.py. Needs Debian's
+chromium and the playwright package, like the tests. Old PNGs are removed first, so a state
+that is gone leaves no stale picture.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ def test_committed_catalog_template_is_complete(tmp_path: Path) -> None:
             "babel.cfg",
             "-k",
             "N_",
+            "-k",
+            "NP_:1,2",
             "--no-location",
             "--sort-output",
             "--omit-header",

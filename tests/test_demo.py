@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -49,7 +50,12 @@ def test_demo_serves_login_and_mfa_pages(tmp_path: Path) -> None:
         assert login.status_code == 200
         assert "alice-password" in login.text
         with httpx.Client(base_url=base, timeout=5) as client:
-            answer = client.post("/login", data={"username": "alice", "password": "alice-password"})
+            token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+            assert token, "the login form carries a CSRF token"
+            answer = client.post(
+                "/login",
+                data={"username": "alice", "password": "alice-password", "csrf": token.group(1)},
+            )
             assert answer.status_code == 303
             protected = client.get("/account")
             assert protected.status_code == 303
@@ -64,12 +70,16 @@ def test_demo_serves_login_and_mfa_pages(tmp_path: Path) -> None:
         proc.wait(timeout=10)
 
 
-def test_django_demo_command_serves_the_project(tmp_path: Path) -> None:
+def test_django_demo_command_serves_the_project_on_port(tmp_path: Path) -> None:
+    """`make django-demo` runs `manage.py rundemo`, which serves on $PORT."""
+    makefile = (ROOT / "Makefile").read_text()
+    (target,) = [line for line in makefile.splitlines() if "manage.py rundemo" in line]
+    assert "--port" not in target  # so PORT decides
     port = free_port()
-    env = {**os.environ, "DJANGO_DEMO_DATA": str(tmp_path)}
+    env = {**os.environ, "DJANGO_DEMO_DATA": str(tmp_path), "PORT": str(port)}
     env.pop("REDIS_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "rundemo", "--port", str(port)],
+        [sys.executable, "manage.py", "rundemo"],
         cwd=ROOT / "examples" / "django_app",
         env=env,
         stdout=subprocess.PIPE,

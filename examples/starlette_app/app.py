@@ -20,10 +20,20 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Scope
 from starlette.websockets import WebSocket
 
+from examples.starlette_app.headers import SecurityHeaders
+from examples.starlette_app.pages import (
+    STATIC,
+    csrf_field,
+    csrf_valid,
+    leave_notice,
+    page,
+    take_notice,
+)
 from examples.starlette_app.users import USERS, authenticate, user_for_token
-from mfa_middleware import MFAConfig, MFAMiddleware, SQLiteStore
+from mfa_middleware import MFAConfig, MFAMiddleware, Principal, SQLiteStore
 from mfa_middleware.senders import ConsoleSender, Sender
 from mfa_middleware.senders.smtp import SMTPSender
 
@@ -67,23 +77,12 @@ class SessionBackend(AuthenticationBackend):
         return AuthCredentials(["authenticated"]), DemoUser(username)
 
 
-PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem}}
-label{{display:block;margin:.6rem 0 .2rem}}input{{font-size:1rem;padding:.4rem}}
-nav a{{margin-right:1rem}}</style></head><body><nav><a href="/">Home</a>
-<a href="/account">Account</a></nav><h1>{title}</h1>{body}</body></html>"""
-
-
-def page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(PAGE.format(title=html.escape(title), body=body), status)
-
-
 def logout_form(request: Request) -> str:
+    if not request.user.is_authenticated:
+        return '<p><a href="/login">Log in</a></p>'
     return (
-        '<form method="post" action="/logout"><button type="submit">Log out</button></form>'
-        if request.user.is_authenticated
-        else '<p><a href="/login">Log in</a></p>'
+        f'<form method="post" action="/logout">{csrf_field(request)}'
+        '<button type="submit">Log out</button></form>'
     )
 
 
@@ -92,7 +91,11 @@ async def home(request: Request) -> Response:
         return RedirectResponse("/login", 303)
     name = html.escape(request.user.display_name)
     return page(
-        "Home", f"<p>Welcome, {name}. You passed two-step verification.</p>{logout_form(request)}"
+        request,
+        "Home",
+        f"<p>Welcome, {name}. You passed two-step verification.</p>"
+        '<p>Manage it on the <a href="/_mfa/settings">two-step verification settings</a>'
+        f" page.</p>{logout_form(request)}",
     )
 
 
@@ -101,9 +104,13 @@ async def account(request: Request) -> Response:
         return RedirectResponse("/login?next=/account", 303)
     user = request.user
     return page(
+        request,
         "Account",
         f"<p>Signed in as <strong>{html.escape(user.display_name)}</strong>"
-        f" ({html.escape(user.email)}).</p>{logout_form(request)}",
+        f" ({html.escape(user.email)}).</p>"
+        '<p><a href="/_mfa/settings">Two-step verification settings</a>: how you get codes,'
+        " recovery codes, your devices.</p>"
+        f"{logout_form(request)}",
     )
 
 
@@ -118,46 +125,77 @@ async def health(request: Request) -> Response:
 
 
 async def public(request: Request) -> Response:
-    return page("Public", f"<p>A public page: {html.escape(request.path_params['rest'])}</p>")
+    return page(
+        request, "Public", f"<p>A public page: {html.escape(request.path_params['rest'])}</p>"
+    )
 
 
 async def admin(request: Request) -> Response:
     if not request.user.is_authenticated:
         return RedirectResponse("/login?next=/admin", 303)
-    return page("Admin", "<p>The admin area.</p>")
+    return page(request, "Admin", "<p>The admin area.</p>")
 
 
-def login_page(error: str = "", next_path: str = "/", status: int = 200) -> HTMLResponse:
-    message = f'<p role="alert" style="color:#b91c1c">{html.escape(error)}</p>' if error else ""
-    body = f"""{message}<form method="post" action="/login">
-<input type="hidden" name="next" value="{html.escape(next_path)}">
+async def static_file(request: Request) -> Response:
+    """The stylesheet and the icon of the demo's pages (public: no login, no second step)."""
+    name, media_type = STATIC_FILES[request.url.path]
+    return Response((STATIC / name).read_bytes(), media_type=media_type)
+
+
+STATIC_FILES = {
+    "/static/demo.css": ("demo.css", "text/css"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
+    "/favicon.ico": ("favicon.svg", "image/svg+xml"),  # what browsers ask for by themselves
+}
+
+
+def login_page(
+    request: Request, error: str = "", next_path: str = "/", status: int = 200
+) -> HTMLResponse:
+    message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+    body = f"""{take_notice(request)}{message}<form method="post" action="/login">
+{csrf_field(request)}<input type="hidden" name="next" value="{html.escape(next_path)}">
 <label for="username">Username</label><input id="username" name="username" autocomplete="username">
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password">
 <p><button type="submit">Log in</button></p></form>
-<p>Demo accounts: <code>alice</code> / <code>alice-password</code>,
+<p>Demo accounts: <code>alice</code> / <code>alice-password</code> (staff: 2FA admin),
 <code>bob</code> / <code>bob-password</code>.</p>"""
-    return page("Log in", body, status)
+    return page(request, "Log in", body, status)
 
 
 async def login(request: Request) -> Response:
     from mfa_middleware.core.redirects import safe_next
 
     if request.method == "GET":
-        return login_page(next_path=safe_next(request.query_params.get("next")))
+        return login_page(request, next_path=safe_next(request.query_params.get("next")))
     form = await request.form()
-    user = authenticate(str(form.get("username", "")), str(form.get("password", "")))
     next_path = safe_next(str(form.get("next", "/")))
+    if not csrf_valid(request, form):
+        return login_page(request, "This form expired. Please try again.", next_path, 403)
+    user = authenticate(str(form.get("username", "")), str(form.get("password", "")))
     if user is None:
-        return login_page("Wrong username or password.", next_path, 400)
+        return login_page(request, "Wrong username or password.", next_path, 400)
     request.session.clear()  # a new login starts a new session: no fixation, no stale 2FA
     request.session["user"] = user.username
     return RedirectResponse(next_path, 303)
 
 
 async def logout(request: Request) -> Response:
+    form = await request.form()
+    if not csrf_valid(request, form):
+        return page(request, "Log out", f"<p>This form expired.</p>{logout_form(request)}", 403)
     request.session.clear()
+    leave_notice(request, "signed_out")
     return RedirectResponse("/login", 303)
+
+
+def session_ended(scope: Scope) -> None:
+    """The 2FA middleware ended the app session: its own sign-out button, or a session that
+    expired or was forced out. The login page says which."""
+    session = scope.get("session")
+    if isinstance(session, dict):
+        session["notice"] = "signed_out" if scope["path"].endswith("/logout") else "ended"
 
 
 async def live(websocket: WebSocket) -> None:
@@ -189,6 +227,11 @@ def demo_email_sender() -> Sender:
     return ConsoleSender("email")
 
 
+def is_staff(principal: Principal) -> bool:
+    """Who may use the 2FA admin pages (/_mfa/admin): the demo's staff (alice)."""
+    return "staff" in principal.groups
+
+
 def mfa_options(**overrides: Any) -> dict[str, Any]:
     """The demo's MFAConfig options; tests pass `store`, `clock` and other overrides."""
     options: dict[str, Any] = {
@@ -198,13 +241,17 @@ def mfa_options(**overrides: Any) -> dict[str, Any]:
         # The demo is served over plain HTTP on 127.0.0.1; production keeps the default True.
         "cookie_secure": False,
         # Health checks and public pages need no second factor; everything else does.
-        "rules": [{"action": "bypass", "paths": ["/health", "/public/**"]}],
+        "rules": [{"action": "bypass", "paths": ["/health", "/public/**", *STATIC_FILES]}],
+        "is_admin": is_staff,
     }
     # Codes by SMS and email are printed to this terminal in the demo; production passes a
     # TwilioSMSSender and an SMTPSender (see the README).
     options["sms_sender"] = ConsoleSender("sms")
     options["email_sender"] = demo_email_sender()
-    options["public_url"] = os.environ.get("MFA_DEMO_PUBLIC_URL", "http://127.0.0.1:8000")
+    port = os.environ.get("PORT", "8000")  # links in emails point to where the demo runs
+    options["public_url"] = os.environ.get("MFA_DEMO_PUBLIC_URL", f"http://127.0.0.1:{port}")
+    if brand := os.environ.get("MFA_DEMO_BRAND_COLOR"):  # e.g. "#0f766e": the pages' colour
+        options["brand_color"] = brand
     options.update(overrides)
     # The demo shows every method, codes by email included (bob uses them); they are off by
     # default because NIST SP 800-63B does not accept email as a second factor.
@@ -234,15 +281,17 @@ def create_app(**mfa_overrides: Any) -> Starlette:
             Route("/health", health),
             Route("/public/{rest:path}", public),
             Route("/admin", admin),
+            *(Route(path, static_file) for path in STATIC_FILES),
             Route("/login", login, methods=["GET", "POST"]),
             Route("/logout", logout, methods=["POST"]),
             WebSocketRoute("/ws", live),
         ],
         middleware=[
+            Middleware(SecurityHeaders),
             Middleware(
                 SessionMiddleware, secret_key=session_secret, https_only=False, same_site="lax"
             ),
             Middleware(AuthenticationMiddleware, backend=SessionBackend()),
-            Middleware(MFAMiddleware, config=MFAConfig(**options)),
+            Middleware(MFAMiddleware, config=MFAConfig(**options), on_logout=session_ended),
         ],
     )

@@ -82,6 +82,7 @@ class Admin:
             email=email,
             app_name=rt.config.app_name,
             translate=rt.translate,
+            plural=rt.plural,
         )
         return self._run(flow)
 

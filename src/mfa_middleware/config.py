@@ -58,6 +58,16 @@ def parse_duration(name: str, value: Duration | None, *, allow_none: bool = Fals
     return seconds
 
 
+def format_duration(seconds: float) -> str:
+    """A duration as people write it and `parse_duration` reads it back: "90d", "12h",
+    "30m", "45s" (the largest unit that divides it exactly)."""
+    whole = round(seconds)
+    for unit in ("d", "h", "m"):
+        if whole and whole % _UNITS[unit] == 0:
+            return f"{whole // _UNITS[unit]}{unit}"
+    return f"{whole}s"
+
+
 EventHook = Callable[[Mapping[str, Any]], Awaitable[None] | None]
 
 

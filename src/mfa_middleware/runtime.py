@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.devices import DeviceCodec, DeviceCookie
 from mfa_middleware.core.effects import Effect
-from mfa_middleware.core.i18n import untranslated
+from mfa_middleware.core.i18n import untranslated, untranslated_plural
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.otp import TotpParams
 from mfa_middleware.core.policy import Effective, PolicyDefaults
@@ -41,6 +41,9 @@ class Runtime:
         self.events = EventSink(config.on_event)
         self.translate = (
             config.translations.gettext if config.translations is not None else untranslated
+        )
+        self.plural = (
+            config.translations.ngettext if config.translations is not None else untranslated_plural
         )
         self.verified_memo: dict[tuple[str, str | None, str], tuple[int, float]] = {}
         self.delivery = Delivery(sms=config.sms_sender, email=config.email_sender)

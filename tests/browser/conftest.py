@@ -102,3 +102,11 @@ def phone_tab(browser: Browser, site: Site) -> Iterator[Tab]:
         has_touch=True,
         device_scale_factor=2,
     )
+
+
+@pytest.fixture
+def nojs_tab(browser: Browser, site: Site) -> Iterator[Tab]:
+    """A desktop browser with JavaScript turned off."""
+    yield from _open_tab(
+        browser, site, screenshots=False, viewport=DESKTOP, java_script_enabled=False
+    )

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import pyotp
 from playwright.sync_api import Page, expect
 
-from .support import PHONE, PageGuard, Shots, Site
+from .audit import Audit
+from .support import NARROWEST, PHONE, SNAP_SIZES, PageGuard, Shots, Site
 
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
 MAX_ATTEMPTS = 5  # MFAConfig's default; the demos keep it
@@ -30,9 +31,24 @@ class Tab:
     site: Site
     guard: PageGuard
     shots: Shots
+    audit: Audit | None = None
 
     def snap(self, name: str) -> None:
-        self.shots.take(self.page, name)
+        """A page state worth looking at: screenshot it (when screenshots are wanted) and
+        audit it (when this tab audits) at each size, then restore the window."""
+        if not (self.shots.enabled or self.audit):
+            return
+        page, before = self.page, self.page.viewport_size
+        for label, size in SNAP_SIZES:
+            page.set_viewport_size(size)
+            if self.audit is not None:
+                self.audit.check(page, f"{name} at {size['width']} px")
+            self.shots.take(page, name, label)
+        if self.audit is not None:
+            page.set_viewport_size(NARROWEST)
+            self.audit.check(page, f"{name} at {NARROWEST['width']} px", axe=False)
+        if before is not None:
+            page.set_viewport_size(before)
 
 
 def url_of(path: str) -> re.Pattern[str]:
@@ -105,6 +121,8 @@ def reveal_setup_key(tab: Tab) -> str:
     expect(key).to_be_hidden()
     details.locator("summary").click()
     expect(key).to_be_visible()
+    expect(details.get_by_text("Setup key", exact=True)).to_be_visible()  # a visible label
+    expect(tab.page.locator("p[aria-label]")).to_have_count(0)
     tab.snap("enroll-totp-key")
     secret = key.inner_text().replace(" ", "")
     assert re.fullmatch(r"[A-Z2-7]{32}", secret), f"not a base32 key: {secret!r}"
@@ -201,6 +219,8 @@ def expect_challenge(tab: Tab) -> None:
     expect(tab.page).to_have_url(url_of("/_mfa/challenge"))
     expect(tab.page.get_by_role("heading", name="Two-step verification")).to_be_visible()
     expect(tab.page.get_by_label(CODE_LABEL)).to_be_focused()
+    # who is signed in, and the way out, in the page's footer landmark
+    expect(tab.page.get_by_role("contentinfo")).to_contain_text("Signed in as")
     tab.snap("challenge")
 
 
@@ -236,3 +256,40 @@ def expect_locked_out(tab: Tab) -> None:
 def expect_fits_phone(tab: Tab) -> None:
     width = tab.page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"{tab.page.url} scrolls sideways on a phone: {width}px"
+
+
+# --- turning it off ---------------------------------------------------------------------------
+
+
+def turn_off(tab: Tab) -> None:
+    """From the settings, turn two-step verification off (just verified: no code is asked);
+    where it is required, the user is sent to set it up again."""
+    page = tab.page
+    page.goto("/_mfa/settings")
+    page.get_by_role("link", name="Turn off two-step verification").click()
+    expect(page.get_by_role("heading", name="Turn off two-step verification?")).to_be_visible()
+    page.get_by_role("button", name="Turn off and set up again").click()
+    expect(page).to_have_url(url_of("/_mfa/enroll"))
+    expect(page.get_by_role("status")).to_contain_text("Two-step verification is now off")
+
+
+# --- codes by message -------------------------------------------------------------------------
+
+
+def press_resend_too_soon(tab: Tab) -> None:
+    """ "Send a new code" right after one was sent: the page says how long to wait, and the
+    button stays usable for when the wait is over (no reload, no JavaScript needed)."""
+    page = tab.page
+    page.get_by_role("button", name="Send a new code").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        re.compile(r"You can ask for a new code in \d+ seconds?\. The one we sent still works\.")
+    )
+    expect(page.get_by_role("button", name="Send a new code")).to_be_enabled()
+
+
+def expect_on_one_row(tab: Tab, *names: str) -> None:
+    """The buttons named `names` share one line (none wrapped onto a line of its own)."""
+    boxes = [tab.page.get_by_role("button", name=name, exact=True).bounding_box() for name in names]
+    tops = {name: round(box["y"]) for name, box in zip(names, boxes, strict=True) if box}
+    assert len(tops) == len(names), f"not all of {names} are visible"
+    assert len(set(tops.values())) == 1, f"{tab.page.url}: buttons on different rows: {tops}"

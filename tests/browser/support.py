@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -40,6 +41,13 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 360, "height": 740}
+# Each page state a journey passes is looked at in these sizes: screenshots and axe-core at
+# desktop and phone width, and the narrowest phone must not scroll sideways either.
+SNAP_SIZES: tuple[tuple[str, ViewportSize], ...] = (
+    ("desktop", DESKTOP),
+    ("phone", {"width": 390, "height": 844}),
+)
+NARROWEST: ViewportSize = {"width": 320, "height": 640}
 SCREENSHOT_DIR = ROOT / "docs" / "screenshots"
 # A fixed, high-entropy key for the Starlette demo (MFAConfig refuses weak ones).
 MFA_SECRET = "browser-tests-3f9c1e7a5b2d4068a1c9e7f3b5d2a4c6-K8mQ2xV7pLw"
@@ -55,17 +63,29 @@ def missing_browser_parts() -> list[str]:
     return missing
 
 
-def require_browser(*, module_level: bool = False) -> None:
-    """Fail under CI (CI=true), where the browser must be installed; skip loudly elsewhere.
-
-    Playwright's own browser download is never used: the tests drive Debian's Chromium."""
-    missing = missing_browser_parts()
+def require_parts(what: str, missing: Sequence[str], *, module_level: bool = False) -> None:
+    """Fail under CI (CI=true), where every part must be installed (scripts/system-deps.sh);
+    skip loudly elsewhere."""
     if not missing:
         return
-    message = "browser tests need " + " and ".join(missing)
+    message = f"{what} need " + " and ".join(missing)
     if os.environ.get("CI"):
         pytest.fail(f"{message} (CI must install them, see .ci/run)", pytrace=False)
-    pytest.skip(f"SKIPPING BROWSER TESTS: {message}", allow_module_level=module_level)
+    pytest.skip(f"SKIPPING {what.upper()}: {message}", allow_module_level=module_level)
+
+
+def require_browser(*, module_level: bool = False) -> None:
+    """Playwright's own browser download is never used: the tests drive Debian's Chromium."""
+    require_parts("browser tests", missing_browser_parts(), module_level=module_level)
+
+
+def missing_commands(*commands: tuple[str, str]) -> list[str]:
+    """`(command, Debian package)` pairs whose command is not on the PATH."""
+    return [
+        f"{command} (apt-get install {package})"
+        for command, package in commands
+        if shutil.which(command) is None
+    ]
 
 
 def free_port() -> int:
@@ -92,6 +112,8 @@ class Site:
     account_path: str
     data_dir: Path
     mailbox: Mailbox | None = None
+    # the id the middleware knows each demo user by (Django: the primary key)
+    user_ids: Mapping[str, str] = field(default_factory=lambda: {"alice": "alice", "bob": "bob"})
 
 
 @contextmanager
@@ -145,19 +167,33 @@ atexit.register(_MAILBOXES.close)
 
 def base_env() -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for name in ("MFA_SECRET", "MFA_DEMO_DATA", "DJANGO_DEMO_DATA", "REDIS_URL"):
+    for name in (
+        "MFA_SECRET",
+        "MFA_DEMO_DATA",
+        "DJANGO_DEMO_DATA",
+        "REDIS_URL",
+        "MFA_DEMO_BRAND_COLOR",
+        "MFA_DEMO_PUBLIC_URL",
+        "PORT",
+    ):
         env.pop(name, None)
     return env
 
 
 @contextmanager
-def starlette_site(python: str, tmp: Path) -> Iterator[Site]:
+def starlette_site(
+    python: str, tmp: Path, extra_env: Mapping[str, str] | None = None
+) -> Iterator[Site]:
     """examples/starlette_app under uvicorn, with a fresh data folder and a fixed key, sending
-    email codes to a real SMTP server (aiosmtpd) in this process."""
+    email codes to a real SMTP server (aiosmtpd) in this process. `extra_env`: more of the
+    demo's settings (MFA_DEMO_BRAND_COLOR, ...)."""
     port, data = free_port(), tmp / "starlette-data"
     mailbox = _enter_mailbox()
+    base = f"http://127.0.0.1:{port}"
     env = {
         **base_env(),
+        **(extra_env or {}),
+        "MFA_DEMO_PUBLIC_URL": base,
         "MFA_DEMO_DATA": str(data),
         "MFA_SECRET": MFA_SECRET,
         "MFA_DEMO_SMTP": f"{mailbox.host}:{mailbox.port}",
@@ -166,7 +202,6 @@ def starlette_site(python: str, tmp: Path) -> Iterator[Site]:
         python, "-m", "uvicorn", "--factory", "examples.starlette_app.app:create_app",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     with serve(
         command,
         cwd=ROOT,
@@ -179,16 +214,20 @@ def starlette_site(python: str, tmp: Path) -> Iterator[Site]:
 
 
 @contextmanager
-def django_site(python: str, tmp: Path) -> Iterator[Site]:
+def django_site(
+    python: str, tmp: Path, extra_env: Mapping[str, str] | None = None
+) -> Iterator[Site]:
     """examples/django_app through `manage.py rundemo` (migrates, then runserver)."""
     port, data = free_port(), tmp / "django-data"
     mailbox = _enter_mailbox()
+    base = f"http://127.0.0.1:{port}"
     env = {
         **base_env(),
+        **(extra_env or {}),
+        "MFA_DEMO_PUBLIC_URL": base,
         "DJANGO_DEMO_DATA": str(data),
         "MFA_DEMO_SMTP": f"{mailbox.host}:{mailbox.port}",
     }
-    base = f"http://127.0.0.1:{port}"
     with serve(
         [python, "manage.py", "rundemo", "--port", str(port)],
         cwd=ROOT / "examples" / "django_app",
@@ -197,7 +236,8 @@ def django_site(python: str, tmp: Path) -> Iterator[Site]:
         log_path=tmp / "django.log",
         timeout=60,
     ):
-        yield Site("django", base, "/accounts/login/", "/account/", data, mailbox)
+        ids = {"alice": "1", "bob": "2"}  # created in this order by the demo's migration
+        yield Site("django", base, "/accounts/login/", "/account/", data, mailbox, ids)
 
 
 # --- watching a page ------------------------------------------------------------------------
@@ -256,27 +296,22 @@ class PageGuard:
 
 @dataclass(frozen=True)
 class Shots:
-    """Full-page screenshots at desktop and phone size, taken only when `enabled`
-    (MFA_SCREENSHOTS=1, and only for one of the sites: the 2FA pages look the same on both)."""
+    """Full-page screenshots, taken only when `enabled` (MFA_SCREENSHOTS=1, and only for one
+    of the sites: the 2FA pages look the same on both)."""
 
     enabled: bool
     directory: Path = SCREENSHOT_DIR
 
-    def take(self, page: Page, name: str) -> None:
+    def take(self, page: Page, name: str, label: str) -> None:
         if not self.enabled:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        before = page.viewport_size
-        for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
-            page.set_viewport_size(size)
-            page.screenshot(
-                path=self.directory / f"{name}-{label}.png",
-                full_page=True,
-                animations="disabled",
-                caret="hide",
-            )
-        if before is not None:
-            page.set_viewport_size(before)
+        page.screenshot(
+            path=self.directory / f"{name}-{label}.png",
+            full_page=True,
+            animations="disabled",
+            caret="hide",
+        )
 
 
 def screenshots_wanted() -> bool:

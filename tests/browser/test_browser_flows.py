@@ -32,6 +32,7 @@ from .flows import (  # noqa: E402
     log_out,
     open_login,
     pass_challenge,
+    press_resend_too_soon,
     reveal_setup_key,
     save_recovery_codes,
     sign_up,
@@ -179,6 +180,32 @@ def test_email_code_received_through_smtp(tab: Tab) -> None:
     expect(page.get_by_text("We emailed a code to b***@example.com.")).to_be_visible()
     tab.snap("challenge-email")
     assert len(mailbox.messages) == before + 1
+    page.get_by_label(CODE_LABEL).fill(mailbox.last_code())
+    page.get_by_role("button", name="Verify").click()
+    after_verification(tab, "bob")
+    tab.guard.assert_clean()
+
+
+def test_codes_by_email_and_resend_without_javascript(nojs_tab: Tab) -> None:
+    """With JavaScript off, bob enrolls by email and signs in again; pressing "Send a new code"
+    too soon says how long to wait and leaves the button usable."""
+    tab, page = nojs_tab, nojs_tab.page
+    mailbox = tab.site.mailbox
+    assert mailbox is not None
+    log_in(tab, "bob")
+    expect_enroll_choice(tab)
+    page.get_by_role("link", name=re.compile("^Email")).click()
+    page.get_by_role("button", name="Send code").click()
+    press_resend_too_soon(tab)
+    page.get_by_label(CODE_LABEL).fill(mailbox.last_code())
+    page.get_by_role("button", name="Verify and turn on").click()
+    save_recovery_codes(tab)
+    after_verification(tab, "bob")
+
+    log_out(tab)
+    log_in(tab, "bob")
+    expect_challenge(tab)
+    press_resend_too_soon(tab)
     page.get_by_label(CODE_LABEL).fill(mailbox.last_code())
     page.get_by_role("button", name="Verify").click()
     after_verification(tab, "bob")

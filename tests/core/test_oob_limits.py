@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from mfa_middleware.core import oob
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.drivers import run_sync
@@ -65,7 +67,7 @@ def test_a_destination_cap_counts_every_user_and_frees_after_an_hour() -> None:
             "user": "carol",
             "limit": "destination",
             "channel": "sms",
-            "to": "***-***-2671",
+            "to": "+1 •••-•••-2671",
         }
     ]
     assert world.send("carol", [("sms", PHONE)], NOW + 3600).ok
@@ -139,3 +141,17 @@ def test_an_address_differing_only_in_case_shares_the_cap() -> None:
     world = World(destination_cap=1)
     assert world.send("alice", [("email", "Victim@Example.com")], NOW).ok
     assert world.send("bob", [("email", "victim@example.com")], NOW + 1).capped
+
+
+@pytest.mark.parametrize(
+    ("number", "shown"),
+    [
+        ("+14155552671", "+1 •••-•••-2671"),
+        ("+447911123456", "+44 •••• ••3456"),
+        ("+4915123456789", "+49 •••• •••6789"),
+        ("+33612345678", "+33 • •• •• 56 78"),
+        ("not a number", "•••• mber"),
+    ],
+)
+def test_a_phone_number_is_masked_in_its_own_format(number: str, shown: str) -> None:
+    assert oob.mask("sms", number) == shown

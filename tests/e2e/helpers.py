@@ -79,6 +79,12 @@ def wrong_code(secret: str, at: float, digits: int = 6) -> str:
     return candidate
 
 
+def visible(page: httpx.Response | str) -> str:
+    """The page's text as a person reads it: no tags, entities decoded."""
+    source = page if isinstance(page, str) else page.text
+    return html.unescape(re.sub(r"<[^>]+>", "", source))
+
+
 def csrf_of(page: str) -> str:
     match = _CSRF_RE.search(page)
     assert match, "no csrf field on the page"
@@ -122,19 +128,23 @@ def mfa_set_cookie(response: httpx.Response, name: str = COOKIE) -> str | None:
 
 
 async def login(c: httpx.AsyncClient, user: str = "alice") -> None:
-    r = await c.post("/login", data={"username": user, "password": PASSWORDS[user]})
+    """The demo's login form, as a browser fills it (its CSRF token included)."""
+    form = await c.get("/login")
+    data = {"username": user, "password": PASSWORDS[user], "csrf": csrf_of(form.text)}
+    r = await c.post("/login", data=data)
     assert r.status_code == 303, r.text
 
 
 async def logout(c: httpx.AsyncClient) -> None:
     """The app's own logout; an unverified user (whom the gate keeps from the app) uses the
     sign-out form of the 2FA pages, which ends the app session too."""
-    r = await c.post("/logout", headers=HTML)
-    assert r.status_code == 303
-    if r.headers["location"] != "/login":
-        page = await c.get(r.headers["location"], headers=HTML)
+    account = await c.get("/account", headers=HTML)
+    if account.status_code == 200:  # the log-out button of the app's page (its CSRF token)
+        r = await c.post("/logout", data={"csrf": csrf_of(account.text)}, headers=HTML)
+    else:
+        page = await c.get(account.headers["location"], headers=HTML)
         r = await c.post("/_mfa/logout", data={"csrf": csrf_of(page.text)}, headers=HTML)
-        assert r.status_code == 303
+    assert r.status_code == 303
     assert r.headers["location"] == "/login"
     r = await c.get("/account", headers=HTML)
     assert r.headers.get("location") == "/login?next=/account", "still logged in"
@@ -200,10 +210,17 @@ async def is_verified(c: httpx.AsyncClient) -> bool:
 
 
 def login_sync(c: httpx.Client, user: str = "alice") -> None:
-    r = c.post(
-        "/login", data={"username": user, "password": PASSWORDS[user]}, follow_redirects=False
-    )
+    form = c.get("/login")
+    data = {"username": user, "password": PASSWORDS[user], "csrf": csrf_of(form.text)}
+    r = c.post("/login", data=data, follow_redirects=False)
     assert r.status_code == 303, r.text
+
+
+def logout_sync(c: httpx.Client) -> None:
+    """The log-out button of the app's account page (a verified user)."""
+    account = c.get("/account", headers=HTML, follow_redirects=False)
+    r = c.post("/logout", data={"csrf": csrf_of(account.text)}, follow_redirects=False)
+    assert r.headers["location"] == "/login"
 
 
 def enroll_sync(c: httpx.Client, clock: FixedClock) -> str:
@@ -310,7 +327,7 @@ async def enroll_sms(
     if r.status_code != 303:
         return r
     code_page = await c.get(r.headers["location"], headers=HTML)
-    assert "***-***-2671" in code_page.text
+    assert "+1 •••-•••-2671" in code_page.text
     return await c.post(
         "/_mfa/enroll/code",
         headers=HTML,

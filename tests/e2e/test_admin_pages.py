@@ -32,10 +32,18 @@ from tests.e2e.helpers import (
     secret_of,
     submit_code,
     totp,
+    wrong_code,
 )
 
 pytestmark = pytest.mark.anyio
 CODE_RE = re.compile(r"<li><code>([0-9a-z-]+)</code></li>")
+
+
+def fact(page: str, name: str) -> str:
+    """The value next to `name` in the admin page's list of facts about a user."""
+    match = re.search(rf"<dt>{re.escape(name)}</dt>\s*<dd>(.*?)</dd>", page, re.S)
+    assert match, f"no {name!r} on the page"
+    return " ".join(match.group(1).split())
 
 
 def admin_app(clock: FixedClock, store: Any, **options: Any) -> Any:
@@ -245,12 +253,13 @@ async def test_admin_finds_a_user_without_seeing_their_factor(clock: FixedClock)
         r = await admin_page(alice, "?user=bob")
         assert r.status_code == 200
         page = html.unescape(r.text)
-        assert "<h2>bob</h2>" in page
-        assert "Enrolled: totp" in page
-        assert "Exempt: no" in page
-        assert "Recovery codes left: 10" in page
+        assert "<h3>bob</h3>" in page
+        assert fact(page, "Two-step verification") == "On: authenticator app"
+        assert fact(page, "Exempt") == "No"
+        assert fact(page, "Unused recovery codes") == "10"
+        assert fact(page, "Wrong codes in a row") == "0"
         assert "bob laptop" in page
-        assert "· trusted ·" in page
+        assert '<span class="badge trusted">Trusted</span>' in page
         assert bob_secret not in page.replace(" ", "")
         assert "otpauth" not in page
         assert "<svg" not in page
@@ -258,8 +267,8 @@ async def test_admin_finds_a_user_without_seeing_their_factor(clock: FixedClock)
             assert code not in page
             assert code.replace("-", "") not in page
         nobody = html.unescape((await admin_page(alice, "?user=nobody")).text)
-        assert "Enrolled: no" in nobody
-        assert "Recovery codes left: -" in nobody
+        assert fact(nobody, "Two-step verification") == "Not set up"
+        assert fact(nobody, "Unused recovery codes") == "none issued"
 
 
 async def test_admin_forces_bob_out(clock: FixedClock) -> None:
@@ -272,7 +281,8 @@ async def test_admin_forces_bob_out(clock: FixedClock) -> None:
         r = await act(alice, action="logout", user="bob")
         assert r.status_code == 303
         assert r.headers["location"] == "/_mfa/admin?user=bob&done=logout"
-        assert "Done." in (await alice.get(r.headers["location"], headers=HTML)).text
+        done = (await alice.get(r.headers["location"], headers=HTML)).text
+        assert "bob is signed out everywhere and must sign in again, with a code." in done
         await expect_logged_out(bob)
         assert await is_verified(alice)
         assert record(store, "bob").method == "totp"  # still enrolled: a code at next login
@@ -293,7 +303,11 @@ async def test_admin_resets_bob_who_must_enroll_again(clock: FixedClock) -> None
         alice_devices = store.scan("device", "alice")
         r = await act(alice, action="reset", user="bob")
         assert r.status_code == 200  # shown, not redirected: the enrollment code is on it
-        assert "Enrollment code for bob:" in html.unescape(r.text)
+        assert "Two-step verification is reset for bob. Their enrollment code:" in html.unescape(
+            r.text
+        )
+        assert "Done." not in r.text  # one notice says what happened, not two
+        assert re.search(r'<code class="handover">[0-9a-z-]+</code>', r.text)
         await expect_logged_out(bob)
         await login(bob, "bob")
         r = await bob.get("/account", headers=HTML)
@@ -310,10 +324,10 @@ async def test_admin_resets_bob_who_must_enroll_again(clock: FixedClock) -> None
         r = await admin_page(alice, "?user=bob")
         assert r.status_code == 200
         page = html.unescape(r.text)
-        assert "Enrolled: no" in page
-        assert "Recovery codes left: -" in page
+        assert fact(page, "Two-step verification") == "Not set up"
+        assert fact(page, "Unused recovery codes") == "none issued"
         assert "bob laptop" not in page  # his devices went with the reset
-        assert "· trusted ·" not in page  # the browser he logged in with since is new
+        assert "badge trusted" not in page  # the browser he logged in with since is new
 
 
 async def test_admin_exempts_bob(clock: FixedClock) -> None:
@@ -324,6 +338,8 @@ async def test_admin_exempts_bob(clock: FixedClock) -> None:
         await enroll(alice, clock, "alice")
         r = await act(alice, action="exempt", user="bob")
         assert r.headers["location"] == "/_mfa/admin?user=bob&done=exempt"
+        done = (await alice.get(r.headers["location"], headers=HTML)).text
+        assert "bob is now exempt from two-step verification." in done
         assert record(store, "bob").exempt is True
         token = {"authorization": f"Bearer {DEMO_API_TOKENS['bob']}", "accept": "application/json"}
         async with client(app) as api:
@@ -333,7 +349,7 @@ async def test_admin_exempts_bob(clock: FixedClock) -> None:
         r = await admin_page(alice, "?user=bob")
         assert r.status_code == 200
         page = html.unescape(r.text)
-        assert "Exempt: yes" in page
+        assert fact(page, "Exempt") == "Yes: no second step is asked"
         assert 'value="unexempt"' in page
         r = await act(alice, action="unexempt", user="bob")
         assert r.headers["location"] == "/_mfa/admin?user=bob&done=unexempt"
@@ -360,7 +376,7 @@ async def test_admin_changes_the_mode_and_the_session_lifetime(clock: FixedClock
         r = await act(alice, action="lifetime", lifetime="12h")
         assert r.headers["location"] == "/_mfa/admin?done=lifetime"
         assert store.get(SETTINGS_KEY)["session_lifetime"] == 43200.0
-        assert 'value="0.5d"' in (await admin_page(alice)).text
+        assert 'value="12h"' in (await admin_page(alice)).text  # as people write it
         r = await act(alice, action="lifetime", lifetime="soon")
         assert r.headers["location"] == "/_mfa/admin?done=bad_lifetime"
         assert "not understood" in (await alice.get(r.headers["location"], headers=HTML)).text
@@ -407,3 +423,20 @@ async def test_ops_reset_of_alice_leaves_bob_untouched(clock: FixedClock) -> Non
         await login(bob, "bob")
         assert await is_verified(bob)  # still a trusted device
         assert ops(store, clock).devices("bob")[0]["trusted"] is True
+
+
+async def test_admin_sees_a_lockout_in_minutes_and_the_lifetime_as_written(
+    clock: FixedClock,
+) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store, max_attempts=2)
+    async with client(app) as alice, client(app) as bob:
+        secret, _ = await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        await relogin(bob, "bob")
+        clock.advance(30)
+        for step in range(2):
+            await submit_code(bob, wrong_code(secret, clock() + 90 * step))
+        page = html.unescape((await admin_page(alice, "?user=bob")).text)
+        assert fact(page, "Wrong codes in a row") == "2; locked for 1 more minute"
+        assert 'id="lifetime" name="lifetime" type="text" class="text short" value="90d"' in page

@@ -29,7 +29,9 @@ async def test_brand_colour_and_logo(clock: FixedClock) -> None:
     app = make_app(clock, brand_color="#0f766e", logo_url="/static/logo.svg")
     async with client(app) as c:
         css = await c.get("/_mfa/static/mfa.css")
-        assert css.text.rstrip().endswith(":root { --mfa-primary: #0f766e; }")
+        assert css.text.rstrip().endswith(
+            ":root { --mfa-primary: #0f766e; --mfa-primary-text: #ffffff; --mfa-link: #0f766e; }"
+        )
         await login(c)
         page = await c.get("/_mfa/enroll", headers=HTML)
         assert '<img src="/static/logo.svg" alt="" class="logo">' in page.text
@@ -76,6 +78,9 @@ class Shouting(gettext.NullTranslations):
     def gettext(self, message: str) -> str:
         parts = re.split(r"(\{[^}]*\}|%\([^)]*\)[sd])", message)
         return "".join(p if p.startswith(("{", "%(")) else p.upper() for p in parts)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self.gettext(singular if n == 1 else plural)
 
 
 async def test_sent_codes_and_notifications_are_translated(clock: FixedClock) -> None:

@@ -128,6 +128,10 @@ async def test_wrong_codes_count_toward_the_lockout(clock: FixedClock) -> None:
         await login(c)
         statuses = [(await unlock(c, "0000-0000-0000-0000")).status_code for _ in range(3)]
         assert statuses == [400, 400, 429]
+        page = await c.get(UNLOCK, headers=HTML)  # opening the page says so, before a guess
+        assert page.status_code == 429
+        assert "Too many wrong codes" in page.text
+        assert 'name="code"' not in page.text
         locked = await unlock(c, code)
         assert locked.status_code == 429  # even the right code waits out the lockout
         assert "Too many wrong codes" in locked.text

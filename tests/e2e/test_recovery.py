@@ -93,7 +93,7 @@ async def use_recovery(
     c: httpx.AsyncClient, code: str, next_path: str = "/account"
 ) -> httpx.Response:
     page = await c.get("/_mfa/recovery", headers=HTML)
-    assert page.status_code == 200, page.text
+    assert page.status_code in (200, 429), page.text  # 429: locked (the sign-out form's csrf)
     return await c.post(
         "/_mfa/recovery",
         headers=HTML,
@@ -168,8 +168,13 @@ async def ask_for_link(c: httpx.AsyncClient) -> httpx.Response:
 
 
 async def open_link(c: httpx.AsyncClient, path: str) -> httpx.Response:
-    """GET the emailed link (a confirm form), then POST it: spends the link."""
+    """GET the emailed link: a dead one (used, expired, someone else's) says so at once, with
+    no form; a live one shows the confirm form, which is then POSTed (spends the link)."""
     page = await c.get(path, headers=HTML)
+    if page.status_code == 400:
+        assert INVALID_LINK in page.text
+        assert 'name="token"' not in page.text
+        return page
     assert page.status_code == 200, page.text
     assert "Reset and set up again" in page.text
     token = re.search(r'name="token" value="([^"]*)"', page.text)
@@ -364,7 +369,13 @@ async def test_wrong_recovery_codes_count_toward_the_lockout(clock: FixedClock) 
         r = await use_recovery(c, "not a code")  # malformed: 3
         assert r.status_code == 429
         assert "Too many wrong codes" in r.text
-        # locked: neither a good recovery code nor a good TOTP code is evaluated
+        # locked: the pages say so before any code is typed, and neither a good recovery code
+        # nor a good TOTP code is evaluated
+        for path in ("/_mfa/recovery", "/_mfa/challenge"):
+            page = await c.get(path, headers=HTML)
+            assert page.status_code == 429
+            assert "Too many wrong codes" in page.text
+            assert 'name="code"' not in page.text
         assert (await use_recovery(c, codes[0])).status_code == 429
         assert (await submit_code(c, totp(secret, clock()))).status_code == 429
         assert not await is_verified(c)
@@ -389,8 +400,8 @@ async def test_the_store_holds_no_plaintext_codes(clock: FixedClock) -> None:
     assert len({salt for salt, _ in doc["hashes"]}) == 10
     assert len({digest for _, digest in doc["hashes"]}) == 10
     dumped = json.dumps(doc).lower()
-    for code in codes:
-        for form in (code, code.replace("-", ""), *code.split("-")):
+    for code in codes:  # (a 4-character group alone may occur in base64 text by chance)
+        for form in (code, code.replace("-", "")):
             assert form not in dumped
     # nor anywhere else the user's records live
     for key in (user_key("alice"), Key("throttle", "alice"), Key("pending_totp", "alice")):
@@ -435,6 +446,10 @@ async def test_lost_device_link_resets_with_the_same_users_login_only(
         refused = await open_link(bob, path)
         assert refused.status_code == 400
         assert INVALID_LINK in refused.text
+        forged = await bob.post(  # and posting alice's token from bob's session
+            "/_mfa/lost/confirm", headers=HTML, data={"csrf": csrf_of(refused.text), "token": token}
+        )
+        assert forged.status_code == 400
         assert user_record(store).method == "totp"
         assert codes_left(store, clock) == 10
         assert await is_verified(trusted)
@@ -446,13 +461,20 @@ async def test_lost_device_link_resets_with_the_same_users_login_only(
             assert r.headers["location"].startswith("/login")
         # alice herself, with her password login
         epoch = user_record(store).epoch
+        devices_before = {name for name, _ in store.scan("device", "alice")}
         done = await open_link(alice, path)
         assert done.status_code == 303
-        assert done.headers["location"] == "/_mfa/enroll"
+        assert done.headers["location"] == "/_mfa/enroll?off=1"
+        assert store.scan("device", "alice") == []  # every device went with the reset
+        landing = await alice.get(done.headers["location"], headers=HTML)
+        assert "Two-step verification is now off for your account" in landing.text
         assert user_record(store).method is None
         assert user_record(store).epoch == epoch + 1
         assert store.get(Key("recovery", "alice")) is None
-        assert store.scan("device", "alice") == []
+        # the browser that goes on to set it up again is a new, untrusted device
+        after = store.scan("device", "alice")
+        assert not {name for name, _ in after} & devices_before
+        assert not any(doc.get("trusted_until") for _, doc in after)
         r = await alice.get("/account", headers=HTML)
         assert r.headers["location"].startswith("/_mfa/enroll")
         await expect_logged_out(trusted)  # her other session ended
@@ -464,6 +486,7 @@ async def test_lost_device_link_resets_with_the_same_users_login_only(
         # the link works once
         again = await open_link(alice, path)
         assert again.status_code == 400
+        assert again.request.method == "GET"  # said on opening it, before any button
         assert INVALID_LINK in again.text
         resets = [e for e in events if e["event"] == "mfa_reset"]
         assert [(e["user"], e["actor"]) for e in resets] == [("alice", "self:lost-device")]
@@ -490,6 +513,7 @@ async def test_an_expired_link_is_refused(clock: FixedClock, mailbox: Mailbox) -
         clock.advance(3600 + 1)
         r = await open_link(c, path)
         assert r.status_code == 400
+        assert r.request.method == "GET"  # said on opening it, before any button
         assert INVALID_LINK in r.text
         assert user_record(store).method == "totp"
         assert codes_left(store, clock) == 10
@@ -616,6 +640,9 @@ async def test_disable_needs_a_recent_code_then_resets(clock: FixedClock, mode: 
         assert confirm.status_code == 200
         assert "Turn off two-step verification?" in confirm.text
         assert ("required on this site" in confirm.text) is (mode == "required")
+        button = "Turn off and set up again" if mode == "required" else "Turn off two-step"
+        assert f'<button type="submit" class="primary danger">{button}' in confirm.text
+        assert 'class="notice locked"' not in confirm.text  # a note, not an error
         r = await c.post("/_mfa/disable", headers=HTML, data={"code": "x"})
         assert r.status_code == 403
         assert user_record(store).method == "totp"
@@ -626,14 +653,17 @@ async def test_disable_needs_a_recent_code_then_resets(clock: FixedClock, mode: 
         await expect_logged_out(other)
         resets = [e for e in events if e["event"] == "mfa_reset"]
         assert [(e["user"], e["actor"]) for e in resets] == [("alice", "self")]
+        landing = (await c.get(r.headers["location"], headers=HTML)).text
+        assert "Two-step verification is now off for your account" in landing
         if mode == "optional":
-            assert r.headers["location"] == "/_mfa/settings"
-            assert "Off." in await settings_page(c)
+            assert r.headers["location"] == "/_mfa/settings?off=1"
+            assert "Off." in landing
             assert await is_verified(c)
             await relogin(c)
             assert await is_verified(c)  # no code asked any more
         else:
-            assert r.headers["location"] == "/_mfa/enroll"
+            assert r.headers["location"] == "/_mfa/enroll?off=1"
+            assert "set it up again below" in landing
             r = await c.get("/account", headers=HTML)
             assert r.headers["location"] == "/_mfa/enroll?next=%2Faccount"
             await relogin(c)

@@ -10,10 +10,12 @@ from .helpers import (
     HTML,
     FixedClock,
     client,
+    csrf_of,
     enroll,
     enroll_sync,
     login,
     login_sync,
+    logout_sync,
     make_app,
     mfa_set_cookie,
     raw_request,
@@ -133,8 +135,7 @@ def test_websocket_of_unverified_user_is_closed_before_accept(clock: FixedClock)
             assert ws.receive_json() == {"hello": "alice"}
 
         # A new login: enrolled but not verified in this session -> closed again.
-        r = tc.post("/logout", follow_redirects=False)
-        assert r.headers["location"] == "/login"
+        logout_sync(tc)
         login_sync(tc)
         with pytest.raises(WebSocketDisconnect) as exc, tc.websocket_connect("/ws"):
             pass
@@ -181,7 +182,14 @@ async def test_anonymous_requests_pass_through(clock: FixedClock) -> None:
         r = await c.get("/login?next=/account", headers=HTML)
         assert r.status_code == 200
         assert 'name="next" value="/account"' in r.text
-        r = await c.post("/login", data={"username": "alice", "password": "wrong"})
+        forged = {"username": "alice", "password": "alice-password"}  # a form from elsewhere
+        r = await c.post("/login", data=forged)
+        assert r.status_code == 403  # the demo's own login form carries a CSRF token
+        assert "This form expired" in r.text
+        assert (await c.get("/account", headers=HTML)).status_code == 303  # not logged in
+        form = await c.get("/login", headers=HTML)
+        wrong = {"username": "alice", "password": "wrong", "csrf": csrf_of(form.text)}
+        r = await c.post("/login", data=wrong)
         assert r.status_code == 400
         assert "Wrong username or password." in r.text
         r = await c.get("/health")
@@ -196,9 +204,8 @@ async def test_anonymous_requests_pass_through(clock: FixedClock) -> None:
         assert r.status_code == 401
         assert r.json()["error"] == "login_required"
         # The demo's login then redirects where it was asked to.
-        r = await c.post(
-            "/login", data={"username": "alice", "password": "alice-password", "next": "/account"}
-        )
+        right = {**wrong, "password": "alice-password", "next": "/account"}
+        r = await c.post("/login", data=right)
         assert r.status_code == 303
         assert r.headers["location"] == "/account"
 

@@ -86,10 +86,21 @@ def form_field(page: str, name: str) -> str:
     return match.group(1)
 
 
+def log_in(c: httpx.Client, user: str = "alice") -> int:
+    """The demo's login form as a browser fills it, CSRF token included; the status."""
+    form = c.get("/login").text
+    data = {"username": user, "password": f"{user}-password", "csrf": form_field(form, "csrf")}
+    return c.post("/login", data=data).status_code
+
+
+def log_out(c: httpx.Client) -> None:
+    """The log-out button of the app's account page."""
+    account = c.get("/account", headers=HTML).text
+    assert c.post("/logout", data={"csrf": form_field(account, "csrf")}).status_code == 303
+
+
 def sign_up(c: httpx.Client, user: str = "alice") -> pyotp.TOTP:
-    assert (
-        c.post("/login", data={"username": user, "password": f"{user}-password"}).status_code == 303
-    )
+    assert log_in(c, user) == 303
     page = c.get("/_mfa/enroll/totp", headers=HTML).text
     secret = re.search(r"<code>([A-Z2-7 ]+)</code>", page).group(1).replace(" ", "")  # type: ignore[union-attr]
     totp = pyotp.TOTP(secret)
@@ -107,8 +118,10 @@ def verified(c: httpx.Client) -> int:
 
 
 def copy_cookies(source: httpx.Client, target: httpx.Client) -> None:
+    """Every cookie as it is (its domain too: a copy under another domain would sit beside the
+    server's next Set-Cookie of the same name instead of being replaced by it)."""
     for cookie in source.cookies.jar:
-        target.cookies.set(cookie.name, cookie.value or "")
+        target.cookies.set(cookie.name, cookie.value or "", domain=cookie.domain, path=cookie.path)
 
 
 def test_two_instances_share_force_logout_and_mode(redis_srv: RedisServer) -> None:
@@ -129,12 +142,7 @@ def test_two_instances_share_force_logout_and_mode(redis_srv: RedisServer) -> No
         ops(redis_srv.url).set_mode("off")
         assert bob.get("/account", headers=HTML).status_code == 200
         with httpx.Client(base_url=one) as carol:
-            assert (
-                carol.post(
-                    "/login", data={"username": "alice", "password": "alice-password"}
-                ).status_code
-                == 303
-            )
+            assert log_in(carol) == 303
             assert verified(carol) == 200  # 2FA is off everywhere
         ops(redis_srv.url).set_mode("required")
         assert bob.get("/account", headers=HTML).headers["location"].startswith("/_mfa/enroll")
@@ -185,9 +193,7 @@ async def _fire(
 
 def _pending_login(base: str, user: str) -> tuple[httpx.Client, str]:
     c = httpx.Client(base_url=base)
-    assert (
-        c.post("/login", data={"username": user, "password": f"{user}-password"}).status_code == 303
-    )
+    assert log_in(c, user) == 303
     page = c.get("/_mfa/challenge", headers=HTML)
     assert page.status_code == 200
     return c, form_field(page.text, "csrf")
@@ -253,12 +259,7 @@ def test_redis_outage_fails_closed_and_recovers(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "did not recover"
             time.sleep(0.1)
         with httpx.Client(base_url=base) as again:
-            assert (
-                again.post(
-                    "/login", data={"username": "alice", "password": "alice-password"}
-                ).status_code
-                == 303
-            )
+            assert log_in(again) == 303
             r = again.get("/account", headers=HTML)
             assert r.headers["location"].startswith("/_mfa/challenge")  # still enrolled
             del totp
@@ -270,7 +271,15 @@ async def test_a_verified_request_costs_one_redis_command(redis_srv: RedisServer
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app), base_url="http://testserver"
     ) as c:
-        await c.post("/login", data={"username": "alice", "password": "alice-password"})
+        form = (await c.get("/login")).text
+        await c.post(
+            "/login",
+            data={
+                "username": "alice",
+                "password": "alice-password",
+                "csrf": form_field(form, "csrf"),
+            },
+        )
         page = (await c.get("/_mfa/enroll/totp", headers=HTML)).text
         secret = re.search(r"<code>([A-Z2-7 ]+)</code>", page).group(1).replace(" ", "")  # type: ignore[union-attr]
         await c.post(
@@ -314,27 +323,17 @@ def test_a_device_revoked_through_one_instance_is_challenged_on_the_other(
             headers=HTML,
             data={"csrf": form_field(prompt.text, "csrf"), "choice": "trust", "next": "/account"},
         )
-        browser.post("/logout")
+        log_out(browser)
         with httpx.Client(base_url=two) as same_browser:
             copy_cookies(browser, same_browser)
-            assert (
-                same_browser.post(
-                    "/login", data={"username": "alice", "password": "alice-password"}
-                ).status_code
-                == 303
-            )
+            assert log_in(same_browser) == 303
             assert verified(same_browser) == 200  # the trusted device skips the code there
-            same_browser.post("/logout")
+            log_out(same_browser)
             admin = ops(redis_srv.url)
             [device] = admin.devices("alice")
             assert device["trusted"] is True
             assert admin.revoke_device("alice", device["device"])
-            assert (
-                same_browser.post(
-                    "/login", data={"username": "alice", "password": "alice-password"}
-                ).status_code
-                == 303
-            )
+            assert log_in(same_browser) == 303
             r = same_browser.get("/account", headers=HTML)
             assert r.headers["location"].startswith("/_mfa/challenge")
         del totp

@@ -36,6 +36,12 @@ DENY_ADMIN = [{"action": "deny", "paths": ["/admin"]}]
 LINK = re.compile(r"https://app\.example\.com(/\S+)")
 
 
+async def login_form(c: httpx.AsyncClient, path: str) -> dict[str, str]:
+    """The demo's login form filled in for alice, with its CSRF token."""
+    page = await c.get(path)
+    return {"username": "alice", "password": PASSWORDS["alice"], "csrf": csrf_of(page.text)}
+
+
 def mounted(clock: FixedClock, mailbox: Mailbox) -> Starlette:
     inner = demo_app(
         clock,
@@ -51,7 +57,7 @@ async def test_rules_pages_and_links_under_a_mount(clock: FixedClock, mailbox: M
     app = mounted(clock, mailbox)
     transport = httpx.ASGITransport(app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        r = await c.post("/app/login", data={"username": "alice", "password": PASSWORDS["alice"]})
+        r = await c.post("/app/login", data=await login_form(c, "/app/login"))
         assert r.status_code == 303
         assert (await c.get("/app/admin", headers=HTML)).status_code == 403  # the deny rule
         r = await c.get("/app/account", headers=HTML)
@@ -78,7 +84,7 @@ async def test_rules_pages_and_links_under_a_mount(clock: FixedClock, mailbox: M
         assert (await c.get("/app/admin", headers=HTML)).status_code == 403
         # a new login: the lost-device link in the email carries the root path
         c.cookies.clear()
-        await c.post("/app/login", data={"username": "alice", "password": PASSWORDS["alice"]})
+        await c.post("/app/login", data=await login_form(c, "/app/login"))
         lost = await c.get("/app/_mfa/lost", headers=HTML)
         await c.post("/app/_mfa/lost", data={"csrf": csrf_of(lost.text)}, headers=HTML)
     texts = [mailbox.text_of(m) for m in mailbox.messages]
@@ -105,7 +111,15 @@ def test_under_uvicorn_root_path(tmp_path: Path) -> None:
         base = f"http://127.0.0.1:{port}"
         assert first_answer(proc, f"{base}/login", 30).status_code == 200
         with httpx.Client(base_url=base, timeout=5) as c:
-            c.post("/login", data={"username": "alice", "password": PASSWORDS["alice"]})
+            form = c.get("/login")
+            c.post(
+                "/login",
+                data={
+                    "username": "alice",
+                    "password": PASSWORDS["alice"],
+                    "csrf": csrf_of(form.text),
+                },
+            )
             r = c.get("/account", headers=HTML)
             assert r.status_code == 303
             assert r.headers["location"] == "/app/_mfa/enroll?next=%2Fapp%2Faccount"

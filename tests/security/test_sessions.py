@@ -77,8 +77,9 @@ async def test_the_apps_logout_ends_the_mfa_session_server_side(clock: FixedCloc
         await sign_up(c, clock)
         stolen = copy_of(c)
         assert await replays(app, stolen)  # the copy works while she is logged in
-        r = await c.post("/logout", headers=HTML)  # the app's own logout
-        assert r.status_code == 303
+        account = await c.get("/account", headers=HTML)
+        r = await c.post("/logout", data={"csrf": csrf_of(account.text)}, headers=HTML)
+        assert r.status_code == 303  # the app's own logout
     assert not await replays(app, stolen)
 
 

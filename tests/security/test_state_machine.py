@@ -222,9 +222,11 @@ class Middleware(RuleBasedStateMachine):
 
     @rule(index=st.integers(0, BROWSERS - 1), user=st.sampled_from(USERS))
     def log_in(self, index: int, user: str) -> None:
-        r = self.request(
-            index, "POST", "/login", data={"username": user, "password": PASSWORDS[user]}
-        )
+        _, csrf = self.form(index, "/login")
+        data = {"username": user, "password": PASSWORDS[user], "csrf": csrf or ""}
+        r = self.request(index, "POST", "/login", data=data)
+        if r.status_code == 403:  # the login page was not shown: the gate sent it elsewhere
+            return
         assert r.status_code == 303
         browser = self.browsers[index]
         location = r.headers["location"]
@@ -237,7 +239,10 @@ class Middleware(RuleBasedStateMachine):
 
     @rule(index=st.integers(0, BROWSERS - 1))
     def log_out_of_the_app(self, index: int) -> None:
-        self.request(index, "POST", "/logout")
+        r, csrf = self.form(index, "/account")  # the app's page, with its log-out button
+        if r.status_code != 200 or csrf is None:
+            return
+        self.request(index, "POST", "/logout", data={"csrf": csrf})
         browser = self.browsers[index]
         browser.user, browser.verified, browser.started = None, False, None
 

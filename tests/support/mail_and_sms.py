@@ -48,14 +48,17 @@ class Mailbox:
 
     def last_code(self, timeout: float = 5.0) -> str:
         """The code in the newest message that carries one (notifications carry none)."""
+        return self.last_match(CODE, timeout).group(1)
+
+    def last_match(self, pattern: re.Pattern[str], timeout: float = 5.0) -> re.Match[str]:
+        """`pattern` in the newest message that has it, waiting for one to arrive."""
         deadline = time.monotonic() + timeout
-        while not any(CODE.search(self.text_of(m)) for m in self.messages):
-            assert time.monotonic() < deadline, "no email with a code arrived"
+        while True:
+            for message in reversed(self.messages):
+                if match := pattern.search(self.text_of(message)):
+                    return match
+            assert time.monotonic() < deadline, f"no email matching {pattern.pattern} arrived"
             time.sleep(0.01)
-        for message in reversed(self.messages):
-            if match := CODE.search(self.text_of(message)):
-                return match.group(1)
-        raise AssertionError("unreachable")
 
 
 @contextmanager

@@ -55,12 +55,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "demo_site.middleware.ContentSecurityPolicy",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    # before the 2FA middleware, so the login page can say why a session it ended is over
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "mfa_middleware.django.MFAMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -99,6 +101,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR.parent / "static"]  # demo.css and the icon, shared by both demos
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGIN_URL = "/accounts/login/"
@@ -109,10 +112,18 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 # when REDIS_URL is set. The demo is served over plain HTTP, so its cookies are not Secure;
 # production keeps the default (Secure, __Host- prefix).
 MFA_MIDDLEWARE = {
-    "store": os.environ.get("REDIS_URL") or f"sqlite:///{DATA_DIR / 'mfa.sqlite3'}",
+    "store": os.environ.get("REDIS_URL") or f"sqlite://{(DATA_DIR / 'mfa.sqlite3').resolve()}",
     "app_name": "Django demo",
     "cookie_secure": False,
-    "public_url": os.environ.get("MFA_DEMO_PUBLIC_URL", "http://127.0.0.1:8001"),
+    # links in emails point here: the port `manage.py rundemo` serves on
+    "public_url": os.environ.get(
+        "MFA_DEMO_PUBLIC_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8001')}"
+    ),
     "email_sender": demo_email_sender(),
+    "sms_sender": ConsoleSender("sms"),  # text messages are printed to the terminal
     "email_codes": True,  # every method on show; off by default (not NIST-conformant)
+    # the icon browsers ask for by themselves needs no login and no second step
+    "rules": [{"action": "bypass", "paths": ["/favicon.ico"]}],
 }
+if brand := os.environ.get("MFA_DEMO_BRAND_COLOR"):  # e.g. "#0f766e": the pages' colour
+    MFA_MIDDLEWARE["brand_color"] = brand

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -28,3 +29,9 @@ async def async_whoami(request: HttpRequest) -> JsonResponse:
     if not user.is_authenticated:
         return JsonResponse({"error": "login_required"}, status=401)
     return JsonResponse({"username": user.get_username(), "async": True})
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """The icon browsers ask for on every page, the 2FA pages included."""
+    icon = settings.STATICFILES_DIRS[0] / "favicon.svg"
+    return HttpResponse(icon.read_bytes(), content_type="image/svg+xml")

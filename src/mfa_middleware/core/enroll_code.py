@@ -30,7 +30,14 @@ from mfa_middleware.core.effects import (
     update,
 )
 from mfa_middleware.core.flows import Attempt, throttled
-from mfa_middleware.core.i18n import N_, Translate, untranslated
+from mfa_middleware.core.i18n import (
+    N_,
+    NP_,
+    Plural,
+    Translate,
+    untranslated,
+    untranslated_plural,
+)
 from mfa_middleware.core.keys import Keyring, equal
 from mfa_middleware.core.records import Record
 from mfa_middleware.core.recovery import ALPHABET, CODE_LENGTH, new_code, normalise, reset_user
@@ -136,6 +143,7 @@ def reset_by_admin(
     email: str | None = None,
     app_name: str = "",
     translate: Translate = untranslated,
+    plural: Plural = untranslated_plural,
 ) -> Generator[Effect, Any, AdminReset]:
     """Reset the user's 2FA and, with a `ttl`, issue their enrollment code and email it to
     `email`: the app's address of record, never the address enrolled as a factor (whoever
@@ -149,15 +157,23 @@ def reset_by_admin(
     yield from reset_user(user_id, actor, keep_enroll_code=True)
     if not email:
         return AdminReset(code)
-    values = {"app": app_name, "code": code, "hours": max(1, round(ttl / 3600))}
+    hours = max(1, round(ttl / 3600))
+    values = {"app": app_name, "code": code, "count": hours}
     subject = translate(N_("{app}: set up two-step verification again")).format(**values)
-    text = translate(
-        N_(
-            "An administrator reset two-step verification on your {app} account. To set it up"
-            " again, sign in and enter this enrollment code when asked:\n\n{code}\n\nIt works"
-            " once and expires in {hours} hours. If you did not ask for this, contact your"
-            " administrator."
-        )
+    text = plural(
+        *NP_(
+            "An administrator turned off two-step verification on your {app} account so that"
+            " you can set it up again. When you next sign in, enter this enrollment code when"
+            " asked:\n\n{code}\n\nIt works once and expires in {count} hour. If you didn't"
+            " ask your administrator for this, tell them now: someone else may be trying to"
+            " set it up.",
+            "An administrator turned off two-step verification on your {app} account so that"
+            " you can set it up again. When you next sign in, enter this enrollment code when"
+            " asked:\n\n{code}\n\nIt works once and expires in {count} hours. If you didn't"
+            " ask your administrator for this, tell them now: someone else may be trying to"
+            " set it up.",
+        ),
+        hours,
     ).format(**values)
     try:
         yield Deliver("email", email, subject, text + "\n")

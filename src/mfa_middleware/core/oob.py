@@ -24,7 +24,14 @@ from typing import Any
 from mfa_middleware.core import throttle as _throttle
 from mfa_middleware.core.effects import Deliver, Doc, Effect, Key, delete, emit, get, put, update
 from mfa_middleware.core.flows import Attempt, throttled
-from mfa_middleware.core.i18n import N_, Translate, untranslated
+from mfa_middleware.core.i18n import (
+    N_,
+    NP_,
+    Plural,
+    Translate,
+    untranslated,
+    untranslated_plural,
+)
 from mfa_middleware.core.keys import Keyring, equal
 from mfa_middleware.core.otp import is_well_formed
 from mfa_middleware.core.records import Record
@@ -74,11 +81,39 @@ def code_mac(keyring: Keyring, user_id: str, session_id: str, purpose: str, code
 
 
 def mask(channel: str, destination: str) -> str:
-    """A destination as the pages show it: ***-***-1234, a***@example.com."""
+    """A destination as the pages show it: +1 •••-•••-2671, +44 •••• ••3456, a***@example.com."""
     if channel == "sms":
-        return f"***-***-{destination[-4:]}"
+        return mask_phone(destination)
     local, _, domain = destination.partition("@")
     return f"{local[:1]}***@{domain}"
+
+
+def mask_phone(number: str) -> str:
+    """An E.164 number in its own country's international format, with every digit hidden but
+    the country code and the last four, so a UK number does not look like a US one."""
+    plain = f"•••• {number[-4:]}"  # without phonenumbers (a custom SMS sender) or its format
+    try:
+        import phonenumbers
+    except ImportError:
+        return plain
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return plain
+    shown = str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL))
+    country = f"+{parsed.country_code}"
+    if not shown.startswith(country):
+        return plain
+    rest = shown[len(country) :]
+    hide = sum(ch.isdigit() for ch in rest) - 4
+    masked = []
+    for ch in rest:
+        if ch.isdigit() and hide > 0:
+            masked.append("•")
+            hide -= 1
+        else:
+            masked.append(ch)
+    return country + "".join(masked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +127,6 @@ class Sent:
     wait: float = 0.0  # seconds until a resend is allowed (cooldown)
     capped: bool = False  # the hourly cap is reached
     failed: bool = False  # every route failed
-
-
-def cooldown_left(user_id: str, now: float, params: OobParams) -> Generator[Effect, Any, float]:
-    log = SendLog.from_doc((yield from get(Key("oob_sends", user_id))))
-    return max(0.0, log.last_sent + params.cooldown - now) if log.last_sent else 0.0
 
 
 def _reserve_send(log: SendLog, now: float, params: OobParams, first: bool) -> SendLog:
@@ -165,6 +195,7 @@ def send_code(
     first: bool = False,
     ip: str | None = None,
     translate: Translate = untranslated,
+    plural: Plural = untranslated_plural,
 ) -> Generator[Effect, Any, Sent]:
     """Send a new code along the first route that works (SMS, then email as a fallback).
 
@@ -212,7 +243,9 @@ def send_code(
         yield from put(key, pending.to_doc(), ttl=params.ttl)
         try:
             yield Deliver(
-                channel, destination, *_message(channel, code, app_name, params, translate)
+                channel,
+                destination,
+                *_message(channel, code, app_name, params, translate, plural),
             )
         except DeliveryFailed as exc:  # thrown in by the driver: try the next route
             yield from emit(
@@ -239,21 +272,34 @@ def send_code(
 
 
 def _message(
-    channel: str, code: str, app_name: str, params: OobParams, translate: Translate
+    channel: str,
+    code: str,
+    app_name: str,
+    params: OobParams,
+    translate: Translate,
+    plural: Plural,
 ) -> tuple[str, str, str | None]:
-    values = {"code": code, "app": app_name, "minutes": round(params.ttl / 60)}
+    minutes = max(1, round(params.ttl / 60))
+    values = {"code": code, "app": app_name, "count": minutes}
     if channel == "sms":
-        text = translate(
-            N_("{code} is your {app} verification code. It expires in {minutes} minutes.")
+        text = plural(
+            *NP_(
+                "{code} is your {app} verification code. It expires in {count} minute.",
+                "{code} is your {app} verification code. It expires in {count} minutes.",
+            ),
+            minutes,
         ).format(**values)
         return "", text, None
     subject = translate(N_("Your {app} verification code")).format(**values)
     intro = translate(N_("Your verification code is"))
-    warning = translate(
-        N_(
-            "It expires in {minutes} minutes. If you did not try to sign in to "
-            "{app}, change your password: someone may know it."
-        )
+    warning = plural(
+        *NP_(
+            "It expires in {count} minute. If you did not try to sign in to "
+            "{app}, change your password: someone may know it.",
+            "It expires in {count} minutes. If you did not try to sign in to "
+            "{app}, change your password: someone may know it.",
+        ),
+        minutes,
     ).format(**values)
     text = f"{intro} {code}\n\n{warning}\n"
     html = (

@@ -169,15 +169,33 @@ def issue_reset_link(
     return token
 
 
+def _live_reset_link(
+    user_id: str, token: str, now: float, keyring: Keyring
+) -> Generator[Effect, Any, str | None]:
+    """The stored digest of this user's token while it is valid and unexpired; else None."""
+    if not token or len(token) > 100:
+        return None
+    digest = keyring.mac("mfa.reset-link.v1", f"{user_id}:{token}")
+    link = ResetLink.from_doc((yield from get(Key("reset_link", user_id))))
+    if not link.digest or link.expires_at <= now or not equal(digest, link.digest):
+        return None
+    return digest
+
+
+def reset_link_valid(
+    user_id: str, token: str, now: float, keyring: Keyring
+) -> Generator[Effect, Any, bool]:
+    """Whether the token would work now, without spending it (the page that opens the link
+    says at once when it was used or has expired)."""
+    return (yield from _live_reset_link(user_id, token, now, keyring)) is not None
+
+
 def spend_reset_link(
     user_id: str, token: str, now: float, keyring: Keyring
 ) -> Generator[Effect, Any, bool]:
     """True once for a valid, unexpired token of this user; False for anything else."""
-    if not token or len(token) > 100:
-        return False
-    digest = keyring.mac("mfa.reset-link.v1", f"{user_id}:{token}")
-    link = ResetLink.from_doc((yield from get(Key("reset_link", user_id))))
-    if not link.digest or link.expires_at <= now or not equal(digest, link.digest):
+    digest = yield from _live_reset_link(user_id, token, now, keyring)
+    if digest is None:
         return False
 
     def spend(doc: Doc | None) -> Doc | None:

@@ -9,17 +9,19 @@ with the admin as the actor. An admin can reset a factor but never see or set on
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 from typing import Any
 from urllib.parse import quote
 
-from mfa_middleware.config import parse_duration
+from mfa_middleware.config import format_duration, parse_duration
 from mfa_middleware.core import devices, enroll_code, ops, recovery
 from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_VERIFIED, effective
 from mfa_middleware.core.records import MODES, load_hot_state
 from mfa_middleware.errors import ConfigError
+from mfa_middleware.web.code_pages import masked_factor
 from mfa_middleware.web.messages import denied, message
 from mfa_middleware.web.page import Page, PageOutcome, posted
 
@@ -68,7 +70,7 @@ def _admin_page(
     context: dict[str, Any] = {
         "mode": eff.mode,
         "modes": MODES,
-        "lifetime_days": round(eff.session_lifetime / 86400, 2),
+        "lifetime": format_duration(eff.session_lifetime),
         "target": target,
         "done": done,
         **extra,
@@ -79,6 +81,10 @@ def _admin_page(
         rows = yield from devices.devices_of(target)
         now = rt.clock()
         context["user_status"] = status
+        context["destination"] = masked_factor(state.user)
+        forever = math.isinf(status.locked_for)
+        context["locked_forever"] = forever
+        context["locked_minutes"] = 0 if forever else max(1, math.ceil(status.locked_for / 60))
         context["codes_left"] = yield from recovery.codes_left(target)
         context["devices"] = [
             {
@@ -111,6 +117,7 @@ def admin_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
             ttl=rt.config.enroll_code_seconds,
             app_name=rt.config.app_name,
             translate=rt.translate,
+            plural=rt.plural,
         )
         shown = reset.code if reset.emailed_to is None else None
         return (

@@ -8,9 +8,12 @@ other (and TOTP).
 
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
 from collections.abc import Generator
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
 from mfa_middleware.core import oob
@@ -22,9 +25,11 @@ from mfa_middleware.web.gate import client_address
 from mfa_middleware.web.http import with_next
 from mfa_middleware.web.page import Page, PageOutcome, posted
 from mfa_middleware.web.recovery_pages import enrolled
+from mfa_middleware.web.region_names import NAMES
 from mfa_middleware.web.steps import (
     failure_context,
     failure_status,
+    lock_notice,
     not_enrollable,
     record_attempt,
 )
@@ -32,33 +37,6 @@ from mfa_middleware.web.steps import (
 OOB_METHODS = ("sms", "email")
 PENDING_TTL = 15 * 60.0
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
-COMMON_REGIONS = (
-    "US",
-    "CA",
-    "GB",
-    "IE",
-    "AU",
-    "NZ",
-    "DE",
-    "FR",
-    "ES",
-    "IT",
-    "NL",
-    "BE",
-    "CH",
-    "AT",
-    "SE",
-    "NO",
-    "DK",
-    "FI",
-    "PL",
-    "PT",
-    "IN",
-    "JP",
-    "BR",
-    "MX",
-    "ZA",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,22 +84,53 @@ def _send(
             first=first,
             ip=oob.rate_limit_address(client),
             translate=rt.translate,
+            plural=rt.plural,
         )
     )
 
 
-def _sent_context(
-    sent: oob.Sent | None, pending: oob.PendingCode | None, wait: float
-) -> dict[str, Any]:
-    context: dict[str, Any] = {"resend_wait": round(wait) if wait > 0 else 0}
-    if pending is not None:
-        context["channel"] = pending.channel
-        context["masked"] = oob.mask(pending.channel, pending.destination)
+def _live_code(page: Page, purpose: str) -> Generator[Effect, Any, oob.PendingCode | None]:
+    """The code sent to this browser for `purpose`, while it still works."""
+    pending = yield from oob.pending_code(page.principal.id, purpose)
+    if pending is None or pending.expires_at <= page.rt.clock():
+        return None
+    return pending if pending.session_hash == page.session_hash else None
+
+
+def _sent_context(sent: oob.Sent | None, live: oob.PendingCode | None) -> dict[str, Any]:
+    """What the code pages say about the code: where it went, or why none works now."""
+    context: dict[str, Any] = {"expired": live is None and sent is None}
+    if live is not None:
+        context["channel"] = live.channel
+        context["masked"] = oob.mask(live.channel, live.destination)
     if sent is not None:
-        context["fallback"] = sent.fallback
-        context["send_failed"] = sent.failed
-        context["send_capped"] = sent.capped
+        context.update(_resend_context(sent))
     return context
+
+
+def _resend_context(sent: oob.Sent) -> dict[str, Any]:
+    """How a send went: sent (or to the fallback), failed, capped for the hour, or refused
+    because the last code is too recent (the button stays usable; the page says how long)."""
+    refused = not sent.ok and not sent.failed and not sent.capped and sent.wait > 0
+    return {
+        "fallback": sent.fallback,
+        "send_failed": sent.failed,
+        "send_capped": sent.capped,
+        "resend_refused": max(1, math.ceil(sent.wait)) if refused else 0,
+    }
+
+
+def masked_factor(user: UserRecord) -> str:
+    """Where an SMS or email user's codes go, masked as the pages show it ("" for others)."""
+    if user.method == "sms" and user.phone:
+        return oob.mask("sms", user.phone)
+    if user.method == "email" and user.email:
+        return oob.mask("email", user.email)
+    return ""
+
+
+def _send_status(sent: oob.Sent) -> int:
+    return 200 if sent.ok else (429 if sent.wait and not sent.failed else 503)
 
 
 # -- challenge of SMS and email users ---------------------------------------------------------
@@ -144,19 +153,13 @@ def login_routes(page: Page) -> list[tuple[str, str]]:
 def login_code_context(page: Page, *, send: bool) -> Generator[Effect, Any, dict[str, Any]]:
     """The challenge page's view of the login code: sent to whom, or why not. With `send`,
     a code is sent when this browser has none yet (the first visit)."""
-    rt = page.rt
-    pending = yield from oob.pending_code(page.principal.id, "login")
-    mine = (
-        pending is not None
-        and pending.expires_at > rt.clock()
-        and (pending.session_hash == page.session_hash)
-    )
+    live = yield from _live_code(page, "login")
     sent: oob.Sent | None = None
-    if send and not mine:
+    if send and live is None:
         sent = yield from _send(page, "login", login_routes(page), first=True)
-        pending = yield from oob.pending_code(page.principal.id, "login")
-    wait = yield from oob.cooldown_left(page.principal.id, rt.clock(), _params(page))
-    return _sent_context(sent, pending if (mine or (sent and sent.ok)) else None, wait)
+        if sent.ok:
+            live = yield from _live_code(page, "login")
+    return {"method": page.view.state.user.method, **_sent_context(sent, live)}
 
 
 def _verify(
@@ -189,15 +192,14 @@ def resend_login_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if page.view.state.user.method not in OOB_METHODS:
         return page.where_to()
     sent = yield from _send(page, "login", login_routes(page))
-    pending = yield from oob.pending_code(page.principal.id, "login")
-    wait = yield from oob.cooldown_left(page.principal.id, page.rt.clock(), _params(page))
-    status = 200 if sent.ok else (429 if sent.wait and not sent.failed else 503)
+    live = yield from _live_code(page, "login")
     return page.render(
         "challenge.html",
-        status,
+        _send_status(sent),
         reauth=page.reauth,
+        method=page.view.state.user.method,
         resent=sent.ok,
-        **_sent_context(sent, pending if sent.ok else None, wait),
+        **_sent_context(sent, live),
     )
 
 
@@ -207,15 +209,36 @@ def resend_login_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
 def _phone_page(
     page: Page, status: int = 200, error: str = "", phone: str = "", region: str = ""
 ) -> PageOutcome:
-    regions = page.rt.config.sms_regions or COMMON_REGIONS
+    allowed = page.rt.config.sms_regions
     return page.render(
         "enroll_phone.html",
         status,
         error=error,
         phone=phone,
-        regions=regions,
-        region=region or page.rt.config.default_region,
+        regions=region_choices(tuple(allowed) if allowed else None),
+        region=(region or page.rt.config.default_region).upper(),
     )
+
+
+@cache
+def region_choices(allowed: tuple[str, ...] | None) -> list[tuple[str, str]]:
+    """The phone form's countries as (code, "United Kingdom (+44)"), sorted by name: the
+    regions `sms_regions` allows, or every region phonenumbers can parse."""
+    import phonenumbers
+
+    regions = allowed or tuple(phonenumbers.SUPPORTED_REGIONS)
+    choices = []
+    for code in regions:
+        name = NAMES.get(code, code)
+        calling = phonenumbers.country_code_for_region(code)
+        choices.append((code, f"{name} (+{calling})" if calling else name))
+    return sorted(choices, key=lambda choice: _folded(choice[1]))
+
+
+def _folded(text: str) -> str:
+    """Sort "Åland Islands" with the A's and "Côte d'Ivoire" with the C's."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
 
 def enroll_sms_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
@@ -314,13 +337,13 @@ def _my_pending_enrollment(page: Page) -> Generator[Effect, Any, PendingEnrollme
 def _code_page(
     page: Page, pending: PendingEnrollment, status: int = 200, **context: Any
 ) -> Generator[Effect, Any, PageOutcome]:
-    wait = yield from oob.cooldown_left(page.principal.id, page.rt.clock(), _params(page))
+    live = yield from _live_code(page, "enroll")
     return page.render(
         "enroll_code.html",
         status,
         channel=pending.channel,
         masked=oob.mask(pending.channel, pending.destination),
-        resend_wait=round(wait),
+        expired=live is None,
         **context,
     )
 
@@ -332,8 +355,10 @@ def enroll_code_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     pending = yield from _my_pending_enrollment(page)
     if pending is None:
         return page.go(page.url("enroll"))
+    locked = yield from lock_notice(page)
     failed = page.facts.query_param("sent") == "0"
-    return (yield from _code_page(page, pending, 503 if failed else 200, send_failed=failed))
+    status = 429 if locked else 503 if failed else 200
+    return (yield from _code_page(page, pending, status, send_failed=failed, **locked))
 
 
 def enroll_code_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
@@ -347,17 +372,8 @@ def enroll_code_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         return page.go(page.url("enroll"))
     if page.form.get("action") == "resend":
         sent = yield from _send(page, "enroll", [(pending.channel, pending.destination)])
-        status = 200 if sent.ok else (429 if sent.wait and not sent.failed else 503)
-        return (
-            yield from _code_page(
-                page,
-                pending,
-                status,
-                resent=sent.ok,
-                send_failed=sent.failed,
-                send_capped=sent.capped,
-            )
-        )
+        status, outcome = _send_status(sent), _resend_context(sent)
+        return (yield from _code_page(page, pending, status, resent=sent.ok, **outcome))
     rt = page.rt
     attempt, spent = yield from _verify(page, "enroll")
     yield from record_attempt(page, attempt, pending.channel, "enroll")

@@ -11,32 +11,37 @@ from collections.abc import Generator
 from dataclasses import replace
 from typing import Any
 
-import segno
-
 from mfa_middleware.core import ops, otp
 from mfa_middleware.core.effects import Effect, emit
 from mfa_middleware.core.flows import (
     confirm_totp,
     pending_totp,
-    throttle_state,
     verify_totp,
 )
+from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import (
     ALLOW_EXEMPT,
     ALLOW_VERIFIED,
     Allow,
     Challenge,
 )
-from mfa_middleware.web.code_pages import OOB_METHODS, login_code_context, verify_login_code
+from mfa_middleware.web.code_pages import (
+    OOB_METHODS,
+    login_code_context,
+    masked_factor,
+    verify_login_code,
+)
 from mfa_middleware.web.gate import end_session
 from mfa_middleware.web.http import (
     redirect,
 )
-from mfa_middleware.web.page import Page, PageOutcome, locked_context, posted
+from mfa_middleware.web.page import Page, PageOutcome, posted
+from mfa_middleware.web.qr import qr_svg
 from mfa_middleware.web.recovery_pages import enrolled, settings_extra
 from mfa_middleware.web.steps import (
     failure_context,
     failure_status,
+    lock_notice,
     not_enrollable,
     record_attempt,
     signed_in,
@@ -51,11 +56,9 @@ def _wants_code(page: Page) -> bool:
 def challenge_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if not _wants_code(page):
         return page.where_to()
-    state = yield from throttle_state(page.principal.id)
-    now = page.rt.clock()
-    if state.locked(now, page.rt.limits):
-        retry = state.retry_after(now, page.rt.limits)
-        return page.render("challenge.html", 429, reauth=page.reauth, **locked_context(retry))
+    locked = yield from lock_notice(page)
+    if locked:
+        return page.render("challenge.html", 429, reauth=page.reauth, **locked)
     context: dict[str, Any] = {}
     if page.view.state.user.method in OOB_METHODS:
         context = yield from login_code_context(page, send=True)
@@ -102,7 +105,8 @@ def enroll_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
         return elsewhere
     methods = [("totp", page.url("enroll/totp"))]
     methods += [(c, page.url(f"enroll/{c}")) for c in page.rt.code_channels]
-    return page.render("enroll_choose.html", methods=methods)
+    turned_off = page.facts.query_param("off") == "1"
+    return page.render("enroll_choose.html", methods=methods, turned_off=turned_off)
 
 
 def _totp_page(
@@ -113,7 +117,7 @@ def _totp_page(
         page.principal.id, page.view.claims.session_id, rt.clock(), rt.keyring
     )
     uri = otp.provisioning_uri(secret, page.principal.display_name, rt.totp)
-    qr = segno.make(uri, error="m").svg_inline(scale=5, omitsize=False, title="QR code")
+    qr = qr_svg(uri, rt.translate(N_("QR code to scan with your authenticator app")))
     return page.render(
         "enroll_totp.html", status, qr_svg=qr, secret_groups=otp.group_secret(secret), **context
     )
@@ -123,7 +127,8 @@ def enroll_totp_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     elsewhere = yield from not_enrollable(page)
     if elsewhere is not None:
         return elsewhere
-    return (yield from _totp_page(page))
+    locked = yield from lock_notice(page)
+    return (yield from _totp_page(page, 429 if locked else 200, **locked))
 
 
 def enroll_totp_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
@@ -162,9 +167,11 @@ def settings_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
         mode=page.view.eff.mode,
         enrolled=user.enrolled_in(page.view.state.settings.enroll_epoch),
         method=user.method,
+        destination=masked_factor(user),
         enrolled_at=user.enrolled_at,
         exempt=decision == ALLOW_EXEMPT,
         ended=page.facts.query_param("ended") == "1",
+        turned_off=page.facts.query_param("off") == "1",
         **extra,
     )
 

@@ -12,14 +12,14 @@ from urllib.parse import quote
 
 from mfa_middleware.core import enroll_code, recovery
 from mfa_middleware.core.effects import Effect, Key, get
-from mfa_middleware.core.i18n import N_
+from mfa_middleware.core.i18n import N_, NP_
 from mfa_middleware.core.policy import ALLOW_NOT_ENROLLED, ALLOW_VERIFIED, Allow, Challenge, Enroll
 from mfa_middleware.core.tokens import SessionClaims, csrf_token
 from mfa_middleware.web.device_pages import after_verification
 from mfa_middleware.web.http import html_response, redirect, with_next
 from mfa_middleware.web.notices import notify
 from mfa_middleware.web.page import Page, PageOutcome, posted
-from mfa_middleware.web.steps import failure_context, failure_status, record_attempt
+from mfa_middleware.web.steps import failure_context, failure_status, lock_notice, record_attempt
 
 RESEND_LINK_AFTER = 300.0
 
@@ -67,8 +67,8 @@ def _codes_page(page: Page, codes: list[str], target: str, cookies: Any = None) 
 def recovery_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if not isinstance(page.view.decision, Challenge):
         return page.where_to()
-    yield from ()
-    return page.render("recovery_use.html")
+    locked = yield from lock_notice(page)
+    return page.render("recovery_use.html", 429 if locked else 200, **locked)
 
 
 def recovery_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
@@ -128,7 +128,9 @@ def unlock_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     state = yield from _unlock_state(page)
     if isinstance(state, PageOutcome):
         return state
-    return _unlock_page(page, expired=state.expires_at <= page.rt.clock())
+    locked = yield from lock_notice(page)
+    expired = state.expires_at <= page.rt.clock()
+    return _unlock_page(page, 429 if locked else 200, expired=expired, **locked)
 
 
 def unlock_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
@@ -208,26 +210,31 @@ def lost_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
                 page.principal.id, rt.clock(), rt.config.reset_link_seconds, rt.keyring
             )
             url = f"{rt.config.public_url}{page.url('lost/confirm')}?token={token}"
-            minutes = round(rt.config.reset_link_seconds / 60)
             yield from notify(
                 page,
                 N_("reset two-step verification"),
-                N_(
+                NP_(
                     "Someone signed in with your password and asked to reset two-step "
                     "verification because they can't use their device.\n\nTo reset it and set "
-                    "it up again, open this link while signed in (it works once, for {minutes} "
-                    "minutes):\n\n{url}"
+                    "it up again, open this link while signed in (it works once, for {count} "
+                    "minute):\n\n{url}",
+                    "Someone signed in with your password and asked to reset two-step "
+                    "verification because they can't use their device.\n\nTo reset it and set "
+                    "it up again, open this link while signed in (it works once, for {count} "
+                    "minutes):\n\n{url}",
                 ),
-                minutes=minutes,
+                count=max(1, round(rt.config.reset_link_seconds / 60)),
                 url=url,
             )
     return page.render("lost.html", sent=True, possible=True)
 
 
 def lost_confirm_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    yield from ()
-    token = page.facts.query_param("token") or ""
-    return page.render("lost_confirm.html", token=token[:100])
+    token = (page.facts.query_param("token") or "")[:100]
+    rt = page.rt
+    if not (yield from recovery.reset_link_valid(page.principal.id, token, rt.clock(), rt.keyring)):
+        return page.render("lost_confirm.html", 400, token="", invalid=True)
+    return page.render("lost_confirm.html", token=token)
 
 
 def lost_confirm_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
@@ -258,7 +265,7 @@ def _reset_and_restart(page: Page, actor: str) -> Generator[Effect, Any, PageOut
     )
     claims = replace(page.view.claims, epoch=record.epoch, verified_at=0, method="")
     cookie = page.rt.session_cookie(claims, page.view.eff)
-    return page.outcome(redirect(page.url("enroll"), [cookie]))
+    return page.outcome(redirect(page.url("enroll?off=1"), [cookie]))
 
 
 # -- turning 2FA off --------------------------------------------------------------------------
@@ -281,8 +288,8 @@ def disable_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if not page.recently_verified:
         return page.step_up()
     outcome = yield from _reset_and_restart(page, "self")
-    if page.view.eff.mode != "required":
-        outcome.response = redirect(page.url("settings"), outcome.response.cookies)
+    if page.view.eff.mode != "required":  # else: set it up again (enroll?off=1 says it is off)
+        outcome.response = redirect(page.url("settings?off=1"), outcome.response.cookies)
     return outcome
 
 

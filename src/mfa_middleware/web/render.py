@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from mfa_middleware.web.brand import brand_css
 
 
 class Renderer:
@@ -35,13 +38,19 @@ class Renderer:
             )
         self.env.globals.update(globals_)
         self.env.filters["datetime"] = format_time
+        self.env.filters["nowrap"] = nowrap
         css = (files("mfa_middleware") / "web/static/mfa.css").read_bytes()
         if brand_color:  # served as part of the stylesheet: the CSP allows no inline style
-            css += f"\n:root {{ --mfa-primary: {brand_color}; }}\n".encode()
+            css += b"\n" + brand_css(brand_color).encode()
         self.stylesheet = css
 
     def render(self, template: str, **context: Any) -> str:
         return self.env.get_template(template).render(**context)
+
+
+def nowrap(text: str) -> Markup:
+    """A value kept on one line ("+44 •••• ••3456" never breaks after "+44"), escaped."""
+    return Markup('<span class="nowrap">{}</span>').format(text)
 
 
 def format_time(timestamp: float) -> str:

@@ -9,8 +9,8 @@ from typing import Any
 from mfa_middleware.core import enroll_code
 from mfa_middleware.core.devices import name_from_user_agent
 from mfa_middleware.core.effects import Effect, emit
-from mfa_middleware.core.flows import Attempt
-from mfa_middleware.core.i18n import N_
+from mfa_middleware.core.flows import Attempt, throttle_state
+from mfa_middleware.core.i18n import N_, NP_
 from mfa_middleware.core.policy import ALLOW_NOT_ENROLLED, ALLOW_VERIFIED, Enroll
 from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.device_pages import after_verification
@@ -18,6 +18,16 @@ from mfa_middleware.web.gate import client_address
 from mfa_middleware.web.http import redirect, with_next
 from mfa_middleware.web.notices import notify
 from mfa_middleware.web.page import Page, PageOutcome, locked_context
+
+
+def lock_notice(page: Page) -> Generator[Effect, Any, dict[str, Any]]:
+    """The locked-out notice for a page that asks for a code, when this user's verification is
+    locked now (so a GET shows it, not only a wrong guess); empty otherwise."""
+    state = yield from throttle_state(page.principal.id)
+    now = page.rt.clock()
+    if not state.locked(now, page.rt.limits):
+        return {}
+    return locked_context(state.retry_after(now, page.rt.limits))
 
 
 def failure_context(attempt: Attempt) -> dict[str, Any]:
@@ -54,12 +64,18 @@ def notify_failed_codes(page: Page) -> Generator[Effect, Any, None]:
     yield from notify(
         page,
         N_("wrong sign-in codes"),
-        N_(
-            "Someone signed in to your account with your password and then entered {count} wrong"
-            " codes, on {time} from {browser} (IP address {ip}). More tries are blocked for a"
-            " while. If this was you, you can ignore this message; if not, change your password."
+        NP_(
+            "Someone signed in to your account with your password and then entered {count}"
+            " wrong code, on {time} from {browser} (IP address {ip}). Further tries are"
+            " blocked for a while.\n\nIf this was you, you can ignore this message. If it"
+            " wasn't, someone knows your password: change it now, and tell your administrator.",
+            "Someone signed in to your account with your password and then entered {count}"
+            " wrong codes, on {time} from {browser} (IP address {ip}). Further tries are"
+            " blocked for a while.\n\nIf this was you, you can ignore this message. If it"
+            " wasn't, someone knows your password: change it now, and tell your administrator.",
         ),
         count=rt.config.max_attempts,
+        footer=False,  # the text says what to do either way
         time=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(rt.clock())),
         browser=name_from_user_agent(facts.header("user-agent")),
         ip=address or "-",

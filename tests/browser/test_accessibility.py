@@ -1,0 +1,324 @@
+"""Every page state of both demos, as a person reaches it, passes axe-core's WCAG 2.1 A and AA
+rules at 1280 px and at 390 px, and fits a 320 px phone without scrolling sideways.
+
+Three journeys per demo, on one server per demo: alice sets up an authenticator app and walks
+the settings, devices, admin and turn-off pages; bob uses codes by email, the challenge, the
+recovery and lost-device pages, and ends locked out; alice, an admin, resets bob, who then
+needs an enrollment code. Every state the journeys pass is also saved as a
+screenshot by `make screenshots` (docs/screenshots).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .audit import Audit, missing_axe
+from .support import (
+    SCREENSHOT_DIR,
+    PageGuard,
+    Shots,
+    Site,
+    django_site,
+    require_browser,
+    require_parts,
+    screenshots_wanted,
+    starlette_site,
+)
+
+require_browser(module_level=True)
+require_parts("accessibility tests", missing_axe(), module_level=True)
+
+from playwright.sync_api import expect  # noqa: E402
+
+from .flows import (  # noqa: E402
+    CODE_LABEL,
+    MAX_ATTEMPTS,
+    Authenticator,
+    Tab,
+    after_verification,
+    choose_authenticator_app,
+    confirm_authenticator,
+    enroll_authenticator,
+    enter_code,
+    expect_challenge,
+    expect_enroll_choice,
+    expect_locked_out,
+    expect_on_one_row,
+    log_in,
+    log_out,
+    open_login,
+    press_resend_too_soon,
+    reveal_setup_key,
+    save_recovery_codes,
+    submit_login,
+    url_of,
+)
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+SERVERS = {"starlette": starlette_site, "django": django_site}
+RESET_LINK = re.compile(r"https?://\S+/_mfa/lost/confirm\?token=\S+")
+
+
+@pytest.fixture(scope="module", params=sorted(SERVERS, reverse=True))
+def audited_site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    with SERVERS[request.param](sys.executable, tmp_path_factory.mktemp(request.param)) as site:
+        yield site
+
+
+@contextmanager
+def audited(browser: Browser, site: Site) -> Iterator[Tab]:
+    context = browser.new_context(base_url=site.base_url, service_workers="block")
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    guard = PageGuard(origin=site.base_url)
+    guard.watch(page)
+    shots = Shots(
+        enabled=screenshots_wanted() and site.name == "starlette", directory=SCREENSHOT_DIR
+    )
+    try:
+        yield Tab(page, site, guard, shots, Audit())
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def audited_tab(browser: Browser, audited_site: Site) -> Iterator[Tab]:
+    with audited(browser, audited_site) as tab:
+        yield tab
+
+
+@pytest.fixture
+def second_tab(browser: Browser, audited_site: Site) -> Iterator[Tab]:
+    """Another browser (its own cookies) on the same site."""
+    with audited(browser, audited_site) as tab:
+        yield tab
+
+
+def test_authenticator_settings_devices_admin_and_turning_off(audited_tab: Tab) -> None:
+    tab, page = audited_tab, audited_tab.page
+    open_login(tab)
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("not-her-password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Wrong username or password")
+    tab.snap("login-error")
+
+    submit_login(tab, "alice")
+    expect_enroll_choice(tab)
+    choose_authenticator_app(tab)
+    secret = reveal_setup_key(tab)
+    enter_code(tab, Authenticator(secret, "").wrong_code(), "Turn on two-step verification")
+    expect(page.get_by_role("alert")).to_be_visible()
+    tab.snap("enroll-totp-error")
+    confirm_authenticator(tab, secret)
+    save_recovery_codes(tab)
+    after_verification(tab, "alice")
+
+    page.goto("/_mfa/settings")
+    tab.snap("settings")
+    page.get_by_role("link", name=re.compile("^Back to ")).click()  # the way back to the app
+    expect(page).to_have_url(re.compile(r"^[a-z]+://[^/]+/$"))
+    page.goto("/_mfa/settings")
+    page.get_by_role("link", name="See and manage the devices").click()
+    expect(page.get_by_role("heading", name="Your devices")).to_be_visible()
+    expect_on_one_row(tab, "Rename", "Trust", "Delete")  # at 1280 px
+    tab.snap("devices")
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("heading", name="Delete this device?")).to_be_visible()
+    tab.snap("device-delete")
+    page.get_by_role("link", name="Cancel").click()
+
+    page.goto("/_mfa/challenge?reauth=1&next=/_mfa/settings")
+    expect(page.get_by_role("heading", name="Confirm it's you")).to_be_visible()
+    tab.snap("reauth")
+    page.get_by_role("link", name="Cancel and go back to your settings").click()
+    expect(page).to_have_url(url_of("/_mfa/settings"))
+
+    page.goto("/_mfa/enroll")
+    page.get_by_role("link", name=re.compile("^Text message")).click()
+    expect(page.get_by_role("heading", name="Get codes by text message")).to_be_visible()
+    tab.snap("enroll-sms")
+    page.get_by_label("Mobile number").fill("+49 1512 3456 7890 1234 5678 9012 3456")  # too long
+    page.get_by_role("button", name="Send code").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    tab.snap("enroll-sms-error")
+    page.get_by_label("Country").select_option("GB")
+    page.get_by_label("Mobile number").fill("07911 123456")
+    page.get_by_role("button", name="Send code").click()
+    expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+    tab.snap("enroll-code-sms")
+
+    page.goto("/_mfa/admin")
+    expect(page.get_by_role("heading", name="Two-step verification admin")).to_be_visible()
+    tab.snap("admin")
+    alice = tab.site.user_ids["alice"]
+    page.get_by_label("User id").fill(alice)
+    page.get_by_role("button", name="Find").click()
+    expect(page.get_by_role("heading", name=alice)).to_be_visible()
+    tab.snap("admin-user")
+
+    page.goto("/_mfa/nowhere")
+    tab.snap("not-found")
+
+    page.goto("/_mfa/settings")
+    page.get_by_role("link", name="Turn off two-step verification").click()
+    tab.snap("disable")
+    page.get_by_role("button", name="Turn off and set up again").click()
+    expect(page).to_have_url(url_of("/_mfa/enroll"))
+    expect(page.get_by_role("status")).to_contain_text("Two-step verification is now off")
+    tab.snap("turned-off")
+
+    tab.guard.assert_clean()
+    assert tab.audit is not None
+    tab.audit.assert_clean()
+
+
+def test_email_codes_challenge_recovery_lost_device_and_lockout(audited_tab: Tab) -> None:
+    tab, page = audited_tab, audited_tab.page
+    mailbox = tab.site.mailbox
+    assert mailbox is not None
+    log_in(tab, "bob")
+    expect_enroll_choice(tab)
+    page.get_by_role("link", name=re.compile("^Email")).click()
+    tab.snap("enroll-email")
+    page.get_by_role("button", name="Send code").click()
+    expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+    tab.snap("enroll-code")
+    page.get_by_label(CODE_LABEL).fill("000000" if mailbox.last_code() != "000000" else "111111")
+    page.get_by_role("button", name="Verify and turn on").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    tab.snap("enroll-code-error")
+    press_resend_too_soon(tab)
+    tab.snap("enroll-code-wait")
+    page.get_by_label(CODE_LABEL).fill(mailbox.last_code())
+    page.get_by_role("button", name="Verify and turn on").click()
+    save_recovery_codes(tab)
+    after_verification(tab, "bob")
+    page.goto("/_mfa/settings")
+    expect(page.get_by_text("On: codes by email to b***@example.com.")).to_be_visible()
+    tab.snap("settings-email")
+
+    log_out(tab)
+    log_in(tab, "bob")
+    expect_challenge(tab)
+    tab.snap("challenge-email")
+    press_resend_too_soon(tab)
+    tab.snap("challenge-email-wait")
+    code = mailbox.last_code()
+    page.get_by_label(CODE_LABEL).fill("000000" if code != "000000" else "111111")
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    tab.snap("challenge-email-error")
+
+    page.get_by_role("link", name="Use a recovery code").click()
+    tab.snap("recovery-use")
+    page.get_by_label("Recovery code").fill("aaaa-bbbb-cccc-dddd")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    tab.snap("recovery-use-error")
+
+    page.get_by_role("link", name="I can't use my device").click()
+    expect(page.get_by_role("heading", name="Can't use your device?")).to_be_visible()
+    tab.snap("lost")
+    page.get_by_role("button", name="Email me a reset link").click()
+    tab.snap("lost-sent")
+    page.goto(mailbox.last_match(RESET_LINK).group(0))
+    expect(page.get_by_role("button", name="Reset and set up again")).to_be_visible()
+    tab.snap("lost-confirm")
+    page.goto("/_mfa/lost/confirm?token=not-a-real-token")
+    tab.snap("lost-invalid")
+
+    page.goto("/_mfa/challenge")
+    for _ in range(MAX_ATTEMPTS):
+        if page.get_by_label(CODE_LABEL).count() == 0:
+            break
+        page.get_by_label(CODE_LABEL).fill(
+            "000000" if mailbox.last_code() != "000000" else "111111"
+        )
+        page.get_by_role("button", name="Verify").click()
+    expect_locked_out(tab)
+    tab.snap("locked-out-email")
+    page.goto("/_mfa/recovery")
+    tab.snap("recovery-locked")
+
+    tab.guard.assert_clean()
+    assert tab.audit is not None
+    tab.audit.assert_clean()
+
+
+def test_admin_reset_and_enrollment_code(audited_tab: Tab, second_tab: Tab) -> None:
+    """alice, an admin, resets bob's 2FA; bob must enter the enrollment code shown to her."""
+    tab, page = audited_tab, audited_tab.page
+    log_in(tab, "alice")
+    enroll_authenticator(tab, "alice")
+    page.goto(f"/_mfa/admin?user={tab.site.user_ids['bob']}")
+    page.get_by_role("button", name="Reset 2FA").click()
+    code = page.locator(".notice code")
+    expect(code).to_be_visible()
+    tab.snap("admin-reset")
+    enrollment_code = code.inner_text()
+
+    bob, bob_page = second_tab, second_tab.page
+    log_in(bob, "bob")
+    expect(bob_page).to_have_url(url_of("/_mfa/enroll/unlock"))
+    bob.snap("enroll-unlock")
+    bob_page.get_by_label("Enrollment code").fill("wrong-code")
+    bob_page.get_by_role("button", name="Continue").click()
+    expect(bob_page.get_by_role("alert")).to_be_visible()
+    bob.snap("enroll-unlock-error")
+    bob_page.get_by_label("Enrollment code").fill(enrollment_code)
+    bob_page.get_by_role("button", name="Continue").click()
+    expect_enroll_choice(bob)
+
+    for t in (tab, bob):
+        t.guard.assert_clean()
+        assert t.audit is not None
+        t.audit.assert_clean()
+
+
+def test_the_audit_sees_a_violation_and_a_sideways_scroll(audited_tab: Tab) -> None:
+    """The harness itself: axe-core runs in the page despite its CSP, and reports what it finds."""
+    tab, page = audited_tab, audited_tab.page
+    open_login(tab)
+    page.evaluate(
+        """() => {
+            const wide = document.createElement("div");
+            wide.style.width = "2000px";
+            wide.append(document.createElement("img"));  // and no alt text
+            document.body.append(wide);
+        }"""
+    )
+    audit = Audit()
+    audit.check(page, "broken on purpose")
+    (found,) = audit.findings.values()
+    assert any(item.startswith("image-alt") for item in found), found
+    assert any(item.startswith("scrolls sideways") for item in found), found
+    with pytest.raises(AssertionError, match="image-alt"):
+        audit.assert_clean()
+
+
+def test_a_pale_brand_colour_keeps_buttons_and_links_readable(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """White text on a yellow button or yellow links on white would fail axe's contrast rule."""
+    pale = {"MFA_DEMO_BRAND_COLOR": "#fde047"}
+    with starlette_site(sys.executable, tmp_path, pale) as site, audited(browser, site) as tab:
+        log_in(tab, "alice")
+        expect_enroll_choice(tab)
+        choose_authenticator_app(tab)  # a primary button, a link-styled summary, links
+        audit = Audit()
+        audit.check(tab.page, "enroll-totp with #fde047")
+        tab.page.goto("/_mfa/enroll")
+        audit.check(tab.page, "enroll-choose with #fde047")
+    audit.assert_clean()
