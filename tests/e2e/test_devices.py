@@ -365,3 +365,43 @@ async def test_next_survives_the_trust_step_only_when_safe(clock: FixedClock, ta
         )
         expected = target if target.startswith("/account") else "/"
         assert answered.headers["location"] == expected
+
+
+@pytest.mark.checklist("TD-03")
+@pytest.mark.parametrize("how", ["change_factor", "delete_device", "force_logout", "reset"])
+async def test_every_revocation_makes_a_trusted_browser_enter_a_code_again(
+    clock: FixedClock, how: str
+) -> None:
+    """Trust ends when the factor changes (a new authenticator after a suspected theft must
+    not leave the thief's trusted browser skipping codes), when the device is deleted, when
+    an administrator logs the user out with their devices, and when 2FA is reset."""
+    store = MemoryStore()
+    app = trusting_app(clock, store)
+    ops = Admin(Runtime(MFAConfig(secret_keys=[SECRET_KEY], store=store, clock=clock)), "ops")
+    async with client(app) as trusted, client(app) as owner:
+        await login(trusted)
+        secret, _ = await enroll_to_prompt(trusted, clock)
+        await answer_prompt(trusted, "trust")
+        await logout(trusted)
+        await login(trusted)
+        assert await is_verified(trusted)  # trusted: no code
+        await logout(trusted)
+        if how == "change_factor":  # the owner, in another browser, sets up a new app
+            await code_login(owner, clock, secret)
+            page = await owner.get("/_mfa/enroll/totp", headers=HTML)
+            assert page.status_code == 200
+            done = await owner.post(
+                "/_mfa/enroll/totp",
+                headers=HTML,
+                data={"csrf": csrf_of(page.text), "code": totp(secret_of(page.text), clock())},
+            )
+            assert done.status_code == 303
+        elif how == "delete_device":
+            [(device_id, _)] = store.scan("device", "alice")
+            assert ops.revoke_device("alice", device_id)
+        elif how == "force_logout":
+            ops.logout("alice", revoke_devices=True)
+        else:
+            ops.reset("alice")
+        await login(trusted)
+        assert not await is_verified(trusted)

@@ -2,9 +2,10 @@
 
 A browser is recognised by a signed device cookie (its own salt, bound to one user by a keyed
 hash, no personal data). Whether it is *trusted* lives only in the store, so revoking a device,
-resetting 2FA (enrollment epoch) or a force-logout with device revocation (device epochs) takes
-effect at once on every worker. Trust is checked when a new MFA session starts, never on the
-verified-session hot path.
+resetting 2FA or changing the factor (device epochs), switching 2FA off and on (enrollment
+epoch) or a force-logout with device revocation (device epochs) takes effect at once on every
+worker. Trust is checked when a new MFA session starts, never on the verified-session hot
+path.
 
 Skipping the code on a trusted device is a convenience, not an authenticator: NIST SP 800-63B
 rev 4 §5.1 does not count it at AAL2. Sessions started this way carry the method "device" and

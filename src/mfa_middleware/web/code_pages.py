@@ -375,7 +375,7 @@ def enroll_code_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
 def _activate(page: Page, pending: PendingEnrollment) -> Generator[Effect, Any, UserRecord]:
     """Make the verified phone or address the user's factor, replacing any other (and the
     other channel's contact data: SMS and email are never active together); every other
-    session of the user must verify again."""
+    session of the user must verify again, and every browser trusted so far too."""
     settings = RuntimeSettings.from_doc((yield from get(SETTINGS_KEY)))
     now = page.rt.clock()
 
@@ -392,6 +392,7 @@ def _activate(page: Page, pending: PendingEnrollment) -> Generator[Effect, Any, 
             enroll_epoch=settings.enroll_epoch,
             enrolled_at=now,
             epoch=record.epoch + 1,
+            device_epoch=record.device_epoch + 1,  # a new factor: no browser trusted
         ).to_doc()
 
     _, after = yield from update(user_key(page.principal.id), activate)

@@ -11,6 +11,7 @@ from mfa_middleware.core import devices
 from mfa_middleware.core.effects import Effect, get
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_VERIFIED, Allow
+from mfa_middleware.core.records import load_hot_state
 from mfa_middleware.web.gate import current_device
 from mfa_middleware.web.http import redirect, with_next
 from mfa_middleware.web.messages import message
@@ -36,7 +37,9 @@ def after_verification(page: Page) -> Generator[Effect, Any, str]:
 def _trust(
     page: Page, device_id: str, name: str | None, actor: str
 ) -> Generator[Effect, Any, devices.DeviceRecord | None]:
-    state = page.view.state
+    # the epochs as they are now, not as this request found them: right after an enrollment
+    # (auto_trust) the new factor has just moved the user's device epoch on
+    state = yield from load_hot_state(page.principal.id)
     return (
         yield from devices.trust(
             page.principal.id,
