@@ -69,6 +69,7 @@ def env() -> Env:
 # --- the codes themselves --------------------------------------------------------------------
 
 
+@pytest.mark.checklist("RC-01")
 def test_codes_carry_at_least_64_bits(env: Env) -> None:
     assert len(set(recovery.ALPHABET)) == 32
     assert not set("ilou") & set(recovery.ALPHABET)  # Crockford: no look-alikes
@@ -80,6 +81,7 @@ def test_codes_carry_at_least_64_bits(env: Env) -> None:
     assert recovery.CODE_LENGTH * math.log2(len(recovery.ALPHABET)) >= 64
 
 
+@pytest.mark.checklist("RC-01")
 def test_codes_are_unique_across_many_issues(env: Env) -> None:
     seen: list[str] = []
     for n in range(300):
@@ -94,6 +96,7 @@ def test_codes_are_unique_across_many_issues(env: Env) -> None:
     assert max(counts) < 1900
 
 
+@pytest.mark.checklist("RC-03")
 def test_only_salted_keyed_hashes_are_stored(env: Env) -> None:
     codes = env.issue()
     doc = env.store.get(recovery.recovery_key(USER))
@@ -111,6 +114,7 @@ def test_only_salted_keyed_hashes_are_stored(env: Env) -> None:
     assert env.use(codes[0]).ok
 
 
+@pytest.mark.checklist("RC-02")
 def test_each_code_works_once(env: Env) -> None:
     codes = env.issue()
     assert env.left() == 10
@@ -180,6 +184,7 @@ def test_malformed_codes_fail_and_count_as_attempts(
     assert env.left() == 1
 
 
+@pytest.mark.checklist("RC-04")
 def test_wrong_codes_lock_the_user_and_a_right_one_then_waits(env: Env) -> None:
     codes = env.issue()
     for n in range(LIMITS.limit):
@@ -195,6 +200,7 @@ def test_wrong_codes_lock_the_user_and_a_right_one_then_waits(env: Env) -> None:
     assert env.store.get(throttle_key(USER)) is None  # a success resets the counter
 
 
+@pytest.mark.checklist("LOG-01")
 def test_events_name_the_user_and_never_a_code(env: Env) -> None:
     codes = env.issue()
     env.use(codes[0])
@@ -227,6 +233,7 @@ class RacingStore(MemoryStore):
         return super().update(key, fn, ttl=ttl)
 
 
+@pytest.mark.checklist("RL-04", "RC-02")
 def test_a_code_used_by_two_interleaved_requests_works_once() -> None:
     store = RacingStore()
     env = Env(store)
@@ -241,6 +248,7 @@ def test_a_code_used_by_two_interleaved_requests_works_once() -> None:
 
 
 @pytest.mark.parametrize("threads", [2, 8])
+@pytest.mark.checklist("RL-04", "RC-02")
 def test_parallel_use_of_one_code_succeeds_once(tmp_path: Path, threads: int) -> None:
     path = tmp_path / "mfa.sqlite3"
     setup = Env(SQLiteStore(path))

@@ -119,6 +119,7 @@ def assert_step_up(location: str, back_to: str) -> None:
 # --- who gets in -----------------------------------------------------------------------------
 
 
+@pytest.mark.checklist("RST-07")
 async def test_a_verified_non_admin_gets_403(clock: FixedClock) -> None:
     store = MemoryStore()
     app = admin_app(clock, store)
@@ -139,6 +140,7 @@ async def test_a_verified_non_admin_gets_403(clock: FixedClock) -> None:
         assert await is_verified(alice)
 
 
+@pytest.mark.checklist("RST-07")
 async def test_an_admin_needs_a_recent_code(clock: FixedClock) -> None:
     store = MemoryStore()
     app = admin_app(clock, store)
@@ -182,6 +184,7 @@ async def test_an_admin_needs_a_recent_code(clock: FixedClock) -> None:
         assert (await admin_page(alice)).status_code == 200
 
 
+@pytest.mark.checklist("SES-18", "RST-07")
 async def test_a_trusted_device_does_not_open_the_admin_pages(clock: FixedClock) -> None:
     store = MemoryStore()
     app = admin_app(clock, store, trust_duration="30d")
@@ -211,6 +214,7 @@ async def test_without_is_admin_the_pages_do_not_exist(clock: FixedClock) -> Non
         assert store.get(SETTINGS_KEY) is None
 
 
+@pytest.mark.checklist("SES-17", "RST-07")
 async def test_missing_or_foreign_csrf_is_refused(clock: FixedClock) -> None:
     store = MemoryStore()
     app = admin_app(clock, store)
@@ -236,6 +240,7 @@ async def test_missing_or_foreign_csrf_is_refused(clock: FixedClock) -> None:
 # --- what an admin does ----------------------------------------------------------------------
 
 
+@pytest.mark.checklist("TOTP-07", "RST-08")
 async def test_admin_finds_a_user_without_seeing_their_factor(clock: FixedClock) -> None:
     store = MemoryStore()
     app = admin_app(clock, store, trust_duration="30d")
@@ -262,6 +267,7 @@ async def test_admin_finds_a_user_without_seeing_their_factor(clock: FixedClock)
         assert "Recovery codes left: -" in nobody
 
 
+@pytest.mark.checklist("SES-11", "RST-10")
 async def test_admin_forces_bob_out(clock: FixedClock) -> None:
     store = MemoryStore()
     events: list[dict[str, Any]] = []
@@ -282,6 +288,7 @@ async def test_admin_forces_bob_out(clock: FixedClock) -> None:
         assert [(e["user"], e["actor"]) for e in forced] == [("bob", "admin:alice")]
 
 
+@pytest.mark.checklist("RST-05", "RST-06", "RST-10")
 async def test_admin_resets_bob_who_must_enroll_again(clock: FixedClock) -> None:
     store = MemoryStore()
     events: list[dict[str, Any]] = []
@@ -316,6 +323,7 @@ async def test_admin_resets_bob_who_must_enroll_again(clock: FixedClock) -> None
         assert "· trusted ·" not in page  # the browser he logged in with since is new
 
 
+@pytest.mark.checklist("EX-05")
 async def test_admin_exempts_bob(clock: FixedClock) -> None:
     store = MemoryStore()
     app = admin_app(clock, store)
@@ -374,6 +382,7 @@ async def test_admin_changes_the_mode_and_the_session_lifetime(clock: FixedClock
 # --- the ops API: resetting alice leaves bob alone -------------------------------------------
 
 
+@pytest.mark.checklist("RST-05")
 async def test_ops_reset_of_alice_leaves_bob_untouched(clock: FixedClock) -> None:
     store = MemoryStore()
     events: list[dict[str, Any]] = []

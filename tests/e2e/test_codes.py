@@ -7,15 +7,19 @@ import html
 import logging
 import re
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
 
 from mfa_middleware import MemoryStore
+from mfa_middleware.core.keys import Keyring
+from mfa_middleware.core.tokens import session_codec
 from mfa_middleware.senders.smtp import SMTPSender
 from mfa_middleware.web.code_pages import normalise_phone
 from tests.e2e.helpers import (
     HTML,
+    SECRET_KEY,
     TWILIO_FROM,
     TWILIO_SID,
     FixedClock,
@@ -98,6 +102,7 @@ async def test_failed_sms_falls_back_to_email(
         assert (await submit(c, mailbox.last_code())).status_code == 303
 
 
+@pytest.mark.checklist("OOB-11", "ENR-04")
 async def test_nothing_sent_nothing_upgraded(clock: FixedClock, twilio: TwilioDouble) -> None:
     refused = SMTPSender(
         "127.0.0.1", 1, from_addr="mfa@example.com", tls="none", allow_insecure=True, timeout=1
@@ -113,6 +118,7 @@ async def test_nothing_sent_nothing_upgraded(clock: FixedClock, twilio: TwilioDo
         assert not await is_verified(c)
 
 
+@pytest.mark.checklist("OOB-01", "OOB-02", "OOB-06")
 async def test_codes_expire_work_once_and_die_on_resend(
     clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
 ) -> None:
@@ -143,6 +149,7 @@ async def test_codes_expire_work_once_and_die_on_resend(
             assert (await submit(c, code)).status_code == 400  # used once already
 
 
+@pytest.mark.checklist("OOB-02")
 async def test_enrollment_code_does_not_log_in(
     clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
 ) -> None:
@@ -167,6 +174,7 @@ async def test_enrollment_code_does_not_log_in(
             assert (await submit(c, enroll_code)).status_code == 400
 
 
+@pytest.mark.checklist("OOB-07")
 async def test_resend_cooldown_and_hourly_cap(
     clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
 ) -> None:
@@ -223,21 +231,30 @@ def test_phone_numbers_normalise_to_e164() -> None:
         normalise_phone("+44 20 7946 0958", "US", ("US", "CA"))
 
 
+@pytest.mark.checklist("OOB-05", "LOG-01")
 async def test_codes_never_reach_responses_logs_or_events(
     clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble, caplog: pytest.LogCaptureFixture
 ) -> None:
     events: list[dict[str, Any]] = []
     app = make_app(clock, on_event=events.append, **senders(mailbox, twilio))
     bodies: list[str] = []
+    sessions = session_codec(Keyring([SECRET_KEY]))
+
+    async def keep(response: httpx.Response) -> None:  # every answer: body, headers, cookies
+        await response.aread()
+        bodies.extend([response.text, str(response.headers), unquote(str(response.url))])
+        bodies.extend(repr(sessions.decode(v)) for v in response.cookies.values())
+
     caplog.set_level(logging.DEBUG)
     async with client(app) as c:
+        c.event_hooks["response"].append(keep)
         await login(c)
         await enroll_email(c, mailbox)
         await relogin(c)
-        bodies.append((await c.get("/_mfa/challenge", headers=HTML)).text)
+        await c.get("/_mfa/challenge", headers=HTML)
         code = mailbox.last_code()
         r = await submit(c, code)
-        bodies.append(str(r.headers))
+        assert r.status_code == 303
     ours = [
         r.getMessage() + repr(r.__dict__.get("mfa_event"))
         for r in caplog.records

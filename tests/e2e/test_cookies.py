@@ -48,6 +48,7 @@ async def _assert_challenged(c: httpx.AsyncClient, clock: FixedClock, secret: st
 
 
 @pytest.mark.parametrize("where", ["payload", "signature"])
+@pytest.mark.checklist("SES-02", "SES-03", "SES-06")
 async def test_tampered_cookie_is_absent(clock: FixedClock, where: str) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -64,6 +65,7 @@ async def test_tampered_cookie_is_absent(clock: FixedClock, where: str) -> None:
 
 
 @pytest.mark.parametrize("value", ["garbage", "", "x" * 5000, "a.b.c", '"quoted"'])
+@pytest.mark.checklist("SES-02")
 async def test_garbage_cookie_is_absent(clock: FixedClock, value: str) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -91,6 +93,7 @@ async def test_garbage_cookie_before_enrollment_is_absent(clock: FixedClock, val
         assert (await c.get("/account", headers=HTML)).status_code == 200
 
 
+@pytest.mark.checklist("SES-03")
 async def test_other_users_cookie_is_absent(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as bob, client(app) as alice:
@@ -112,6 +115,7 @@ async def test_other_users_cookie_is_absent(clock: FixedClock) -> None:
         assert "Signed in as <strong>bob</strong>" in r.text
 
 
+@pytest.mark.checklist("SES-06")
 async def test_expired_session_is_never_let_through(clock: FixedClock) -> None:
     app = make_app(clock, session_lifetime="1h")
     async with client(app) as c:
@@ -136,6 +140,7 @@ async def test_expired_session_is_never_let_through(clock: FixedClock) -> None:
         await _assert_challenged(c, clock, secret)
 
 
+@pytest.mark.checklist("SES-01", "SES-03")
 async def test_cookie_of_a_previous_login_is_absent(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -161,6 +166,7 @@ async def test_expired_session_api_gets_json(clock: FixedClock) -> None:
         assert body["location"] == "/login"
 
 
+@pytest.mark.checklist("SES-05")
 async def test_cookie_attributes_plain_http(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -179,6 +185,7 @@ async def test_cookie_attributes_plain_http(clock: FixedClock) -> None:
         assert r.status_code == 200
 
 
+@pytest.mark.checklist("SES-05", "SES-16")
 async def test_cookie_secure_uses_host_prefix(clock: FixedClock) -> None:
     app = make_app(clock, cookie_secure=True)
     async with client(app, base_url="https://testserver") as c:
@@ -197,6 +204,7 @@ async def test_cookie_secure_uses_host_prefix(clock: FixedClock) -> None:
         assert (await c.get("/account", headers=HTML)).status_code == 200
 
 
+@pytest.mark.checklist("UI-03")
 async def test_pages_send_security_headers(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:

@@ -87,6 +87,7 @@ async def test_trust_then_the_next_login_skips_the_code(clock: FixedClock) -> No
         assert "My laptop" in await devices_page(c)
 
 
+@pytest.mark.checklist("TD-08")
 async def test_skip_keeps_the_device_untrusted(clock: FixedClock) -> None:
     app = trusting_app(clock)
     async with client(app) as c:
@@ -109,6 +110,7 @@ async def test_cleared_cookies_mean_a_code_again(clock: FixedClock) -> None:
         assert not await is_verified(c)
 
 
+@pytest.mark.checklist("TD-06")
 async def test_the_device_cookie_is_opaque_and_well_formed(clock: FixedClock) -> None:
     app = trusting_app(clock)
     async with client(app) as c:
@@ -124,6 +126,7 @@ async def test_the_device_cookie_is_opaque_and_well_formed(clock: FixedClock) ->
         assert "alice" not in decoded.decode()
 
 
+@pytest.mark.checklist("TD-02")
 async def test_device_cookie_of_alice_does_not_skip_bobs_challenge(clock: FixedClock) -> None:
     store = MemoryStore()
     app = trusting_app(clock, store)
@@ -146,6 +149,7 @@ async def test_device_cookie_of_alice_does_not_skip_bobs_challenge(clock: FixedC
         assert not await is_verified(bob)
 
 
+@pytest.mark.checklist("TD-05")
 async def test_trust_expires_after_its_period(clock: FixedClock) -> None:
     app = trusting_app(clock, trust_duration="7d")
     async with client(app) as c:
@@ -159,6 +163,7 @@ async def test_trust_expires_after_its_period(clock: FixedClock) -> None:
 
 
 @pytest.mark.parametrize("how", ["revoke_devices", "mode_off_on"])
+@pytest.mark.checklist("TD-03")
 async def test_trust_ends_with_device_revocation_or_re_enrollment(
     clock: FixedClock, how: str
 ) -> None:
@@ -179,6 +184,7 @@ async def test_trust_ends_with_device_revocation_or_re_enrollment(
         assert not await is_verified(c)
 
 
+@pytest.mark.checklist("TD-01")
 async def test_trust_duration_zero_means_no_prompt(clock: FixedClock) -> None:
     app = make_app(clock)  # the test helper's default: trust_duration=0
     async with client(app) as c:
@@ -201,6 +207,7 @@ async def test_auto_trust_for_app_clients(clock: FixedClock) -> None:
         assert await is_verified(c)
 
 
+@pytest.mark.checklist("TD-03", "TD-10")
 async def test_rename_and_delete_through_the_pages(clock: FixedClock) -> None:
     app = trusting_app(clock)
     async with client(app) as c:
@@ -243,6 +250,7 @@ async def test_rename_and_delete_through_the_pages(clock: FixedClock) -> None:
         del secret
 
 
+@pytest.mark.checklist("TD-10")
 async def test_another_users_device_is_not_found(clock: FixedClock) -> None:
     store = MemoryStore()
     app = trusting_app(clock, store)
@@ -309,6 +317,7 @@ async def test_trusting_a_listed_device_needs_a_recent_code(clock: FixedClock) -
         assert "Not trusted" not in listed
 
 
+@pytest.mark.checklist("ENR-01", "SES-18")
 async def test_a_trusted_device_session_needs_a_code_before_changing_the_factor(
     clock: FixedClock,
 ) -> None:
@@ -342,6 +351,7 @@ async def test_device_cap_prunes_the_oldest_untrusted(clock: FixedClock) -> None
 
 
 @pytest.mark.parametrize("target", ["//evil.example", "https://evil.example", "/account?x=1"])
+@pytest.mark.checklist("UI-07")
 async def test_next_survives_the_trust_step_only_when_safe(clock: FixedClock, target: str) -> None:
     app = trusting_app(clock)
     async with client(app) as c:

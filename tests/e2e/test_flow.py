@@ -32,6 +32,7 @@ from .helpers import (
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.checklist("TOTP-04", "TOTP-05")
 async def test_login_enroll_challenge_replay_journey(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -97,6 +98,7 @@ async def test_login_enroll_challenge_replay_journey(clock: FixedClock) -> None:
         assert r.headers["location"].startswith("/_mfa/challenge")
 
 
+@pytest.mark.checklist("RL-01", "RL-02")
 async def test_lockout_after_five_wrong_codes_then_unlock(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -149,6 +151,7 @@ RFC_TIME = 1111111109
 @pytest.mark.parametrize(
     ("algorithm", "digits"), [("SHA1", 6), ("SHA1", 8), ("SHA256", 8), ("SHA512", 8)]
 )
+@pytest.mark.checklist("TOTP-01")
 async def test_rfc6238_time_through_http(algorithm: str, digits: int) -> None:
     clock = FixedClock(RFC_TIME - 90)
     app = make_app(clock, totp_algorithm=algorithm, totp_digits=digits)
@@ -164,6 +167,7 @@ async def test_rfc6238_time_through_http(algorithm: str, digits: int) -> None:
         assert (await c.get("/account", headers=HTML)).status_code == 200
 
 
+@pytest.mark.checklist("SES-01")
 async def test_session_id_changes_on_verification(clock: FixedClock) -> None:
     codec = session_codec(Keyring([SECRET_KEY]))
     app = make_app(clock)
@@ -195,6 +199,7 @@ async def test_session_id_changes_on_verification(clock: FixedClock) -> None:
         assert r.headers["location"].startswith("/_mfa/challenge")
 
 
+@pytest.mark.checklist("LOG-01", "LOG-03")
 async def test_events_emitted_and_no_secret_or_code_leaks(
     clock: FixedClock, caplog: pytest.LogCaptureFixture
 ) -> None:

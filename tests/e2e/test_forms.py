@@ -23,6 +23,7 @@ from .helpers import (
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.checklist("SES-17")
 async def test_missing_csrf_is_refused_and_changes_nothing(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -46,6 +47,7 @@ async def test_missing_csrf_is_refused_and_changes_nothing(clock: FixedClock) ->
         assert await is_verified(c)
 
 
+@pytest.mark.checklist("SES-17")
 async def test_csrf_token_of_another_session_is_refused(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c, client(app) as other:
@@ -68,6 +70,7 @@ async def test_csrf_token_of_another_session_is_refused(clock: FixedClock) -> No
         assert r.status_code == 303
 
 
+@pytest.mark.checklist("SES-17")
 async def test_enrollment_without_csrf_does_not_enroll(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -96,6 +99,7 @@ def _fullwidth(code: str) -> str:
     return "".join(chr(0xFF10 + int(d)) for d in code)
 
 
+@pytest.mark.checklist("TOTP-08", "RL-05")
 async def test_malformed_challenge_input_never_500(clock: FixedClock) -> None:
     app = make_app(clock, max_attempts=20, failure_ceiling=20)
     async with client(app) as c:
@@ -143,6 +147,7 @@ async def test_malformed_challenge_input_never_500(clock: FixedClock) -> None:
         assert await is_verified(c)
 
 
+@pytest.mark.checklist("TOTP-08", "ENR-02")
 async def test_malformed_enrollment_input_never_500(clock: FixedClock) -> None:
     app = make_app(clock, max_attempts=20, failure_ceiling=20)
     async with client(app) as c:

@@ -17,7 +17,9 @@ from examples.starlette_app import users as demo_users
 from mfa_middleware import MemoryStore, MFAConfig
 from mfa_middleware.core import recovery
 from mfa_middleware.core.effects import Key
+from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import UserRecord, user_key
+from mfa_middleware.core.tokens import session_codec
 from mfa_middleware.runtime import Runtime
 from tests.e2e import helpers
 from tests.e2e.helpers import (
@@ -234,6 +236,7 @@ async def test_codes_are_shown_once_after_the_first_enrollment(
         assert codes_left(store, clock) == 10
 
 
+@pytest.mark.checklist("RC-02")
 async def test_each_code_logs_in_once(clock: FixedClock) -> None:
     store = MemoryStore()
     app = recovery_app(clock, store)
@@ -286,6 +289,7 @@ async def test_typed_codes_are_normalised(clock: FixedClock) -> None:
             assert await is_verified(c)
 
 
+@pytest.mark.checklist("RC-06")
 async def test_regenerating_needs_a_recent_code_and_replaces_the_set(clock: FixedClock) -> None:
     store = MemoryStore()
     app = recovery_app(clock, store)
@@ -311,6 +315,7 @@ async def test_regenerating_needs_a_recent_code_and_replaces_the_set(clock: Fixe
         )
         assert page.status_code == 200
         assert CODES_TITLE in page.text
+        assert page.headers["cache-control"] == "no-store"
         new = CODE_RE.findall(page.text)
         assert len(new) == 10
         assert not set(new) & set(old)
@@ -348,6 +353,7 @@ async def use_recovery_in_new_login(c: httpx.AsyncClient, code: str) -> httpx.Re
     return await use_recovery(c, code)
 
 
+@pytest.mark.checklist("RC-04", "RL-07")
 async def test_wrong_recovery_codes_count_toward_the_lockout(clock: FixedClock) -> None:
     events: list[dict[str, Any]] = []
     app = recovery_app(clock, max_attempts=3, on_event=events.append)
@@ -377,6 +383,7 @@ async def test_wrong_recovery_codes_count_toward_the_lockout(clock: FixedClock) 
         assert await is_verified(c)
 
 
+@pytest.mark.checklist("RC-03")
 async def test_the_store_holds_no_plaintext_codes(clock: FixedClock) -> None:
     store = MemoryStore()
     app = recovery_app(clock, store)
@@ -401,6 +408,7 @@ async def test_the_store_holds_no_plaintext_codes(clock: FixedClock) -> None:
 # --- the lost-device link --------------------------------------------------------------------
 
 
+@pytest.mark.checklist("SES-14", "RST-01", "RST-04", "RST-05", "RST-06", "TD-03")
 async def test_lost_device_link_resets_with_the_same_users_login_only(
     clock: FixedClock, mailbox: Mailbox
 ) -> None:
@@ -478,6 +486,7 @@ async def test_lost_device_link_resets_with_the_same_users_login_only(
         assert not await is_verified(trusted)  # the once-trusted browser needs a code
 
 
+@pytest.mark.checklist("RST-01")
 async def test_an_expired_link_is_refused(clock: FixedClock, mailbox: Mailbox) -> None:
     store = MemoryStore()
     app = lost_app(clock, mailbox, store)
@@ -541,6 +550,7 @@ async def test_asking_twice_within_five_minutes_sends_one_email(
 
 
 @pytest.mark.parametrize("missing", ["public_url", "email_sender"])
+@pytest.mark.checklist("RST-02")
 async def test_without_public_url_or_email_sender_contact_the_administrator(
     clock: FixedClock, mailbox: Mailbox, missing: str
 ) -> None:
@@ -560,6 +570,7 @@ async def test_without_public_url_or_email_sender_contact_the_administrator(
         assert store.get(Key("reset_link", "alice")) is None
 
 
+@pytest.mark.checklist("RST-03")
 async def test_the_answer_does_not_tell_whether_an_address_exists(
     clock: FixedClock, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -589,6 +600,7 @@ async def test_the_answer_does_not_tell_whether_an_address_exists(
 
 
 @pytest.mark.parametrize("mode", ["optional", "required"])
+@pytest.mark.checklist("ENR-03", "SES-14", "RST-06")
 async def test_disable_needs_a_recent_code_then_resets(clock: FixedClock, mode: str) -> None:
     store = MemoryStore()
     events: list[dict[str, Any]] = []
@@ -644,6 +656,7 @@ async def test_disable_needs_a_recent_code_then_resets(clock: FixedClock, mode: 
 # --- events and secrets ----------------------------------------------------------------------
 
 
+@pytest.mark.checklist("LOG-01")
 async def test_events_are_emitted_and_carry_no_secrets(
     clock: FixedClock, mailbox: Mailbox, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -652,7 +665,15 @@ async def test_events_are_emitted_and_carry_no_secrets(
     events: list[dict[str, Any]] = []
     app = lost_app(clock, mailbox, store, on_event=events.append, max_attempts=3)
     secrets_seen: list[str] = []
+    sessions = session_codec(Keyring([SECRET_KEY]))
+
+    async def cookies_are_secrets(response: httpx.Response) -> None:
+        for value in response.cookies.values():  # every MFA session and device cookie set
+            claims = sessions.decode(value)
+            secrets_seen.extend([value] + ([claims.session_id] if claims else []))
+
     async with client(app) as c:
+        c.event_hooks["response"].append(cookies_are_secrets)
         # alice: TOTP, recovery codes, one used, then the lost-device reset
         await login(c)
         secret, codes, _ = await enroll_with_codes(c, clock)

@@ -26,6 +26,7 @@ XHR = {"x-requested-with": "XMLHttpRequest"}
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("ENR-04")
 async def test_api_requests_of_unenrolled_user_get_json_401(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -47,6 +48,7 @@ async def test_api_requests_of_unenrolled_user_get_json_401(clock: FixedClock) -
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("UI-01")
 async def test_api_requests_of_unverified_user_get_json_401(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -87,6 +89,7 @@ async def test_browser_requests_get_303_with_safe_next(clock: FixedClock) -> Non
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("EX-06", "UI-01")
 async def test_head_is_redirected_like_get_without_body(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -121,6 +124,7 @@ async def test_head_is_redirected_like_get_without_body(clock: FixedClock) -> No
         assert body == b""
 
 
+@pytest.mark.checklist("EX-06", "UI-01")
 def test_websocket_of_unverified_user_is_closed_before_accept(clock: FixedClock) -> None:
     app = make_app(clock)
     with TestClient(app, follow_redirects=False) as tc:
@@ -141,6 +145,7 @@ def test_websocket_of_unverified_user_is_closed_before_accept(clock: FixedClock)
         assert exc.value.code == 1008
 
 
+@pytest.mark.checklist("GEN-01")
 def test_websocket_when_store_is_down_is_closed_1013(clock: FixedClock) -> None:
     from .test_stores import FlakyStore
 

@@ -46,6 +46,7 @@ async def expect_logged_out(c: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("SES-07")
 async def test_session_ends_exactly_at_its_lifetime(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -57,6 +58,7 @@ async def test_session_ends_exactly_at_its_lifetime(clock: FixedClock) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("SES-07")
 async def test_configured_lifetime_and_api_answer(clock: FixedClock) -> None:
     app = make_app(clock, session_lifetime="12h")
     async with client(app) as c:
@@ -69,6 +71,7 @@ async def test_configured_lifetime_and_api_answer(clock: FixedClock) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("SES-08")
 async def test_idle_timeout_and_background_polling(clock: FixedClock) -> None:
     app = make_app(
         clock,
@@ -91,6 +94,7 @@ async def test_idle_timeout_and_background_polling(clock: FixedClock) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("SES-11")
 async def test_force_logout_reaches_every_device_of_one_user(clock: FixedClock) -> None:
     shared = MemoryStore()
     app = make_app(clock, store=shared)
@@ -108,6 +112,7 @@ async def test_force_logout_reaches_every_device_of_one_user(clock: FixedClock) 
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("SES-11", "SES-12")
 async def test_force_logout_and_clear_all_across_two_instances(
     clock: FixedClock, tmp_path: Path
 ) -> None:
@@ -132,6 +137,7 @@ async def test_force_logout_and_clear_all_across_two_instances(
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("SES-12")
 async def test_new_login_after_clear_all_works(clock: FixedClock) -> None:
     store = MemoryStore()
     app = make_app(clock, store=store)
@@ -146,6 +152,7 @@ async def test_new_login_after_clear_all_works(clock: FixedClock) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("ENR-04")
 async def test_required_mode_gates_every_kind_of_request(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -214,6 +221,7 @@ async def test_mode_off_then_on_makes_everyone_enroll_again(clock: FixedClock) -
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("SES-07")
 async def test_runtime_session_lifetime_applies_on_the_next_request(clock: FixedClock) -> None:
     store = MemoryStore()
     app = make_app(clock, store=store)
@@ -262,6 +270,7 @@ async def test_exempt_service_account_passes_and_normal_user_gets_401(clock: Fix
         ("/PUBLIC/../admin", ""),
     ],
 )
+@pytest.mark.checklist("EX-03")
 async def test_bypass_rules_are_not_fooled(clock: FixedClock, path: str, query: str) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -274,6 +283,7 @@ async def test_bypass_rules_are_not_fooled(clock: FixedClock, path: str, query: 
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("EX-02")
 async def test_bypass_rules_ignore_rewrite_and_forwarding_headers(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -292,6 +302,7 @@ async def test_bypass_rules_ignore_rewrite_and_forwarding_headers(clock: FixedCl
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("EX-02")
 async def test_network_rules_trust_forwarded_for_only_from_configured_proxies(
     clock: FixedClock,
 ) -> None:
@@ -319,6 +330,7 @@ async def test_deny_rule_refuses_with_403(clock: FixedClock) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("SES-13")
 async def test_log_out_of_all_other_sessions_keeps_this_one(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as here, client(app) as there:
@@ -340,6 +352,7 @@ async def test_log_out_of_all_other_sessions_keeps_this_one(clock: FixedClock) -
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("ENR-01")
 async def test_changing_the_method_needs_a_recent_code(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:

@@ -66,6 +66,7 @@ class FlakyStore(MemoryStore):
         return super().scan(*args, **kwargs)
 
 
+@pytest.mark.checklist("TOTP-05")
 async def test_mfa_state_survives_restart_with_sqlite(clock: FixedClock, tmp_path: Path) -> None:
     path = tmp_path / "mfa.sqlite3"
     first_store = SQLiteStore(path)
@@ -102,6 +103,7 @@ async def test_mfa_state_survives_restart_with_sqlite(clock: FixedClock, tmp_pat
         second_store.close()
 
 
+@pytest.mark.checklist("GEN-01")
 async def test_store_outage_fails_closed_and_recovers(clock: FixedClock) -> None:
     store = FlakyStore()
     app = make_app(clock, store=store)
