@@ -6,13 +6,16 @@ import httpx
 import pytest
 
 from .helpers import (
+    COOKIE,
     HTML,
     FixedClock,
     challenge_page,
     client,
     cookie,
     enroll,
+    is_verified,
     login,
+    logout,
     make_app,
     mfa_set_cookie,
     relogin,
@@ -233,3 +236,32 @@ async def test_pages_send_security_headers(clock: FixedClock) -> None:
         r = await submit_code(c, totp(secret, clock()))
         assert r.status_code == 303
         assert r.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.checklist("SES-02")
+async def test_a_planted_session_cookie_is_never_adopted(clock: FixedClock) -> None:
+    """Session fixation: a value the attacker chose, or the attacker's own pending session of
+    the same account, planted in the victim's browser before she logs in, never becomes her
+    verified session, and the attacker's copy stays unverified."""
+    app = make_app(clock)
+    async with client(app) as victim:
+        secret = await sign_up(victim, clock)
+        await logout(victim)
+    async with client(app) as attacker:
+        await login(attacker)  # knows the password, not the second factor
+        assert not await is_verified(attacker)
+        theirs = cookie(attacker)
+        assert theirs is not None
+        for planted in ("attacker-chosen", theirs):
+            async with client(app) as victim:
+                victim.cookies.set(COOKIE, planted, domain="testserver.local")  # as ours
+                await login(victim)
+                clock.advance(30)
+                assert (await submit_code(victim, totp(secret, clock()))).status_code == 303
+                assert await is_verified(victim)
+                issued = cookie(victim)
+                assert issued not in (planted, theirs)
+            assert not await is_verified(attacker)
+            set_cookie(attacker, issued or "")  # even her new cookie: bound to her login
+            assert not await is_verified(attacker)
+            set_cookie(attacker, theirs)

@@ -22,6 +22,7 @@ from tests.e2e.helpers import (
     logout,
     make_app,
     secret_of,
+    set_cookie,
     submit_code,
     totp,
 )
@@ -144,7 +145,7 @@ async def test_device_cookie_of_alice_does_not_skip_bobs_challenge(clock: FixedC
         )
         await logout(bob)
         stolen = next(k.value for k in alice.cookies.jar if k.name == DEVICE)
-        bob.cookies.set(DEVICE, stolen)
+        set_cookie(bob, stolen, DEVICE)  # in place of his own (a second one would not be read)
         await login(bob, "bob")
         assert not await is_verified(bob)
 
