@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import httpx
 import pytest
+from itsdangerous import URLSafeTimedSerializer
 
 from mfa_middleware import MemoryStore, MFAConfig
 from mfa_middleware.admin import Admin
+from mfa_middleware.core.devices import DeviceCodec, DeviceCookie
+from mfa_middleware.core.keys import Keyring
+from mfa_middleware.core.records import user_key
+from mfa_middleware.core.tokens import csrf_token
 from mfa_middleware.runtime import Runtime
 from tests.e2e.helpers import (
+    COOKIE,
     HTML,
     SECRET_KEY,
     FixedClock,
@@ -22,10 +29,12 @@ from tests.e2e.helpers import (
     logout,
     make_app,
     secret_of,
+    senders,
     set_cookie,
     submit_code,
     totp,
 )
+from tests.support.mail_and_sms import Mailbox, TwilioDouble
 
 pytestmark = pytest.mark.anyio
 DEVICE = "mfa_session_device"
@@ -416,3 +425,177 @@ async def test_every_revocation_makes_a_trusted_browser_enter_a_code_again(
             ops.reset("alice")
         await login(trusted)
         assert not await is_verified(trusted)
+
+
+def nobody_trusted(store: MemoryStore) -> bool:
+    return not any(doc.get("trusted_until") for _, doc in store.scan("device", "alice"))
+
+
+async def trusted_browser(c: httpx.AsyncClient, clock: FixedClock) -> str:
+    """alice enrolls in `c` and trusts it; logged out afterwards. Returns her TOTP secret."""
+    await login(c)
+    secret, _ = await enroll_to_prompt(c, clock)
+    await answer_prompt(c, "trust")
+    await logout(c)
+    return secret
+
+
+@pytest.mark.checklist("TD-01")
+async def test_trust_is_documented_as_no_authenticator_and_can_be_turned_off(
+    clock: FixedClock,
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = " ".join((root / "README.md").read_text().split())
+    assert "Trusted devices are a convenience, not an AAL2 authenticator" in readme
+    assert "`0` turns trusting (and the prompt) off" in readme
+    security = " ".join((root / "docs" / "security.md").read_text().split())
+    assert "A trusted device is a convenience, not an authenticator at AAL2" in security
+    store = MemoryStore()
+    async with client(trusting_app(clock, store)) as c:
+        await trusted_browser(c, clock)
+        await login(c)
+        assert await is_verified(c)
+        await logout(c)
+        kept = c.cookies
+    async with client(make_app(clock, store=store, trust_duration=0)) as c:  # turned off
+        c.cookies = kept
+        await login(c)
+        assert not await is_verified(c)  # the device trusted before no longer counts
+        assert (await c.get("/_mfa/trust?next=/account", headers=HTML)).status_code == 303
+
+
+def _flip(value: str, index: int) -> str:
+    return value[:index] + ("A" if value[index] != "A" else "B") + value[index + 1 :]
+
+
+@pytest.mark.checklist("TD-04", "TD-07")
+@pytest.mark.parametrize(
+    "forge",
+    [
+        "payload",
+        "signature",
+        "truncated",
+        "empty",
+        "none",
+        "session_cookie",
+        "csrf_token",
+        "another_key",
+        "another_purpose",
+    ],
+)
+async def test_a_device_cookie_that_is_not_ours_is_ignored(clock: FixedClock, forge: str) -> None:
+    store = MemoryStore()
+    app = trusting_app(clock, store)
+    async with client(app) as c:
+        await trusted_browser(c, clock)
+        real = next(k.value for k in c.cookies.jar if k.name == DEVICE)
+        device_id, tag = json.loads(
+            base64.urlsafe_b64decode(real.split(".")[0] + "=" * (-len(real.split(".")[0]) % 4))
+        )
+        await login(c)
+        session = next(k.value for k in c.cookies.jar if k.name == COOKIE)
+        await logout(c)
+        ring = Keyring(["an0ther-app-key-" + "q8Wm2Nv5Bt6Yc4Hj0FsXa1Pe"])
+        forged = {
+            "payload": _flip(real, 3),
+            "signature": _flip(real, len(real) - 3),
+            "truncated": real[: len(real) // 2],
+            "empty": "",
+            "none": "none",
+            "session_cookie": session,
+            "csrf_token": csrf_token(Keyring([SECRET_KEY]), device_id),
+            "another_key": DeviceCodec(ring, 86400).encode(DeviceCookie(device_id, tag)),
+            "another_purpose": URLSafeTimedSerializer([SECRET_KEY], salt="mfa.session.v1").dumps(
+                [device_id, tag]
+            ),
+        }[forge]
+        set_cookie(c, forged, DEVICE)
+        await login(c)
+        r = await c.get("/account", headers=HTML)
+        assert r.status_code == 303
+        assert r.headers["location"].startswith("/_mfa/challenge")
+    async with client(app) as c:  # and a device cookie is no session cookie either
+        await login(c)
+        await c.get("/account", headers=HTML)
+        set_cookie(c, real)
+        r = await c.get("/account", headers=HTML)
+        assert r.headers["location"].startswith("/_mfa/challenge")
+
+
+@pytest.mark.checklist("TD-08")
+async def test_trust_needs_a_right_code_and_the_users_own_choice(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = trusting_app(clock, store)
+    async with client(app) as c:
+        await login(c)
+        secret, _ = await enroll_to_prompt(c, clock)
+        await answer_prompt(c, "skip")
+        await logout(c)
+        r = await c.post(  # the app's password form, asked to remember
+            "/login",
+            data={"username": "alice", "password": "alice-password", "remember": "1"},
+        )
+        assert r.status_code == 303
+        page = await c.get("/_mfa/challenge", headers=HTML)
+        csrf = csrf_of(page.text)
+        trust = {"csrf": csrf, "choice": "trust", "remember": "1", "next": "/account"}
+        r = await c.post("/_mfa/trust", data=trust, headers=HTML)  # before any code
+        assert r.headers["location"].startswith("/_mfa/challenge")
+        clock.advance(30)
+        r = await c.post(  # a wrong code, asking to be remembered
+            "/_mfa/challenge", data={**trust, "code": "000000"}, headers=HTML
+        )
+        assert r.status_code == 400
+        assert nobody_trusted(store)
+        r = await c.post(
+            "/_mfa/challenge", data={**trust, "code": totp(secret, clock())}, headers=HTML
+        )
+        assert r.headers["location"] == "/_mfa/trust?next=%2Faccount"  # asked, not assumed
+        assert nobody_trusted(store)
+        await answer_prompt(c, "trust")
+        assert not nobody_trusted(store)
+
+
+@pytest.mark.checklist("SES-18")
+async def test_a_session_of_a_trusted_device_enters_a_code_before_any_sensitive_change(
+    clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
+) -> None:
+    store = MemoryStore()
+    app = trusting_app(clock, store, **senders(mailbox, twilio))
+    async with client(app) as c:
+        secret = await trusted_browser(c, clock)
+        await login(c)
+        assert await is_verified(c)  # by the trusted device: no code in this session
+        settings = await c.get("/_mfa/settings", headers=HTML)
+        csrf = csrf_of(settings.text)
+        [(device, _)] = store.scan("device", "alice")
+        before = store.get(user_key("alice"))
+        for path in ("/_mfa/disable", "/_mfa/enroll/totp", "/_mfa/enroll/sms"):
+            r = await c.get(path, headers=HTML)
+            assert r.headers["location"].startswith("/_mfa/challenge?reauth=1"), path
+        for path, form in (
+            ("/_mfa/disable", {}),
+            ("/_mfa/recovery/regenerate", {}),
+            ("/_mfa/settings/sessions", {}),
+            ("/_mfa/enroll/sms", {"phone": "(415) 555-2671", "region": "US"}),
+            ("/_mfa/devices", {"device": device, "action": "trust"}),
+        ):
+            r = await c.post(path, data={"csrf": csrf, **form}, headers=HTML)
+            assert r.headers["location"].startswith("/_mfa/challenge?reauth=1"), path
+        assert store.get(user_key("alice")) == before
+        assert nobody_trusted(store) is False  # this browser's own trust, unchanged
+        assert twilio.requests == []
+        step_up = await c.get("/_mfa/challenge?reauth=1&next=/_mfa/disable", headers=HTML)
+        clock.advance(30)
+        r = await c.post(
+            "/_mfa/challenge",
+            data={
+                "csrf": csrf_of(step_up.text),
+                "code": totp(secret, clock()),
+                "reauth": "1",
+                "next": "/_mfa/disable",
+            },
+            headers=HTML,
+        )
+        assert r.headers["location"] == "/_mfa/disable"
+        assert (await c.get("/_mfa/disable", headers=HTML)).status_code == 200
