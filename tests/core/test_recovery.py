@@ -26,6 +26,8 @@ from mfa_middleware.core.records import (
 from mfa_middleware.core.throttle import ThrottleParams
 from mfa_middleware.drivers import run_sync
 from mfa_middleware.events import EventSink
+from mfa_middleware.senders.base import Message, Sender
+from mfa_middleware.senders.delivery import Delivery
 from mfa_middleware.stores.base import Store
 from mfa_middleware.stores.memory import MemoryStore
 from mfa_middleware.stores.sqlite import SQLiteStore
@@ -439,3 +441,40 @@ def test_a_reset_link_is_spent_once_under_parallel_requests(tmp_path: Path) -> N
     for t in pool:
         t.join(timeout=20)
     assert sorted(results) == [False] * 5 + [True]
+
+
+@pytest.mark.checklist("TD-09")
+def test_codes_links_and_enrollment_codes_survive_a_key_rotation() -> None:
+    """Made under the old key, checked once a new key was appended: each still works once;
+    once the old key is dropped, none does."""
+    from mfa_middleware.core import enroll_code, oob
+
+    old = Env()
+    codes = old.issue()
+    token = old.run(recovery.issue_reset_link(USER, NOW, 3600, old.keyring))
+    unlock = old.run(enroll_code.issue("bob", NOW, 3600, old.keyring, "admin"))
+    oob_params = oob.OobParams()
+    sent: list[str] = []
+
+    class Keep(Sender):
+        channel = "email"
+
+        def send(self, message: Message) -> None:
+            sent.append(message.text)
+
+    flow = oob.send_code(USER, "sid", "login", [("email", "a@example.com")], NOW, old.keyring,
+                         oob_params, "App", first=True)  # fmt: skip
+    assert run_sync(flow, old.store, old.sink, Delivery(email=Keep())).ok
+    emailed = re.findall(r"\b\d{6}\b", sent[0])[0]
+    rotated = Env(old.store)
+    rotated.keyring = Keyring([KEY, OTHER_KEY])
+    assert rotated.use(codes[0]).ok
+    assert rotated.run(recovery.spend_reset_link(USER, token, NOW, rotated.keyring))
+    assert rotated.run(enroll_code.unlock("bob", unlock, "s", NOW, rotated.keyring, LIMITS)).ok
+    attempt, _ = rotated.run(
+        oob.verify_code(USER, "sid", "login", emailed, NOW, rotated.keyring, oob_params, LIMITS)
+    )
+    assert attempt.ok
+    dropped = Env(old.store)
+    dropped.keyring = Keyring([OTHER_KEY])
+    assert not dropped.use(codes[1]).ok

@@ -9,9 +9,17 @@ import zlib
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
+from mfa_middleware import MemoryStore, MFAConfig, MFAMiddleware
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.tokens import session_codec
+from tests.security.support import HeaderLogin
 
 from .helpers import (
     COOKIE,
@@ -277,6 +285,103 @@ async def test_a_planted_session_cookie_is_never_adopted(clock: FixedClock) -> N
             set_cookie(attacker, issued or "")  # even her new cookie: bound to her login
             assert not await is_verified(attacker)
             set_cookie(attacker, theirs)
+
+
+NEW_KEY = "n3w-rotation-key-" + "Lp3Kd8Wm2Nv5Bt6Yc4Hj0Fs"
+AS_ALICE = {**HTML, "x-test-user": "alice"}
+
+
+async def _account(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("the account page")
+
+
+def keyed_app(clock: FixedClock, store: MemoryStore, keys: list[str]) -> Starlette:
+    """An app whose login is the `x-test-user` header (no session of its own to rotate),
+    with MFA under `keys`."""
+    config = MFAConfig(
+        secret_keys=keys,
+        store=store,
+        clock=clock,
+        cookie_secure=False,
+        trust_duration="30d",
+        recovery_code_count=2,
+    )
+    login = HeaderLogin({"alice": {"identity": "alice"}})
+    return Starlette(
+        routes=[Route("/account", _account)],
+        middleware=[
+            Middleware(AuthenticationMiddleware, backend=login),
+            Middleware(MFAMiddleware, config=config),
+        ],
+    )
+
+
+async def _reaches(app: Starlette, cookies: dict[str, str]) -> bool:
+    async with client(app) as browser:
+        browser.cookies.update(cookies)
+        return (await browser.get("/account", headers=AS_ALICE)).status_code == 200
+
+
+@pytest.mark.checklist("TD-09")
+async def test_a_new_key_keeps_sessions_devices_and_codes_and_dropping_the_old_one_ends_them(
+    clock: FixedClock,
+) -> None:
+    """Keys rotate as the README says: append a new one (nobody is logged out, trusted
+    devices stay trusted, recovery codes keep working, a signed-out session stays out), then
+    drop the old one (what it signed is refused)."""
+    store = MemoryStore()
+    old_only = keyed_app(clock, store, [SECRET_KEY])
+    async with client(old_only) as c:
+        page = await c.get("/_mfa/enroll/totp", headers=AS_ALICE)
+        secret = secret_of(page.text)
+        done = await c.post(
+            "/_mfa/enroll/totp",
+            headers=AS_ALICE,
+            data={"csrf": csrf_of(page.text), "code": totp(secret, clock())},
+        )
+        codes = re.findall(r"<li><code>([0-9a-z-]+)</code></li>", done.text)
+        prompt = await c.get("/_mfa/trust", headers=AS_ALICE)
+        await c.post(
+            "/_mfa/trust", headers=AS_ALICE, data={"csrf": csrf_of(prompt.text), "choice": "trust"}
+        )
+        assert (await c.get("/account", headers=AS_ALICE)).status_code == 200
+        made_with_old = dict(c.cookies)
+    async with client(old_only) as gone:  # another session, signed out: a copy stays out
+        clock.advance(30)
+        page = await gone.get("/_mfa/challenge", headers=AS_ALICE)
+        await gone.post(
+            "/_mfa/challenge",
+            headers=AS_ALICE,
+            data={"csrf": csrf_of(page.text), "code": totp(secret, clock())},
+        )
+        copied = dict(gone.cookies)
+        settings = await gone.get("/_mfa/settings", headers=AS_ALICE)
+        await gone.post("/_mfa/logout", headers=AS_ALICE, data={"csrf": csrf_of(settings.text)})
+    assert not await _reaches(old_only, copied)
+    rotated = keyed_app(clock, store, [SECRET_KEY, NEW_KEY])  # a new key appended
+    assert await _reaches(rotated, made_with_old)
+    assert not await _reaches(rotated, copied)
+    async with client(rotated) as c:
+        c.cookies.update(made_with_old)
+        c.cookies.delete(COOKIE)  # a new session: the old key's device cookie still trusted
+        assert (await c.get("/account", headers=AS_ALICE)).status_code == 200
+        assert session_codec(Keyring([NEW_KEY])).decode(cookie(c)) is not None  # newest signs
+    async with client(rotated) as c:  # a recovery code issued under the old key
+        page = await c.get("/_mfa/recovery", headers=AS_ALICE)
+        r = await c.post(
+            "/_mfa/recovery", headers=AS_ALICE, data={"csrf": csrf_of(page.text), "code": codes[0]}
+        )
+        assert r.status_code == 200
+        assert (await c.get("/account", headers=AS_ALICE)).status_code == 200
+    new_only = keyed_app(clock, store, [NEW_KEY])  # the old key dropped
+    async with client(new_only) as c:
+        c.cookies.update(made_with_old)
+        r = await c.get("/account", headers=AS_ALICE)
+        assert r.status_code == 303
+        assert r.headers["location"].startswith("/_mfa/challenge")
+        c.cookies.delete(COOKIE)
+        r = await c.get("/account", headers=AS_ALICE)
+        assert r.headers["location"].startswith("/_mfa/challenge")  # nor the device cookie
 
 
 def _payload(value: str) -> bytes:

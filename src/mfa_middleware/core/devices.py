@@ -15,7 +15,7 @@ must enter a code before sensitive changes.
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+from collections.abc import Collection, Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -133,7 +133,7 @@ class Recognised:
 def recognise(
     user_id: str,
     cookie: DeviceCookie | None,
-    user_tag: str,
+    user_tags: Collection[str],
     now: float,
     ip: str,
     user_agent: str,
@@ -143,7 +143,7 @@ def recognise(
     """At the start of a login session: this browser's device record, its use noted; None
     when the browser has no device of this user (a cookie of another user or of a deleted
     device counts as none). Nothing is created here: see `register`."""
-    if cookie is None or cookie.user_tag != user_tag:
+    if cookie is None or cookie.user_tag not in user_tags:
         return None
     existing = yield from get(device_key(user_id, cookie.device_id))
     if existing is None:
