@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from itsdangerous.encoding import base64_decode
 
+from mfa_middleware.core.devices import DeviceCodec, DeviceCookie
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.tokens import (
     MAX_TOKEN_LENGTH,
@@ -262,3 +263,19 @@ def test_new_id_entropy() -> None:
         assert len(raw) >= 16
         assert value.isascii()
         assert all(ch.isalnum() or ch in "-_" for ch in value)
+
+
+@pytest.mark.checklist("TD-05")
+def test_a_device_cookie_past_its_max_age_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signature's own timestamp is checked on every read (itsdangerous checks the age
+    only when `max_age` is passed): a cookie kept past its time by a browser, or forged to
+    live longer, is no device."""
+    import itsdangerous.timed
+
+    codec = DeviceCodec(Keyring([NEW]), max_age=30 * 86400)
+    signed_at = 1_700_000_000
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: signed_at)
+    token = codec.encode(DeviceCookie("device-1", "tag"))
+    for age, valid in ((0, True), (30 * 86400, True), (30 * 86400 + 1, False), (10**8, False)):
+        monkeypatch.setattr(itsdangerous.timed.time, "time", lambda age=age: signed_at + age)
+        assert (codec.decode(token) is not None) is valid, age

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -541,3 +542,16 @@ async def test_steps_happen_in_order_and_each_once(clock: FixedClock) -> None:
         assert again.status_code == 303  # done already: on to next, nothing verified again
         assert again.headers["location"] == "/account"
         assert UserRecord.from_doc(store.get(user_key("alice"))).last_totp_step == step
+
+
+@pytest.mark.checklist("TOTP-06")
+async def test_each_enrollment_shows_a_new_secret_of_160_bits(clock: FixedClock) -> None:
+    app = make_app(clock)
+    shown = set()
+    for _ in range(50):
+        async with client(app) as c:  # a new browser, a new login: a new pending secret
+            await login(c)
+            secret = secret_of((await c.get("/_mfa/enroll/totp", headers=HTML)).text)
+            assert len(base64.b32decode(secret + "=" * (-len(secret) % 8))) >= 20
+            shown.add(secret)
+    assert len(shown) == 50
