@@ -740,3 +740,126 @@ async def test_events_are_emitted_and_carry_no_secrets(
     text = repr(events) + "\n".join(logged)
     for value in secrets_seen:
         assert not re.search(rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9A-Za-z])", text), value
+
+
+# --- checklist items on these pages ------------------------------------------------------------
+
+
+@pytest.mark.checklist("ENR-03")
+async def test_turning_2fa_off_touches_only_the_callers_own_account(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = recovery_app(clock, store)
+    async with client(app) as alice, client(app) as bob:
+        await login(bob, "bob")
+        await enroll_with_codes(bob, clock)
+        await login(alice)
+        await enroll_with_codes(alice, clock)
+        bobs = store.get(user_key("bob"))
+        page = await alice.get("/_mfa/disable", headers=HTML)
+        assert page.status_code == 200
+        naming_bob = {"user": "bob", "user_id": "bob", "username": "bob"}
+        r = await alice.post(
+            "/_mfa/disable", headers=HTML, data={"csrf": csrf_of(page.text), **naming_bob}
+        )
+        assert r.status_code == 303
+        assert user_record(store).method is None
+        assert store.get(user_key("bob")) == bobs
+        assert codes_left(store, clock, "bob") == 10
+        assert await is_verified(bob)
+
+
+@pytest.mark.checklist("RST-02")
+async def test_a_strict_deployment_caps_the_lost_device_link_at_ten_minutes(
+    clock: FixedClock, mailbox: Mailbox
+) -> None:
+    store = MemoryStore()
+    app = lost_app(clock, mailbox, store, reset_link_ttl="10m")
+    async with client(app) as c:
+        await login(c)
+        await enroll_with_codes(c, clock)
+        await relogin(c)
+        await ask_for_link(c)
+        ((path, _),) = reset_links(mailbox)
+        assert "for 10 minutes" in messages_about(mailbox, "reset two-step verification")[0]
+        clock.advance(601)
+        r = await open_link(c, path)
+        assert r.status_code == 400
+        assert user_record(store).method == "totp"
+
+
+@pytest.mark.checklist("RST-04")
+async def test_the_link_names_the_configured_origin_and_its_page_leaks_nothing(
+    clock: FixedClock, mailbox: Mailbox
+) -> None:
+    store = MemoryStore()
+    app = lost_app(clock, mailbox, store)
+    spoofed = {
+        **HTML,
+        "host": "evil.example",
+        "x-forwarded-host": "evil.example",
+        "forwarded": "host=evil.example;proto=http",
+    }
+    async with client(app) as c:
+        await login(c)
+        await enroll_with_codes(c, clock)
+        await relogin(c)
+        page = await c.get("/_mfa/lost", headers=spoofed)
+        r = await c.post("/_mfa/lost", headers=spoofed, data={"csrf": csrf_of(page.text)})
+        assert r.status_code == 200
+        ((path, token),) = reset_links(mailbox)  # https://app.example.com/... (PUBLIC_URL)
+        assert not any("evil.example" in mailbox.text_of(m) for m in mailbox.messages)
+        assert token not in json.dumps([doc for doc, _ in store._data.values()])
+        landing = await c.get(path, headers=HTML)
+        assert landing.headers["referrer-policy"] == "no-referrer"
+        assert '<meta name="referrer" content="no-referrer">' in landing.text
+        assert not re.search(r'(?:src|href|action)="(?:https?:)?//', landing.text)
+        assert (await open_link(c, path)).status_code == 303
+        assert (await open_link(c, path)).status_code == 400  # once
+
+
+@pytest.mark.checklist("NOT-01", "RC-05")
+async def test_every_change_of_factor_or_codes_is_announced_without_secrets(
+    clock: FixedClock, mailbox: Mailbox
+) -> None:
+    store = MemoryStore()
+    app = lost_app(clock, mailbox, store)
+    secrets_seen: list[str] = []
+    async with client(app) as c:
+        await login(c)
+        secret, codes, _ = await enroll_with_codes(c, clock)
+        secrets_seen += [secret, *codes]
+        page = await c.get("/_mfa/enroll/totp", headers=HTML)  # a new app, with a recent code
+        new_secret = secret_of(page.text)
+        secrets_seen.append(new_secret)
+        r = await c.post(
+            "/_mfa/enroll/totp",
+            headers=HTML,
+            data={"csrf": csrf_of(page.text), "code": totp(new_secret, clock())},
+        )
+        assert r.status_code == 303
+        settings = await settings_page(c)
+        r = await c.post(
+            "/_mfa/recovery/regenerate", headers=HTML, data={"csrf": csrf_of(settings)}
+        )
+        fresh = CODE_RE.findall(r.text)
+        secrets_seen += fresh
+        await relogin(c)
+        assert (await use_recovery(c, fresh[0])).status_code == 200
+        page = await c.get("/_mfa/disable", headers=HTML)  # the recovery code was just now
+        r = await c.post("/_mfa/disable", headers=HTML, data={"csrf": csrf_of(page.text)})
+        assert r.headers["location"] == "/_mfa/enroll"
+    subjects = [str(m["Subject"]).removeprefix("Demo app: ") for m in mailbox.messages]
+    assert subjects == [
+        "two-step verification turned on",
+        "two-step verification changed",
+        "new recovery codes",
+        "a recovery code was used",
+        "two-step verification was reset",
+    ]
+    assert {m["To"] for m in mailbox.messages} == {"alice@example.com"}
+    for message in mailbox.messages:
+        text = mailbox.text_of(message)
+        assert "If this wasn't you" in text
+        for value in secrets_seen:
+            assert value not in text
+            assert value.replace("-", "") not in text
