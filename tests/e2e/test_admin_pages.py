@@ -416,3 +416,69 @@ async def test_ops_reset_of_alice_leaves_bob_untouched(clock: FixedClock) -> Non
         await login(bob, "bob")
         assert await is_verified(bob)  # still a trusted device
         assert ops(store, clock).devices("bob")[0]["trusted"] is True
+
+
+@pytest.mark.checklist("RST-08")
+async def test_a_reset_can_neither_set_nor_show_the_users_factor(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store)
+    async with client(app) as alice, client(app) as bob:
+        bob_secret, bob_codes = await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        chosen = {
+            "secret": "JBSWY3DPEHPK3PXP" * 2,
+            "totp_secret": "JBSWY3DPEHPK3PXP" * 2,
+            "method": "sms",
+            "phone": "+14155550100",
+            "email": "attacker@evil.example",
+            "code": "123456",
+        }
+        r = await act(alice, action="reset", user="bob", **chosen)
+        assert r.status_code == 200
+        page = html.unescape(r.text)
+        assert "Enrollment code for bob:" in page
+        for shown in (bob_secret, "otpauth", "<svg", "JBSWY3DP", *bob_codes):
+            assert shown not in page.replace(" ", "")
+        after = record(store, "bob")
+        assert (after.method, after.totp_secret, after.phone, after.email) == (None,) * 4
+        assert store.get(Key("recovery", "bob")) is None
+
+
+@pytest.mark.checklist("RST-10")
+async def test_admin_actions_are_audited_with_actor_target_and_address_and_no_secret(
+    clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", "mfa_middleware")
+    store = MemoryStore()
+    events: list[dict[str, Any]] = []
+    app = admin_app(clock, store, on_event=events.append)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        events.clear()
+        caplog.clear()
+        r = await act(alice, action="reset", user="bob")
+        (shown,) = re.findall(r"\b[0-9a-z]{4}(?:-[0-9a-z]{4}){3}\b", html.unescape(r.text))
+        for action in ("logout", "exempt", "unexempt"):
+            await act(alice, action=action, user="bob")
+        await act(alice, action="mode", mode="optional")
+        await act(alice, action="lifetime", lifetime="12h")
+    names = [e["event"] for e in events]
+    assert names == [
+        "enroll_code_issued",
+        "mfa_reset",
+        "forced_logout",
+        "exemption_changed",
+        "exemption_changed",
+        "mode_changed",
+        "session_lifetime_changed",
+    ]
+    for event in events:
+        assert (event["actor"], event["ip"]) == ("admin:alice", "127.0.0.1"), event
+        assert event.get("user", "bob") == "bob"
+    records = [r for r in caplog.records if getattr(r, "mfa_event", None)]
+    assert [r.mfa_event["event"] for r in records] == names  # type: ignore[attr-defined]
+    assert all(r.created for r in records)  # when: every log record has its time
+    logged = repr(events) + "".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
+    assert shown not in logged
+    assert shown.replace("-", "") not in logged

@@ -8,7 +8,7 @@ from collections.abc import Generator
 from typing import Any
 
 from mfa_middleware.core import devices
-from mfa_middleware.core.effects import Effect, get
+from mfa_middleware.core.effects import Effect, annotated, get
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_VERIFIED, Allow
 from mfa_middleware.core.records import load_hot_state
@@ -41,15 +41,18 @@ def _trust(
     # (auto_trust) the new factor has just moved the user's device epoch on
     state = yield from load_hot_state(page.principal.id)
     return (
-        yield from devices.trust(
-            page.principal.id,
-            device_id,
-            name,
-            page.rt.clock(),
-            page.rt.trust_seconds,
-            state.user,
-            state.settings,
-            actor,
+        yield from annotated(
+            devices.trust(
+                page.principal.id,
+                device_id,
+                name,
+                page.rt.clock(),
+                page.rt.trust_seconds,
+                state.user,
+                state.settings,
+                actor,
+            ),
+            ip=page.facts.client,
         )
     )
 
@@ -141,7 +144,8 @@ def devices_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if action == "confirm_delete":
         return page.render("device_delete.html", device_id=device_id, device_name=record.name)
     if action == "delete":
-        yield from devices.forget(page.principal.id, device_id, actor="self")
+        forgetting = devices.forget(page.principal.id, device_id, actor="self")
+        yield from annotated(forgetting, ip=page.facts.client)
         return page.go(f"{back}?done=deleted")
     if action == "trust" and _trust_open(page):
         if not page.recently_verified:  # trusting another browser remotely is an elevation
