@@ -14,7 +14,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mfa_middleware.core import oob
-from mfa_middleware.core.effects import Doc, Effect, Key, delete, emit, get, put, update
+from mfa_middleware.core.effects import (
+    Doc,
+    Effect,
+    Key,
+    annotated,
+    delete,
+    emit,
+    get,
+    put,
+    update,
+)
 from mfa_middleware.core.flows import Attempt
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.records import SETTINGS_KEY, Record, RuntimeSettings, UserRecord, user_key
@@ -92,22 +102,21 @@ def _send(
     rt = page.rt
     facts = page.facts
     client = client_address(rt, facts)
-    return (
-        yield from oob.send_code(
-            page.principal.id,
-            page.view.claims.session_id,
-            purpose,
-            routes,
-            rt.clock(),
-            rt.keyring,
-            _params(page),
-            rt.config.app_name,
-            page.session_hash,
-            first=first,
-            ip=oob.rate_limit_address(client),
-            translate=rt.translate,
-        )
+    sending = oob.send_code(
+        page.principal.id,
+        page.view.claims.session_id,
+        purpose,
+        routes,
+        rt.clock(),
+        rt.keyring,
+        _params(page),
+        rt.config.app_name,
+        page.session_hash,
+        first=first,
+        ip=oob.rate_limit_address(client),
+        translate=rt.translate,
     )
+    return (yield from annotated(sending, ip=facts.client))  # who asked, in every event
 
 
 def _sent_context(
