@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from mfa_middleware import MemoryStore, MFAConfig, MFAMiddleware
+from tests.security.support import HeaderLogin
+
 from .helpers import (
     HTML,
+    SECRET_KEY,
     FixedClock,
     client,
     enroll,
@@ -236,3 +246,27 @@ async def test_verified_request_sets_no_cookie(clock: FixedClock) -> None:
         r = await c.get("/account", headers=HTML)
         assert r.status_code == 200
         assert mfa_set_cookie(r) is None
+
+
+@pytest.mark.checklist("EX-06")
+def test_lifespan_passes_through_to_the_app(clock: FixedClock) -> None:
+    """Only `http` and `websocket` scopes are gated; the app's startup and shutdown run."""
+    ran: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ran.append("startup")
+        yield
+        ran.append("shutdown")
+
+    config = MFAConfig(secret_keys=[SECRET_KEY], store=MemoryStore(), clock=clock)
+    app = Starlette(
+        lifespan=lifespan,
+        middleware=[
+            Middleware(AuthenticationMiddleware, backend=HeaderLogin({})),
+            Middleware(MFAMiddleware, config=config),
+        ],
+    )
+    with TestClient(app):
+        assert ran == ["startup"]
+    assert ran == ["startup", "shutdown"]
