@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.security.traceability import DOC, rendered  # noqa: E402
+from tests.security.traceability import DOC, rendered
 
 
 def main(argv: list[str]) -> int:
@@ -23,7 +23,8 @@ def main(argv: list[str]) -> int:
             return 1
         return 0
     DOC.write_text(fresh, encoding="utf-8")
-    print(f"wrote the matrix in {DOC.relative_to(Path.cwd()) if DOC.is_relative_to(Path.cwd()) else DOC}")
+    shown = DOC.relative_to(Path.cwd()) if DOC.is_relative_to(Path.cwd()) else DOC
+    print(f"wrote the matrix in {shown}")
     return 0
 
 
