@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: demo django-demo test lint install system-deps screenshots bench messages
+.PHONY: demo django-demo test lint install system-deps screenshots bench messages security-matrix
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,6 +31,9 @@ bench: system-deps $(BENCH_STAMP)
 messages: $(STAMP)
 	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -k NP_:1,2 --no-location --sort-output --omit-header \
 		-o src/mfa_middleware/locale/mfa_middleware.pot .
+
+security-matrix: $(STAMP)
+	$(PY) scripts/security_matrix.py
 
 screenshots: $(STAMP) system-deps
 	$(PY) scripts/screenshots.py

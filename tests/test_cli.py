@@ -429,6 +429,7 @@ def test_logout_all_asks_on_a_terminal(
         assert doc(db, SETTINGS).get("global_epoch", 0) == 0
 
 
+@pytest.mark.checklist("RST-10")
 def test_events_name_the_cli_actor(db: Path) -> None:
     events: list[dict[str, Any]] = []
     config = MFAConfig(secret_keys=[KEY], store=SQLiteStore(db), on_event=events.append)
@@ -480,6 +481,7 @@ def test_new_flag_exempts_a_user_without_a_record(url: str, db: Path, capsys: An
     assert doc(db, Key("user", "svc-new"))["exempt"] is True
 
 
+@pytest.mark.checklist("TD-10")
 def test_devices_and_revoke_device(url: str, db: Path, capsys: Any) -> None:
     store = SQLiteStore(db)
     store.put(Key("user", "alice"), {"method": "totp"})

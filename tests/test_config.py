@@ -27,6 +27,7 @@ def assert_field(exc: pytest.ExceptionInfo[ConfigError], name: str) -> None:
     assert isinstance(exc.value, ValueError)
 
 
+@pytest.mark.checklist("TOTP-02")
 def test_defaults() -> None:
     cfg = config()
     assert cfg.mode == "required"
@@ -57,6 +58,7 @@ def test_config_is_frozen() -> None:
         KEY.encode(),
     ],
 )
+@pytest.mark.checklist("TD-09")
 def test_missing_keys_are_refused(keys: Any) -> None:
     with pytest.raises(ConfigError) as exc:
         MFAConfig(secret_keys=keys)
@@ -79,6 +81,7 @@ def test_secret_keys_is_required() -> None:
         12345678901234567890123456789012345,
     ],
 )
+@pytest.mark.checklist("TD-09")
 def test_short_or_non_string_keys_are_refused(key: Any) -> None:
     with pytest.raises(ConfigError) as exc:
         MFAConfig(secret_keys=[key])
@@ -101,12 +104,14 @@ def test_short_or_non_string_keys_are_refused(key: Any) -> None:
         "1234567" * 6,  # seven distinct characters
     ],
 )
+@pytest.mark.checklist("TD-09")
 def test_weak_keys_are_refused(key: str) -> None:
     with pytest.raises(ConfigError) as exc:
         MFAConfig(secret_keys=[key])
     assert_field(exc, "secret_keys")
 
 
+@pytest.mark.checklist("TD-09")
 def test_one_weak_key_among_good_ones_is_refused() -> None:
     with pytest.raises(ConfigError) as exc:
         MFAConfig(secret_keys=[KEY, "changeme" * 4, KEY2])
@@ -162,6 +167,7 @@ def test_bad_mode(mode: Any) -> None:
         ("max_form_bytes", 10),
     ],
 )
+@pytest.mark.checklist("TOTP-02", "TOTP-03", "RL-01")
 def test_integer_out_of_range(name: str, value: Any) -> None:
     with pytest.raises(ConfigError) as exc:
         config(**{name: value})
@@ -173,10 +179,12 @@ def test_integer_out_of_range(name: str, value: Any) -> None:
     [("totp_period", 120), ("totp_period", 30), ("totp_period", 15), ("totp_digits", 6),
      ("totp_digits", 8), ("totp_window", 0), ("totp_window", 2)],
 )  # fmt: skip
+@pytest.mark.checklist("TOTP-02", "TOTP-03")
 def test_integer_in_range(name: str, value: int) -> None:
     assert getattr(config(**{name: value}), name) == value
 
 
+@pytest.mark.checklist("RL-01")
 def test_failure_ceiling_not_below_max_attempts() -> None:
     with pytest.raises(ConfigError) as exc:
         config(max_attempts=10, failure_ceiling=9)
@@ -317,6 +325,7 @@ def test_idle_just_below_lifetime_is_accepted() -> None:
 # --- presets and derived values ----------------------------------------------------------
 
 
+@pytest.mark.checklist("SES-07", "SES-08")
 def test_aal2_preset() -> None:
     cfg = MFAConfig.aal2(secret_keys=[KEY])
     assert cfg.lifetime_seconds == 12 * 3600
@@ -350,6 +359,7 @@ def test_option_names_cover_the_fields() -> None:
     assert {"mode", "session_lifetime", "idle_timeout", "totp_period"} <= set(names)
 
 
+@pytest.mark.checklist("TOTP-02")
 def test_config_error_carries_allowed_values() -> None:
     with pytest.raises(ConfigError) as exc:
         config(totp_period=121)

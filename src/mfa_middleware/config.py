@@ -77,7 +77,8 @@ class MFAConfig:
 
     `secret_keys` are ordered oldest first, newest last (as in itsdangerous): the last one
     signs and encrypts, every one verifies. Add a new key at the end to rotate; drop the oldest
-    once tokens made with it have expired (90 days for sessions by default).
+    once tokens made with it have expired (90 days for sessions by default) and what it still
+    protects is gone (see the README: unused TOTP secrets, recovery codes).
     """
 
     secret_keys: Sequence[str]

@@ -125,7 +125,9 @@ class MFAMiddleware:
         principal = self.identify(environ)
         rt = self.runtime
         claims = rt.sessions.decode(cookie_value(environ.get("HTTP_COOKIE", ""), rt.cookie_name))
-        if principal is None or claims is None or claims.user_tag != rt.user_tag(principal.id):
+        if principal is None or claims is None:
+            return
+        if claims.user_tag not in rt.user_tag.tags(principal.id):
             return
         try:
             rt.run(end_session(rt, claims, principal.id, actor="app_logout"))

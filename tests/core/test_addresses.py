@@ -76,6 +76,7 @@ def test_client_behind_a_trusted_proxy(header: str, value: str, client: str | No
     assert (None if resolved is None else str(resolved)) == client
 
 
+@pytest.mark.checklist("EX-02")
 def test_headers_of_an_untrusted_peer_are_ignored() -> None:
     clients = ClientAddresses([OFFICE])
     assert str(clients.resolve("198.51.100.9", "10.1.2.3")) == "198.51.100.9"

@@ -87,6 +87,7 @@ def wrong_code(secret: str, now: float = NOW) -> str:
 # --- verify_totp -------------------------------------------------------------------------
 
 
+@pytest.mark.checklist("TOTP-04")
 def test_right_code_is_accepted_once(env: Env, secret: str) -> None:
     env.enroll(secret)
     first = env.verify(code(secret))
@@ -99,6 +100,7 @@ def test_right_code_is_accepted_once(env: Env, secret: str) -> None:
     assert again.step is None
 
 
+@pytest.mark.checklist("TOTP-04")
 def test_replay_in_a_later_request_within_the_drift_window_is_refused(
     env: Env, secret: str
 ) -> None:
@@ -110,6 +112,7 @@ def test_replay_in_a_later_request_within_the_drift_window_is_refused(
     assert result.replayed is True
 
 
+@pytest.mark.checklist("TOTP-04")
 def test_older_step_than_last_accepted_is_refused(env: Env, secret: str) -> None:
     env.enroll(secret)
     assert env.verify(code(secret)).step == STEP
@@ -119,6 +122,7 @@ def test_older_step_than_last_accepted_is_refused(env: Env, secret: str) -> None
     assert env.user().last_totp_step == STEP
 
 
+@pytest.mark.checklist("TOTP-04")
 def test_accepting_a_future_step_refuses_the_current_one(env: Env, secret: str) -> None:
     env.enroll(secret)
     ahead = env.verify(code(secret, NOW + 30))
@@ -168,6 +172,7 @@ def test_another_users_code_is_refused(env: Env, secret: str) -> None:
     assert env.verify(code(secret), user_id="alice").ok is True
 
 
+@pytest.mark.checklist("RL-01")
 def test_lockout_after_limit_then_right_code_refused(env: Env, secret: str) -> None:
     env.enroll(secret)
     bad = wrong_code(secret)
@@ -188,6 +193,7 @@ def test_lockout_after_limit_then_right_code_refused(env: Env, secret: str) -> N
     assert after.ok is True
 
 
+@pytest.mark.checklist("RL-03")
 def test_success_clears_the_throttle_record(env: Env, secret: str) -> None:
     env.enroll(secret)
     env.verify(wrong_code(secret))
@@ -229,6 +235,7 @@ def test_pending_totp_same_session_same_secret(env: Env) -> None:
     assert other != first
 
 
+@pytest.mark.checklist("TOTP-07")
 def test_pending_secret_is_stored_encrypted(env: Env) -> None:
     secret = env.run(flows.pending_totp(USER, "sid-a", NOW, env.keyring))
     doc = env.store.get(pending_totp_key(USER))
@@ -239,6 +246,7 @@ def test_pending_secret_is_stored_encrypted(env: Env) -> None:
     assert env.keyring.decrypt(doc["secret"]) == secret
 
 
+@pytest.mark.checklist("ENR-02")
 def test_pending_secret_expires(env: Env) -> None:
     first = env.run(flows.pending_totp(USER, "sid-a", NOW, env.keyring))
     env.store.use_clock(lambda: NOW + flows.PENDING_TOTP_TTL + 1)
@@ -284,6 +292,7 @@ def test_confirm_bumps_epoch_of_a_new_user(env: Env) -> None:
     assert env.user().epoch == 1
 
 
+@pytest.mark.checklist("TOTP-07")
 def test_stored_secret_is_fernet_ciphertext_not_base32(env: Env) -> None:
     secret = env.run(flows.pending_totp(USER, "sid-a", NOW, env.keyring))
     assert env.confirm("sid-a", code(secret)).attempt.ok
@@ -297,6 +306,7 @@ def test_stored_secret_is_fernet_ciphertext_not_base32(env: Env) -> None:
         Keyring([OLD]).decrypt(doc["totp_secret"])
 
 
+@pytest.mark.checklist("TOTP-05")
 def test_confirming_code_cannot_log_in(env: Env) -> None:
     """TOTP-05: the code that confirmed enrollment is consumed."""
     secret = env.run(flows.pending_totp(USER, "sid-a", NOW, env.keyring))
@@ -311,6 +321,7 @@ def test_confirming_code_cannot_log_in(env: Env) -> None:
     assert env.verify(code(secret, NOW + 30), now=NOW + 30).ok is True
 
 
+@pytest.mark.checklist("ENR-02")
 def test_confirm_with_wrong_code_activates_nothing(env: Env) -> None:
     secret = env.run(flows.pending_totp(USER, "sid-a", NOW, env.keyring))
     result = env.confirm("sid-a", wrong_code(secret))
@@ -320,6 +331,7 @@ def test_confirm_with_wrong_code_activates_nothing(env: Env) -> None:
     assert env.store.get(pending_totp_key(USER)) is not None
 
 
+@pytest.mark.checklist("ENR-02")
 def test_confirm_from_another_session_is_refused(env: Env) -> None:
     secret = env.run(flows.pending_totp(USER, "sid-a", NOW, env.keyring))
     result = env.confirm("sid-b", code(secret))
@@ -328,6 +340,7 @@ def test_confirm_from_another_session_is_refused(env: Env) -> None:
     assert env.user().method is None
 
 
+@pytest.mark.checklist("ENR-02")
 def test_only_the_latest_pending_secret_can_be_confirmed(env: Env) -> None:
     first = env.run(flows.pending_totp(USER, "sid-a", NOW, env.keyring))
     second = env.run(flows.pending_totp(USER, "sid-b", NOW, env.keyring))

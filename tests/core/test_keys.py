@@ -125,6 +125,7 @@ def test_mac_rotation() -> None:
 
 
 @pytest.mark.parametrize("tag", ["", "x" * 129, "x" * 1_000_000])
+@pytest.mark.checklist("TOTP-10")
 def test_verify_mac_refuses_empty_and_overlong_tags(tag: str) -> None:
     ring = Keyring([NEW])
     assert ring.verify_mac("p", "m", tag) is False
@@ -139,6 +140,7 @@ def test_verify_mac_refuses_a_valid_tag_with_junk_appended_or_truncated() -> Non
 
 
 @pytest.mark.parametrize("tag", ["", "x" * 129, "x" * 1_000_000])
+@pytest.mark.checklist("TOTP-10")
 def test_verify_mac_refuses_bad_lengths_before_any_work(
     monkeypatch: pytest.MonkeyPatch, tag: str
 ) -> None:
@@ -149,6 +151,7 @@ def test_verify_mac_refuses_bad_lengths_before_any_work(
     assert Keyring([NEW]).verify_mac("p", "m", tag) is False
 
 
+@pytest.mark.checklist("TOTP-10")
 def test_verify_mac_compares_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
     ring = Keyring([OLD, NEW])
     tag = ring.mac("p", "m")

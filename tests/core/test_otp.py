@@ -12,9 +12,8 @@ from mfa_middleware.core.otp import TotpParams
 
 SEED_SHA1 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 SEED_SHA256 = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQGEZA===="
-# The 64-byte ASCII seed "1234567890" * 6 + "1234". (SECURITY_CHECKLIST.md section 1 prints
-# its base32 with one 16-character group too many, which decodes to 74 bytes; this is the
-# encoding of the 64-byte seed the checklist names, and the one the RFC rows reproduce with.)
+# The 64-byte ASCII seed "1234567890" * 6 + "1234", the one the RFC rows reproduce with
+# (SECURITY_CHECKLIST.md section 1 prints the same base32).
 SEED_SHA512 = "GEZDGNBVGY3TQOJQ" * 6 + "GEZDGNA="
 SEEDS = {"SHA1": SEED_SHA1, "SHA256": SEED_SHA256, "SHA512": SEED_SHA512}
 
@@ -47,12 +46,14 @@ def test_seeds_are_the_rfc_ascii_strings() -> None:
 
 
 @pytest.mark.parametrize(("t", "alg", "code"), RFC6238_CASES)
+@pytest.mark.checklist("TOTP-01")
 def test_rfc6238_code_at(t: int, alg: str, code: str) -> None:
     params = TotpParams(digits=8, algorithm=alg)
     assert otp.code_at(SEEDS[alg], t, params) == code
 
 
 @pytest.mark.parametrize(("t", "alg", "code"), RFC6238_CASES)
+@pytest.mark.checklist("TOTP-01")
 def test_rfc6238_match_step_window_0(t: int, alg: str, code: str) -> None:
     params = TotpParams(digits=8, algorithm=alg, window=0)
     assert otp.match_step(SEEDS[alg], code, t, params) == t // 30
@@ -71,12 +72,14 @@ def test_rfc6238_wrong_algorithm_does_not_match(t: int, alg: str, code: str) -> 
     [(59, "287082"), (1111111109, "081804"), (1111111111, "050471"),
      (1234567890, "005924"), (2000000000, "279037"), (20000000000, "353130")],
 )  # fmt: skip
+@pytest.mark.checklist("TOTP-01")
 def test_rfc6238_six_digit_truncations(t: int, code: str) -> None:
     assert otp.code_at(SEED_SHA1, t, SIX) == code
     assert otp.match_step(SEED_SHA1, code, t, TotpParams(window=0)) == t // 30
 
 
 @pytest.mark.parametrize(("count", "code"), list(enumerate(RFC4226)))
+@pytest.mark.checklist("TOTP-01")
 def test_rfc4226_hotp_via_totp_steps(count: int, code: str) -> None:
     params = TotpParams(period=30, window=0)
     assert otp.code_at(SEED_SHA1, count * 30, params) == code
@@ -98,6 +101,7 @@ T = 1111111109  # step 37037036, the code there is 081804
 @pytest.mark.parametrize(("offset", "accepted"), [(-30, True), (0, True), (30, True),
                                                   (-60, False), (60, False), (-90, False),
                                                   (90, False)])  # fmt: skip
+@pytest.mark.checklist("TOTP-03")
 def test_drift_window_plus_minus_one(offset: int, accepted: bool) -> None:
     code = otp.code_at(SEED_SHA1, T + offset, SIX)
     step = otp.match_step(SEED_SHA1, code, T, TotpParams(window=1))
@@ -107,6 +111,7 @@ def test_drift_window_plus_minus_one(offset: int, accepted: bool) -> None:
         assert step is None
 
 
+@pytest.mark.checklist("TOTP-03")
 def test_window_0_refuses_neighbouring_steps() -> None:
     params = TotpParams(window=0)
     assert otp.match_step(SEED_SHA1, otp.code_at(SEED_SHA1, T - 30, SIX), T, params) is None
@@ -164,6 +169,7 @@ def test_wrong_secret_is_refused() -> None:
         "9" * 1_000_000,
     ],
 )
+@pytest.mark.checklist("TOTP-08")
 def test_is_well_formed_refuses(code: str) -> None:
     assert otp.is_well_formed(code, 6) is False
 
@@ -171,6 +177,7 @@ def test_is_well_formed_refuses(code: str) -> None:
 @pytest.mark.parametrize(
     "code", ["", "      ", "\uff10\uff18\uff11\uff18\uff10\uff14", "081804\n", " 081804", "0818040"]
 )
+@pytest.mark.checklist("TOTP-08")
 def test_malformed_variants_of_the_right_code_never_match(code: str) -> None:
     # pyotp alone would NFKC-normalise full-width digits and accept them (TOTP-08).
     assert otp.match_step(SEED_SHA1, code, T, SIX) is None
@@ -184,12 +191,14 @@ def test_is_well_formed_accepts_ascii_digits_of_the_right_length() -> None:
     assert not otp.is_well_formed("12345678", 6)
 
 
+@pytest.mark.checklist("TOTP-06")
 def test_new_secret_has_at_least_160_bits() -> None:
     secret = otp.new_secret()
     raw = base64.b32decode(secret + "=" * (-len(secret) % 8))
     assert len(raw) >= 20
 
 
+@pytest.mark.checklist("TOTP-06")
 def test_new_secret_is_unique() -> None:
     secrets_ = {otp.new_secret() for _ in range(1000)}
     assert len(secrets_) == 1000

@@ -58,6 +58,7 @@ def test_alive_session_has_no_expiry_reason() -> None:
     assert expiry_reason(claims(), hot(ENROLLED), NOW, EFF_IDLE) is None
 
 
+@pytest.mark.checklist("SES-07")
 def test_session_lifetime_boundary() -> None:
     c = claims(login_at=NOW - int(90 * DAY), active_at=NOW)
     assert expiry_reason(c, hot(ENROLLED), NOW, EFF) == "session_lifetime"
@@ -65,12 +66,14 @@ def test_session_lifetime_boundary() -> None:
     assert expiry_reason(c, hot(ENROLLED), NOW + 10 * DAY, EFF) == "session_lifetime"
 
 
+@pytest.mark.checklist("SES-07")
 def test_lifetime_counts_from_login_not_from_activity() -> None:
     # An active user is still logged out after the absolute lifetime (SES: absolute timeout).
     c = claims(login_at=NOW - 12 * 3600, active_at=NOW - 5, verified_at=NOW - 12 * 3600)
     assert expiry_reason(c, hot(ENROLLED), NOW, EFF_IDLE) == "session_lifetime"
 
 
+@pytest.mark.checklist("SES-08")
 def test_idle_timeout_boundary() -> None:
     c = claims(active_at=NOW - 1800, login_at=NOW - 3600)
     assert expiry_reason(c, hot(ENROLLED), NOW, EFF_IDLE) == "idle_timeout"
@@ -88,6 +91,7 @@ def test_user_epoch_bump_ends_session() -> None:
     assert expiry_reason(claims(epoch=3), hot(user), NOW, EFF) is None
 
 
+@pytest.mark.checklist("SES-12")
 def test_global_epoch_bump_ends_session() -> None:
     state = hot(ENROLLED, global_epoch=5)
     assert expiry_reason(claims(global_epoch=4), state, NOW, EFF) == "all_sessions_cleared"
@@ -234,6 +238,7 @@ def test_no_refresh_without_idle_timeout() -> None:
     assert needs_activity_refresh(c, NOW, EFF) is False
 
 
+@pytest.mark.checklist("SES-08")
 def test_refresh_at_most_once_a_minute() -> None:
     assert IDLE_REFRESH_SECONDS == 60
     assert needs_activity_refresh(claims(active_at=NOW), NOW, EFF_IDLE) is False

@@ -26,6 +26,8 @@ from mfa_middleware.core.records import (
 from mfa_middleware.core.throttle import ThrottleParams
 from mfa_middleware.drivers import run_sync
 from mfa_middleware.events import EventSink
+from mfa_middleware.senders.base import Message, Sender
+from mfa_middleware.senders.delivery import Delivery
 from mfa_middleware.stores.base import Store
 from mfa_middleware.stores.memory import MemoryStore
 from mfa_middleware.stores.sqlite import SQLiteStore
@@ -69,6 +71,7 @@ def env() -> Env:
 # --- the codes themselves --------------------------------------------------------------------
 
 
+@pytest.mark.checklist("RC-01")
 def test_codes_carry_at_least_64_bits(env: Env) -> None:
     assert len(set(recovery.ALPHABET)) == 32
     assert not set("ilou") & set(recovery.ALPHABET)  # Crockford: no look-alikes
@@ -80,6 +83,7 @@ def test_codes_carry_at_least_64_bits(env: Env) -> None:
     assert recovery.CODE_LENGTH * math.log2(len(recovery.ALPHABET)) >= 64
 
 
+@pytest.mark.checklist("RC-01")
 def test_codes_are_unique_across_many_issues(env: Env) -> None:
     seen: list[str] = []
     for n in range(300):
@@ -94,6 +98,7 @@ def test_codes_are_unique_across_many_issues(env: Env) -> None:
     assert max(counts) < 1900
 
 
+@pytest.mark.checklist("RC-03")
 def test_only_salted_keyed_hashes_are_stored(env: Env) -> None:
     codes = env.issue()
     doc = env.store.get(recovery.recovery_key(USER))
@@ -111,6 +116,7 @@ def test_only_salted_keyed_hashes_are_stored(env: Env) -> None:
     assert env.use(codes[0]).ok
 
 
+@pytest.mark.checklist("RC-02")
 def test_each_code_works_once(env: Env) -> None:
     codes = env.issue()
     assert env.left() == 10
@@ -180,6 +186,7 @@ def test_malformed_codes_fail_and_count_as_attempts(
     assert env.left() == 1
 
 
+@pytest.mark.checklist("RC-04")
 def test_wrong_codes_lock_the_user_and_a_right_one_then_waits(env: Env) -> None:
     codes = env.issue()
     for n in range(LIMITS.limit):
@@ -195,6 +202,7 @@ def test_wrong_codes_lock_the_user_and_a_right_one_then_waits(env: Env) -> None:
     assert env.store.get(throttle_key(USER)) is None  # a success resets the counter
 
 
+@pytest.mark.checklist("LOG-01")
 def test_events_name_the_user_and_never_a_code(env: Env) -> None:
     codes = env.issue()
     env.use(codes[0])
@@ -227,6 +235,7 @@ class RacingStore(MemoryStore):
         return super().update(key, fn, ttl=ttl)
 
 
+@pytest.mark.checklist("RL-04", "RC-02")
 def test_a_code_used_by_two_interleaved_requests_works_once() -> None:
     store = RacingStore()
     env = Env(store)
@@ -241,6 +250,7 @@ def test_a_code_used_by_two_interleaved_requests_works_once() -> None:
 
 
 @pytest.mark.parametrize("threads", [2, 8])
+@pytest.mark.checklist("RL-04", "RC-02")
 def test_parallel_use_of_one_code_succeeds_once(tmp_path: Path, threads: int) -> None:
     path = tmp_path / "mfa.sqlite3"
     setup = Env(SQLiteStore(path))
@@ -431,3 +441,40 @@ def test_a_reset_link_is_spent_once_under_parallel_requests(tmp_path: Path) -> N
     for t in pool:
         t.join(timeout=20)
     assert sorted(results) == [False] * 5 + [True]
+
+
+@pytest.mark.checklist("TD-09")
+def test_codes_links_and_enrollment_codes_survive_a_key_rotation() -> None:
+    """Made under the old key, checked once a new key was appended: each still works once;
+    once the old key is dropped, none does."""
+    from mfa_middleware.core import enroll_code, oob
+
+    old = Env()
+    codes = old.issue()
+    token = old.run(recovery.issue_reset_link(USER, NOW, 3600, old.keyring))
+    unlock = old.run(enroll_code.issue("bob", NOW, 3600, old.keyring, "admin"))
+    oob_params = oob.OobParams()
+    sent: list[str] = []
+
+    class Keep(Sender):
+        channel = "email"
+
+        def send(self, message: Message) -> None:
+            sent.append(message.text)
+
+    flow = oob.send_code(USER, "sid", "login", [("email", "a@example.com")], NOW, old.keyring,
+                         oob_params, "App", first=True)  # fmt: skip
+    assert run_sync(flow, old.store, old.sink, Delivery(email=Keep())).ok
+    emailed = re.findall(r"\b\d{6}\b", sent[0])[0]
+    rotated = Env(old.store)
+    rotated.keyring = Keyring([KEY, OTHER_KEY])
+    assert rotated.use(codes[0]).ok
+    assert rotated.run(recovery.spend_reset_link(USER, token, NOW, rotated.keyring))
+    assert rotated.run(enroll_code.unlock("bob", unlock, "s", NOW, rotated.keyring, LIMITS)).ok
+    attempt, _ = rotated.run(
+        oob.verify_code(USER, "sid", "login", emailed, NOW, rotated.keyring, oob_params, LIMITS)
+    )
+    assert attempt.ok
+    dropped = Env(old.store)
+    dropped.keyring = Keyring([OTHER_KEY])
+    assert not dropped.use(codes[1]).ok

@@ -38,6 +38,7 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("value", REFUSED)
+@pytest.mark.checklist("UI-07")
 def test_refused_values_fall_back_to_default(value: str) -> None:
     assert safe_next(value) == "/"
     assert safe_next(value, default="/home") == "/home"
@@ -46,6 +47,7 @@ def test_refused_values_fall_back_to_default(value: str) -> None:
 @pytest.mark.parametrize(
     "value", ["/", "/account?x=1", "/account", "/a/b/c?x=1&y=2#frag", "/search?q=%20ok"]
 )
+@pytest.mark.checklist("UI-07")
 def test_local_paths_are_kept(value: str) -> None:
     assert safe_next(value) == value
     assert safe_next(value, default="/home") == value

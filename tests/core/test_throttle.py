@@ -96,6 +96,7 @@ def test_failures_accumulate_across_lockouts() -> None:
     assert state.in_window == 1
 
 
+@pytest.mark.checklist("RL-01")
 def test_ceiling_locks_permanently() -> None:
     params = ThrottleParams(limit=5, base_lockout=60.0, max_lockout=3600.0, ceiling=12)
     state = ThrottleState()
@@ -150,6 +151,7 @@ def test_success_after_lockouts_restarts_the_doubling() -> None:
     assert state.retry_after(NOW + 10_000, P) == pytest.approx(60.0)
 
 
+@pytest.mark.checklist("RL-04")
 def test_full_window_refuses_a_sixth_concurrent_slot() -> None:
     """Five requests take slots before any of them records its failure (RL-04)."""
     state = ThrottleState()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from itsdangerous.encoding import base64_decode
 
+from mfa_middleware.core.devices import DeviceCodec, DeviceCookie
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.tokens import (
     MAX_TOKEN_LENGTH,
@@ -130,6 +131,7 @@ def test_garbage_is_none_without_exception(ring: Keyring, garbage: str | None) -
     assert session_codec(ring).decode(garbage) is None
 
 
+@pytest.mark.checklist("TOTP-10")
 def test_overlong_token_refused_even_if_validly_signed(ring: Keyring) -> None:
     claims = make_claims(ring, method=secrets.token_hex(MAX_TOKEN_LENGTH))  # incompressible
     token = session_codec(ring).encode(claims)
@@ -137,6 +139,7 @@ def test_overlong_token_refused_even_if_validly_signed(ring: Keyring) -> None:
     assert session_codec(ring).decode(token) is None
 
 
+@pytest.mark.checklist("TD-07")
 def test_token_for_another_purpose_is_refused(ring: Keyring) -> None:
     claims = make_claims(ring)
     # Same dump/load, same keys, another salt: e.g. a device cookie replayed as a session.
@@ -149,6 +152,7 @@ def test_token_for_another_purpose_is_refused(ring: Keyring) -> None:
     assert device.decode(session_codec(ring).encode(claims)) is None
 
 
+@pytest.mark.checklist("TD-07", "TD-09")
 def test_token_signed_with_another_key_is_refused(ring: Keyring) -> None:
     token = session_codec(Keyring([OTHER])).encode(make_claims(ring))
     assert session_codec(ring).decode(token) is None
@@ -179,6 +183,7 @@ def test_validly_signed_but_malformed_payload_is_none(ring: Keyring, payload: An
     assert session_codec(ring).decode(token) is None
 
 
+@pytest.mark.checklist("TD-09")
 def test_rotation_old_tokens_decode_under_old_and_new() -> None:
     old_ring = Keyring([OLD])
     claims = make_claims(old_ring)
@@ -188,6 +193,7 @@ def test_rotation_old_tokens_decode_under_old_and_new() -> None:
     assert session_codec(Keyring([NEW])).decode(token) is None
 
 
+@pytest.mark.checklist("TD-09")
 def test_rotation_new_tokens_are_signed_with_the_newest_key() -> None:
     rotated = Keyring([OLD, NEW])
     claims = make_claims(rotated)
@@ -196,6 +202,7 @@ def test_rotation_new_tokens_are_signed_with_the_newest_key() -> None:
     assert session_codec(Keyring([NEW])).decode(token) == claims
 
 
+@pytest.mark.checklist("SES-05")
 def test_payload_holds_no_user_id(ring: Keyring) -> None:
     claims = make_claims(ring)
     token = session_codec(ring).encode(claims)
@@ -247,6 +254,7 @@ def test_csrf_token_survives_rotation() -> None:
     assert csrf_valid(Keyring([NEW]), sid, token) is False
 
 
+@pytest.mark.checklist("SES-04")
 def test_new_id_entropy() -> None:
     ids = [new_id() for _ in range(10_000)]
     assert len(set(ids)) == 10_000
@@ -255,3 +263,19 @@ def test_new_id_entropy() -> None:
         assert len(raw) >= 16
         assert value.isascii()
         assert all(ch.isalnum() or ch in "-_" for ch in value)
+
+
+@pytest.mark.checklist("TD-05")
+def test_a_device_cookie_past_its_max_age_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signature's own timestamp is checked on every read (itsdangerous checks the age
+    only when `max_age` is passed): a cookie kept past its time by a browser, or forged to
+    live longer, is no device."""
+    import itsdangerous.timed
+
+    codec = DeviceCodec(Keyring([NEW]), max_age=30 * 86400)
+    signed_at = 1_700_000_000
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: signed_at)
+    token = codec.encode(DeviceCookie("device-1", "tag"))
+    for age, valid in ((0, True), (30 * 86400, True), (30 * 86400 + 1, False), (10**8, False)):
+        monkeypatch.setattr(itsdangerous.timed.time, "time", lambda age=age: signed_at + age)
+        assert (codec.decode(token) is not None) is valid, age

@@ -117,6 +117,7 @@ def test_admin_site_is_behind_2fa(mfa_store: Store) -> None:
     assert b"Site administration" in admin.content
 
 
+@pytest.mark.checklist("SES-11")
 def test_force_logout_through_manage_py_mfa_logs_alice_out(mfa_store: Store) -> None:
     alice, bob = Client(), Client()
     login(alice, "alice")
@@ -182,6 +183,7 @@ def test_django_csrf_still_guards_the_apps_own_forms(mfa_store: Store) -> None:
     assert refused.status_code == 403
 
 
+@pytest.mark.checklist("SES-17")
 def test_pages_refuse_a_post_without_our_csrf_token(mfa_store: Store) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(get_user_model().objects.get(username="bob"))

@@ -127,6 +127,7 @@ def assert_step_up(location: str, back_to: str) -> None:
 # --- who gets in -----------------------------------------------------------------------------
 
 
+@pytest.mark.checklist("RST-07")
 async def test_a_verified_non_admin_gets_403(clock: FixedClock) -> None:
     store = MemoryStore()
     app = admin_app(clock, store)
@@ -147,6 +148,7 @@ async def test_a_verified_non_admin_gets_403(clock: FixedClock) -> None:
         assert await is_verified(alice)
 
 
+@pytest.mark.checklist("RST-07")
 async def test_an_admin_needs_a_recent_code(clock: FixedClock) -> None:
     store = MemoryStore()
     app = admin_app(clock, store)
@@ -190,6 +192,7 @@ async def test_an_admin_needs_a_recent_code(clock: FixedClock) -> None:
         assert (await admin_page(alice)).status_code == 200
 
 
+@pytest.mark.checklist("SES-18", "RST-07")
 async def test_a_trusted_device_does_not_open_the_admin_pages(clock: FixedClock) -> None:
     store = MemoryStore()
     app = admin_app(clock, store, trust_duration="30d")
@@ -219,6 +222,7 @@ async def test_without_is_admin_the_pages_do_not_exist(clock: FixedClock) -> Non
         assert store.get(SETTINGS_KEY) is None
 
 
+@pytest.mark.checklist("SES-17", "RST-07")
 async def test_missing_or_foreign_csrf_is_refused(clock: FixedClock) -> None:
     store = MemoryStore()
     app = admin_app(clock, store)
@@ -244,6 +248,7 @@ async def test_missing_or_foreign_csrf_is_refused(clock: FixedClock) -> None:
 # --- what an admin does ----------------------------------------------------------------------
 
 
+@pytest.mark.checklist("TOTP-07", "RST-08")
 async def test_admin_finds_a_user_without_seeing_their_factor(clock: FixedClock) -> None:
     store = MemoryStore()
     app = admin_app(clock, store, trust_duration="30d")
@@ -271,6 +276,7 @@ async def test_admin_finds_a_user_without_seeing_their_factor(clock: FixedClock)
         assert fact(nobody, "Unused recovery codes") == "none issued"
 
 
+@pytest.mark.checklist("SES-11", "RST-10")
 async def test_admin_forces_bob_out(clock: FixedClock) -> None:
     store = MemoryStore()
     events: list[dict[str, Any]] = []
@@ -292,6 +298,7 @@ async def test_admin_forces_bob_out(clock: FixedClock) -> None:
         assert [(e["user"], e["actor"]) for e in forced] == [("bob", "admin:alice")]
 
 
+@pytest.mark.checklist("RST-05", "RST-06", "RST-10")
 async def test_admin_resets_bob_who_must_enroll_again(clock: FixedClock) -> None:
     store = MemoryStore()
     events: list[dict[str, Any]] = []
@@ -330,6 +337,7 @@ async def test_admin_resets_bob_who_must_enroll_again(clock: FixedClock) -> None
         assert "badge trusted" not in page  # the browser he logged in with since is new
 
 
+@pytest.mark.checklist("EX-05")
 async def test_admin_exempts_bob(clock: FixedClock) -> None:
     store = MemoryStore()
     app = admin_app(clock, store)
@@ -390,6 +398,7 @@ async def test_admin_changes_the_mode_and_the_session_lifetime(clock: FixedClock
 # --- the ops API: resetting alice leaves bob alone -------------------------------------------
 
 
+@pytest.mark.checklist("RST-05")
 async def test_ops_reset_of_alice_leaves_bob_untouched(clock: FixedClock) -> None:
     store = MemoryStore()
     events: list[dict[str, Any]] = []
@@ -440,3 +449,69 @@ async def test_admin_sees_a_lockout_in_minutes_and_the_lifetime_as_written(
         page = html.unescape((await admin_page(alice, "?user=bob")).text)
         assert fact(page, "Wrong codes in a row") == "2; locked for 1 more minute"
         assert 'id="lifetime" name="lifetime" type="text" class="text short" value="90d"' in page
+
+
+@pytest.mark.checklist("RST-08")
+async def test_a_reset_can_neither_set_nor_show_the_users_factor(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store)
+    async with client(app) as alice, client(app) as bob:
+        bob_secret, bob_codes = await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        chosen = {
+            "secret": "JBSWY3DPEHPK3PXP" * 2,
+            "totp_secret": "JBSWY3DPEHPK3PXP" * 2,
+            "method": "sms",
+            "phone": "+14155550100",
+            "email": "attacker@evil.example",
+            "code": "123456",
+        }
+        r = await act(alice, action="reset", user="bob", **chosen)
+        assert r.status_code == 200
+        page = html.unescape(r.text)
+        assert "Two-step verification is reset for bob. Their enrollment code:" in page
+        for shown in (bob_secret, "otpauth", "<svg", "JBSWY3DP", *bob_codes):
+            assert shown not in page.replace(" ", "")
+        after = record(store, "bob")
+        assert (after.method, after.totp_secret, after.phone, after.email) == (None,) * 4
+        assert store.get(Key("recovery", "bob")) is None
+
+
+@pytest.mark.checklist("RST-10")
+async def test_admin_actions_are_audited_with_actor_target_and_address_and_no_secret(
+    clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", "mfa_middleware")
+    store = MemoryStore()
+    events: list[dict[str, Any]] = []
+    app = admin_app(clock, store, on_event=events.append)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        events.clear()
+        caplog.clear()
+        r = await act(alice, action="reset", user="bob")
+        (shown,) = re.findall(r"\b[0-9a-z]{4}(?:-[0-9a-z]{4}){3}\b", html.unescape(r.text))
+        for action in ("logout", "exempt", "unexempt"):
+            await act(alice, action=action, user="bob")
+        await act(alice, action="mode", mode="optional")
+        await act(alice, action="lifetime", lifetime="12h")
+    names = [e["event"] for e in events]
+    assert names == [
+        "enroll_code_issued",
+        "mfa_reset",
+        "forced_logout",
+        "exemption_changed",
+        "exemption_changed",
+        "mode_changed",
+        "session_lifetime_changed",
+    ]
+    for event in events:
+        assert (event["actor"], event["ip"]) == ("admin:alice", "127.0.0.1"), event
+        assert event.get("user", "bob") == "bob"
+    records = [r for r in caplog.records if getattr(r, "mfa_event", None)]
+    assert [r.mfa_event["event"] for r in records] == names  # type: ignore[attr-defined]
+    assert all(r.created for r in records)  # when: every log record has its time
+    logged = repr(events) + "".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
+    assert shown not in logged
+    assert shown.replace("-", "") not in logged

@@ -32,6 +32,7 @@ from tests.support.mail_and_sms import Mailbox, TwilioDouble
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.checklist("OOB-08")
 async def test_by_default_email_is_not_offered_as_a_factor(
     clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
 ) -> None:
@@ -47,6 +48,7 @@ async def test_by_default_email_is_not_offered_as_a_factor(
         assert mailbox.messages == []
 
 
+@pytest.mark.checklist("OOB-08")
 async def test_by_default_a_failed_sms_does_not_fall_back_to_email(
     clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
 ) -> None:
@@ -79,6 +81,7 @@ async def test_an_email_user_keeps_codes_by_email_after_they_are_turned_off(
         assert "We emailed a code to a***@example.com" in visible(page)
 
 
+@pytest.mark.checklist("OOB-08")
 def test_turning_email_codes_on_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="mfa_middleware"):
         MFAConfig(secret_keys=[SECRET_KEY], email_sender=_sender(), email_codes=True)
@@ -89,6 +92,7 @@ def test_turning_email_codes_on_logs_a_warning(caplog: pytest.LogCaptureFixture)
     assert caplog.records == []
 
 
+@pytest.mark.checklist("OOB-08")
 def test_aal2_refuses_email_codes() -> None:
     with pytest.raises(ConfigError, match="email_codes"):
         MFAConfig(

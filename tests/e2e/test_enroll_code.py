@@ -59,6 +59,7 @@ async def unlock(c: httpx.AsyncClient, code: str) -> httpx.Response:
     return await c.post(UNLOCK, headers=HTML, data={"csrf": csrf_of(page.text), "code": code})
 
 
+@pytest.mark.checklist("RST-09")
 async def test_the_password_alone_cannot_enroll_after_an_admin_reset(clock: FixedClock) -> None:
     store = MemoryStore()
     app, code = await reset_alice(clock, store)
@@ -92,6 +93,7 @@ async def test_the_password_alone_cannot_enroll_after_an_admin_reset(clock: Fixe
         assert (await c.get("/account", headers=HTML)).status_code == 200
 
 
+@pytest.mark.checklist("RST-09")
 async def test_the_code_unlocks_only_the_session_that_entered_it(clock: FixedClock) -> None:
     store = MemoryStore()
     app, code = await reset_alice(clock, store)
@@ -105,6 +107,7 @@ async def test_the_code_unlocks_only_the_session_that_entered_it(clock: FixedClo
         assert (await owner.get("/_mfa/enroll/totp", headers=HTML)).status_code == 200
 
 
+@pytest.mark.checklist("RST-09")
 async def test_an_expired_code_still_blocks_enrollment(clock: FixedClock) -> None:
     store = MemoryStore()
     app, code = await reset_alice(clock, store, enroll_code_ttl="1h")
@@ -120,6 +123,7 @@ async def test_an_expired_code_still_blocks_enrollment(clock: FixedClock) -> Non
         assert r.headers["location"].startswith(UNLOCK)  # the need outlives the code
 
 
+@pytest.mark.checklist("RST-09")
 async def test_wrong_codes_count_toward_the_lockout(clock: FixedClock) -> None:
     store = MemoryStore()
     app, code = await reset_alice(clock, store, max_attempts=3)
@@ -137,6 +141,7 @@ async def test_wrong_codes_count_toward_the_lockout(clock: FixedClock) -> None:
         assert "Too many wrong codes" in locked.text
 
 
+@pytest.mark.checklist("RST-09")
 async def test_the_code_is_emailed_to_the_address_of_record(
     clock: FixedClock, mailbox: Mailbox
 ) -> None:

@@ -41,10 +41,12 @@ def notices(mailbox: Mailbox) -> list[str]:
     ]
 
 
+@pytest.mark.checklist("RL-07", "NOT-02")
 async def test_a_lockout_at_the_challenge_sends_one_notice(
     clock: FixedClock, mailbox: Mailbox
 ) -> None:
-    async with client(noticing_app(clock, mailbox)) as c:
+    events: list[dict[str, Any]] = []
+    async with client(noticing_app(clock, mailbox, on_event=events.append)) as c:
         c.headers["user-agent"] = FIREFOX
         await login(c)
         secret = await enroll(c, clock)
@@ -53,6 +55,10 @@ async def test_a_lockout_at_the_challenge_sends_one_notice(
         guesses = [wrong_code(secret, clock() + 30 * i) for i in range(3)]
         statuses = [(await submit_code(c, guess)).status_code for guess in guesses]
         assert statuses == [400, 400, 429]
+        locked = [e for e in events if e["event"] == "locked_out"]
+        assert [(e["user"], e["step"], e["ip"]) for e in locked] == [
+            ("alice", "challenge", "127.0.0.1")
+        ]  # and a security event for the audit log
         assert len(notices(mailbox)) == 1
         text = notices(mailbox)[0]
         assert "entered 3 wrong codes" in text
@@ -69,6 +75,7 @@ async def test_a_lockout_at_the_challenge_sends_one_notice(
         assert len(notices(mailbox)) == 2
 
 
+@pytest.mark.checklist("NOT-02")
 async def test_fewer_wrong_codes_than_the_limit_send_nothing(
     clock: FixedClock, mailbox: Mailbox
 ) -> None:

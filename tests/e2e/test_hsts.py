@@ -17,6 +17,7 @@ HTTPS = "https://testserver"
 YEAR = "max-age=31536000"
 
 
+@pytest.mark.checklist("SES-16")
 async def test_pages_over_https_send_hsts(clock: FixedClock) -> None:
     async with client(make_app(clock), HTTPS) as c:
         await login(c)
@@ -27,6 +28,7 @@ async def test_pages_over_https_send_hsts(clock: FixedClock) -> None:
         assert sheet.headers["strict-transport-security"] == YEAR
 
 
+@pytest.mark.checklist("SES-16")
 async def test_gate_answers_over_https_send_hsts(clock: FixedClock) -> None:
     async with client(make_app(clock), HTTPS) as c:
         await login(c)

@@ -17,7 +17,9 @@ from examples.starlette_app import users as demo_users
 from mfa_middleware import MemoryStore, MFAConfig
 from mfa_middleware.core import recovery
 from mfa_middleware.core.effects import Key
+from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import UserRecord, user_key
+from mfa_middleware.core.tokens import session_codec
 from mfa_middleware.runtime import Runtime
 from tests.e2e import helpers
 from tests.e2e.helpers import (
@@ -239,6 +241,7 @@ async def test_codes_are_shown_once_after_the_first_enrollment(
         assert codes_left(store, clock) == 10
 
 
+@pytest.mark.checklist("RC-02")
 async def test_each_code_logs_in_once(clock: FixedClock) -> None:
     store = MemoryStore()
     app = recovery_app(clock, store)
@@ -291,6 +294,7 @@ async def test_typed_codes_are_normalised(clock: FixedClock) -> None:
             assert await is_verified(c)
 
 
+@pytest.mark.checklist("RC-06")
 async def test_regenerating_needs_a_recent_code_and_replaces_the_set(clock: FixedClock) -> None:
     store = MemoryStore()
     app = recovery_app(clock, store)
@@ -316,6 +320,7 @@ async def test_regenerating_needs_a_recent_code_and_replaces_the_set(clock: Fixe
         )
         assert page.status_code == 200
         assert CODES_TITLE in page.text
+        assert page.headers["cache-control"] == "no-store"
         new = CODE_RE.findall(page.text)
         assert len(new) == 10
         assert not set(new) & set(old)
@@ -388,6 +393,7 @@ async def test_wrong_recovery_codes_count_toward_the_lockout(clock: FixedClock) 
         assert await is_verified(c)
 
 
+@pytest.mark.checklist("RC-03")
 async def test_the_store_holds_no_plaintext_codes(clock: FixedClock) -> None:
     store = MemoryStore()
     app = recovery_app(clock, store)
@@ -412,6 +418,7 @@ async def test_the_store_holds_no_plaintext_codes(clock: FixedClock) -> None:
 # --- the lost-device link --------------------------------------------------------------------
 
 
+@pytest.mark.checklist("SES-14", "RST-01", "RST-04", "RST-05", "RST-06", "TD-03")
 async def test_lost_device_link_resets_with_the_same_users_login_only(
     clock: FixedClock, mailbox: Mailbox
 ) -> None:
@@ -501,6 +508,7 @@ async def test_lost_device_link_resets_with_the_same_users_login_only(
         assert not await is_verified(trusted)  # the once-trusted browser needs a code
 
 
+@pytest.mark.checklist("RST-01")
 async def test_an_expired_link_is_refused(clock: FixedClock, mailbox: Mailbox) -> None:
     store = MemoryStore()
     app = lost_app(clock, mailbox, store)
@@ -565,6 +573,7 @@ async def test_asking_twice_within_five_minutes_sends_one_email(
 
 
 @pytest.mark.parametrize("missing", ["public_url", "email_sender"])
+@pytest.mark.checklist("RST-02")
 async def test_without_public_url_or_email_sender_contact_the_administrator(
     clock: FixedClock, mailbox: Mailbox, missing: str
 ) -> None:
@@ -584,6 +593,7 @@ async def test_without_public_url_or_email_sender_contact_the_administrator(
         assert store.get(Key("reset_link", "alice")) is None
 
 
+@pytest.mark.checklist("RST-03")
 async def test_the_answer_does_not_tell_whether_an_address_exists(
     clock: FixedClock, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -613,6 +623,7 @@ async def test_the_answer_does_not_tell_whether_an_address_exists(
 
 
 @pytest.mark.parametrize("mode", ["optional", "required"])
+@pytest.mark.checklist("ENR-03", "SES-14", "RST-06")
 async def test_disable_needs_a_recent_code_then_resets(clock: FixedClock, mode: str) -> None:
     store = MemoryStore()
     events: list[dict[str, Any]] = []
@@ -674,6 +685,7 @@ async def test_disable_needs_a_recent_code_then_resets(clock: FixedClock, mode: 
 # --- events and secrets ----------------------------------------------------------------------
 
 
+@pytest.mark.checklist("LOG-01")
 async def test_events_are_emitted_and_carry_no_secrets(
     clock: FixedClock, mailbox: Mailbox, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -682,7 +694,15 @@ async def test_events_are_emitted_and_carry_no_secrets(
     events: list[dict[str, Any]] = []
     app = lost_app(clock, mailbox, store, on_event=events.append, max_attempts=3)
     secrets_seen: list[str] = []
+    sessions = session_codec(Keyring([SECRET_KEY]))
+
+    async def cookies_are_secrets(response: httpx.Response) -> None:
+        for value in response.cookies.values():  # every MFA session and device cookie set
+            claims = sessions.decode(value)
+            secrets_seen.extend([value] + ([claims.session_id] if claims else []))
+
     async with client(app) as c:
+        c.event_hooks["response"].append(cookies_are_secrets)
         # alice: TOTP, recovery codes, one used, then the lost-device reset
         await login(c)
         secret, codes, _ = await enroll_with_codes(c, clock)
@@ -749,3 +769,144 @@ async def test_events_are_emitted_and_carry_no_secrets(
     text = repr(events) + "\n".join(logged)
     for value in secrets_seen:
         assert not re.search(rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9A-Za-z])", text), value
+
+
+# --- checklist items on these pages ------------------------------------------------------------
+
+
+@pytest.mark.checklist("ENR-03")
+async def test_turning_2fa_off_touches_only_the_callers_own_account(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = recovery_app(clock, store)
+    async with client(app) as alice, client(app) as bob:
+        await login(bob, "bob")
+        await enroll_with_codes(bob, clock)
+        await login(alice)
+        await enroll_with_codes(alice, clock)
+        bobs = store.get(user_key("bob"))
+        page = await alice.get("/_mfa/disable", headers=HTML)
+        assert page.status_code == 200
+        naming_bob = {"user": "bob", "user_id": "bob", "username": "bob"}
+        r = await alice.post(
+            "/_mfa/disable", headers=HTML, data={"csrf": csrf_of(page.text), **naming_bob}
+        )
+        assert r.status_code == 303
+        assert user_record(store).method is None
+        assert store.get(user_key("bob")) == bobs
+        assert codes_left(store, clock, "bob") == 10
+        assert await is_verified(bob)
+
+
+@pytest.mark.checklist("RST-02")
+async def test_a_strict_deployment_caps_the_lost_device_link_at_ten_minutes(
+    clock: FixedClock, mailbox: Mailbox
+) -> None:
+    store = MemoryStore()
+    app = lost_app(clock, mailbox, store, reset_link_ttl="10m")
+    async with client(app) as c:
+        await login(c)
+        await enroll_with_codes(c, clock)
+        await relogin(c)
+        await ask_for_link(c)
+        ((path, _),) = reset_links(mailbox)
+        assert "for 10 minutes" in messages_about(mailbox, "reset two-step verification")[0]
+        clock.advance(601)
+        r = await open_link(c, path)
+        assert r.status_code == 400
+        assert user_record(store).method == "totp"
+
+
+@pytest.mark.checklist("RST-04")
+async def test_the_link_names_the_configured_origin_and_its_page_leaks_nothing(
+    clock: FixedClock, mailbox: Mailbox
+) -> None:
+    store = MemoryStore()
+    app = lost_app(clock, mailbox, store)
+    spoofed = {
+        **HTML,
+        "host": "evil.example",
+        "x-forwarded-host": "evil.example",
+        "forwarded": "host=evil.example;proto=http",
+    }
+    async with client(app) as c:
+        await login(c)
+        await enroll_with_codes(c, clock)
+        await relogin(c)
+        page = await c.get("/_mfa/lost", headers=spoofed)
+        r = await c.post("/_mfa/lost", headers=spoofed, data={"csrf": csrf_of(page.text)})
+        assert r.status_code == 200
+        ((path, token),) = reset_links(mailbox)  # https://app.example.com/... (PUBLIC_URL)
+        assert not any("evil.example" in mailbox.text_of(m) for m in mailbox.messages)
+        assert token not in json.dumps([doc for doc, _ in store._data.values()])
+        landing = await c.get(path, headers=HTML)
+        assert landing.headers["referrer-policy"] == "no-referrer"
+        assert '<meta name="referrer" content="no-referrer">' in landing.text
+        assert not re.search(r'(?:src|href|action)="(?:https?:)?//', landing.text)
+        assert (await open_link(c, path)).status_code == 303
+        assert (await open_link(c, path)).status_code == 400  # once
+
+
+@pytest.mark.checklist("NOT-01", "RC-05")
+async def test_every_change_of_factor_or_codes_is_announced_without_secrets(
+    clock: FixedClock, mailbox: Mailbox
+) -> None:
+    store = MemoryStore()
+    app = lost_app(clock, mailbox, store)
+    secrets_seen: list[str] = []
+    async with client(app) as c:
+        await login(c)
+        secret, codes, _ = await enroll_with_codes(c, clock)
+        secrets_seen += [secret, *codes]
+        page = await c.get("/_mfa/enroll/totp", headers=HTML)  # a new app, with a recent code
+        new_secret = secret_of(page.text)
+        secrets_seen.append(new_secret)
+        r = await c.post(
+            "/_mfa/enroll/totp",
+            headers=HTML,
+            data={"csrf": csrf_of(page.text), "code": totp(new_secret, clock())},
+        )
+        assert r.status_code == 303
+        settings = await settings_page(c)
+        r = await c.post(
+            "/_mfa/recovery/regenerate", headers=HTML, data={"csrf": csrf_of(settings)}
+        )
+        fresh = CODE_RE.findall(r.text)
+        secrets_seen += fresh
+        await relogin(c)
+        assert (await use_recovery(c, fresh[0])).status_code == 200
+        page = await c.get("/_mfa/disable", headers=HTML)  # the recovery code was just now
+        r = await c.post("/_mfa/disable", headers=HTML, data={"csrf": csrf_of(page.text)})
+        assert r.headers["location"] == "/_mfa/enroll?off=1"
+    subjects = [str(m["Subject"]).removeprefix("Demo app: ") for m in mailbox.messages]
+    assert subjects == [
+        "two-step verification turned on",
+        "two-step verification changed",
+        "new recovery codes",
+        "a recovery code was used",
+        "two-step verification was reset",
+    ]
+    assert {m["To"] for m in mailbox.messages} == {"alice@example.com"}
+    for message in mailbox.messages:
+        text = mailbox.text_of(message)
+        assert "If this wasn't you" in text
+        for value in secrets_seen:
+            assert value not in text
+            assert value.replace("-", "") not in text
+
+
+@pytest.mark.checklist("RC-04")
+async def test_recovery_code_guesses_share_the_lockout_of_codes(clock: FixedClock) -> None:
+    app = recovery_app(clock, max_attempts=3)
+    async with client(app) as c:
+        await login(c)
+        secret, codes, _ = await enroll_with_codes(c, clock)
+        await relogin(c)
+        guesses = ["0000-0000-0000-0000", "zzzz-zzzz-zzzz-zzzz", "1111-2222-3333-4444"]
+        statuses = [(await use_recovery(c, guess)).status_code for guess in guesses]
+        assert statuses == [400, 400, 429]  # well-formed, wrong: the third locks
+        assert (await use_recovery(c, codes[0])).status_code == 429
+        clock.advance(30)
+        assert (await submit_code(c, totp(secret, clock()))).status_code == 429  # one counter
+        assert not await is_verified(c)
+        clock.advance(61)
+        assert (await use_recovery(c, codes[0])).status_code == 200  # not spent while locked

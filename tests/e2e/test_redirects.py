@@ -34,6 +34,7 @@ EVIL = [
 
 
 @pytest.mark.parametrize("evil", EVIL)
+@pytest.mark.checklist("UI-07")
 async def test_open_redirects_land_on_home(clock: FixedClock, evil: str) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -69,6 +70,7 @@ async def test_open_redirects_land_on_home(clock: FixedClock, evil: str) -> None
         assert r.headers["location"] == "/"
 
 
+@pytest.mark.checklist("UI-07")
 async def test_safe_next_is_kept(clock: FixedClock) -> None:
     """The control case: a local path survives the whole round trip."""
     app = make_app(clock)
@@ -94,6 +96,7 @@ async def test_safe_next_is_kept(clock: FixedClock) -> None:
         assert r.headers["location"] == "/account?tab=keys"
 
 
+@pytest.mark.checklist("UI-07")
 async def test_gate_redirect_for_scheme_relative_path_is_safe(clock: FixedClock) -> None:
     """A request for `//evil.example` (a path, to this site) must not become next=//evil..."""
     app = make_app(clock)

@@ -149,6 +149,7 @@ async def test_optional_mode_not_enrolled_is_never_replayed_past_a_two_factor_ru
 # --- 4. an exempt user's memo ends when the exemption is lifted -------------------------------
 
 
+@pytest.mark.checklist("EX-05")
 async def test_exempt_memo_ends_when_the_exemption_is_lifted(
     clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -276,6 +277,7 @@ async def test_bypass_rule_passes_without_a_session_check(
         assert (await get_page(c, "/public/x")).status_code == 200
 
 
+@pytest.mark.checklist("SES-08")
 async def test_memo_never_outlives_a_short_idle_timeout(clock: FixedClock) -> None:
     app = make_app(clock, idle_timeout="30s")
     async with client(app) as c:
@@ -288,6 +290,7 @@ async def test_memo_never_outlives_a_short_idle_timeout(clock: FixedClock) -> No
         assert r.headers["location"].startswith("/login")
 
 
+@pytest.mark.checklist("SES-08")
 async def test_activity_keeps_a_short_idle_timeout_alive(clock: FixedClock) -> None:
     """An idle timeout under a minute is still moved by activity (every quarter of it)."""
     app = make_app(clock, idle_timeout="30s")

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from mfa_middleware import MemoryStore, MFAConfig, MFAMiddleware
+from tests.security.support import HeaderLogin
+
 from .helpers import (
     HTML,
+    SECRET_KEY,
     FixedClock,
     client,
     csrf_of,
@@ -28,6 +38,7 @@ XHR = {"x-requested-with": "XMLHttpRequest"}
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("ENR-04")
 async def test_api_requests_of_unenrolled_user_get_json_401(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -49,6 +60,7 @@ async def test_api_requests_of_unenrolled_user_get_json_401(clock: FixedClock) -
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("UI-01")
 async def test_api_requests_of_unverified_user_get_json_401(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -89,6 +101,7 @@ async def test_browser_requests_get_303_with_safe_next(clock: FixedClock) -> Non
 
 
 @pytest.mark.anyio
+@pytest.mark.checklist("EX-06", "UI-01")
 async def test_head_is_redirected_like_get_without_body(clock: FixedClock) -> None:
     app = make_app(clock)
     async with client(app) as c:
@@ -123,6 +136,7 @@ async def test_head_is_redirected_like_get_without_body(clock: FixedClock) -> No
         assert body == b""
 
 
+@pytest.mark.checklist("EX-06", "UI-01")
 def test_websocket_of_unverified_user_is_closed_before_accept(clock: FixedClock) -> None:
     app = make_app(clock)
     with TestClient(app, follow_redirects=False) as tc:
@@ -142,6 +156,7 @@ def test_websocket_of_unverified_user_is_closed_before_accept(clock: FixedClock)
         assert exc.value.code == 1008
 
 
+@pytest.mark.checklist("GEN-01")
 def test_websocket_when_store_is_down_is_closed_1013(clock: FixedClock) -> None:
     from .test_stores import FlakyStore
 
@@ -238,3 +253,27 @@ async def test_verified_request_sets_no_cookie(clock: FixedClock) -> None:
         r = await c.get("/account", headers=HTML)
         assert r.status_code == 200
         assert mfa_set_cookie(r) is None
+
+
+@pytest.mark.checklist("EX-06")
+def test_lifespan_passes_through_to_the_app(clock: FixedClock) -> None:
+    """Only `http` and `websocket` scopes are gated; the app's startup and shutdown run."""
+    ran: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ran.append("startup")
+        yield
+        ran.append("shutdown")
+
+    config = MFAConfig(secret_keys=[SECRET_KEY], store=MemoryStore(), clock=clock)
+    app = Starlette(
+        lifespan=lifespan,
+        middleware=[
+            Middleware(AuthenticationMiddleware, backend=HeaderLogin({})),
+            Middleware(MFAMiddleware, config=config),
+        ],
+    )
+    with TestClient(app):
+        assert ran == ["startup"]
+    assert ran == ["startup", "shutdown"]

@@ -40,6 +40,7 @@ def code_mails(mailbox: Mailbox, to: str) -> int:
     )
 
 
+@pytest.mark.checklist("OOB-07")
 async def test_users_sharing_a_phone_share_its_hourly_cap(
     clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
 ) -> None:
@@ -68,6 +69,7 @@ async def test_users_sharing_a_phone_share_its_hourly_cap(
         assert len(twilio.requests) > 4
 
 
+@pytest.mark.checklist("OOB-07")
 async def test_enrolling_someone_elses_phone_cannot_use_up_its_sign_in_codes(
     clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
 ) -> None:
@@ -95,6 +97,7 @@ async def test_enrolling_someone_elses_phone_cannot_use_up_its_sign_in_codes(
         assert twilio.requests[-1]["To"] == E164
 
 
+@pytest.mark.checklist("OOB-07")
 async def test_one_client_address_has_an_hourly_cap_across_users(
     clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
 ) -> None:
@@ -121,6 +124,7 @@ async def test_one_client_address_has_an_hourly_cap_across_users(
         assert code_mails(mailbox, "alice@example.com") == 2
 
 
+@pytest.mark.checklist("OOB-07")
 async def test_rotating_forwarded_addresses_do_not_lift_the_user_cap(
     clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
 ) -> None:

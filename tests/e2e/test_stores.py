@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from examples.starlette_app.app import create_app
 
 from mfa_middleware import MemoryStore, SQLiteStore
+from mfa_middleware.core import otp
 from mfa_middleware.errors import StoreError
 
 from .helpers import (
@@ -15,6 +18,7 @@ from .helpers import (
     FixedClock,
     challenge_page,
     client,
+    csrf_of,
     login,
     make_app,
     relogin,
@@ -66,6 +70,7 @@ class FlakyStore(MemoryStore):
         return super().scan(*args, **kwargs)
 
 
+@pytest.mark.checklist("TOTP-05")
 async def test_mfa_state_survives_restart_with_sqlite(clock: FixedClock, tmp_path: Path) -> None:
     path = tmp_path / "mfa.sqlite3"
     first_store = SQLiteStore(path)
@@ -102,6 +107,7 @@ async def test_mfa_state_survives_restart_with_sqlite(clock: FixedClock, tmp_pat
         second_store.close()
 
 
+@pytest.mark.checklist("GEN-01")
 async def test_store_outage_fails_closed_and_recovers(clock: FixedClock) -> None:
     store = FlakyStore()
     app = make_app(clock, store=store)
@@ -158,3 +164,49 @@ async def test_verified_sessions_policy_lets_verified_users_through_an_outage(
         assert (await pending.get("/account", headers=HTML)).status_code == 503
         clock.advance(90 * 86400)  # past the configured lifetime: refused even so
         assert (await verified.get("/account", headers=HTML)).status_code == 503
+
+
+@pytest.mark.checklist("GEN-01")
+async def test_an_error_while_verifying_lets_nobody_in(
+    clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception inside the verifier, or a key that can no longer open the user's secret
+    (dropped from `secret_keys`): an error answer, never the app's page, never a session."""
+    store = MemoryStore()
+    app = make_app(clock, store=store)
+    async with client(app) as c:
+        secret = await sign_up(c, clock)
+    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        await login(c)
+        page = await challenge_page(c)
+        clock.advance(30)
+
+        def broken(*args: Any) -> Any:
+            raise RuntimeError("the verifier failed")
+
+        monkeypatch.setattr(otp, "match_step", broken)
+        r = await c.post(
+            "/_mfa/challenge",
+            headers=HTML,
+            data={"csrf": csrf_of(page.text), "code": totp(secret, clock())},
+        )
+        assert r.status_code == 500
+        assert "Signed in as" not in r.text
+        monkeypatch.undo()
+        r = await c.get("/account", headers=HTML)
+        assert r.headers["location"].startswith("/_mfa/challenge")
+    other_key = "an0ther-key-" + "q8Wm2Nv5Bt6Yc4Hj0FsXa1Pe"
+    rekeyed = create_app(store=store, clock=clock, secret_keys=[other_key], trust_duration=0)
+    transport = httpx.ASGITransport(rekeyed, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        await login(c)
+        page = await challenge_page(c)
+        r = await c.post(
+            "/_mfa/challenge",
+            headers=HTML,
+            data={"csrf": csrf_of(page.text), "code": totp(secret, clock())},
+        )
+        assert r.status_code == 500
+        r = await c.get("/account", headers=HTML)
+        assert r.headers["location"].startswith("/_mfa/challenge")

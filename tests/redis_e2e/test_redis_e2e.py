@@ -124,6 +124,7 @@ def copy_cookies(source: httpx.Client, target: httpx.Client) -> None:
         target.cookies.set(cookie.name, cookie.value or "", domain=cookie.domain, path=cookie.path)
 
 
+@pytest.mark.checklist("SES-11")
 def test_two_instances_share_force_logout_and_mode(redis_srv: RedisServer) -> None:
     with (
         serving(redis_srv.url) as one,
@@ -148,6 +149,7 @@ def test_two_instances_share_force_logout_and_mode(redis_srv: RedisServer) -> No
         assert bob.get("/account", headers=HTML).headers["location"].startswith("/_mfa/enroll")
 
 
+@pytest.mark.checklist("SES-11")
 def test_local_cache_carries_force_logout_to_the_other_instance(redis_srv: RedisServer) -> None:
     with (
         serving(redis_srv.url, local_cache=True) as one,
@@ -199,6 +201,7 @@ def _pending_login(base: str, user: str) -> tuple[httpx.Client, str]:
     return c, form_field(page.text, "csrf")
 
 
+@pytest.mark.checklist("RL-04")
 def test_parallel_wrong_codes_count_exactly_the_limit(redis_srv: RedisServer) -> None:
     with serving(redis_srv.url) as one, serving(redis_srv.url) as two:
         with httpx.Client(base_url=one) as enrolling:
@@ -220,6 +223,7 @@ def test_parallel_wrong_codes_count_exactly_the_limit(redis_srv: RedisServer) ->
         c.close()
 
 
+@pytest.mark.checklist("TOTP-04", "RL-04")
 def test_parallel_submissions_of_one_code_succeed_once(redis_srv: RedisServer) -> None:
     with (
         serving(redis_srv.url, max_attempts=20) as one,
@@ -236,6 +240,7 @@ def test_parallel_submissions_of_one_code_succeed_once(redis_srv: RedisServer) -
         c.close()
 
 
+@pytest.mark.checklist("GEN-01")
 def test_redis_outage_fails_closed_and_recovers(tmp_path: Path) -> None:
     with (
         redis_server(tmp_path / "redis") as srv,
@@ -307,6 +312,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.mark.checklist("TD-03", "TD-10")
 def test_a_device_revoked_through_one_instance_is_challenged_on_the_other(
     redis_srv: RedisServer,
 ) -> None:

@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 from mfa_middleware.errors import DeliveryFailed
 from mfa_middleware.senders.base import Message
 from mfa_middleware.senders.smtp import SMTPSender
+from mfa_middleware.senders.twilio import TwilioSMSSender
 from tests.support.mail_and_sms import Mailbox, _Collect
 from tests.support.redis_servers import free_port
 
@@ -109,3 +110,17 @@ async def test_async_path_refuses_an_unverified_certificate(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.mark.checklist("OOB-12")
+def test_plain_smtp_and_plain_http_to_twilio_need_an_explicit_choice() -> None:
+    with pytest.raises(ValueError, match="clear text"):
+        SMTPSender("smtp.example.com", 25, from_addr="mfa@example.com", tls="none")
+    SMTPSender("127.0.0.1", 25, from_addr="mfa@example.com", tls="none", allow_insecure=True)
+    assert SMTPSender("smtp.example.com", from_addr="mfa@example.com").tls == "starttls"
+    sid = "AC" + "1" * 32
+    with pytest.raises(ValueError, match="HTTPS"):
+        TwilioSMSSender(sid, "token", from_="+15005550006", api_base_url="http://api.example")
+    TwilioSMSSender(sid, "token", from_="+15005550006", api_base_url="http://127.0.0.1:9")
+    default = TwilioSMSSender(sid, "token", from_="+15005550006")._client(None)
+    assert default.api.base_url.startswith("https://")

@@ -133,6 +133,7 @@ def at_challenge(client: FlaskClient, clock: Clock) -> pyotp.TOTP:
 # --- store outage ----------------------------------------------------------------------------
 
 
+@pytest.mark.checklist("GEN-01")
 def test_store_outage_fails_closed_then_recovers(
     client: FlaskClient, clock: Clock, store: FlakyStore
 ) -> None:

@@ -2,9 +2,10 @@
 
 A browser is recognised by a signed device cookie (its own salt, bound to one user by a keyed
 hash, no personal data). Whether it is *trusted* lives only in the store, so revoking a device,
-resetting 2FA (enrollment epoch) or a force-logout with device revocation (device epochs) takes
-effect at once on every worker. Trust is checked when a new MFA session starts, never on the
-verified-session hot path.
+resetting 2FA or changing the factor (device epochs), switching 2FA off and on (enrollment
+epoch) or a force-logout with device revocation (device epochs) takes effect at once on every
+worker. Trust is checked when a new MFA session starts, never on the verified-session hot
+path.
 
 Skipping the code on a trusted device is a convenience, not an authenticator: NIST SP 800-63B
 rev 4 §5.1 does not count it at AAL2. Sessions started this way carry the method "device" and
@@ -14,7 +15,7 @@ must enter a code before sensitive changes.
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+from collections.abc import Collection, Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -132,7 +133,7 @@ class Recognised:
 def recognise(
     user_id: str,
     cookie: DeviceCookie | None,
-    user_tag: str,
+    user_tags: Collection[str],
     now: float,
     ip: str,
     user_agent: str,
@@ -142,7 +143,7 @@ def recognise(
     """At the start of a login session: this browser's device record, its use noted; None
     when the browser has no device of this user (a cookie of another user or of a deleted
     device counts as none). Nothing is created here: see `register`."""
-    if cookie is None or cookie.user_tag != user_tag:
+    if cookie is None or cookie.user_tag not in user_tags:
         return None
     existing = yield from get(device_key(user_id, cookie.device_id))
     if existing is None:

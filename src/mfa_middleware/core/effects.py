@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 Doc: TypeAlias = dict[str, Any]
 """A JSON-serialisable record as stores keep it."""
 
 Updater: TypeAlias = Callable[["Doc | None"], "Doc | None"]
 """A pure function from the current record (or None) to the new one (None deletes)."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,3 +134,25 @@ def scan(kind: str, part: str) -> Generator[Effect, Any, list[tuple[str, Doc]]]:
 
 def emit(name: str, **fields: Any) -> Generator[Effect, Any, None]:
     yield Emit(name, fields)
+
+
+def annotated(flow: Generator[Effect, Any, T], **extra: Any) -> Generator[Effect, Any, T]:
+    """`flow` with `extra` fields added to each of its events (where it has no such field):
+    who asked and from where, when the operation itself does not know it (an admin's
+    address for the operations shared with the CLI). Everything else passes through both ways,
+    errors thrown in by the driver included."""
+    sent: Any = None
+    thrown: Exception | None = None
+    while True:
+        try:
+            effect = flow.send(sent) if thrown is None else flow.throw(thrown)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        if isinstance(effect, Emit):
+            added = {k: v for k, v in extra.items() if k not in effect.fields}
+            effect = Emit(effect.name, {**effect.fields, **added})
+        sent, thrown = None, None
+        try:
+            sent = yield effect
+        except Exception as exc:  # e.g. DeliveryFailed: the flow decides what it means
+            thrown = exc

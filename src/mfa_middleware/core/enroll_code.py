@@ -38,7 +38,7 @@ from mfa_middleware.core.i18n import (
     untranslated,
     untranslated_plural,
 )
-from mfa_middleware.core.keys import Keyring, equal
+from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import Record
 from mfa_middleware.core.recovery import ALPHABET, CODE_LENGTH, new_code, normalise, reset_user
 from mfa_middleware.core.throttle import ThrottleParams
@@ -102,7 +102,8 @@ def unlock(
         stored = yield from pending(user_id)
         if stored is None or stored.expires_at <= now:
             return None
-        if not equal(_digest(keyring, user_id, cleaned), stored.digest):
+        message = f"{user_id}:{normalise(cleaned)}"  # under any key: a rotation keeps it
+        if not keyring.verify_mac("mfa.enroll-code.v1", message, stored.digest):
             return None
 
         def mark(doc: Doc | None) -> Doc | None:

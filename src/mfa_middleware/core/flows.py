@@ -154,8 +154,10 @@ def confirm_totp(
 ) -> Generator[Effect, Any, Enrolled]:
     """Activate the pending secret once the user proves they hold it.
 
-    The confirming code's step is recorded as used (it cannot log in again), and the user's
-    epoch moves on so every other session of theirs must verify again.
+    The confirming code's step is recorded as used (it cannot log in again), the user's epoch
+    moves on so every other session of theirs must verify again, and so does their device
+    epoch: a browser trusted under the old factor (perhaps the reason for the change) must
+    enter a code again.
     """
     enrolled: list[UserRecord] = []
 
@@ -180,6 +182,7 @@ def confirm_totp(
                 enroll_epoch=settings.enroll_epoch,
                 enrolled_at=now,
                 epoch=record.epoch + 1,
+                device_epoch=record.device_epoch + 1,  # a new factor: no browser trusted
             ).to_doc()
 
         _, after = yield from update(user_key(user_id), activate)

@@ -44,6 +44,11 @@ class Keyring:
         """A URL-safe MAC of `message` with the newest key for `purpose`."""
         return _mac(self.derive(purpose)[0], message)
 
+    def macs(self, purpose: str, message: str, *, length: int | None = None) -> list[str]:
+        """The MAC of `message` under every key for `purpose`, newest first (cut to `length`):
+        the names a record or a cookie may carry from before the newest key was added."""
+        return [_mac(key, message)[:length] for key in self.derive(purpose)]
+
     def verify_mac(self, purpose: str, message: str, tag: str) -> bool:
         """Constant-time check of `tag` against every key for `purpose`."""
         if not tag or len(tag) > 128:

@@ -32,7 +32,7 @@ from mfa_middleware.core.i18n import (
     untranslated,
     untranslated_plural,
 )
-from mfa_middleware.core.keys import Keyring, equal
+from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.otp import is_well_formed
 from mfa_middleware.core.records import Record
 from mfa_middleware.errors import DeliveryFailed
@@ -331,8 +331,8 @@ def verify_code(
         pending = yield from pending_code(user_id, purpose)
         if pending is None or pending.expires_at <= now or not is_well_formed(code, params.digits):
             return None
-        expected = code_mac(keyring, user_id, session_id, purpose, code)
-        if not equal(expected, pending.mac):
+        message = "\0".join((user_id, session_id, purpose, code))
+        if not keyring.verify_mac("mfa.oob-code.v1", message, pending.mac):  # under any key
             return None
 
         def spend(doc: Doc | None) -> Doc | None:

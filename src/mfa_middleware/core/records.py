@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
@@ -130,15 +130,16 @@ class HotState:
 
 
 def load_hot_state(
-    user_id: str, session_tag: str | None = None
+    user_id: str, session_tags: Sequence[str] | None = None
 ) -> Generator[Effect, Any, HotState]:
-    """Settings and the user's record, and whether the MFA session named by `session_tag` was
-    signed out: one read, from the store's coherent cache when it has one."""
+    """Settings and the user's record, and whether the MFA session named by `session_tags`
+    (its names under each key: one unless a key is being rotated) was signed out: one read,
+    from the store's coherent cache when it has one."""
     keys: tuple[Key, ...] = (SETTINGS_KEY, user_key(user_id))
-    if session_tag is not None:
-        keys += (session_end_key(user_id, session_tag),)
+    if session_tags is not None:
+        keys += tuple(session_end_key(user_id, tag) for tag in session_tags)
     docs = yield from get_many(keys, cached=True)
-    ended = session_tag is not None and docs[2] is not None
+    ended = any(doc is not None for doc in docs[2:])
     return HotState(_parsed(RuntimeSettings, docs[0]), _parsed(UserRecord, docs[1]), ended)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from mfa_middleware.core.devices import DEVICE_KIND, device_key
 from mfa_middleware.core.effects import Doc, Effect, Key, delete, emit, get, put, scan, update
 from mfa_middleware.core.flows import Attempt, throttled
-from mfa_middleware.core.keys import Keyring, equal
+from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import (
     Record,
     UserRecord,
@@ -48,8 +48,11 @@ def normalise(code: str) -> str:
     return cleaned.translate(_LOOKALIKES)
 
 
+PURPOSE = "mfa.recovery-code.v1"
+
+
 def _hash(keyring: Keyring, salt: str, code: str) -> str:
-    return keyring.mac("mfa.recovery-code.v1", f"{salt}:{normalise(code)}")
+    return keyring.mac(PURPOSE, f"{salt}:{normalise(code)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +92,8 @@ def use_code(
             return None
         stored = RecoverySet.from_doc((yield from get(recovery_key(user_id))))
         match: list[str] | None = None
-        for salt, digest in stored.hashes:
-            if equal(_hash(keyring, salt, cleaned), digest) and match is None:
+        for salt, digest in stored.hashes:  # under any key: codes outlive a key rotation
+            if keyring.verify_mac(PURPOSE, f"{salt}:{cleaned}", digest) and match is None:
                 match = [salt, digest]
         if match is None:
             return None
@@ -172,14 +175,16 @@ def issue_reset_link(
 def _live_reset_link(
     user_id: str, token: str, now: float, keyring: Keyring
 ) -> Generator[Effect, Any, str | None]:
-    """The stored digest of this user's token while it is valid and unexpired; else None."""
+    """The stored digest of this user's token while it is valid and unexpired; else None.
+    Checked under every configured key, so a link survives a key rotation."""
     if not token or len(token) > 100:
         return None
-    digest = keyring.mac("mfa.reset-link.v1", f"{user_id}:{token}")
     link = ResetLink.from_doc((yield from get(Key("reset_link", user_id))))
-    if not link.digest or link.expires_at <= now or not equal(digest, link.digest):
+    if not link.digest or link.expires_at <= now:
         return None
-    return digest
+    if not keyring.verify_mac("mfa.reset-link.v1", f"{user_id}:{token}", link.digest):
+        return None
+    return link.digest
 
 
 def reset_link_valid(

@@ -117,21 +117,30 @@ def session_codec(keyring: Keyring) -> TokenCodec[SessionClaims]:
 
 class UserTagger:
     """Keyed, cached hashes of ids for cookies that must name a user (or a login) without
-    saying which."""
+    saying which.
+
+    A new tag is made with the newest key; a tag is recognised under every configured key, so
+    cookies and records named before a new key was rotated in keep working (`tags`)."""
 
     def __init__(self, keyring: Keyring, purpose: str = "mfa.user-tag.v1") -> None:
         self._keyring = keyring
         self._purpose = purpose
-        self._cache: dict[str, str] = {}
+        self._cache: dict[str, tuple[str, ...]] = {}
 
     def __call__(self, user_id: str) -> str:
-        tag = self._cache.get(user_id)
-        if tag is None:
-            tag = self._keyring.mac(self._purpose, user_id)[:22]
+        """The tag of `user_id` under the newest key."""
+        return self.tags(user_id)[0]
+
+    def tags(self, user_id: str) -> tuple[str, ...]:
+        """The tags of `user_id` under every key, newest first (one unless a key is being
+        rotated)."""
+        tags = self._cache.get(user_id)
+        if tags is None:
+            tags = tuple(self._keyring.macs(self._purpose, user_id, length=22))
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[user_id] = tag
-        return tag
+            self._cache[user_id] = tags
+        return tags
 
 
 def csrf_token(keyring: Keyring, session_id: str) -> str:

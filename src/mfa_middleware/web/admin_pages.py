@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from mfa_middleware.config import format_duration, parse_duration
 from mfa_middleware.core import devices, enroll_code, ops, recovery
-from mfa_middleware.core.effects import Effect
+from mfa_middleware.core.effects import Effect, annotated
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_VERIFIED, effective
 from mfa_middleware.core.records import MODES, load_hot_state
@@ -102,6 +102,11 @@ def admin_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         return refused
     if (refused := _refusal(page)) is not None:
         return refused
+    # every event of the action names the admin (actor) and where they acted from (ip)
+    return (yield from annotated(_act(page), ip=page.facts.client))
+
+
+def _act(page: Page) -> Generator[Effect, Any, PageOutcome]:
     action = page.form.get("action", "")
     target = page.form.get("user", "").strip()[:MAX_USER_ID]
     actor = _actor(page)

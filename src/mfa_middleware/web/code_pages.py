@@ -17,7 +17,17 @@ from functools import cache
 from typing import Any
 
 from mfa_middleware.core import oob
-from mfa_middleware.core.effects import Doc, Effect, Key, delete, emit, get, put, update
+from mfa_middleware.core.effects import (
+    Doc,
+    Effect,
+    Key,
+    annotated,
+    delete,
+    emit,
+    get,
+    put,
+    update,
+)
 from mfa_middleware.core.flows import Attempt
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.records import SETTINGS_KEY, Record, RuntimeSettings, UserRecord, user_key
@@ -70,23 +80,22 @@ def _send(
     rt = page.rt
     facts = page.facts
     client = client_address(rt, facts)
-    return (
-        yield from oob.send_code(
-            page.principal.id,
-            page.view.claims.session_id,
-            purpose,
-            routes,
-            rt.clock(),
-            rt.keyring,
-            _params(page),
-            rt.config.app_name,
-            page.session_hash,
-            first=first,
-            ip=oob.rate_limit_address(client),
-            translate=rt.translate,
-            plural=rt.plural,
-        )
+    sending = oob.send_code(
+        page.principal.id,
+        page.view.claims.session_id,
+        purpose,
+        routes,
+        rt.clock(),
+        rt.keyring,
+        _params(page),
+        rt.config.app_name,
+        page.session_hash,
+        first=first,
+        ip=oob.rate_limit_address(client),
+        translate=rt.translate,
+        plural=rt.plural,
     )
+    return (yield from annotated(sending, ip=facts.client))  # who asked, in every event
 
 
 def _live_code(page: Page, purpose: str) -> Generator[Effect, Any, oob.PendingCode | None]:
@@ -391,7 +400,7 @@ def enroll_code_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
 def _activate(page: Page, pending: PendingEnrollment) -> Generator[Effect, Any, UserRecord]:
     """Make the verified phone or address the user's factor, replacing any other (and the
     other channel's contact data: SMS and email are never active together); every other
-    session of the user must verify again."""
+    session of the user must verify again, and every browser trusted so far too."""
     settings = RuntimeSettings.from_doc((yield from get(SETTINGS_KEY)))
     now = page.rt.clock()
 
@@ -408,6 +417,7 @@ def _activate(page: Page, pending: PendingEnrollment) -> Generator[Effect, Any, 
             enroll_epoch=settings.enroll_epoch,
             enrolled_at=now,
             epoch=record.epoch + 1,
+            device_epoch=record.device_epoch + 1,  # a new factor: no browser trusted
         ).to_doc()
 
     _, after = yield from update(user_key(page.principal.id), activate)

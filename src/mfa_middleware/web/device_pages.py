@@ -8,9 +8,10 @@ from collections.abc import Generator
 from typing import Any
 
 from mfa_middleware.core import devices
-from mfa_middleware.core.effects import Effect, get
+from mfa_middleware.core.effects import Effect, annotated, get
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_VERIFIED, Allow
+from mfa_middleware.core.records import load_hot_state
 from mfa_middleware.web.gate import current_device
 from mfa_middleware.web.http import redirect, with_next
 from mfa_middleware.web.messages import message
@@ -36,17 +37,22 @@ def after_verification(page: Page) -> Generator[Effect, Any, str]:
 def _trust(
     page: Page, device_id: str, name: str | None, actor: str
 ) -> Generator[Effect, Any, devices.DeviceRecord | None]:
-    state = page.view.state
+    # the epochs as they are now, not as this request found them: right after an enrollment
+    # (auto_trust) the new factor has just moved the user's device epoch on
+    state = yield from load_hot_state(page.principal.id)
     return (
-        yield from devices.trust(
-            page.principal.id,
-            device_id,
-            name,
-            page.rt.clock(),
-            page.rt.trust_seconds,
-            state.user,
-            state.settings,
-            actor,
+        yield from annotated(
+            devices.trust(
+                page.principal.id,
+                device_id,
+                name,
+                page.rt.clock(),
+                page.rt.trust_seconds,
+                state.user,
+                state.settings,
+                actor,
+            ),
+            ip=page.facts.client,
         )
     )
 
@@ -138,7 +144,8 @@ def devices_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if action == "confirm_delete":
         return page.render("device_delete.html", device_id=device_id, device_name=record.name)
     if action == "delete":
-        yield from devices.forget(page.principal.id, device_id, actor="self")
+        forgetting = devices.forget(page.principal.id, device_id, actor="self")
+        yield from annotated(forgetting, ip=page.facts.client)
         return page.go(f"{back}?done=deleted")
     if action == "trust" and _trust_open(page):
         if not page.recently_verified:  # trusting another browser remotely is an elevation

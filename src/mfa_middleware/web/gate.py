@@ -71,11 +71,16 @@ def _login_tag(rt: Runtime, app: AppSession) -> str:
     return rt.login_tag(app.marker) if app.marker and not app.writable else ""
 
 
+def _login_tags(rt: Runtime, app: AppSession) -> tuple[str, ...]:
+    return rt.login_tag.tags(app.marker) if app.marker and not app.writable else ("",)
+
+
 def bound(rt: Runtime, claims: SessionClaims, principal: Principal, app: AppSession) -> bool:
-    """Whether the cookie belongs to this user and to this login of the app."""
+    """Whether the cookie belongs to this user and to this login of the app (its tags made
+    under any configured key: rotating a key in logs nobody out)."""
     return (
-        claims.user_tag == rt.user_tag(principal.id)
-        and claims.login_tag == _login_tag(rt, app)
+        claims.user_tag in rt.user_tag.tags(principal.id)
+        and claims.login_tag in _login_tags(rt, app)
         and (not app.writable or app.marker == claims.session_id)
     )
 
@@ -111,8 +116,8 @@ def resolve_session(
     now = rt.clock()
     claims = rt.sessions.decode(facts.cookie(rt.cookie_name))
     fresh = claims is None or not bound(rt, claims, principal, app)
-    tag = None if fresh or claims is None else rt.session_tag(claims.session_id)
-    state = yield from load_hot_state(principal.id, tag)
+    tags = None if fresh or claims is None else rt.session_tag.tags(claims.session_id)
+    state = yield from load_hot_state(principal.id, tags)
     eff = effective(state.settings, rt.defaults)
     api = principal.is_token
     device_cookie: Cookie | None = None
@@ -158,7 +163,7 @@ def _start_on_device(
     found = yield from devices.recognise(
         principal.id,
         rt.devices.decode(facts.cookie(rt.device_cookie_name)),
-        claims.user_tag,
+        rt.user_tag.tags(principal.id),
         now,
         facts.client or "",
         facts.header("user-agent"),
@@ -208,7 +213,7 @@ def end_session(
 def current_device(rt: Runtime, facts: RequestFacts, principal: Principal) -> str | None:
     """This browser's device id, when its device cookie belongs to this user."""
     cookie = rt.devices.decode(facts.cookie(rt.device_cookie_name))
-    if cookie is None or cookie.user_tag != rt.user_tag(principal.id):
+    if cookie is None or cookie.user_tag not in rt.user_tag.tags(principal.id):
         return None
     return cookie.device_id
 

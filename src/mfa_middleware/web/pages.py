@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from mfa_middleware.core import ops, otp
-from mfa_middleware.core.effects import Effect, emit
+from mfa_middleware.core.effects import Effect, annotated, emit
 from mfa_middleware.core.flows import (
     confirm_totp,
     pending_totp,
@@ -186,7 +186,9 @@ def end_other_sessions_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         return page.where_to()
     if page.view.decision == ALLOW_VERIFIED and not page.recently_verified:
         return page.step_up(back=page.url("settings"))
-    record = yield from ops.force_logout(page.principal.id, actor="self")
+    record = yield from annotated(
+        ops.force_logout(page.principal.id, actor="self"), ip=page.facts.client
+    )
     claims = replace(page.view.claims, epoch=record.epoch)
     cookie = page.rt.session_cookie(claims, page.view.eff)
     return page.outcome(redirect(page.url("settings?ended=1"), [cookie]))
@@ -196,6 +198,7 @@ def logout_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if (refused := posted(page)) is not None:
         return refused
     if not page.view.fresh:  # end it server-side too: a copy of the cookie replays nothing
-        yield from end_session(page.rt, page.view.claims, page.principal.id, actor="self")
+        signing_out = end_session(page.rt, page.view.claims, page.principal.id, actor="self")
+        yield from annotated(signing_out, ip=page.facts.client)
     response = redirect(page.facts.url(page.rt.config.login_url), [page.rt.clear_session_cookie()])
     return PageOutcome(response, end_app_session=True)

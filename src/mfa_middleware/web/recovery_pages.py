@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mfa_middleware.core import enroll_code, recovery
-from mfa_middleware.core.effects import Effect, Key, get
+from mfa_middleware.core.effects import Effect, Key, annotated, get
 from mfa_middleware.core.i18n import N_, NP_
 from mfa_middleware.core.policy import ALLOW_NOT_ENROLLED, ALLOW_VERIFIED, Allow, Challenge, Enroll
 from mfa_middleware.core.tokens import SessionClaims, csrf_token
@@ -254,7 +254,9 @@ def lost_confirm_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
 def _reset_and_restart(page: Page, actor: str) -> Generator[Effect, Any, PageOutcome]:
     """Reset the user's 2FA and carry on in this browser as an unverified session (every other
     session ends): the user enrolls again, or continues unenrolled in optional mode."""
-    record = yield from recovery.reset_user(page.principal.id, actor)
+    record = yield from annotated(
+        recovery.reset_user(page.principal.id, actor), ip=page.facts.client
+    )
     yield from notify(
         page,
         N_("two-step verification was reset"),

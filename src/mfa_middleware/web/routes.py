@@ -108,6 +108,7 @@ def stylesheet(rt: Runtime) -> Response:
         ("content-type", "text/css; charset=utf-8"),
         ("cache-control", "public, max-age=3600"),
         ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
     ]
     return Response(200, headers, rt.renderer.stylesheet)
 
