@@ -151,12 +151,18 @@ def test_wrong_code_is_refused_and_counted(env: Env, secret: str) -> None:
     assert env.run(flows.throttle_state(USER)).failures == 1
 
 
+@pytest.mark.checklist("TOTP-08")
 @pytest.mark.parametrize("bad", ["", " ", "\uff10" * 6, "1234567", "12345a", "123456\n"])
-def test_malformed_codes_are_failed_attempts(env: Env, secret: str, bad: str) -> None:
+def test_malformed_codes_are_never_evaluated_and_cost_no_attempt(
+    env: Env, secret: str, bad: str
+) -> None:
+    """Input that cannot be a code is no guess (issue 15): it is answered at once, never
+    checked against the secret, and takes no slot."""
     env.enroll(secret)
     result = env.verify(bad)
-    assert result.ok is False
-    assert env.run(flows.throttle_state(USER)).failures == 1
+    assert (result.ok, result.malformed) == (False, True)
+    assert env.run(flows.throttle_state(USER)) == flows.ThrottleState()
+    assert env.verify(code(secret)).ok  # the right code still works at once
 
 
 def test_code_of_a_user_without_totp_is_refused(env: Env, secret: str) -> None:

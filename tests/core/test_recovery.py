@@ -175,15 +175,17 @@ def test_typed_codes_are_normalised(env: Env, monkeypatch: pytest.MonkeyPatch, t
 @pytest.mark.parametrize(
     "typed", ["", "0011-abcd-efgh-jkm", "0011-abcd-efgh-jkmnp", "uuuu-abcd-efgh-jkmn", "x" * 500]
 )
-def test_malformed_codes_fail_and_count_as_attempts(
+def test_malformed_codes_fail_and_cost_no_attempt(
     env: Env, monkeypatch: pytest.MonkeyPatch, typed: str
 ) -> None:
+    """Input that cannot be a recovery code is no guess (issue 15): refused at once, nothing
+    counted, nothing spent."""
     monkeypatch.setattr(recovery, "new_code", lambda: "0011-abcd-efgh-jkmn")
     env.issue(count=1)
     attempt = env.use(typed)
-    assert not attempt.ok
-    assert attempt.attempts_left == LIMITS.limit - 1
+    assert (attempt.ok, attempt.malformed) == (False, True)
     assert env.left() == 1
+    assert env.use("0000-0000-0000-0000").attempts_left == LIMITS.limit - 1  # nothing counted
 
 
 @pytest.mark.checklist("RC-04")

@@ -371,7 +371,10 @@ async def test_wrong_recovery_codes_count_toward_the_lockout(clock: FixedClock) 
         r = await use_recovery(c, "0000-0000-0000-0000")  # well-formed, not in the set: 2
         assert r.status_code == 400
         assert "(1 attempt left)" in r.text
-        r = await use_recovery(c, "not a code")  # malformed: 3
+        r = await use_recovery(c, "not a code")  # cannot be a code: no guess, nothing counted
+        assert r.status_code == 400
+        assert "16 letters and digits" in r.text
+        r = await use_recovery(c, "0000-0000-0000-0001")  # 3
         assert r.status_code == 429
         assert "Too many wrong codes" in r.text
         # locked: the pages say so before any code is typed, and neither a good recovery code

@@ -40,7 +40,7 @@ from mfa_middleware.core.i18n import (
 )
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import Record
-from mfa_middleware.core.recovery import ALPHABET, CODE_LENGTH, new_code, normalise, reset_user
+from mfa_middleware.core.recovery import new_code, normalise, reset_user, shaped
 from mfa_middleware.core.throttle import ThrottleParams
 from mfa_middleware.errors import DeliveryFailed
 
@@ -95,10 +95,9 @@ def unlock(
 ) -> Generator[Effect, Any, Attempt]:
     """Check a typed enrollment code; a correct, unexpired one unlocks this MFA session."""
 
+    cleaned = normalise(code)
+
     def check() -> Generator[Effect, Any, int | None]:
-        cleaned = normalise(code)
-        if len(cleaned) != CODE_LENGTH or any(ch not in ALPHABET for ch in cleaned):
-            return None
         stored = yield from pending(user_id)
         if stored is None or stored.expires_at <= now:
             return None
@@ -114,7 +113,7 @@ def unlock(
         _, after = yield from update(enroll_code_key(user_id), mark)
         return 0 if after is not None and after.get("unlocked_for") == session_hash else None
 
-    attempt = yield from throttled(user_id, now, limits, check)
+    attempt = yield from throttled(user_id, now, limits, check, well_formed=shaped(code))
     if attempt.ok:
         yield from emit("enroll_code_used", user=user_id)
     return attempt

@@ -38,6 +38,10 @@ class Attempt:
     replayed: bool = False
     step: int | None = None
     locked_now: bool = False  # this very failure started a lockout
+    malformed: bool = False  # not even shaped like a code: no guess was made
+
+
+MALFORMED = Attempt(False, malformed=True)
 
 
 def throttled(
@@ -45,9 +49,15 @@ def throttled(
     now: float,
     params: ThrottleParams,
     check: Callable[[], Generator[Effect, Any, int | None]],
+    *,
+    well_formed: bool = True,
 ) -> Generator[Effect, Any, Attempt]:
     """Take a slot, run `check` (the step it accepted, -1 for a replay, None for no match),
-    and count the outcome. A guess that gets no slot is never evaluated."""
+    and count the outcome. A guess that gets no slot is never evaluated. Input that cannot be
+    a code (`well_formed` false: a wrong length, letters) is no guess: it is answered at once,
+    takes no slot and costs no attempt."""
+    if not well_formed:
+        return MALFORMED
     key = throttle_key(user_id)
 
     def slot(doc: Doc | None) -> Doc:
@@ -119,7 +129,8 @@ def verify_totp(
         before, after = yield from update(user_key(user_id), consume)
         return step if before != after else -1
 
-    return (yield from throttled(user_id, now, limits, check))
+    shaped = otp.is_well_formed(code, params.digits)
+    return (yield from throttled(user_id, now, limits, check, well_formed=shaped))
 
 
 def pending_totp(
@@ -190,5 +201,6 @@ def confirm_totp(
         yield from delete(pending_totp_key(user_id))
         return step
 
-    attempt = yield from throttled(user_id, now, limits, check)
+    shaped = otp.is_well_formed(code, params.digits)
+    attempt = yield from throttled(user_id, now, limits, check, well_formed=shaped)
     return Enrolled(attempt, enrolled[0] if enrolled else None)

@@ -329,7 +329,7 @@ def verify_code(
 
     def check() -> Generator[Effect, Any, int | None]:
         pending = yield from pending_code(user_id, purpose)
-        if pending is None or pending.expires_at <= now or not is_well_formed(code, params.digits):
+        if pending is None or pending.expires_at <= now:
             return None
         message = "\0".join((user_id, session_id, purpose, code))
         if not keyring.verify_mac("mfa.oob-code.v1", message, pending.mac):  # under any key
@@ -344,5 +344,6 @@ def verify_code(
         spent.append(pending)
         return 0
 
-    attempt = yield from throttled(user_id, now, limits, check)
+    shaped = is_well_formed(code, params.digits)
+    attempt = yield from throttled(user_id, now, limits, check, well_formed=shaped)
     return attempt, (spent[0] if spent else None)

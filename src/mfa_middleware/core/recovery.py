@@ -51,6 +51,13 @@ def normalise(code: str) -> str:
 PURPOSE = "mfa.recovery-code.v1"
 
 
+def shaped(code: str) -> bool:
+    """Whether `code`, as typed, can be one of our codes (16 of Crockford's characters once
+    case, spaces and dashes are set aside): anything else is no guess."""
+    cleaned = normalise(code)
+    return len(cleaned) == CODE_LENGTH and all(ch in ALPHABET for ch in cleaned)
+
+
 def _hash(keyring: Keyring, salt: str, code: str) -> str:
     return keyring.mac(PURPOSE, f"{salt}:{normalise(code)}")
 
@@ -86,10 +93,9 @@ def use_code(
 ) -> Generator[Effect, Any, Attempt]:
     """Spend one recovery code; each works once, even under parallel requests."""
 
+    cleaned = normalise(code)
+
     def check() -> Generator[Effect, Any, int | None]:
-        cleaned = normalise(code)
-        if len(cleaned) != CODE_LENGTH or any(ch not in ALPHABET for ch in cleaned):
-            return None
         stored = RecoverySet.from_doc((yield from get(recovery_key(user_id))))
         match: list[str] | None = None
         for salt, digest in stored.hashes:  # under any key: codes outlive a key rotation
@@ -107,7 +113,7 @@ def use_code(
         before, after = yield from update(recovery_key(user_id), spend)
         return 0 if before != after else -1
 
-    attempt = yield from throttled(user_id, now, limits, check)
+    attempt = yield from throttled(user_id, now, limits, check, well_formed=shaped(code))
     if attempt.ok:
         left = yield from codes_left(user_id)
         yield from emit("recovery_code_used", user=user_id, left=left)

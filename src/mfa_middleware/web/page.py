@@ -55,6 +55,13 @@ class Page:
         home = self.facts.url("/")
         return safe_next(self.form.get("next") or self.facts.query_param("next"), home)
 
+    def code_digits(self, channel: str | None = None) -> int:
+        """How many digits the code asked for here has: a code sent by SMS or email (this
+        page's `channel`, else the user's method), or an authenticator app's."""
+        via = channel or self.view.state.user.method
+        config = self.rt.config
+        return config.code_digits if via in ("sms", "email") else config.totp_digits
+
     @property
     def prefix(self) -> str:
         """Where our pages are, as the browser asks for them (the templates' `prefix`)."""
@@ -99,7 +106,7 @@ class Page:
             next=self.next,
             user=self.principal.display_name,
             prefix=self.prefix,
-            **context,
+            **{"code_digits": self.code_digits(context.get("channel")), **context},
         )
         return self.outcome(html_response(status, body, self.view.cookies))
 

@@ -31,6 +31,8 @@ def lock_notice(page: Page) -> Generator[Effect, Any, dict[str, Any]]:
 
 
 def failure_context(attempt: Attempt) -> dict[str, Any]:
+    if attempt.malformed:  # not a guess: say what a code looks like, no attempt was used
+        return {"malformed": True}
     if attempt.locked:
         return locked_context(attempt.retry_after)
     return {"wrong_code": True, "attempts_left": attempt.attempts_left}
@@ -43,6 +45,8 @@ def failure_status(attempt: Attempt) -> int:
 def record_attempt(
     page: Page, attempt: Attempt, method: str, step: str
 ) -> Generator[Effect, Any, None]:
+    if attempt.malformed:  # no guess was made: nothing to record
+        return
     fields = {"user": page.principal.id, "method": method, "step": step, "ip": page.facts.client}
     if attempt.ok:
         yield from emit("verify_succeeded", **fields)

@@ -1,0 +1,234 @@
+"""Every `mfa-admin` command against the running demo (uvicorn, its SQLite store, its keys),
+each checked by what a person signed in to the demo sees next, not by the output alone."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyotp
+import pytest
+from examples.starlette_app.users import DEMO_API_TOKENS, DEMO_PASSWORDS
+
+from tests.test_demo import ROOT, first_answer, free_port
+
+SCRIPT = Path(sys.executable).parent / "mfa-admin"
+CONFIG = "examples.starlette_app.app:mfa_config"
+HTML = {"accept": "text/html"}
+SECRET = "cli-demo-tests-5b1e9c3a7d2f4e6081a3c5e7f9b1d3a5-Qm4Zt8Vx2Kp"
+
+
+class Demo:
+    """The demo served by uvicorn in a fresh data folder; `admin(...)` runs mfa-admin on it."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "MFA_DEMO_DATA": str(data), "MFA_SECRET": SECRET}
+        for name in ("MFA_CONFIG", "MFA_STORE_URL", "MFA_SECRET_KEYS"):
+            self.env.pop(name, None)
+
+    def admin(self, *args: str, config: bool = True) -> Any:
+        command = [str(SCRIPT), *(("--config", CONFIG) if config else ()), "--json", *args]
+        done = subprocess.run(
+            command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=30, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    def browser(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=5, headers=HTML)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    running = Demo(tmp_path_factory.mktemp("cli-demo"))
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "examples.starlette_app.app:create_app",
+        "--host", "127.0.0.1", "--port", str(running.port), "--log-level", "warning",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=running.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        assert first_answer(proc, f"{running.base}/login", 30).status_code == 200
+        yield running
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def csrf(page: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]*)"', page)
+    assert match, "no form on the page"
+    return html.unescape(match.group(1))
+
+
+def log_in(c: httpx.Client, user: str) -> httpx.Response:
+    """The demo's login form as a person fills it in (its CSRF token too), then the account
+    page. The browser keeps its cookies, as a browser does (its device cookie among them)."""
+    form = c.get("/login")
+    data = {"username": user, "password": DEMO_PASSWORDS[user], "csrf": csrf(form.text)}
+    r = c.post("/login", data=data)
+    assert r.status_code == 303, r.text
+    return c.get("/account")
+
+
+def enroll(c: httpx.Client) -> pyotp.TOTP:
+    page = c.get("/_mfa/enroll/totp")
+    assert page.status_code == 200, page.text
+    secret = re.search(r"<code>([A-Z2-7 ]+)</code>", page.text)
+    assert secret
+    totp = pyotp.TOTP(secret.group(1).replace(" ", ""))
+    done = c.post("/_mfa/enroll/totp", data={"csrf": csrf(page.text), "code": totp.now()})
+    assert done.status_code in (200, 303), done.text
+    return totp
+
+
+def code_in(c: httpx.Client, totp: pyotp.TOTP) -> None:
+    """Enter a code at the challenge: the next time step's (within the drift window), since
+    the current one was used to enroll."""
+    page = c.get("/_mfa/challenge")
+    assert page.status_code == 200, page.text
+    code = totp.at(int(time.time()) + 30)
+    r = c.post("/_mfa/challenge", data={"csrf": csrf(page.text), "code": code})
+    assert r.status_code == 303, r.text
+
+
+def verified(c: httpx.Client) -> bool:
+    r = c.get("/account")
+    return r.status_code == 200
+
+
+def logged_out(c: httpx.Client) -> bool:
+    r = c.get("/account")
+    return r.status_code == 303 and r.headers["location"].startswith("/login")
+
+
+@pytest.fixture(scope="module")
+def alice(demo: Demo) -> Iterator[tuple[httpx.Client, pyotp.TOTP]]:
+    with demo.browser() as c:
+        first = log_in(c, "alice")
+        assert first.headers["location"].startswith("/_mfa/enroll")
+        totp = enroll(c)
+        assert verified(c)
+        yield c, totp
+
+
+def test_status_and_devices_say_what_the_browser_did(demo: Demo, alice: Any) -> None:
+    status = demo.admin("status", "alice")
+    assert status["enrolled"] is True
+    assert status["method"] == "totp"
+    devices = demo.admin("devices", "alice")["devices"]
+    assert len(devices) == 1  # the browser that enrolled
+    assert devices[0]["name"]
+
+
+def test_logout_then_logout_all_end_the_browsers_session(demo: Demo, alice: Any) -> None:
+    c, totp = alice
+    demo.admin("logout", "alice")
+    assert logged_out(c)
+    log_in(c, "alice")
+    code_in(c, totp)  # on to "Trust this device?": trust it
+    page = c.get("/_mfa/trust?next=/account")
+    assert page.status_code == 200, page.text
+    c.post("/_mfa/trust", data={"csrf": csrf(page.text), "choice": "trust", "next": "/account"})
+    assert verified(c)
+    demo.admin("logout", "--all", "--yes")
+    assert logged_out(c)
+    assert log_in(c, "alice").status_code == 200  # a trusted device: no code asked
+    demo.admin("logout", "alice", "--devices")
+    assert logged_out(c)
+    assert log_in(c, "alice").headers["location"].startswith("/_mfa/challenge")
+
+
+def test_exempt_and_unexempt_reach_the_api(demo: Demo) -> None:
+    token = {"authorization": f"Bearer {DEMO_API_TOKENS['bob']}", "accept": "application/json"}
+    with demo.browser() as api:
+        assert api.get("/api/profile", headers=token).status_code == 401
+        assert demo.admin("exempt", "bob", "--new") == {
+            "user": "bob",
+            "exempt": True,
+            "browser": False,
+        }
+        assert api.get("/api/profile", headers=token).json() == {"username": "bob"}
+        with demo.browser() as browser:  # his password alone opens no session
+            assert log_in(browser, "bob").headers["location"].startswith("/_mfa/enroll")
+        demo.admin("unexempt", "bob")
+        assert api.get("/api/profile", headers=token).status_code == 401
+
+
+def test_mode_require_and_session_lifetime(demo: Demo, alice: Any) -> None:
+    with demo.browser() as bob:
+        demo.admin("mode", "optional")
+        assert log_in(bob, "bob").status_code == 200  # not enrolled, optional: in
+        demo.admin("require", "bob")
+        assert bob.get("/account").headers["location"].startswith("/_mfa/enroll")
+        demo.admin("unrequire", "bob")
+        assert verified(bob)
+        demo.admin("mode", "required")
+        assert bob.get("/account").headers["location"].startswith("/_mfa/enroll")
+        demo.admin("mode", "optional")
+        demo.admin("session-lifetime", "1s")
+        time.sleep(1.2)
+        assert logged_out(bob)
+        demo.admin("session-lifetime", "90d")
+        demo.admin("mode", "required")
+
+
+def test_revoke_device_makes_a_trusted_browser_enter_a_code_again(demo: Demo) -> None:
+    with demo.browser() as bob:
+        demo.admin("mode", "optional")
+        log_in(bob, "bob")
+        totp = enroll(bob)  # a recent code: he may trust this browser from his device list
+        devices = demo.admin("devices", "bob")["devices"]
+        assert len(devices) == 1
+        page = bob.get("/_mfa/devices")
+        r = bob.post(
+            "/_mfa/devices",
+            data={"csrf": csrf(page.text), "device": devices[0]["device"], "action": "trust"},
+        )
+        assert r.status_code == 303
+        assert demo.admin("devices", "bob")["devices"][0]["trusted"] is True
+        assert log_in(bob, "bob").status_code == 200  # trusted: no code
+        assert demo.admin("revoke-device", "bob", devices[0]["device"])["revoked"]
+        assert log_in(bob, "bob").headers["location"].startswith("/_mfa/challenge")
+        code_in(bob, totp)
+        assert verified(bob)
+        demo.admin("mode", "required")
+
+
+def test_reset_prints_an_enrollment_code_that_works(demo: Demo, alice: Any) -> None:
+    """The bug this test is for: with only --store the code was signed with a throwaway key
+    and could never be entered. With --config (the demo's own keys) it works."""
+    c, _ = alice
+    done = subprocess.run(
+        [str(SCRIPT), "--store", f"sqlite:///{demo.data / 'mfa.sqlite3'}", "reset", "alice",
+         "--yes"],
+        cwd=ROOT, env=demo.env, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "needs the app's secret keys" in done.stderr
+    answer = demo.admin("reset", "alice", "--yes")
+    code = answer["enrollment_code"]
+    assert logged_out(c)
+    r = log_in(c, "alice")
+    assert r.headers["location"].startswith("/_mfa/enroll")
+    unlock = c.get("/_mfa/enroll/unlock")
+    assert unlock.status_code == 200
+    r = c.post("/_mfa/enroll/unlock", data={"csrf": csrf(unlock.text), "code": code})
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("/_mfa/enroll")
+    enroll(c)
+    assert verified(c)
+    assert demo.admin("status", "alice")["enrolled"] is True
