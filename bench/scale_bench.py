@@ -45,6 +45,7 @@ from mfa_middleware import MFAConfig, SQLiteStore
 from mfa_middleware.admin import Admin
 from mfa_middleware.core.devices import DeviceRecord, device_key
 from mfa_middleware.core.effects import Doc, Key, Updater
+from mfa_middleware.core.http import RequestFacts
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.records import SETTINGS_KEY, throttle_key, user_key
 from mfa_middleware.core.throttle import ThrottleState
@@ -53,7 +54,6 @@ from mfa_middleware.drivers import run_sync
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.stores.base import Store
 from mfa_middleware.web.gate import AppSession, gate
-from mfa_middleware.web.http import RequestFacts
 
 SMALL = 10
 DEVICES_PER_USER = 5

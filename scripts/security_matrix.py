@@ -1,7 +1,7 @@
 """Write the checklist matrix in docs/security.md from the tests' `checklist` markers.
 
-    python scripts/security_matrix.py          # rewrite the matrix
-    python scripts/security_matrix.py --check  # exit 1 when it is out of date (the tests do too)
+python scripts/security_matrix.py          # rewrite the matrix
+python scripts/security_matrix.py --check  # exit 1 when it is out of date (the tests do too)
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from mfa_middleware.web.brand import (
+from mfa_middleware.brand import (
     SURFACES,
     brand_css,
     contrast,

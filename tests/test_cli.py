@@ -18,10 +18,9 @@ import pytest
 from mfa_middleware import cli
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.effects import Key
-from mfa_middleware.errors import StoreError
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.stores.memory import MemoryStore
 from mfa_middleware.stores.sqlite import SQLiteStore
+from mfa_middleware.testing import OutageStore
 
 ENROLL_CODE = re.compile(r"[0-9a-hjkmnp-tv-z]{4}(-[0-9a-hjkmnp-tv-z]{4}){3}")
 
@@ -453,20 +452,18 @@ def test_custom_resolver_maps_names_to_ids(db: Path, capsys: Any) -> None:
     assert "unknown user 'alice'" in capsys.readouterr().err
 
 
-class BrokenStore(MemoryStore):
-    def get(self, key: Key, *, cached: bool = False) -> Any:
-        raise StoreError("the store is down")
-
-    def update(self, key: Key, fn: Any, *, ttl: float | None = None) -> Any:
-        raise StoreError("the store is down")
+def broken_store() -> OutageStore:
+    store = OutageStore()
+    store.down = True
+    return store
 
 
 def test_store_failure_exits_1(capsys: Any) -> None:
-    runtime = Runtime(MFAConfig(secret_keys=[KEY], store=BrokenStore()))
+    runtime = Runtime(MFAConfig(secret_keys=[KEY], store=broken_store()))
     code, out = run_main("mode", "off", runtime=runtime)
     assert code == 1
     assert out == ""
-    assert "the store is down" in capsys.readouterr().err
+    assert "the store is unreachable" in capsys.readouterr().err
     code, _ = run_main("status", "alice", runtime=runtime)
     assert code == 1
 

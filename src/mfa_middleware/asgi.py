@@ -1,7 +1,8 @@
 """The ASGI adapter: a pure ASGI middleware (never `BaseHTTPMiddleware`).
 
-It turns the scope into `RequestFacts`, runs the shared gate or page flow with the async
-driver, and turns the result back into ASGI messages. It holds no policy of its own.
+It reads the scope into an `Incoming`, makes the one call (`web.entry.Entry.handle`), runs the
+flow it may get with the async driver, and writes the outcome back as ASGI messages. It holds
+no policy of its own.
 """
 
 from __future__ import annotations
@@ -12,23 +13,11 @@ from typing import Any
 
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.addresses import peer_text
+from mfa_middleware.core.http import Cookie, RequestFacts, Response
 from mfa_middleware.core.principal import Principal
-from mfa_middleware.errors import SetupError, StoreError
-from mfa_middleware.events import logger
+from mfa_middleware.errors import SetupError
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.gate import (
-    NO_APP_SESSION,
-    UNGATED,
-    AppSession,
-    access,
-    end_session,
-    gate,
-    remember,
-    replay,
-)
-from mfa_middleware.web.http import Cookie, RequestFacts, Response, cookie_value
-from mfa_middleware.web.messages import misconfigured
-from mfa_middleware.web.routes import handle_page
+from mfa_middleware.web.entry import PASS, Answer, Entry, Incoming, Outcome, Pass, Work
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -186,6 +175,11 @@ def facts_from_scope(scope: Scope, body: bytes = b"") -> RequestFacts:
     )
 
 
+def _marker_in(session: Any) -> str | None:
+    marker = session.get(SESSION_MARKER)
+    return marker if type(marker) is str else None
+
+
 def session_marker(scope: Scope) -> str | None:
     """The MFA session id kept in the app's session (Starlette's `scope["session"]`)."""
     session = scope.get("session")
@@ -193,13 +187,6 @@ def session_marker(scope: Scope) -> str | None:
         return None
     marker = session.get(SESSION_MARKER)
     return marker if isinstance(marker, str) else None
-
-
-def app_session(scope: Scope) -> AppSession:
-    session = scope.get("session")
-    if session is None or not (type(session) is dict or isinstance(session, MutableMapping)):
-        return NO_APP_SESSION
-    return AppSession(writable=True, marker=session_marker(scope))
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -242,89 +229,66 @@ class MFAMiddleware:
     ) -> None:
         self.app = app
         self.runtime = Runtime(config)
-        self.identify = identify or principal_from_scope
-        self._default_identify = identify is None
         self.on_logout = on_logout
-        self._prefix = config.prefix
-        self._prefix_slash = config.prefix + "/"
+        self.entry = Entry(
+            self.runtime,
+            principal_of=identify or principal_from_scope,
+            facts_of=facts_from_scope,
+            user_id_of=user_id_from_scope if identify is None else None,  # the cheap read
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        path = scope["path"] if not scope.get("root_path") else split_root(scope)[1]
-        if kind == "http" and (path == self._prefix or path.startswith(self._prefix_slash)):
-            await self._page(scope, receive, send)
-            return
-        rt = self.runtime
-        try:
-            if self._default_identify:
-                principal = None
-                user_id = user_id_from_scope(scope)
-            else:
-                principal = self.identify(scope)
-                user_id = None if principal is None else principal.id
-        except SetupError as exc:
-            await self._misconfigured(scope, receive, send, exc)
-            return
-        if user_id is None:
+        session = scope.get("session")
+        writable = type(session) is dict or (
+            session is not None and isinstance(session, MutableMapping)
+        )
+        marker = _marker_in(session) if writable else None
+        incoming = Incoming(
+            scope["path"] if not scope.get("root_path") else split_root(scope)[1],
+            scope.get("method", "GET"),
+            cookie_header(scope.get("headers") or []),
+            marker,
+            writable,
+            scope,
+        )
+        entry = self.entry
+        if kind == "http" and incoming.method == "POST" and entry.is_page(incoming.path):
+            incoming.body = await read_body(receive, self.runtime.config.max_form_bytes)
+        outcome = entry.handle(incoming)
+        if outcome is PASS:  # the common case: a verified session, an anonymous request
             await self.app(scope, receive, send)
+            if marker is not None and _marker_in(session) != marker:
+                await self._after(incoming, PASS, scope)
             return
-        token = cookie_value(cookie_header(scope.get("headers") or []), rt.cookie_name)
-        marker = session_marker(scope)
-        ticket = replay(rt, token, marker, user_id)
-        if ticket.final:  # a verified session seen before: nothing else to build or check
-            await self.app(scope, receive, send)
-            if marker is not None and session_marker(scope) != marker:
-                await self._app_logged_out(scope, token, marker, user_id)
+        if isinstance(outcome, Work):
+            outcome = await self.runtime.arun(outcome.flow)
+        await self._apply(scope, receive, send, incoming, outcome)
+
+    async def _apply(
+        self, scope: Scope, receive: Receive, send: Send, incoming: Incoming, outcome: Outcome
+    ) -> None:
+        if outcome.marker is not None and incoming.writable:
+            scope["session"][SESSION_MARKER] = outcome.marker
+        if outcome.end_app_session:
+            await self._end_app_session(scope)
+        if isinstance(outcome, Answer):
+            await self._refuse(scope, receive, send, outcome.response)
             return
-        principal = principal or self.identify(scope)
-        assert principal is not None
-        facts = facts_from_scope(scope)
-        action = access(rt, ticket, facts, principal)
-        if action != UNGATED:
-            app = app_session(scope)
-            flow = gate(rt, facts, principal, app, action)
-            # An in-process store answers in microseconds (its async twins call the sync
-            # methods anyway), so the gate skips the coroutine per store call; the gate never
-            # sends codes.
-            result = rt.run(flow) if rt.store.in_process else await rt.arun(flow)
-            remember(rt, ticket, result)
-            if result.marker is not None:
-                scope["session"][SESSION_MARKER] = marker = result.marker
-            if result.end_app_session:
-                await self._end_app_session(scope)
-            if result.response is not None:
-                await self._refuse(scope, receive, send, result.response)
-                return
-            if result.cookies:
-                send = _adding_cookies(send, result.cookies)
+        if outcome.cookies:
+            send = _adding_cookies(send, outcome.cookies)
         await self.app(scope, receive, send)
-        if marker is not None and session_marker(scope) != marker:
-            await self._app_logged_out(scope, token, marker, user_id)
+        if incoming.writable:
+            await self._after(incoming, outcome, scope)
 
-    async def _app_logged_out(
-        self, scope: Scope, token: str | None, marker: str, user_id: str
-    ) -> None:
-        """The app cleared its session during this request (its logout, or a new login over
-        an old one): that MFA session is over, server-side, so its cookie replays nothing."""
-        rt = self.runtime
-        claims = rt.sessions.decode(token)
-        if claims is None or claims.session_id != marker:
-            return
-        flow = end_session(rt, claims, user_id, actor="app_logout")
-        try:
-            await rt.arun(flow)
-        except StoreError as exc:  # the response is sent; the session's cookie is gone too
-            logger.error("2FA store unavailable, sign-out not recorded: %s", exc)
-
-    async def _misconfigured(
-        self, scope: Scope, receive: Receive, send: Send, exc: SetupError
-    ) -> None:
-        logger.error("%s", exc)
-        facts = facts_from_scope(scope)
-        await self._refuse(scope, receive, send, misconfigured(self.runtime, facts))
+    async def _after(self, incoming: Incoming, outcome: Pass, scope: Scope) -> None:
+        """The app may have cleared its session (its logout): see `Entry.after`."""
+        follow = self.entry.after(incoming, outcome, session_marker(scope))
+        if follow is not None:
+            await self.runtime.arun(follow.flow)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, response: Response) -> None:
         if scope["type"] == "websocket":
@@ -343,26 +307,8 @@ class MFAMiddleware:
             if inspect.isawaitable(result):
                 await result
 
-    async def _page(self, scope: Scope, receive: Receive, send: Send) -> None:
-        rt = self.runtime
-        body = b""
-        if scope.get("method") == "POST":
-            body = await read_body(receive, rt.config.max_form_bytes)
-        facts = facts_from_scope(scope, body)
-        try:
-            principal = self.identify(scope)
-        except SetupError as exc:
-            await self._misconfigured(scope, receive, send, exc)
-            return
-        outcome = await rt.arun(handle_page(rt, facts, principal, app_session(scope)))
-        if outcome.marker is not None and isinstance(scope.get("session"), MutableMapping):
-            scope["session"][SESSION_MARKER] = outcome.marker
-        if outcome.end_app_session:
-            await self._end_app_session(scope)
-        await send_response(send, outcome.response, head=scope.get("method") == "HEAD")
 
-
-def _adding_cookies(send: Send, cookies: list[Cookie]) -> Send:
+def _adding_cookies(send: Send, cookies: tuple[Cookie, ...]) -> Send:
     """Add our Set-Cookie headers to the app's response start, touching nothing else."""
     extra = [(b"set-cookie", c.header().encode("latin-1")) for c in cookies]
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mfa_middleware.core.addresses import FORWARDED_HEADERS
+from mfa_middleware.core.http import RequestFacts
 from mfa_middleware.core.otp import ALGORITHMS
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.records import MODES
@@ -26,7 +27,6 @@ from mfa_middleware.errors import ConfigError
 from mfa_middleware.events import logger
 from mfa_middleware.senders.base import Sender
 from mfa_middleware.stores.base import Store
-from mfa_middleware.web.http import RequestFacts
 
 Duration = timedelta | float | int | str
 MIN_SECRET_LENGTH = 32

@@ -7,8 +7,10 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from mfa_middleware.config import MFAConfig
+from mfa_middleware.core.bounded import Bounded
 from mfa_middleware.core.devices import DeviceCodec, DeviceCookie
 from mfa_middleware.core.effects import Effect
+from mfa_middleware.core.http import Cookie, clear_cookie, set_cookie
 from mfa_middleware.core.i18n import untranslated, untranslated_plural
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.otp import TotpParams
@@ -17,13 +19,13 @@ from mfa_middleware.core.throttle import ThrottleParams
 from mfa_middleware.core.tokens import SessionClaims, UserTagger, new_id, session_codec
 from mfa_middleware.drivers import run_async, run_sync
 from mfa_middleware.events import EventSink
+from mfa_middleware.render import Renderer
 from mfa_middleware.senders.delivery import Delivery
 from mfa_middleware.stores.base import Store
 from mfa_middleware.stores.sqlite import SQLiteStore
-from mfa_middleware.web.http import Cookie, clear_cookie, set_cookie
-from mfa_middleware.web.render import Renderer
 
 DEFAULT_SQLITE_PATH = "mfa.sqlite3"
+MEMO_LIMIT = 50_000  # per generation of the bounded memo
 T = TypeVar("T")
 
 
@@ -45,7 +47,10 @@ class Runtime:
         self.plural = (
             config.translations.ngettext if config.translations is not None else untranslated_plural
         )
-        self.verified_memo: dict[tuple[str, str | None, str], tuple[int, float]] = {}
+        # the memo of verified requests (web.memo): bounded, about 100,000 sessions at most
+        self.verified_memo: Bounded[tuple[str, str | None, str], tuple[int, float]] = Bounded(
+            MEMO_LIMIT
+        )
         self.delivery = Delivery(sms=config.sms_sender, email=config.email_sender)
         # channels offered as a second factor (an email sender alone only sends notices)
         self.code_channels = [c for c in self.delivery.channels() if c != "email"]

@@ -2,8 +2,9 @@
 
     app.wsgi_app = MFAMiddleware(app.wsgi_app, config, identify=who_is_logged_in)
 
-It runs the same gate and page flows as the ASGI adapter with the sync driver; no event loop
-is started per request.
+It reads the environ into an `Incoming`, makes the same one call as the ASGI adapter
+(`web.entry.Entry.handle`) and runs the flow it may get with the sync driver; no event loop is
+started per request.
 """
 
 from __future__ import annotations
@@ -14,22 +15,10 @@ from typing import Any
 
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.addresses import peer_text
+from mfa_middleware.core.http import Cookie, RequestFacts, Response, clear_cookie
 from mfa_middleware.core.principal import Principal
-from mfa_middleware.errors import StoreError
-from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.gate import (
-    NO_APP_SESSION,
-    UNGATED,
-    AppSession,
-    access,
-    end_session,
-    gate,
-    remember,
-    replay,
-)
-from mfa_middleware.web.http import Cookie, RequestFacts, Response, clear_cookie, cookie_value
-from mfa_middleware.web.routes import handle_page
+from mfa_middleware.web.entry import Answer, Entry, Incoming, Work
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -108,93 +97,62 @@ class MFAMiddleware:
     ) -> None:
         self.app = app
         self.runtime = Runtime(config)
-        self.identify = identify
         self.login_marker = login_marker
         self.on_logout = on_logout
         self.logout_cookies = [
             clear_cookie(name, secure=config.cookie_secure, samesite=config.cookie_samesite)
             for name in logout_cookies
         ]
-        self._prefix = config.prefix
-        self._prefix_slash = config.prefix + "/"
+        self.entry = Entry(self.runtime, principal_of=identify, facts_of=facts_from_environ)
 
     def logout(self, environ: Environ) -> None:
         """Sign this request's MFA session out server-side: call it from the app's logout view
         (`app.wsgi_app.logout(request.environ)`), so a copied MFA cookie replays nothing after
         the user logged out (SES-10)."""
-        principal = self.identify(environ)
-        rt = self.runtime
-        claims = rt.sessions.decode(cookie_value(environ.get("HTTP_COOKIE", ""), rt.cookie_name))
-        if principal is None or claims is None:
-            return
-        if claims.user_tag not in rt.user_tag.tags(principal.id):
-            return
-        try:
-            rt.run(end_session(rt, claims, principal.id, actor="app_logout"))
-        except StoreError as exc:  # the app's logout goes on; the cookie is cleared with it
-            logger.error("2FA store unavailable, sign-out not recorded: %s", exc)
+        work = self.entry.sign_out(self._incoming(environ))
+        if work is not None:
+            self.runtime.run(work.flow)
 
-    def _app_session(self, environ: Environ) -> AppSession:
-        if self.login_marker is None:
-            return NO_APP_SESSION
-        return AppSession(marker=self.login_marker(environ))
+    def _incoming(self, environ: Environ) -> Incoming:
+        marker = None if self.login_marker is None else self.login_marker(environ)
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        cookies = environ.get("HTTP_COOKIE", "")
+        return Incoming(wsgi_path(environ), method, cookies, marker, False, environ)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        path = wsgi_path(environ)
-        if path == self._prefix or path.startswith(self._prefix_slash):
-            return self._page(environ, start_response)
-        principal = self.identify(environ)
-        if principal is None:
-            return self.app(environ, start_response)
-        rt = self.runtime
-        app = self._app_session(environ)
-        token = cookie_value(environ.get("HTTP_COOKIE", ""), rt.cookie_name)
-        ticket = replay(rt, token, app.marker, principal.id)
-        if ticket.final:
-            return self.app(environ, start_response)
-        facts = facts_from_environ(environ)
-        action = access(rt, ticket, facts, principal)
-        if action == UNGATED:
-            return self.app(environ, start_response)
-        result = rt.run(gate(rt, facts, principal, app, action))
-        remember(rt, ticket, result)
-        if result.end_app_session:
-            self._end_app_session(environ, result.response)
-        if result.response is not None:
-            return self._respond(environ, start_response, result.response)
-        if result.cookies:
-            start_response = _adding_cookies(start_response, result.cookies)
+        incoming = self._incoming(environ)
+        if incoming.method == "POST" and self.entry.is_page(incoming.path):
+            incoming.body = read_body(environ, self.runtime.config.max_form_bytes)
+        outcome = self.entry.handle(incoming)
+        if isinstance(outcome, Work):
+            outcome = self.runtime.run(outcome.flow)
+        ended: list[Cookie] = []
+        if outcome.end_app_session:
+            ended = self.logout_cookies
+            if self.on_logout is not None:
+                self.on_logout(environ)
+        if isinstance(outcome, Answer):
+            return self._respond(environ, start_response, outcome.response, ended)
+        if outcome.cookies:
+            start_response = _adding_cookies(start_response, outcome.cookies)
         return self.app(environ, start_response)
 
-    def _end_app_session(self, environ: Environ, response: Response | None) -> None:
-        if response is not None:
-            response.cookies.extend(self.logout_cookies)
-        if self.on_logout is not None:
-            self.on_logout(environ)
-
     def _respond(
-        self, environ: Environ, start_response: StartResponse, response: Response
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        response: Response,
+        more_cookies: list[Cookie],
     ) -> list[bytes]:
+        cookies = [("set-cookie", c.header()) for c in more_cookies]
         start_response(
             status_line(response.status),
-            [*response.raw_headers(), ("content-length", str(len(response.body)))],
+            [*response.raw_headers(), *cookies, ("content-length", str(len(response.body)))],
         )
         return [] if environ.get("REQUEST_METHOD") == "HEAD" else [response.body]
 
-    def _page(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
-        rt = self.runtime
-        body = b""
-        if environ.get("REQUEST_METHOD", "GET").upper() == "POST":
-            body = read_body(environ, rt.config.max_form_bytes)
-        facts = facts_from_environ(environ, body)
-        principal = self.identify(environ)
-        outcome = rt.run(handle_page(rt, facts, principal, self._app_session(environ)))
-        if outcome.end_app_session:
-            self._end_app_session(environ, outcome.response)
-        return self._respond(environ, start_response, outcome.response)
 
-
-def _adding_cookies(start_response: StartResponse, cookies: list[Cookie]) -> StartResponse:
+def _adding_cookies(start_response: StartResponse, cookies: tuple[Cookie, ...]) -> StartResponse:
     extra = [("set-cookie", c.header()) for c in cookies]
 
     def wrapped(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

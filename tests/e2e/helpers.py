@@ -5,47 +5,28 @@ Every TOTP code is computed at the fixed clock's time, never at wall time.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
 from typing import Any
 
 import httpx
-import pyotp
 from examples.starlette_app.app import create_app
 from starlette.applications import Starlette
 
 from mfa_middleware import MemoryStore
 from mfa_middleware.senders.smtp import SMTPSender
 from mfa_middleware.senders.twilio import TwilioSMSSender
+from mfa_middleware.testing import FixedClock, totp_code
 from tests.support.mail_and_sms import Mailbox, TwilioDouble
 
 SECRET_KEY = "e2e-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG"
-START = 1_700_000_000.0
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
 COOKIE = "mfa_session"
 HTML = {"accept": "text/html,application/xhtml+xml"}
-DIGESTS = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}
 
 _SECRET_RE = re.compile(r"<code>([A-Z2-7 ]+)</code>")
 _CSRF_RE = re.compile(r'name="csrf" value="([^"]*)"')
 _NEXT_RE = re.compile(r'name="next" value="([^"]*)"')
-
-
-class FixedClock:
-    """A clock that stands still until told to move: `clock()` is the time in seconds."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = float(now)
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def set(self, now: float) -> None:
-        self.now = float(now)
 
 
 def make_app(clock: FixedClock, store: Any = None, **options: Any) -> Starlette:
@@ -67,7 +48,7 @@ def client(app: Starlette, base_url: str = "http://testserver") -> httpx.AsyncCl
 
 
 def totp(secret: str, at: float, digits: int = 6, algorithm: str = "SHA1") -> str:
-    return str(pyotp.TOTP(secret, digits=digits, digest=DIGESTS[algorithm]).at(int(at)))
+    return totp_code(secret, at, digits, algorithm)
 
 
 def wrong_code(secret: str, at: float, digits: int = 6) -> str:

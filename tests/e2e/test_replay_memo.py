@@ -18,7 +18,8 @@ from mfa_middleware import MemoryStore, MFAConfig, MFAMiddleware
 from mfa_middleware.admin import Admin
 from mfa_middleware.core.effects import Key
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.gate import GateResult, remember, replay
+from mfa_middleware.web.gate import GateResult
+from mfa_middleware.web.memo import remember, replay
 from tests.e2e.helpers import (
     HTML,
     SECRET_KEY,
@@ -136,7 +137,7 @@ async def test_optional_mode_not_enrolled_is_never_replayed_past_a_two_factor_ru
         await login(c)
         for _ in range(4):
             assert (await get_page(c, "/account")).status_code == 200
-        assert mfa_runtime(app).verified_memo == {}  # nothing memoized for a not-enrolled pass
+        assert len(mfa_runtime(app).verified_memo) == 0  # nothing kept for a not-enrolled pass
         before = reads.count
         assert (await get_page(c, "/account")).status_code == 200
         assert reads.count == before + 1  # the gate ran again
@@ -307,51 +308,56 @@ async def test_activity_keeps_a_short_idle_timeout_alive(clock: FixedClock) -> N
 def test_replay_hits_only_the_same_request_while_nothing_changed(clock: FixedClock) -> None:
     store = MemoryStore()
     rt = Runtime(MFAConfig(secret_keys=[SECRET_KEY], store=store, clock=clock))
+
+    def cookies(token: str) -> str:  # a Cookie header holding our cookie
+        return f"other=1; {rt.cookie_name}={token}"
+
     assert not rt.config.rule_set.may_deny
 
     def remembered(until: float) -> None:
-        ticket = replay(rt, "token", "marker", "alice")
+        ticket = replay(rt, cookies("token"), "marker", "alice")
         assert not ticket.hit
         remember(rt, ticket, GateResult(None, replay_until=until))
 
-    ticket = replay(rt, "token", "marker", "alice")
+    ticket = replay(rt, cookies("token"), "marker", "alice")
     assert not ticket.hit
     assert not ticket.final
     remember(rt, ticket, GateResult(None))  # an answer without a deadline is not kept
-    assert rt.verified_memo == {}
-    assert not replay(rt, "token", "marker", "alice").hit
+    assert len(rt.verified_memo) == 0
+    assert not replay(rt, cookies("token"), "marker", "alice").hit
 
     until = clock() + 100
     remembered(until)
-    hit = replay(rt, "token", "marker", "alice")
+    hit = replay(rt, cookies("token"), "marker", "alice")
     assert hit.hit
     assert hit.final  # no rule can deny: the hit decides alone
-    assert not replay(rt, "token", "other-marker", "alice").hit
-    assert not replay(rt, "token", None, "alice").hit
-    assert not replay(rt, "token", "marker", "bob").hit
-    assert not replay(rt, "other-token", "marker", "alice").hit
-    for empty in ("", None):
+    assert not replay(rt, cookies("token"), "other-marker", "alice").hit
+    assert not replay(rt, cookies("token"), None, "alice").hit
+    assert not replay(rt, cookies("token"), "marker", "bob").hit
+    assert not replay(rt, cookies("other-token"), "marker", "alice").hit
+    for empty in ("", "other=1", cookies("")):  # no cookie of ours, or an empty one
         miss = replay(rt, empty, "marker", "alice")
         assert not miss.hit
         assert miss.key is None
 
     store.put(Key("anything", "_", "x"), {"v": 1})  # any write changes the generation
-    assert not replay(rt, "token", "marker", "alice").hit
+    assert not replay(rt, cookies("token"), "marker", "alice").hit
 
     remembered(until)
-    assert replay(rt, "token", "marker", "alice").hit
+    assert replay(rt, cookies("token"), "marker", "alice").hit
     clock.set(until - 1)
-    assert replay(rt, "token", "marker", "alice").hit
+    assert replay(rt, cookies("token"), "marker", "alice").hit
     clock.set(until)
-    assert not replay(rt, "token", "marker", "alice").hit
+    assert not replay(rt, cookies("token"), "marker", "alice").hit
 
 
 def test_replay_hit_is_not_final_when_a_rule_may_deny(clock: FixedClock) -> None:
     rules = [{"action": "deny", "paths": ["/admin/**"]}]
     rt = Runtime(MFAConfig(secret_keys=[SECRET_KEY], store=MemoryStore(), clock=clock, rules=rules))
     assert rt.config.rule_set.may_deny
-    ticket = replay(rt, "token", None, "alice")
+    cookies = f"{rt.cookie_name}=token"
+    ticket = replay(rt, cookies, None, "alice")
     remember(rt, ticket, GateResult(None, replay_until=clock() + 100))
-    hit = replay(rt, "token", None, "alice")
+    hit = replay(rt, cookies, None, "alice")
     assert hit.hit
     assert not hit.final  # the adapter must still evaluate the rules (`access`)

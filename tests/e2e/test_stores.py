@@ -11,7 +11,7 @@ from examples.starlette_app.app import create_app
 
 from mfa_middleware import MemoryStore, SQLiteStore
 from mfa_middleware.core import otp
-from mfa_middleware.errors import StoreError
+from mfa_middleware.testing import OutageStore as FlakyStore
 
 from .helpers import (
     HTML,
@@ -28,46 +28,6 @@ from .helpers import (
 )
 
 pytestmark = pytest.mark.anyio
-
-
-class FlakyStore(MemoryStore):
-    """A MemoryStore whose every operation fails while `down` is set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.down = False
-
-    def _check(self) -> None:
-        if self.down:
-            raise StoreError("the store is down (test)")
-
-    def cache_generation(self) -> Any:
-        self._check()  # a failing store fails its freshness check too
-        return super().cache_generation()
-
-    def get(self, *args: Any, **kwargs: Any) -> Any:
-        self._check()
-        return super().get(*args, **kwargs)
-
-    def get_many(self, *args: Any, **kwargs: Any) -> Any:
-        self._check()
-        return super().get_many(*args, **kwargs)
-
-    def put(self, *args: Any, **kwargs: Any) -> None:
-        self._check()
-        super().put(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> None:
-        self._check()
-        super().delete(*args, **kwargs)
-
-    def update(self, *args: Any, **kwargs: Any) -> Any:
-        self._check()
-        return super().update(*args, **kwargs)
-
-    def scan(self, *args: Any, **kwargs: Any) -> Any:
-        self._check()
-        return super().scan(*args, **kwargs)
 
 
 @pytest.mark.checklist("TOTP-05")

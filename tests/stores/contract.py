@@ -14,19 +14,9 @@ import pytest
 
 from mfa_middleware.core.effects import Doc, Key
 from mfa_middleware.stores.base import Store
+from mfa_middleware.testing import FixedClock as FakeClock
 
 T0 = 1_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Api:

@@ -80,6 +80,6 @@ def create_app(**mfa_options: Any) -> Flask:
 
 
 def request_cookie(environ: Environ, name: str) -> str | None:
-    from mfa_middleware.web.http import cookie_value
+    from mfa_middleware.core.http import cookie_value
 
     return cookie_value(environ.get("HTTP_COOKIE", ""), name)

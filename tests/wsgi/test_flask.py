@@ -12,20 +12,13 @@ from flask.testing import FlaskClient
 from mfa_middleware import MemoryStore
 from mfa_middleware.core.records import SETTINGS_KEY
 from mfa_middleware.stores.base import Store
+from mfa_middleware.testing import FixedClock
 from tests.wsgi.flask_app import create_app
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FixedClock:
+    return FixedClock(1_800_000_000)
 
 
 @pytest.fixture
@@ -34,7 +27,7 @@ def store() -> Store:
 
 
 @pytest.fixture
-def client(clock: Clock, store: Store) -> FlaskClient:
+def client(clock: FixedClock, store: Store) -> FlaskClient:
     return create_app(store=store, clock=clock, cookie_secure=False).test_client()
 
 
@@ -49,7 +42,7 @@ def login(client: FlaskClient, user: str = "alice") -> None:
     assert response.status_code == 303
 
 
-def enroll(client: FlaskClient, clock: Clock) -> pyotp.TOTP:
+def enroll(client: FlaskClient, clock: FixedClock) -> pyotp.TOTP:
     page = client.get("/_mfa/enroll/totp").get_data(as_text=True)
     secret = re.search(r"<code>([A-Z2-7 ]+)</code>", page).group(1).replace(" ", "")  # type: ignore[union-attr]
     totp = pyotp.TOTP(secret)
@@ -63,7 +56,7 @@ def challenge(client: FlaskClient, code: str) -> Any:
     return client.post("/_mfa/challenge", data={"csrf": csrf(page), "code": code})
 
 
-def test_core_flow_through_the_wsgi_middleware(client: FlaskClient, clock: Clock) -> None:
+def test_core_flow_through_the_wsgi_middleware(client: FlaskClient, clock: FixedClock) -> None:
     login(client)
     gated = client.get("/", headers={"accept": "text/html"})
     assert gated.status_code == 303
@@ -106,7 +99,7 @@ def test_head_gets_no_body(client: FlaskClient) -> None:
 
 
 def test_forced_logout_clears_the_flask_session(
-    client: FlaskClient, clock: Clock, store: Store
+    client: FlaskClient, clock: FixedClock, store: Store
 ) -> None:
     login(client)
     enroll(client, clock)
@@ -122,7 +115,7 @@ def test_forced_logout_clears_the_flask_session(
 
 @pytest.mark.checklist("SES-10")
 def test_logout_ends_the_mfa_session_so_copied_cookies_replay_nothing(
-    clock: Clock, store: Store
+    clock: FixedClock, store: Store
 ) -> None:
     app = create_app(store=store, clock=clock, cookie_secure=False)
     client = app.test_client()

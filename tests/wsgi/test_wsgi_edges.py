@@ -16,12 +16,12 @@ from werkzeug.test import Client
 from mfa_middleware import MemoryStore
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core import ops
-from mfa_middleware.core.effects import Doc, Key, Updater
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.records import SETTINGS_KEY, throttle_key, user_key
 from mfa_middleware.drivers import run_sync
-from mfa_middleware.errors import StoreError
 from mfa_middleware.events import EventSink
+from mfa_middleware.testing import FixedClock
+from mfa_middleware.testing import OutageStore as FlakyStore
 from mfa_middleware.wsgi import Environ, MFAMiddleware, StartResponse
 from tests.wsgi.flask_app import create_app
 
@@ -30,61 +30,9 @@ JSON = {"accept": "application/json"}
 SECRET = "wsgi-edges-" + "Qm4Rt7Yx2Kp9Ls3Vb6Nc8Hd1Fg5Jw0Ze"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class FlakyStore(MemoryStore):
-    """A MemoryStore that fails like an unreachable server while `down` is set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.down = False
-        self.calls_while_down = 0
-
-    def _check(self) -> None:
-        if self.down:
-            self.calls_while_down += 1
-            raise StoreError("connection refused")
-
-    def cache_generation(self) -> Any:
-        self._check()  # a failing store fails its freshness check too
-        return super().cache_generation()
-
-    def get(self, key: Key, *, cached: bool = False) -> Doc | None:
-        self._check()
-        return super().get(key, cached=cached)
-
-    def get_many(self, keys: tuple[Key, ...], *, cached: bool = False) -> list[Doc | None]:
-        self._check()
-        return super().get_many(keys, cached=cached)
-
-    def put(self, key: Key, doc: Doc, *, ttl: float | None = None) -> None:
-        self._check()
-        super().put(key, doc, ttl=ttl)
-
-    def delete(self, key: Key) -> None:
-        self._check()
-        super().delete(key)
-
-    def update(
-        self, key: Key, fn: Updater, *, ttl: float | None = None
-    ) -> tuple[Doc | None, Doc | None]:
-        self._check()
-        return super().update(key, fn, ttl=ttl)
-
-    def scan(self, kind: str, part: str) -> list[tuple[str, Doc]]:
-        self._check()
-        return super().scan(kind, part)
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FixedClock:
+    return FixedClock(1_800_000_000)
 
 
 @pytest.fixture
@@ -93,7 +41,7 @@ def store() -> FlakyStore:
 
 
 @pytest.fixture
-def client(clock: Clock, store: FlakyStore) -> FlaskClient:
+def client(clock: FixedClock, store: FlakyStore) -> FlaskClient:
     return create_app(store=store, clock=clock, cookie_secure=False).test_client()
 
 
@@ -108,7 +56,7 @@ def login(client: FlaskClient, user: str = "alice") -> None:
     assert response.status_code == 303
 
 
-def enroll(client: FlaskClient, clock: Clock, next_path: str = "/") -> tuple[pyotp.TOTP, Any]:
+def enroll(client: FlaskClient, clock: FixedClock, next_path: str = "/") -> tuple[pyotp.TOTP, Any]:
     page = client.get("/_mfa/enroll/totp", query_string={"next": next_path}).get_data(as_text=True)
     secret = re.search(r"<code>([A-Z2-7 ]+)</code>", page).group(1).replace(" ", "")  # type: ignore[union-attr]
     totp = pyotp.TOTP(secret)
@@ -118,7 +66,7 @@ def enroll(client: FlaskClient, clock: Clock, next_path: str = "/") -> tuple[pyo
     return totp, done
 
 
-def at_challenge(client: FlaskClient, clock: Clock) -> pyotp.TOTP:
+def at_challenge(client: FlaskClient, clock: FixedClock) -> pyotp.TOTP:
     """alice enrolled, then logged in again: the next request needs a code."""
     login(client)
     totp, _ = enroll(client, clock)
@@ -135,7 +83,7 @@ def at_challenge(client: FlaskClient, clock: Clock) -> pyotp.TOTP:
 
 @pytest.mark.checklist("GEN-01")
 def test_store_outage_fails_closed_then_recovers(
-    client: FlaskClient, clock: Clock, store: FlakyStore
+    client: FlaskClient, clock: FixedClock, store: FlakyStore
 ) -> None:
     login(client)
     enroll(client, clock)
@@ -166,7 +114,7 @@ def test_store_outage_fails_closed_then_recovers(
 
 
 def test_store_outage_for_an_unverified_user(
-    client: FlaskClient, clock: Clock, store: FlakyStore
+    client: FlaskClient, clock: FixedClock, store: FlakyStore
 ) -> None:
     totp = at_challenge(client, clock)
     store.down = True
@@ -181,7 +129,7 @@ def test_store_outage_for_an_unverified_user(
     assert client.get("/").status_code == 200
 
 
-def test_store_outage_lets_anonymous_requests_through(store: FlakyStore, clock: Clock) -> None:
+def test_store_outage_lets_anonymous_requests_through(store: FlakyStore, clock: FixedClock) -> None:
     client = create_app(store=store, clock=clock, cookie_secure=False).test_client()
     store.down = True
     assert client.get("/api/profile").get_json() == {"username": None}
@@ -196,7 +144,7 @@ def test_store_outage_lets_anonymous_requests_through(store: FlakyStore, clock: 
 
 @pytest.mark.parametrize("length", ["abc", "-1", "1.5", "", " ", "0x10"])
 def test_invalid_content_length_is_an_empty_body(
-    client: FlaskClient, clock: Clock, store: FlakyStore, length: str
+    client: FlaskClient, clock: FixedClock, store: FlakyStore, length: str
 ) -> None:
     totp = at_challenge(client, clock)
     page = client.get("/_mfa/challenge", headers=HTML).get_data(as_text=True)
@@ -211,7 +159,7 @@ def test_invalid_content_length_is_an_empty_body(
     assert accepted.status_code == 303
 
 
-def test_content_length_past_the_limit_is_refused(client: FlaskClient, clock: Clock) -> None:
+def test_content_length_past_the_limit_is_refused(client: FlaskClient, clock: FixedClock) -> None:
     at_challenge(client, clock)
     page = client.get("/_mfa/challenge", headers=HTML).get_data(as_text=True)
     body = f"csrf={field(page, 'csrf')}&code=123456&pad={'x' * 20_000}"
@@ -256,7 +204,7 @@ def test_invalid_utf8_in_the_path_is_handled(client: FlaskClient) -> None:
     assert response.headers["location"].startswith("/_mfa/enroll")
 
 
-def test_back_to_a_non_ascii_path_after_the_step(client: FlaskClient, clock: Clock) -> None:
+def test_back_to_a_non_ascii_path_after_the_step(client: FlaskClient, clock: FixedClock) -> None:
     """The Location header must be an ASCII URI (RFC 9110/3986): a WSGI server sends header
     values as latin-1 and the ASGI adapter encodes them as latin-1, so "/日本" cannot be sent."""
     login(client)
@@ -284,7 +232,9 @@ def tiny_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]
     return [b"app says hi"]
 
 
-def middleware(store: MemoryStore, clock: Clock, on_logout: Recorder, mode: str) -> MFAMiddleware:
+def middleware(
+    store: MemoryStore, clock: FixedClock, on_logout: Recorder, mode: str
+) -> MFAMiddleware:
     config = MFAConfig(
         secret_keys=[SECRET], store=store, clock=clock, cookie_secure=False, mode=mode
     )
@@ -301,7 +251,7 @@ def set_cookies(response: Any) -> list[str]:
     return list(response.headers.getlist("set-cookie"))
 
 
-def test_on_logout_runs_when_all_sessions_are_cleared(clock: Clock) -> None:
+def test_on_logout_runs_when_all_sessions_are_cleared(clock: FixedClock) -> None:
     store, hook = MemoryStore(), Recorder()
     client = Client(middleware(store, clock, hook, mode="off"))
     first = client.get("/")
@@ -324,7 +274,7 @@ def test_on_logout_runs_when_all_sessions_are_cleared(clock: Clock) -> None:
     assert expired.get_data() == b""
 
 
-def test_on_logout_runs_on_a_forced_logout_of_the_user(clock: Clock) -> None:
+def test_on_logout_runs_on_a_forced_logout_of_the_user(clock: FixedClock) -> None:
     store, hook = MemoryStore(), Recorder()
     client = Client(middleware(store, clock, hook, mode="off"))
     assert client.get("/").status_code == 200
@@ -340,7 +290,7 @@ def test_on_logout_runs_on_a_forced_logout_of_the_user(clock: Clock) -> None:
     assert len(hook.environs) == 1
 
 
-def test_on_logout_runs_on_sign_out_from_the_pages(clock: Clock) -> None:
+def test_on_logout_runs_on_sign_out_from_the_pages(clock: FixedClock) -> None:
     store, hook = MemoryStore(), Recorder()
     client = Client(middleware(store, clock, hook, mode="required"))
     gated = client.get("/", headers=HTML)

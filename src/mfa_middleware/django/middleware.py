@@ -1,14 +1,18 @@
 """The Django middleware: `request.user` is the principal, Django's logout ends sessions.
 
-Place it after `AuthenticationMiddleware`. It is sync and async capable: under ASGI Django it
-runs the shared flows with the async driver and reads the user with `request.auser()`. A
-verified request costs no database query of its own: the user is the one Django's auth loads
-for the view anyway, and the MFA state comes from the MFA store's coherent cache.
+Place it after `AuthenticationMiddleware`. It reads the request into an `Incoming`, makes the
+one call (`web.entry.Entry.handle`) and writes the outcome back; its sync and async paths
+share that body (`_finish`) and differ only in how they run a flow, log out and call the view.
+Under ASGI Django the user is read with `request.auser()`. A verified request costs no
+database query of its own: the user is the one Django's auth loads for the view anyway, and the
+MFA state comes from the MFA store's coherent cache.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
@@ -16,29 +20,13 @@ from django.contrib import auth
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from mfa_middleware.core.addresses import peer_text
-from mfa_middleware.core.effects import Effect
+from mfa_middleware.core.http import Cookie, RequestFacts, Response
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.django.settings import runtime
-from mfa_middleware.errors import StoreError
 from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.gate import (
-    NO_APP_SESSION,
-    UNGATED,
-    AppSession,
-    GateResult,
-    Replay,
-    access,
-    bound,
-    end_session,
-    gate,
-    remember,
-    replay,
-)
-from mfa_middleware.web.http import Cookie, RequestFacts, Response, cookie_value
+from mfa_middleware.web.entry import PASS, Answer, Entry, Incoming, Outcome, Work
 from mfa_middleware.web.messages import misconfigured
-from mfa_middleware.web.page import PageOutcome
-from mfa_middleware.web.routes import handle_page
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
 
@@ -108,11 +96,53 @@ def facts_from_request(request: HttpRequest, *, with_body: bool) -> RequestFacts
     )
 
 
-def app_session(request: HttpRequest) -> AppSession:
-    """Django cycles the session key at every login: a new login means a new code."""
-    session = getattr(request, "session", None)
-    key = getattr(session, "session_key", None)
-    return AppSession(marker=key) if key else NO_APP_SESSION
+@dataclass(slots=True)
+class Source:
+    """A Django request and its user (read with `request.user` or `await request.auser()`),
+    and the user's group names where the async path had to read them beforehand."""
+
+    request: HttpRequest
+    user: Any
+    groups: frozenset[str] | None = None
+
+
+def _user_id(source: Source) -> str | None:
+    user = source.user
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return str(user.pk)
+
+
+def _principal(source: Source) -> Principal | None:
+    with_groups = source.groups is None and runtime().config.rule_set.uses_groups
+    principal = principal_from_user(source.user, with_groups=with_groups)
+    if principal is not None and source.groups is not None:
+        return replace(principal, groups=source.groups)
+    return principal
+
+
+def _facts(source: Source, body: bytes) -> RequestFacts:
+    return facts_from_request(source.request, with_body=bool(body))
+
+
+@lru_cache(maxsize=4)
+def _entry(rt: Runtime) -> Entry:
+    """The entry of the process's runtime (rebuilt with it when settings change)."""
+    return Entry(rt, principal_of=_principal, facts_of=_facts, user_id_of=_user_id)
+
+
+def incoming(request: HttpRequest, user: Any, groups: frozenset[str] | None = None) -> Incoming:
+    """Django cycles the session key at every login: it is the login's marker, so a new login
+    always needs a new code."""
+    key = getattr(getattr(request, "session", None), "session_key", None)
+    return Incoming(
+        request.path_info,
+        (request.method or "GET").upper(),
+        request.META.get("HTTP_COOKIE", ""),
+        key or None,
+        False,
+        Source(request, user, groups),
+    )
 
 
 def to_django(response: Response, *, head: bool) -> HttpResponse:
@@ -123,7 +153,7 @@ def to_django(response: Response, *, head: bool) -> HttpResponse:
     return result
 
 
-def _set_cookies(response: HttpResponseBase, cookies: list[Cookie]) -> None:
+def _set_cookies(response: HttpResponseBase, cookies: list[Cookie] | tuple[Cookie, ...]) -> None:
     for cookie in cookies:
         response.set_cookie(
             cookie.name,
@@ -136,6 +166,36 @@ def _set_cookies(response: HttpResponseBase, cookies: list[Cookie]) -> None:
         )
 
 
+LOG_OUT = "log_out"
+VIEW = "view"
+Step = Work | str
+
+
+def _enter(request: HttpRequest, entry: Entry, ask: Incoming) -> Outcome | Work:
+    """The one call (with the body of a POST to our pages)."""
+    if ask.method == "POST" and entry.is_page(ask.path):
+        ask.body = request.body
+    return entry.handle(ask)
+
+
+def _finish(
+    request: HttpRequest, ask: Incoming, outcome: Outcome | Work
+) -> Generator[Step, Any, Any]:
+    """Everything after the one call, for both paths: a flow to run (yield the `Work`), the
+    app's logout (yield LOG_OUT), our answer or the view's (yield VIEW) with our cookies."""
+    if isinstance(outcome, Work):
+        outcome = yield outcome
+    assert not isinstance(outcome, Work)
+    if outcome.end_app_session:
+        request.mfa_ended = True  # type: ignore[attr-defined]  # our own logout: see below
+        yield LOG_OUT
+    if isinstance(outcome, Answer):
+        return to_django(outcome.response, head=ask.method == "HEAD")
+    response = yield VIEW
+    _set_cookies(response, outcome.cookies)
+    return response
+
+
 class MFAMiddleware:
     sync_capable = True
     async_capable = True
@@ -146,88 +206,60 @@ class MFAMiddleware:
         if self.is_async:
             markcoroutinefunction(self)
 
-    def _ticket(self, request: HttpRequest, rt: Runtime, user: Any) -> Replay | None:
-        """The verified-request memo's answer for this request (see `replay`); None for an
-        anonymous request or one to our own pages, which always run their flow."""
-        path = request.path_info
-        if path == rt.prefix or path.startswith(rt.prefix + "/"):
-            return None
-        if user is None or not getattr(user, "is_authenticated", False):
-            return None
-        token = cookie_value(request.META.get("HTTP_COOKIE", ""), rt.cookie_name)
-        return replay(rt, token, app_session(request).marker, str(user.pk))
-
-    def _flow(
-        self, request: HttpRequest, rt: Runtime, principal: Principal | None, ticket: Replay | None
-    ) -> tuple[RequestFacts, Generator[Effect, Any, GateResult | PageOutcome] | None]:
-        """The flow this request needs, or None when it simply passes (anonymous, or a
-        verified request the gate already answered: see `replay`)."""
-        path = request.path_info
-        page = path == rt.prefix or path.startswith(rt.prefix + "/")
-        facts = facts_from_request(request, with_body=page)
-        if page:
-            return facts, handle_page(rt, facts, principal, app_session(request))
-        if principal is None or ticket is None:
-            return facts, None
-        action = access(rt, ticket, facts, principal)
-        if action == UNGATED:
-            return facts, None
-        return facts, gate(rt, facts, principal, app_session(request), action)
-
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
         rt = runtime()
         if not hasattr(request, "user"):
             return misconfigured_response(request, rt)
-        user = request.user
-        ticket = self._ticket(request, rt, user)
-        if ticket is not None and ticket.final:
+        ask = incoming(request, request.user)
+        outcome = _enter(request, _entry(rt), ask)
+        if outcome is PASS:  # the common case
             return self.get_response(request)
-        principal = principal_from_user(user, with_groups=rt.config.rule_set.uses_groups)
-        facts, flow = self._flow(request, rt, principal, ticket)
-        if flow is None:
-            return self.get_response(request)
-        result = rt.run(flow)
-        if isinstance(result, GateResult) and ticket is not None:
-            remember(rt, ticket, result)
-        if result.end_app_session:
-            request.mfa_ended = True  # type: ignore[attr-defined]
-            auth.logout(request)
-        if (answer := own_answer(facts, result)) is not None:
-            return answer
-        assert isinstance(result, GateResult)
-        response = self.get_response(request)
-        _set_cookies(response, result.cookies)  # type: ignore[arg-type]
-        return response
+        steps = _finish(request, ask, outcome)
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, Work):
+                    step = steps.send(rt.run(step.flow))
+                elif step == LOG_OUT:
+                    auth.logout(request)
+                    step = next(steps)
+                else:
+                    step = steps.send(self.get_response(request))
+        except StopIteration as done:
+            return done.value
 
     async def __acall__(self, request: HttpRequest) -> Any:
         rt = runtime()
         if not hasattr(request, "auser"):
             return misconfigured_response(request, rt)
         user = await request.auser()
-        ticket = self._ticket(request, rt, user)
-        if ticket is not None and ticket.final:
+        groups = None
+        if rt.config.rule_set.uses_groups and getattr(user, "is_authenticated", False):
+            names = await sync_to_async(_group_names)(user)  # the ORM is sync-only
+            groups = frozenset(names)
+        ask = incoming(request, user, groups)
+        outcome = _enter(request, _entry(rt), ask)
+        if outcome is PASS:  # the common case
             return await self.get_response(request)  # type: ignore[misc]
-        if rt.config.rule_set.uses_groups:
-            principal = await sync_to_async(principal_from_user)(user, with_groups=True)
-        else:
-            principal = principal_from_user(user)
-        facts, flow = self._flow(request, rt, principal, ticket)
-        if flow is None:
-            return await self.get_response(request)  # type: ignore[misc]
-        result = await rt.arun(flow)
-        if isinstance(result, GateResult) and ticket is not None:
-            remember(rt, ticket, result)
-        if result.end_app_session:
-            request.mfa_ended = True  # type: ignore[attr-defined]
-            await auth.alogout(request)
-        if (answer := own_answer(facts, result)) is not None:
-            return answer
-        assert isinstance(result, GateResult)
-        response = await self.get_response(request)  # type: ignore[misc]
-        _set_cookies(response, result.cookies)
-        return response
+        steps = _finish(request, ask, outcome)
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, Work):
+                    step = steps.send(await rt.arun(step.flow))
+                elif step == LOG_OUT:
+                    await auth.alogout(request)
+                    step = next(steps)
+                else:
+                    step = steps.send(await self.get_response(request))  # type: ignore[misc]
+        except StopIteration as done:
+            return done.value
+
+
+def _group_names(user: Any) -> list[str]:
+    return list(user.groups.values_list("name", flat=True)) if hasattr(user, "groups") else []
 
 
 NO_USER = (
@@ -246,23 +278,11 @@ def misconfigured_response(request: HttpRequest, rt: Runtime) -> HttpResponse:
 
 def end_session_at_logout(request: HttpRequest | None, user: Any) -> None:
     """Django's `user_logged_out`: sign this browser's MFA session out server-side, so a
-    copied MFA cookie replays nothing after the user logged out (SES-10)."""
+    copied MFA cookie replays nothing after the user logged out (SES-10). Not when our own
+    middleware is logging the user out (the session is over already)."""
     if request is None or user is None or getattr(request, "mfa_ended", False):
         return
     rt = runtime()
-    claims = rt.sessions.decode(request.COOKIES.get(rt.cookie_name))
-    principal = principal_from_user(user)
-    app = app_session(request)
-    if claims is None or principal is None or not bound(rt, claims, principal, app):
-        return
-    try:
-        rt.run(end_session(rt, claims, principal.id, actor="app_logout"))
-    except StoreError as exc:  # the logout goes on: Django's session is flushed anyway
-        logger.error("2FA store unavailable, sign-out not recorded: %s", exc)
-
-
-def own_answer(facts: RequestFacts, result: GateResult | PageOutcome) -> HttpResponse | None:
-    """Our response (a page, a redirect, a refusal), or None to let the view answer."""
-    if result.response is None:
-        return None
-    return to_django(result.response, head=facts.method == "HEAD")
+    work = _entry(rt).sign_out(incoming(request, user))
+    if work is not None:
+        rt.run(work.flow)

@@ -14,6 +14,7 @@ from typing import Any
 from mfa_middleware.core import devices, ops
 from mfa_middleware.core.addresses import Address
 from mfa_middleware.core.effects import Effect, emit, get
+from mfa_middleware.core.http import Cookie, RequestFacts, Response
 from mfa_middleware.core.policy import (
     ALLOW_EXEMPT,
     ALLOW_OFF,
@@ -36,16 +37,7 @@ from mfa_middleware.core.tokens import SessionClaims, new_id
 from mfa_middleware.errors import StoreError
 from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.http import (
-    Cookie,
-    RequestFacts,
-    Response,
-    json_response,
-    redirect,
-    wants_json,
-    with_hsts,
-    with_next,
-)
+from mfa_middleware.web.http import json_response, redirect, wants_json, with_hsts, with_next
 from mfa_middleware.web.messages import denied, unavailable
 
 
@@ -232,54 +224,6 @@ class GateResult:
     replay_until: float | None = None  # a verified session's answer holds until then
 
 
-MemoKey = tuple[str, str | None, str]
-MEMO_LIMIT = 50_000
-
-
-class Replay:
-    """What the memo of passed requests knows of one request: `hit` when it repeats a request
-    the gate let through, `final` when that alone decides (no deny rule could refuse it)."""
-
-    __slots__ = ("final", "generation", "hit", "key")
-
-    def __init__(
-        self, key: MemoKey | None, generation: int | None, hit: bool, final: bool = False
-    ) -> None:
-        self.key = key
-        self.generation = generation
-        self.hit = hit
-        self.final = final
-
-
-NO_REPLAY = Replay(None, None, False)
-FINAL_HIT = Replay(None, None, True, True)  # nothing to remember after it
-
-
-def replay(rt: Runtime, token: str | None, marker: str | None, user_id: str) -> Replay:
-    """Whether this request repeats one the gate already let through on a verified session: the
-    same MFA cookie `token`, the same app login `marker`, the same user, nothing written to the
-    store since (its cache generation) and no deadline passed. Then the gate's answer is the
-    same, and the adapter passes the request on without building the request facts.
-
-    Only a `deny` rule can refuse such a request (`bypass` and `two_factor` both let it
-    through: see `REPLAYABLE`), so `final` is set when no rule denies; otherwise the adapter
-    asks `access` first."""
-    if not token:
-        return NO_REPLAY
-    try:
-        generation = rt.store.cache_generation()
-    except StoreError:  # the gate flow will meet the outage and answer it
-        return NO_REPLAY
-    if generation is None:
-        return NO_REPLAY
-    key = (token, marker, user_id)
-    seen = rt.verified_memo.get(key)
-    hit = seen is not None and seen[0] == generation and rt.clock() < seen[1]
-    if hit and not rt.config.rule_set.may_deny:
-        return FINAL_HIT
-    return Replay(key, generation, hit)
-
-
 def client_address(rt: Runtime, facts: RequestFacts) -> Address | None:
     """The client's address, through `trusted_proxies` and their forwarding header; None when
     it is unknown."""
@@ -296,31 +240,10 @@ def rule_action(rt: Runtime, facts: RequestFacts, principal: Principal) -> str |
     return rules.action_for(facts.path, facts.method, principal, client)
 
 
-UNGATED = "ungated"
-
-
-def access(rt: Runtime, ticket: Replay, facts: RequestFacts, principal: Principal) -> str | None:
-    """`UNGATED` when the request passes without running the gate: a memo hit no rule denies, or
-    a bypass rule (an exempt API client, a health check). Otherwise the rule action the gate
-    is to apply, so the rules are evaluated once per request."""
-    action = rule_action(rt, facts, principal)
-    if action == "bypass" or (ticket.hit and action != "deny"):
-        return UNGATED
-    return action
-
-
-def remember(rt: Runtime, ticket: Replay, result: GateResult) -> None:
-    if ticket.key is None or ticket.generation is None or result.replay_until is None:
-        return
-    if len(rt.verified_memo) >= MEMO_LIMIT:
-        rt.verified_memo.clear()
-    rt.verified_memo[ticket.key] = (ticket.generation, result.replay_until)
-
-
 REPLAYABLE = (ALLOW_VERIFIED, ALLOW_EXEMPT, ALLOW_OFF)
-"""Answers the memo may replay: they hold for any rule but deny (an exempt user or mode off is
-allowed before a `two_factor` rule is considered). Not `ALLOW_NOT_ENROLLED`: a `two_factor`
-rule turns that into enrollment."""
+"""Answers the memo (web.memo) may replay: they hold for any rule but deny (an exempt user or
+mode off is allowed before a `two_factor` rule is considered). Not `ALLOW_NOT_ENROLLED`: a
+`two_factor` rule turns that into enrollment."""
 
 
 def next_target(facts: RequestFacts) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from mfa_middleware.core.http import RequestFacts, Response
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.http import RequestFacts, Response, html_response, json_response, wants_json
+from mfa_middleware.web.http import html_response, json_response, wants_json
 
 
 def message(

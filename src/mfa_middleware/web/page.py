@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mfa_middleware.core.effects import Effect
+from mfa_middleware.core.http import Cookie, RequestFacts, Response
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import (
     Challenge,
@@ -19,16 +20,7 @@ from mfa_middleware.core.redirects import safe_next
 from mfa_middleware.core.tokens import csrf_token, csrf_valid
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import AppSession, SessionView
-from mfa_middleware.web.http import (
-    Cookie,
-    FormError,
-    RequestFacts,
-    Response,
-    html_response,
-    parse_form,
-    redirect,
-    with_next,
-)
+from mfa_middleware.web.http import FormError, html_response, parse_form, redirect, with_next
 from mfa_middleware.web.messages import forbidden, message
 
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from mfa_middleware.core.effects import Effect
+from mfa_middleware.core.http import RequestFacts, Response
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import (
     Expired,
@@ -32,14 +33,7 @@ from mfa_middleware.web.gate import (
     register_device,
     resolve_session,
 )
-from mfa_middleware.web.http import (
-    RequestFacts,
-    Response,
-    json_response,
-    redirect,
-    wants_json,
-    with_hsts,
-)
+from mfa_middleware.web.http import json_response, redirect, wants_json, with_hsts
 from mfa_middleware.web.messages import message, unavailable
 from mfa_middleware.web.page import Handler, Page, PageOutcome
 from mfa_middleware.web.pages import (

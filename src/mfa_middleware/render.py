@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from mfa_middleware.web.brand import brand_css
+from mfa_middleware.brand import brand_css
 
 
 class Renderer:

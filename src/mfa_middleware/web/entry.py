@@ -1,0 +1,202 @@
+"""The one call every adapter makes: `Entry.handle(incoming)`.
+
+An adapter reads its framework's request into an `Incoming` (the few values the
+verified-request path needs, and the request itself for what is read only on demand), calls
+`handle`, and writes back what it gets:
+
+- `Pass`: let the app answer, adding our cookies, storing a new MFA session id in the app's
+  session (`marker`), ending the app's session first (`end_app_session`);
+- `Answer`: answer with our response (a page, a redirect, a refusal) instead of the app;
+- `Work`: a flow to run with the adapter's driver (sync or async); its result is a `Pass` or
+  an `Answer`.
+
+Behind the call: our pages under the prefix, the memo of verified requests, the access rules
+and the gate. A verified request the memo knows is answered without building anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Any
+
+from mfa_middleware.core.effects import Effect
+from mfa_middleware.core.http import Cookie, RequestFacts, Response
+from mfa_middleware.core.principal import Principal
+from mfa_middleware.errors import SetupError, StoreError
+from mfa_middleware.events import logger
+from mfa_middleware.runtime import Runtime
+from mfa_middleware.web import memo
+from mfa_middleware.web.gate import (
+    AppSession,
+    GateResult,
+    bound,
+    end_session,
+    gate,
+)
+from mfa_middleware.web.messages import misconfigured
+from mfa_middleware.web.routes import handle_page
+
+
+@dataclass(slots=True)
+class Incoming:
+    """What an adapter read of one request. `path` is app-relative; `cookies` the raw Cookie
+    header; `marker` the app login's marker (the MFA session id kept in a writable app
+    session, or a value the app changes at every login); `source` the framework's request,
+    read further only when needed (see `Entry`); `body` a page POST's body."""
+
+    path: str
+    method: str
+    cookies: str
+    marker: str | None
+    writable: bool
+    source: Any
+    body: bytes = b""
+
+    @property
+    def app(self) -> AppSession:
+        return AppSession(writable=self.writable, marker=self.marker)
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """Let the app answer (adding `cookies` to its response)."""
+
+    cookies: tuple[Cookie, ...] = ()
+    marker: str | None = None  # a new MFA session id to keep in the app's session
+    end_app_session: bool = False  # log the user out of the app first
+
+
+PASS = Pass()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Answer with `response` instead of the app."""
+
+    response: Response
+    marker: str | None = None
+    end_app_session: bool = False
+
+
+Outcome = Pass | Answer
+Flow = Generator[Effect, Any, Outcome]
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """A flow for the adapter's driver; its result is the `Outcome`."""
+
+    flow: Flow
+
+
+UserIdOf = Callable[[Any], str | None]
+PrincipalOf = Callable[[Any], Principal | None]
+FactsOf = Callable[[Any, bytes], RequestFacts]
+
+
+class Entry:
+    """Our side of every request. The adapter gives readers of its request: `principal_of`
+    (the whole `Principal`), `facts_of` (the `RequestFacts`, with a body) and, where it is
+    cheaper than the principal, `user_id_of` (what the verified-request path reads). Either
+    may raise SetupError: the request is then refused, never passed."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        principal_of: PrincipalOf,
+        facts_of: FactsOf,
+        user_id_of: UserIdOf | None = None,
+    ) -> None:
+        self.rt = rt
+        self.user_id_of = user_id_of
+        self.principal_of = principal_of
+        self.facts_of = facts_of
+        self._prefix = rt.prefix
+        self._prefix_slash = rt.prefix + "/"
+
+    def is_page(self, path: str) -> bool:
+        """A request for one of our pages (the adapter reads a POST's body for it first)."""
+        return path == self._prefix or path.startswith(self._prefix_slash)
+
+    def handle(self, incoming: Incoming) -> Outcome | Work:
+        try:
+            if incoming.path == self._prefix or incoming.path.startswith(self._prefix_slash):
+                return Work(self._page(incoming, self.principal_of(incoming.source)))
+            principal = None
+            if self.user_id_of is not None:
+                user_id = self.user_id_of(incoming.source)
+            else:
+                principal = self.principal_of(incoming.source)
+                user_id = None if principal is None else principal.id
+            if user_id is None:
+                return PASS
+            rt = self.rt
+            ticket = memo.replay(rt, incoming.cookies, incoming.marker, user_id)
+            if ticket.final:  # a verified session seen before: nothing else to build or check
+                return PASS
+            if principal is None:
+                principal = self.principal_of(incoming.source)
+        except SetupError as exc:
+            return self._misconfigured(incoming, exc)
+        assert principal is not None
+        facts = self.facts_of(incoming.source, b"")
+        action = memo.access(rt, ticket, facts, principal)
+        if action == memo.UNGATED:
+            return PASS
+        return Work(self._gate(facts, principal, incoming.app, ticket, action))
+
+    def _gate(
+        self,
+        facts: RequestFacts,
+        principal: Principal,
+        app: AppSession,
+        ticket: memo.Replay,
+        action: str | None,
+    ) -> Flow:
+        result: GateResult = yield from gate(self.rt, facts, principal, app, action)
+        memo.remember(self.rt, ticket, result)
+        if result.response is not None:
+            return Answer(result.response, result.marker, result.end_app_session)
+        return Pass(tuple(result.cookies), result.marker, result.end_app_session)
+
+    def _page(self, incoming: Incoming, principal: Principal | None) -> Flow:
+        facts = self.facts_of(incoming.source, incoming.body)
+        outcome = yield from handle_page(self.rt, facts, principal, incoming.app)
+        return Answer(outcome.response, outcome.marker, outcome.end_app_session)
+
+    def after(self, incoming: Incoming, outcome: Pass, marker_now: str | None) -> Work | None:
+        """Once the app answered: when it cleared its session meanwhile (its logout, or a new
+        login over an old one), that MFA session is over, server-side, so its cookie replays
+        nothing. Only a writable app session tells (a Starlette-style session dict)."""
+        expected = outcome.marker or incoming.marker
+        if expected is None or marker_now == expected or not incoming.writable:
+            return None
+        claims = self.rt.sessions.decode(memo.token(self.rt, incoming.cookies))
+        principal = self.principal_of(incoming.source)
+        if claims is None or claims.session_id != expected or principal is None:
+            return None
+        return Work(self._signed_out(claims, principal.id))
+
+    def sign_out(self, incoming: Incoming) -> Work | None:
+        """The app is logging the user out (its logout view, Django's `user_logged_out`): end
+        this browser's MFA session server-side, so a copy of its cookie replays nothing."""
+        principal = self.principal_of(incoming.source)
+        claims = self.rt.sessions.decode(memo.token(self.rt, incoming.cookies))
+        if principal is None or claims is None:
+            return None
+        if not bound(self.rt, claims, principal, incoming.app):
+            return None
+        return Work(self._signed_out(claims, principal.id))
+
+    def _signed_out(self, claims: Any, user_id: str) -> Flow:
+        try:
+            yield from end_session(self.rt, claims, user_id, actor="app_logout")
+        except StoreError as exc:  # the response is sent; the session's cookie is gone too
+            logger.error("2FA store unavailable, sign-out not recorded: %s", exc)
+        return PASS
+
+    def _misconfigured(self, incoming: Incoming, exc: SetupError) -> Answer:
+        logger.error("%s", exc)
+        return Answer(misconfigured(self.rt, self.facts_of(incoming.source, b"")))
