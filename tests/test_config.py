@@ -31,12 +31,12 @@ def assert_field(exc: pytest.ExceptionInfo[ConfigError], name: str) -> None:
 def test_defaults() -> None:
     cfg = config()
     assert cfg.mode == "required"
-    assert cfg.lifetime_seconds == 90 * 86400
-    assert cfg.idle_seconds is None
-    assert cfg.totp_period == 30
-    assert cfg.totp_digits == 6
-    assert cfg.lockout == 60.0
-    assert cfg.max_lockout == 3600.0
+    assert cfg.sessions.lifetime == 90 * 86400
+    assert cfg.sessions.idle_timeout is None
+    assert cfg.totp.period == 30
+    assert cfg.totp.digits == 6
+    assert cfg.attempts.base_lockout == 60.0
+    assert cfg.attempts.max_lockout == 3600.0
 
 
 def test_config_is_frozen() -> None:
@@ -253,9 +253,9 @@ def test_store_must_be_a_store() -> None:
 def test_durations(value: Any, seconds: float) -> None:
     assert parse_duration("session_lifetime", value) == seconds
     cfg = config(session_lifetime=value)
-    assert cfg.session_lifetime == seconds
-    assert cfg.lifetime_seconds == seconds
-    assert isinstance(cfg.session_lifetime, float)
+    assert cfg.session_lifetime == value  # as given: the part holds the seconds
+    assert cfg.sessions.lifetime == seconds
+    assert isinstance(cfg.sessions.lifetime, float)
 
 
 @pytest.mark.parametrize(
@@ -302,10 +302,9 @@ def test_non_finite_durations_are_refused(value: Any) -> None:
 
 
 def test_idle_timeout_optional_and_parsed() -> None:
-    assert config().idle_timeout is None
+    assert config().sessions.idle_timeout is None
     cfg = config(idle_timeout="15m")
-    assert cfg.idle_timeout == 900.0
-    assert cfg.idle_seconds == 900.0
+    assert cfg.sessions.idle_timeout == 900.0
 
 
 @pytest.mark.parametrize(
@@ -319,7 +318,7 @@ def test_idle_not_shorter_than_lifetime_is_refused(lifetime: Any, idle: Any) -> 
 
 def test_idle_just_below_lifetime_is_accepted() -> None:
     cfg = config(session_lifetime="1h", idle_timeout=3599)
-    assert cfg.idle_seconds == 3599.0
+    assert cfg.sessions.idle_timeout == 3599.0
 
 
 # --- presets and derived values ----------------------------------------------------------
@@ -328,15 +327,15 @@ def test_idle_just_below_lifetime_is_accepted() -> None:
 @pytest.mark.checklist("SES-07", "SES-08")
 def test_aal2_preset() -> None:
     cfg = MFAConfig.aal2(secret_keys=[KEY])
-    assert cfg.lifetime_seconds == 12 * 3600
-    assert cfg.idle_seconds == 30 * 60
+    assert cfg.sessions.lifetime == 12 * 3600
+    assert cfg.sessions.idle_timeout == 30 * 60
     assert cfg.mode == "required"
 
 
 def test_aal2_preset_accepts_overrides_and_still_validates() -> None:
     cfg = MFAConfig.aal2(secret_keys=[KEY], idle_timeout="15m", mode="optional")
-    assert cfg.idle_seconds == 900
-    assert cfg.lifetime_seconds == 12 * 3600
+    assert cfg.sessions.idle_timeout == 900
+    assert cfg.sessions.lifetime == 12 * 3600
     assert cfg.mode == "optional"
     with pytest.raises(ConfigError) as exc:
         MFAConfig.aal2(secret_keys=["changeme"])
@@ -347,10 +346,11 @@ def test_aal2_preset_accepts_overrides_and_still_validates() -> None:
 
 
 def test_session_cookie_host_prefix_only_when_secure() -> None:
-    assert config().session_cookie == "__Host-mfa_session"
-    assert config(cookie_secure=True, cookie_name="sid").session_cookie == "__Host-sid"
-    assert config(cookie_secure=False).session_cookie == "mfa_session"
-    assert not config(cookie_secure=False, cookie_name="sid").session_cookie.startswith("__Host-")
+    assert config().sessions.cookie_name == "__Host-mfa_session"
+    assert config(cookie_secure=True, cookie_name="sid").sessions.cookie_name == "__Host-sid"
+    assert config(cookie_secure=False).sessions.cookie_name == "mfa_session"
+    plain = config(cookie_secure=False, cookie_name="sid").sessions.cookie_name
+    assert not plain.startswith("__Host-")
 
 
 def test_option_names_cover_the_fields() -> None:

@@ -78,9 +78,9 @@ class Admin:
             self.actor,
             rt.clock(),
             rt.keyring,
-            ttl=rt.config.enroll_code_seconds,
+            ttl=rt.config.recovery.enroll_code_ttl,
             email=email,
-            app_name=rt.config.app_name,
+            app_name=rt.config.pages.app_name,
             translate=rt.translate,
             plural=rt.plural,
         )

@@ -257,7 +257,7 @@ class MFAMiddleware:
         )
         entry = self.entry
         if kind == "http" and incoming.method == "POST" and entry.is_page(incoming.path):
-            incoming.body = await read_body(receive, self.runtime.config.max_form_bytes)
+            incoming.body = await read_body(receive, self.runtime.config.pages.max_form_bytes)
         outcome = entry.handle(incoming)
         if outcome is PASS:  # the common case: a verified session, an anonymous request
             await self.app(scope, receive, send)

@@ -13,9 +13,7 @@ from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.http import Cookie, clear_cookie, set_cookie
 from mfa_middleware.core.i18n import untranslated, untranslated_plural
 from mfa_middleware.core.keys import Keyring
-from mfa_middleware.core.otp import TotpParams
 from mfa_middleware.core.policy import Effective, PolicyDefaults
-from mfa_middleware.core.throttle import ThrottleParams
 from mfa_middleware.core.tokens import SessionClaims, UserTagger, new_id, session_codec
 from mfa_middleware.drivers import run_async, run_sync
 from mfa_middleware.events import EventSink
@@ -30,65 +28,58 @@ T = TypeVar("T")
 
 
 class Runtime:
+    """What the adapters share, built once from an `MFAConfig`: the store, the keys and the
+    codecs made from them, the senders, the event sink, the renderer, and the configuration's
+    parts under short names (`rt.totp`, `rt.limits`, `rt.codes`, `rt.sessions`, ...)."""
+
     def __init__(self, config: MFAConfig) -> None:
         self.config = config
         self.clock = config.clock
         self.store: Store = config.store or SQLiteStore(DEFAULT_SQLITE_PATH)
         self.store.use_clock(config.clock)
-        self.keyring = Keyring(config.secret_keys)
+        self.keyring = Keyring(config.keys)
         self.sessions = session_codec(self.keyring)
         self.user_tag = UserTagger(self.keyring)
         self.login_tag = UserTagger(self.keyring, "mfa.login-tag.v1")
         self.session_tag = UserTagger(self.keyring, "mfa.session-hash.v1")  # names a session
         self.events = EventSink(config.on_event)
-        self.translate = (
-            config.translations.gettext if config.translations is not None else untranslated
-        )
-        self.plural = (
-            config.translations.ngettext if config.translations is not None else untranslated_plural
-        )
+        pages = config.pages
+        self.translate = pages.translations.gettext if pages.translations else untranslated
+        self.plural = pages.translations.ngettext if pages.translations else untranslated_plural
         # the memo of verified requests (web.memo): bounded, about 100,000 sessions at most
         self.verified_memo: Bounded[tuple[str, str | None, str], tuple[int, float]] = Bounded(
             MEMO_LIMIT
         )
-        self.delivery = Delivery(sms=config.sms_sender, email=config.email_sender)
+        codes = config.codes
+        self.delivery = Delivery(sms=codes.sms_sender, email=codes.email_sender)
         # channels offered as a second factor (an email sender alone only sends notices)
         self.code_channels = [c for c in self.delivery.channels() if c != "email"]
-        if config.email_codes:
+        if codes.email_codes:
             self.code_channels.append("email")
-        self.trust_seconds = config.trust_seconds
-        self.devices = DeviceCodec(self.keyring, max(self.trust_seconds, config.lifetime_seconds))
-        self.device_cookie_name = config.device_cookie
-        self.cookie_name = config.session_cookie
-        self.prefix = config.prefix
-        self.totp = TotpParams(
-            digits=config.totp_digits,
-            period=config.totp_period,
-            window=config.totp_window,
-            algorithm=config.totp_algorithm,
-            issuer=config.totp_issuer or config.app_name,
-        )
-        self.limits = ThrottleParams(
-            limit=config.max_attempts,
-            base_lockout=float(config.lockout),  # type: ignore[arg-type]
-            max_lockout=float(config.max_lockout),  # type: ignore[arg-type]
-            ceiling=config.failure_ceiling,
-        )
+        self.trust_seconds = config.devices.trust_seconds
+        session = config.sessions
+        self.devices = DeviceCodec(self.keyring, max(self.trust_seconds, session.lifetime))
+        self.device_cookie_name = session.device_cookie_name
+        self.cookie_name = session.cookie_name
+        self.prefix = pages.prefix
+        self.totp = config.totp
+        self.limits = config.attempts
+        self.oob = codes.params
         self.defaults = PolicyDefaults(
-            mode=config.mode,
-            session_lifetime=config.lifetime_seconds,
-            idle_timeout=config.idle_seconds,
+            mode=session.mode,
+            session_lifetime=session.lifetime,
+            idle_timeout=session.idle_timeout,
         )
         self.renderer = Renderer(
-            config.template_dir,
+            pages.template_dir,
             {
-                "app_name": config.app_name,
-                "prefix": config.prefix,
-                "code_digits": max(config.totp_digits, config.code_digits),
-                "logo_url": config.logo_url,
+                "app_name": pages.app_name,
+                "prefix": pages.prefix,
+                "code_digits": max(config.totp.digits, codes.params.digits),
+                "logo_url": pages.logo_url,
             },
-            translations=config.translations,
-            brand_color=config.brand_color,
+            translations=pages.translations,
+            brand_color=pages.brand_color,
         )
 
     def run(self, flow: Generator[Effect, Any, T]) -> T:
@@ -108,8 +99,8 @@ class Runtime:
             self.cookie_name,
             self.sessions.encode(claims),
             max_age=max(remaining, 1),
-            secure=self.config.cookie_secure,
-            samesite=self.config.cookie_samesite,
+            secure=self.config.sessions.cookie_secure,
+            samesite=self.config.sessions.cookie_samesite,
         )
 
     def device_cookie(self, device_id: str, user_tag: str) -> Cookie:
@@ -118,13 +109,15 @@ class Runtime:
             self.device_cookie_name,
             token,
             max_age=int(self.devices.max_age),
-            secure=self.config.cookie_secure,
-            samesite=self.config.cookie_samesite,
+            secure=self.config.sessions.cookie_secure,
+            samesite=self.config.sessions.cookie_samesite,
         )
 
     def clear_session_cookie(self) -> Cookie:
         return clear_cookie(
-            self.cookie_name, secure=self.config.cookie_secure, samesite=self.config.cookie_samesite
+            self.cookie_name,
+            secure=self.config.sessions.cookie_secure,
+            samesite=self.config.sessions.cookie_samesite,
         )
 
     def upgraded(self, claims: SessionClaims, *, epoch: int, method: str) -> SessionClaims:

@@ -100,7 +100,9 @@ class MFAMiddleware:
         self.login_marker = login_marker
         self.on_logout = on_logout
         self.logout_cookies = [
-            clear_cookie(name, secure=config.cookie_secure, samesite=config.cookie_samesite)
+            clear_cookie(
+                name, secure=config.sessions.cookie_secure, samesite=config.sessions.cookie_samesite
+            )
             for name in logout_cookies
         ]
         self.entry = Entry(self.runtime, principal_of=identify, facts_of=facts_from_environ)
@@ -122,7 +124,7 @@ class MFAMiddleware:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         incoming = self._incoming(environ)
         if incoming.method == "POST" and self.entry.is_page(incoming.path):
-            incoming.body = read_body(environ, self.runtime.config.max_form_bytes)
+            incoming.body = read_body(environ, self.runtime.config.pages.max_form_bytes)
         outcome = self.entry.handle(incoming)
         if isinstance(outcome, Work):
             outcome = self.runtime.run(outcome.flow)

@@ -83,7 +83,7 @@ async def test_deny_rule_still_refuses_on_a_memoized_session(
         await sign_up(c, clock)
         assert await is_verified(c)  # the gate runs once and remembers the answer
         rt = mfa_runtime(app)
-        assert rt.config.rule_set.may_deny
+        assert rt.config.access.rules.may_deny
         assert len(rt.verified_memo) == 1
         before = reads.count
         for _ in range(10):
@@ -312,7 +312,7 @@ def test_replay_hits_only_the_same_request_while_nothing_changed(clock: FixedClo
     def cookies(token: str) -> str:  # a Cookie header holding our cookie
         return f"other=1; {rt.cookie_name}={token}"
 
-    assert not rt.config.rule_set.may_deny
+    assert not rt.config.access.rules.may_deny
 
     def remembered(until: float) -> None:
         ticket = replay(rt, cookies("token"), "marker", "alice")
@@ -354,7 +354,7 @@ def test_replay_hits_only_the_same_request_while_nothing_changed(clock: FixedClo
 def test_replay_hit_is_not_final_when_a_rule_may_deny(clock: FixedClock) -> None:
     rules = [{"action": "deny", "paths": ["/admin/**"]}]
     rt = Runtime(MFAConfig(secret_keys=[SECRET_KEY], store=MemoryStore(), clock=clock, rules=rules))
-    assert rt.config.rule_set.may_deny
+    assert rt.config.access.rules.may_deny
     cookies = f"{rt.cookie_name}=token"
     ticket = replay(rt, cookies, None, "alice")
     remember(rt, ticket, GateResult(None, replay_until=clock() + 100))

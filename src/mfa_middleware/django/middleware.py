@@ -114,7 +114,7 @@ def _user_id(source: Source) -> str | None:
 
 
 def _principal(source: Source) -> Principal | None:
-    with_groups = source.groups is None and runtime().config.rule_set.uses_groups
+    with_groups = source.groups is None and runtime().config.access.rules.uses_groups
     principal = principal_from_user(source.user, with_groups=with_groups)
     if principal is not None and source.groups is not None:
         return replace(principal, groups=source.groups)
@@ -236,7 +236,7 @@ class MFAMiddleware:
             return misconfigured_response(request, rt)
         user = await request.auser()
         groups = None
-        if rt.config.rule_set.uses_groups and getattr(user, "is_authenticated", False):
+        if rt.config.access.rules.uses_groups and getattr(user, "is_authenticated", False):
             names = await sync_to_async(_group_names)(user)  # the ORM is sync-only
             groups = frozenset(names)
         ask = incoming(request, user, groups)

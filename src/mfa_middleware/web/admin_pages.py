@@ -29,7 +29,7 @@ MAX_USER_ID = 200
 
 
 def _refusal(page: Page) -> PageOutcome | None:
-    is_admin = page.rt.config.is_admin
+    is_admin = page.rt.config.access.is_admin
     if is_admin is None:
         return page.outcome(
             message(
@@ -119,8 +119,8 @@ def _act(page: Page) -> Generator[Effect, Any, PageOutcome]:
             actor,
             rt.clock(),
             rt.keyring,
-            ttl=rt.config.enroll_code_seconds,
-            app_name=rt.config.app_name,
+            ttl=rt.config.recovery.enroll_code_ttl,
+            app_name=rt.config.pages.app_name,
             translate=rt.translate,
             plural=rt.plural,
         )

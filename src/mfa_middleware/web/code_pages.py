@@ -63,15 +63,7 @@ def _pending_key(user_id: str) -> Key:
 
 
 def _params(page: Page) -> oob.OobParams:
-    config = page.rt.config
-    return oob.OobParams(
-        digits=config.code_digits,
-        ttl=float(config.code_ttl),  # type: ignore[arg-type]
-        cooldown=float(config.resend_cooldown),  # type: ignore[arg-type]
-        hourly_cap=config.max_sends_per_hour,
-        destination_cap=config.max_sends_per_destination,
-        ip_cap=config.max_sends_per_ip,
-    )
+    return page.rt.oob
 
 
 def _send(
@@ -88,7 +80,7 @@ def _send(
         rt.clock(),
         rt.keyring,
         _params(page),
-        rt.config.app_name,
+        rt.config.pages.app_name,
         page.session_hash,
         first=first,
         ip=oob.rate_limit_address(client),
@@ -218,14 +210,14 @@ def resend_login_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
 def _phone_page(
     page: Page, status: int = 200, error: str = "", phone: str = "", region: str = ""
 ) -> PageOutcome:
-    allowed = page.rt.config.sms_regions
+    allowed = page.rt.config.codes.sms_regions
     return page.render(
         "enroll_phone.html",
         status,
         error=error,
         phone=phone,
         regions=region_choices(tuple(allowed) if allowed else None),
-        region=(region or page.rt.config.default_region).upper(),
+        region=(region or page.rt.config.codes.default_region).upper(),
     )
 
 
@@ -290,7 +282,7 @@ def enroll_sms_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if elsewhere is not None:
         return elsewhere
     raw, region = page.form.get("phone", "").strip(), page.form.get("region", "")
-    allowed = tuple(page.rt.config.sms_regions) if page.rt.config.sms_regions else None
+    allowed = tuple(page.rt.config.codes.sms_regions) if page.rt.config.codes.sms_regions else None
     try:
         phone = normalise_phone(raw, region, allowed)
     except ValueError as exc:

@@ -27,7 +27,7 @@ def after_verification(page: Page) -> Generator[Effect, Any, str]:
     device_id = current_device(page.rt, page.facts, page.principal)
     if not _trust_open(page) or page.reauth or device_id is None:
         return page.next
-    auto_trust = page.rt.config.auto_trust
+    auto_trust = page.rt.config.devices.auto_trust
     if auto_trust is not None and auto_trust(page.facts, page.principal):
         yield from _trust(page, device_id, None, actor="auto")
         return page.next

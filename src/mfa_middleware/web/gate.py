@@ -133,7 +133,7 @@ def resolve_session(
         return view
     if device_cookie is not None:
         view.cookies.append(device_cookie)
-    background = rt.config.background_request
+    background = rt.config.sessions.background_request
     refresh = needs_activity_refresh(claims, now, eff) and not (background and background(facts))
     if not isinstance(decision, Expired) and (fresh or refresh):
         view.claims = replace(claims, active_at=int(now))
@@ -187,7 +187,7 @@ def register_device(
         rt.clock(),
         facts.client or "",
         facts.header("user-agent"),
-        rt.config.max_devices,
+        rt.config.devices.max_devices,
     )
     view.cookies.append(rt.device_cookie(device_id, rt.user_tag(principal.id)))
 
@@ -227,13 +227,13 @@ class GateResult:
 def client_address(rt: Runtime, facts: RequestFacts) -> Address | None:
     """The client's address, through `trusted_proxies` and their forwarding header; None when
     it is unknown."""
-    clients = rt.config.rule_set.clients
+    clients = rt.config.access.rules.clients
     return clients.resolve(facts.client, facts.header(clients.header))
 
 
 def rule_action(rt: Runtime, facts: RequestFacts, principal: Principal) -> str | None:
     """The action of the access rules for this request (None: follow the mode)."""
-    rules = rt.config.rule_set
+    rules = rt.config.access.rules
     if not rules.rules:
         return rules.default_action
     client = client_address(rt, facts) if rules.uses_networks else None
@@ -256,7 +256,7 @@ def expired_response(
     rt: Runtime, facts: RequestFacts, principal: Principal, reason: str
 ) -> Response:
     cookies = [rt.clear_session_cookie()]
-    login = facts.url(rt.config.login_url)
+    login = facts.url(rt.config.pages.login_url)
     if wants_json(facts, principal):
         return json_response(
             401, {"error": "session_expired", "reason": reason, "location": login}, cookies
@@ -270,7 +270,7 @@ def gate(
     """The decision on one request, given the access rules' `action` for it (see `access`)."""
     result = yield from _decide(rt, facts, principal, app, action)
     if result.response is not None:
-        result.response = with_hsts(result.response, facts, rt.config.hsts_max_age)
+        result.response = with_hsts(result.response, facts, rt.config.sessions.hsts_max_age)
     return result
 
 
@@ -322,7 +322,7 @@ def survives_outage(
     closed); with `on_store_error="verified_sessions"`, a verified session of this user and
     login within the configured lifetime passes, unchecked against epochs meanwhile."""
     logger.error("2FA store unavailable: %s", exc)
-    if rt.config.on_store_error != "verified_sessions":
+    if rt.config.sessions.on_store_error != "verified_sessions":
         return False
     claims = rt.sessions.decode(facts.cookie(rt.cookie_name))
     if claims is None or not claims.verified or not bound(rt, claims, principal, app):

@@ -66,7 +66,7 @@ def replay(rt: Runtime, cookies: str, marker: str | None, user_id: str) -> Repla
     key = (mfa_cookie, marker, user_id)
     seen = rt.verified_memo.get(key)
     hit = seen is not None and seen[0] == generation and rt.clock() < seen[1]
-    if hit and not rt.config.rule_set.may_deny:
+    if hit and not rt.config.access.rules.may_deny:
         return FINAL_HIT
     return Replay(key, generation, hit)
 

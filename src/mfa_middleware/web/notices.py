@@ -42,6 +42,8 @@ def notify(
             )
         )
     try:
-        yield Deliver("email", address, f"{page.rt.config.app_name}: {t(subject)}", body + "\n")
+        yield Deliver(
+            "email", address, f"{page.rt.config.pages.app_name}: {t(subject)}", body + "\n"
+        )
     except DeliveryFailed as exc:
         yield from emit("notification_failed", user=page.principal.id, reason=exc.reason)

@@ -52,7 +52,7 @@ class Page:
         page's `channel`, else the user's method), or an authenticator app's."""
         via = channel or self.view.state.user.method
         config = self.rt.config
-        return config.code_digits if via in ("sms", "email") else config.totp_digits
+        return config.codes.params.digits if via in ("sms", "email") else config.totp.digits
 
     @property
     def prefix(self) -> str:
@@ -83,7 +83,9 @@ class Page:
         claims = self.view.claims
         age = self.rt.clock() - claims.verified_at
         return (
-            claims.verified and claims.method != "device" and (age <= self.rt.config.reauth_seconds)
+            claims.verified
+            and claims.method != "device"
+            and (age <= self.rt.config.sessions.reauth_window)
         )
 
     def step_up(self, back: str | None = None) -> PageOutcome:
@@ -125,7 +127,7 @@ Handler = Callable[[Page], Generator[Effect, Any, PageOutcome]]
 def posted(page: Page) -> PageOutcome | None:
     """Parse and CSRF-check a POST; an outcome means "refuse with this"."""
     try:
-        page.form = parse_form(page.facts, page.rt.config.max_form_bytes)
+        page.form = parse_form(page.facts, page.rt.config.pages.max_form_bytes)
     except FormError:
         return page.outcome(
             message(

@@ -200,5 +200,7 @@ def logout_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     if not page.view.fresh:  # end it server-side too: a copy of the cookie replays nothing
         signing_out = end_session(page.rt, page.view.claims, page.principal.id, actor="self")
         yield from annotated(signing_out, ip=page.facts.client)
-    response = redirect(page.facts.url(page.rt.config.login_url), [page.rt.clear_session_cookie()])
+    response = redirect(
+        page.facts.url(page.rt.config.pages.login_url), [page.rt.clear_session_cookie()]
+    )
     return PageOutcome(response, end_app_session=True)

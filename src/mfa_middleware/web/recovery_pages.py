@@ -40,9 +40,9 @@ def enrolled(page: Page, claims: SessionClaims) -> Generator[Effect, Any, PageOu
         if first
         else N_("The way you receive sign-in codes was changed."),
     )
-    if left is not None or page.rt.config.recovery_code_count == 0:
+    if left is not None or page.rt.config.recovery.code_count == 0:
         return PageOutcome(redirect(target, [cookie]), marker)
-    count = page.rt.config.recovery_code_count
+    count = page.rt.config.recovery.code_count
     codes = yield from recovery.issue_codes(
         page.principal.id, page.rt.clock(), page.rt.keyring, count
     )
@@ -59,7 +59,7 @@ def _codes_page(page: Page, codes: list[str], target: str, cookies: Any = None) 
         user=page.principal.display_name,
         prefix=page.prefix,
         download="data:text/plain;charset=utf-8,"
-        + quote(f"{page.rt.config.app_name} recovery codes\n\n" + "\n".join(codes) + "\n"),
+        + quote(f"{page.rt.config.pages.app_name} recovery codes\n\n" + "\n".join(codes) + "\n"),
     )
     return html_response(200, body, cookies if cookies is not None else page.view.cookies)
 
@@ -163,7 +163,7 @@ def regenerate_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
         return page.where_to()
     if not page.recently_verified:
         return page.go(with_next(page.url("challenge?reauth=1"), page.url("settings")))
-    count = page.rt.config.recovery_code_count or recovery.DEFAULT_COUNT
+    count = page.rt.config.recovery.code_count or recovery.DEFAULT_COUNT
     codes = yield from recovery.issue_codes(
         page.principal.id, page.rt.clock(), page.rt.keyring, count
     )
@@ -183,7 +183,7 @@ def _lost_possible(page: Page) -> bool:
     """The link goes to the app's address of record only, never to one a factor's enrollment
     supplied (which an attacker with the password could have set)."""
     return (
-        bool(page.rt.config.public_url)
+        bool(page.rt.config.recovery.public_url)
         and "email" in page.rt.delivery.channels()
         and bool(page.principal.email)
     )
@@ -204,12 +204,14 @@ def lost_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
     rt = page.rt
     if _lost_possible(page):
         link = recovery.ResetLink.from_doc((yield from get(Key("reset_link", page.principal.id))))
-        recently = link.expires_at - rt.config.reset_link_seconds > rt.clock() - RESEND_LINK_AFTER
+        recently = (
+            link.expires_at - rt.config.recovery.reset_link_ttl > rt.clock() - RESEND_LINK_AFTER
+        )
         if not recently:
             token = yield from recovery.issue_reset_link(
-                page.principal.id, rt.clock(), rt.config.reset_link_seconds, rt.keyring
+                page.principal.id, rt.clock(), rt.config.recovery.reset_link_ttl, rt.keyring
             )
-            url = f"{rt.config.public_url}{page.url('lost/confirm')}?token={token}"
+            url = f"{rt.config.recovery.public_url}{page.url('lost/confirm')}?token={token}"
             yield from notify(
                 page,
                 N_("reset two-step verification"),
@@ -223,7 +225,7 @@ def lost_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
                     "it up again, open this link while signed in (it works once, for {count} "
                     "minutes):\n\n{url}",
                 ),
-                count=max(1, round(rt.config.reset_link_seconds / 60)),
+                count=max(1, round(rt.config.recovery.reset_link_ttl / 60)),
                 url=url,
             )
     return page.render("lost.html", sent=True, possible=True)

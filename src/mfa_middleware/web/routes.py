@@ -112,7 +112,7 @@ def handle_page(
 ) -> Generator[Effect, Any, PageOutcome]:
     """Serve one request under the prefix."""
     outcome = yield from _dispatch(rt, facts, principal, app)
-    response = with_hsts(outcome.response, facts, rt.config.hsts_max_age)
+    response = with_hsts(outcome.response, facts, rt.config.sessions.hsts_max_age)
     return replace(outcome, response=response) if response is not outcome.response else outcome
 
 
@@ -125,9 +125,9 @@ def _dispatch(
         return PageOutcome(stylesheet(rt))
     if principal is None:
         if wants_json(facts, None):
-            login = facts.url(rt.config.login_url)
+            login = facts.url(rt.config.pages.login_url)
             return PageOutcome(json_response(401, {"error": "login_required", "location": login}))
-        return PageOutcome(redirect(facts.url(rt.config.login_url)))
+        return PageOutcome(redirect(facts.url(rt.config.pages.login_url)))
     try:
         return (yield from _serve(rt, facts, principal, app, sub, method))
     except StoreError as exc:

@@ -78,7 +78,7 @@ def notify_failed_codes(page: Page) -> Generator[Effect, Any, None]:
             " blocked for a while.\n\nIf this was you, you can ignore this message. If it"
             " wasn't, someone knows your password: change it now, and tell your administrator.",
         ),
-        count=rt.config.max_attempts,
+        count=rt.config.attempts.limit,
         footer=False,  # the text says what to do either way
         time=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(rt.clock())),
         browser=name_from_user_agent(facts.header("user-agent")),
