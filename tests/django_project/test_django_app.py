@@ -219,6 +219,13 @@ def anyio_backend() -> str:
 
 def test_manage_py_mfa_runs_as_a_subprocess() -> None:
     env = {"DJANGO_DEMO_DATA": str(DATA), "PATH": "/usr/bin:/bin"}
+    subprocess.run(  # the 2FA state is in the project's database: migrate makes its table
+        [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
+        cwd=PROJECT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     result = subprocess.run(
         [sys.executable, "manage.py", "mfa", "--json", "mode", "optional"],
         cwd=PROJECT,
