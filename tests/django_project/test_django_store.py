@@ -122,3 +122,25 @@ def test_parallel_updates_on_postgresql_are_each_counted_once(pg_alias: str) -> 
 def test_parallel_updates_on_a_sqlite_file_are_each_counted_once(sqlite_file: str) -> None:
     seen = updates_from_threads(DjangoStore(using=sqlite_file), 8, 25)
     assert sorted(seen) == list(range(200))
+
+
+def test_the_gates_read_is_one_indexed_query_on_postgresql(pg_alias: str) -> None:
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    from mfa_middleware.core.records import SETTINGS_KEY, user_key
+
+    fresh(pg_alias)
+    store = DjangoStore(using=pg_alias)
+    store.put(user_key("7"), {"epoch": 1})
+    with CaptureQueriesContext(connections[pg_alias]) as captured:
+        docs = store.get_many((SETTINGS_KEY, user_key("7")), cached=True)
+    assert docs == [None, {"epoch": 1}]
+    [query] = [q["sql"] for q in captured.captured_queries]
+    with connections[pg_alias].cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")  # a tiny table: show the index can serve it
+        cursor.execute(f"EXPLAIN {query}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("RESET enable_seqscan")
+    assert "mfa_document_key" in plan, plan
+    assert "Seq Scan" not in plan, plan

@@ -18,11 +18,12 @@ altogether (a worker killed between its commit and its announcement) is bounded 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from mfa_middleware.core.effects import Doc, Key
@@ -36,12 +37,14 @@ _Cached = tuple[Doc | None, float | None]
 class SharedCache:
     """The process cache and its change log in the Django cache named `alias`."""
 
-    def __init__(self, alias: str, namespace: str, poll_interval: float, max_age: float) -> None:
+    def __init__(
+        self, alias: str, database: Callable[[], str], poll_interval: float, max_age: float
+    ) -> None:
         self.alias = alias
         self.poll_interval = poll_interval
         self.max_age = max_age
-        self._counter = f"mfa_middleware:{namespace}:changes"
-        self._namespace = namespace
+        self._database = database
+        self._namespace: str | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -57,8 +60,20 @@ class SharedCache:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
 
+    @property
+    def namespace(self) -> str:
+        """The cache keys' prefix: one log per database, however each process names it."""
+        if self._namespace is None:
+            digest = hashlib.sha256(self._database().encode()).hexdigest()[:16]
+            self._namespace = f"mfa_middleware:{digest}"
+        return self._namespace
+
+    @property
+    def _counter(self) -> str:
+        return f"{self.namespace}:changes"
+
     def _entry(self, n: int) -> str:
-        return f"mfa_middleware:{self._namespace}:change:{n}"
+        return f"{self.namespace}:change:{n}"
 
     def _cache(self) -> Any:
         from django.core.cache import caches

@@ -83,9 +83,7 @@ class DjangoStore(Store):
         self.max_update_retries = max_update_retries
         self._writes = 0
         self.shared = (
-            None
-            if cache is None
-            else SharedCache(cache, using or "routed", poll_interval, max_age)
+            None if cache is None else SharedCache(cache, self._identity, poll_interval, max_age)
         )
 
     # -- where, and errors ------------------------------------------------------------------
@@ -98,6 +96,14 @@ class DjangoStore(Store):
 
         choose = router.db_for_write if write else router.db_for_read
         return str(choose(_model()))
+
+    def _identity(self) -> str:
+        """The database the documents are written to, named the same in every process
+        (engine, host, port, name), whatever alias each one knows it by."""
+        from django.db import connections
+
+        db = connections[self.database(write=True)].settings_dict
+        return "|".join(str(db.get(k, "")) for k in ("ENGINE", "HOST", "PORT", "NAME"))
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
