@@ -222,3 +222,27 @@ def test_the_process_cache_is_dropped_every_max_age(pg_alias: str, shared: str) 
     store.shared.poll()  # type: ignore[union-attr]
     assert queries(pg_alias, store, ALICE) == ([{"epoch": 1}], 1)
     store.close()
+
+
+def test_a_forked_worker_starts_with_an_empty_cache_and_its_own_poller(
+    pg_alias: str, shared: str
+) -> None:
+    """A server that builds its app before forking workers: a child must not serve what the
+    parent cached, since no poller of the parent's runs in it."""
+    import os
+
+    fresh(pg_alias)
+    store = reader(pg_alias, shared)
+    store.put(ALICE, {"epoch": 0})
+    assert store.get(ALICE, cached=True) == {"epoch": 0}
+    parent_thread = store.shared._thread  # type: ignore[union-attr]
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        found, _ = store.shared.lookup((ALICE,), store.clock())  # type: ignore[union-attr]
+        store.shared.start()  # type: ignore[union-attr] (what every cached read does first)
+        after, _ = store.shared.lookup((ALICE,), store.clock())  # type: ignore[union-attr]
+        fresh_thread = store.shared._thread is not parent_thread  # type: ignore[union-attr]
+        os._exit(0 if found and not after and fresh_thread else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    store.close()

@@ -289,7 +289,7 @@ class DjangoStore(Store):
 
     async def aget_many(self, keys: tuple[Key, ...], *, cached: bool = False) -> list[Doc | None]:
         shared = self.shared
-        if cached and shared is not None and shared.live.is_set():
+        if cached and shared is not None and shared.start():  # start: a forked child resets
             found, _ = shared.lookup(keys, self.clock())
             if len(found) == len(keys):  # all in memory: no thread needed
                 return [found[key] for key in keys]
