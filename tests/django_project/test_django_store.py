@@ -144,3 +144,39 @@ def test_the_gates_read_is_one_indexed_query_on_postgresql(pg_alias: str) -> Non
         cursor.execute("RESET enable_seqscan")
     assert "mfa_document_key" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+class ToTheFile:
+    """A project's router: the 2FA app's tables on the "sqlite_file" database."""
+
+    def db_for_read(self, model: Any, **hints: Any) -> str | None:
+        return "sqlite_file" if model._meta.app_label == "mfa_middleware" else None
+
+    db_for_write = db_for_read
+
+
+def test_the_routers_choose_the_database(sqlite_file: str) -> None:
+    fresh("default")
+    fresh(sqlite_file)
+    with override_settings(DATABASE_ROUTERS=[f"{__name__}.ToTheFile"]):
+        store = DjangoStore()
+        store.put(Key("user", "alice"), {"epoch": 3})
+        assert store.get(Key("user", "alice")) == {"epoch": 3}
+    assert Document.objects.using(sqlite_file).count() == 1
+    assert Document.objects.using("default").count() == 0
+    assert DjangoStore(using="default").get(Key("user", "alice")) is None  # `using` wins
+
+
+def test_expired_rows_are_purged_every_purge_every_writes() -> None:
+    fresh("default")
+    clock = FakeClock()
+    store = DjangoStore(purge_every=3)
+    store.use_clock(clock)
+    store.put(Key("pending", "alice"), {"x": 1}, ttl=1)  # write 1
+    clock.advance(2)
+    assert store.get(Key("pending", "alice")) is None  # expired by the query at once
+    assert Document.objects.filter(kind="pending").count() == 1  # the row is still there
+    store.put(Key("filler", "_", "a"), {"i": 1})  # write 2
+    store.put(Key("filler", "_", "b"), {"i": 2})  # write 3: the purge
+    assert Document.objects.filter(kind="pending").count() == 0
+    assert Document.objects.filter(kind="filler").count() == 2
