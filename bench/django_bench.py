@@ -49,7 +49,8 @@ _CSRF_RE = re.compile(r'name="csrf" value="([^"]*)"')
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def configure(workdir: Path) -> None:
+def configure(workdir: Path, store: Any = None) -> None:
+    """Django on a SQLite database in `workdir`; the MFA store `store`, or a SQLite file."""
     import django
     from django.conf import settings
 
@@ -78,10 +79,14 @@ def configure(workdir: Path) -> None:
             }
         },
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        CACHES={
+            "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+            "mfa": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        },
         USE_TZ=True,
         LOGIN_URL="/login/",
         MFA_MIDDLEWARE={
-            "store": SQLiteStore(workdir / "mfa.sqlite3"),
+            "store": store or SQLiteStore(workdir / "mfa.sqlite3"),
             "cookie_secure": False,
             "app_name": "Django bench",
         },

@@ -33,6 +33,7 @@ SECTIONS = {
     "scale": "bench.scale_bench",
     "server": "bench.server_bench",
     "challenge": "bench.challenge_bench",
+    "django_store": "bench.django_store_bench",
 }
 SECTION_TIMEOUT = 600
 

@@ -4,7 +4,8 @@
 #   redis-server (and redis-cli); Debian's Chromium with a font for the browser tests
 #   (Playwright cannot download a browser here); zbarimg (zbar-tools) and oathtool, which read
 #   the enrollment page's QR code from a screenshot and compute its codes as a phone would;
-#   node and npm;
+#   node and npm; PostgreSQL (Debian's postgresql: the suite starts its own servers on free
+#   ports with private data directories, for DjangoStore's tests);
 # - axe-core, at the version pinned in tests/browser/axe/package-lock.json, into
 #   tests/browser/axe/node_modules (git-ignored) for the accessibility tests.
 set -euo pipefail
@@ -18,6 +19,7 @@ command -v zbarimg >/dev/null 2>&1 || missing+=(zbar-tools)
 command -v oathtool >/dev/null 2>&1 || missing+=(oathtool)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
@@ -25,6 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # Debian starts a system redis on 6379; the tests start their own servers on free ports.
     (service redis-server stop || true) >/dev/null 2>&1
+    (service postgresql stop || true) >/dev/null 2>&1  # likewise Debian's cluster on 5432
   else
     echo "WARNING: missing ${missing[*]}: install them (apt-get install ${missing[*]});" \
          "the tests that need them are skipped on this machine (and fail under CI)." >&2

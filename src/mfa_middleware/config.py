@@ -102,7 +102,7 @@ class MFAConfig:
     brand_color: str | None = None  # e.g. "#0f766e": buttons, links and focus rings
     logo_url: str | None = None  # a same-origin path, e.g. "/static/logo.svg" (strict CSP)
     translations: Any = None  # a gettext.GNUTranslations for the pages' strings
-    template_dir: str | Path | None = None
+    template_dir: str | Path | Sequence[str | Path] | None = None  # folders searched in order
     max_form_bytes: int = 16_384
     hsts_max_age: int = 31_536_000  # Strict-Transport-Security on our HTTPS answers; 0: none
     clock: Callable[[], float] = time.time

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,15 @@ from mfa_middleware.brand import brand_css
 class Renderer:
     def __init__(
         self,
-        template_dir: str | Path | None,
+        template_dir: str | Path | Sequence[str | Path] | None,
         globals_: dict[str, Any],
         translations: Any = None,
         brand_color: str | None = None,
     ) -> None:
         loaders: list[Any] = [PackageLoader("mfa_middleware", "web/templates")]
         if template_dir is not None:
-            loaders.insert(0, FileSystemLoader(str(template_dir)))
+            dirs = [template_dir] if isinstance(template_dir, str | Path) else template_dir
+            loaders.insert(0, FileSystemLoader([str(d) for d in dirs]))
         self.env = Environment(
             loader=ChoiceLoader(loaders),
             autoescape=select_autoescape(default=True, default_for_string=True),

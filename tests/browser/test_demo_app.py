@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .support import PageGuard, Shots, Site, django_site, require_browser, starlette_site
+from .support import (
+    ROOT,
+    PageGuard,
+    Shots,
+    Site,
+    base_env,
+    django_site,
+    require_browser,
+    starlette_site,
+)
 
 require_browser(module_level=True)
 
@@ -107,7 +116,7 @@ def test_the_login_page_says_why_the_session_ended(demo_tab: Tab) -> None:
     tab, page = demo_tab, demo_tab.page
     log_in(tab, "alice")
     enroll_authenticator(tab, "alice")
-    force_logout(tab.site, tab.site.user_ids["alice"])
+    force_logout(tab.site, "alice")
     page.goto(tab.site.account_path)
     expect(page).to_have_url(url_of(tab.site.login_path))
     expect(page.get_by_role("status")).to_contain_text("Your session has ended")
@@ -125,12 +134,17 @@ def test_the_login_page_confirms_a_sign_out(demo_tab: Tab) -> None:
     expect(page.get_by_role("status")).to_have_text("You are signed out.")
 
 
-def force_logout(site: Site, user_id: str) -> None:
-    """`mfa-admin logout`, as an operator would run it against the demo's store."""
-    store = f"sqlite://{Path(site.data_dir).resolve() / 'mfa.sqlite3'}"  # sqlite:///abs/path
-    subprocess.run(
-        [sys.executable, "-m", "mfa_middleware.cli", "--store", store, "logout", user_id],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+def force_logout(site: Site, username: str) -> None:
+    """A force-logout as an operator runs it against the demo's store: `mfa-admin` on the
+    Starlette demo's SQLite file, `manage.py mfa` on the Django demo's database."""
+    if site.name == "django":
+        env = {**base_env(), "DJANGO_DEMO_DATA": str(site.data_dir)}
+        command = [sys.executable, "manage.py", "mfa", "logout", username]
+        cwd: Path | None = ROOT / "examples" / "django_app"
+    else:
+        env = None
+        store = f"sqlite://{Path(site.data_dir).resolve() / 'mfa.sqlite3'}"  # sqlite:///abs/path
+        user_id = site.user_ids[username]
+        command = [sys.executable, "-m", "mfa_middleware.cli", "--store", store, "logout", user_id]
+        cwd = None
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True, timeout=60)

@@ -61,3 +61,53 @@ def mfa_store() -> Iterator[Store]:
     }
     with override_settings(MFA_MIDDLEWARE=options):
         yield store
+
+
+def add_database(alias: str, entry: dict[str, object]) -> None:
+    """Register a database alias at run time (DATABASES is read once) and create the 2FA
+    table there with our migrations."""
+    from django.core.management import call_command
+    from django.db import connections
+
+    configured = connections.configure_settings({**connections.settings, alias: dict(entry)})
+    connections.settings[alias] = configured[alias]
+    call_command("migrate", "mfa_middleware", database=alias, verbosity=0)
+
+
+def drop_database(alias: str) -> None:
+    from django.db import connections
+
+    connections[alias].close()
+    del connections[alias]
+    del connections.settings[alias]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """One real PostgreSQL server for the Django tests that need one."""
+    from tests.support.postgres_server import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_alias(postgres: object) -> Iterator[str]:
+    """The database alias "pg": a migrated database on the test PostgreSQL server."""
+    from tests.support.postgres_server import PostgresServer
+
+    assert isinstance(postgres, PostgresServer)
+    postgres.create_database("mfa_store")
+    add_database("pg", postgres.django_settings("mfa_store"))
+    yield "pg"
+    drop_database("pg")
+
+
+@pytest.fixture(scope="session")
+def sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The database alias "sqlite_file": a migrated SQLite file (Django's test database is in
+    memory, which other connections of other threads share but other processes cannot)."""
+    path = tmp_path_factory.mktemp("sqlite") / "mfa.sqlite3"
+    add_database("sqlite_file", {"ENGINE": "django.db.backends.sqlite3", "NAME": str(path)})
+    yield "sqlite_file"
+    drop_database("sqlite_file")

@@ -108,11 +108,11 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
-# Two-factor authentication: the MFA state lives in SQLite beside the database, or in Redis
-# when REDIS_URL is set. The demo is served over plain HTTP, so its cookies are not Secure;
-# production keeps the default (Secure, __Host- prefix).
+# Two-factor authentication: the MFA state lives in the project's database (DjangoStore, the
+# default with "mfa_middleware.django" in INSTALLED_APPS; `manage.py migrate` makes its table),
+# or in Redis when REDIS_URL is set. The demo is served over plain HTTP, so its cookies are not
+# Secure; production keeps the default (Secure, __Host- prefix).
 MFA_MIDDLEWARE = {
-    "store": os.environ.get("REDIS_URL") or f"sqlite://{(DATA_DIR / 'mfa.sqlite3').resolve()}",
     "app_name": "Django demo",
     "cookie_secure": False,
     # links in emails point here: the port `manage.py rundemo` serves on
@@ -125,5 +125,7 @@ MFA_MIDDLEWARE = {
     # the icon browsers ask for by themselves needs no login and no second step
     "rules": [{"action": "bypass", "paths": ["/favicon.ico"]}],
 }
+if redis_url := os.environ.get("REDIS_URL"):
+    MFA_MIDDLEWARE["store"] = redis_url
 if brand := os.environ.get("MFA_DEMO_BRAND_COLOR"):  # e.g. "#0f766e": the pages' colour
     MFA_MIDDLEWARE["brand_color"] = brand

@@ -9,6 +9,7 @@ class MFAMiddlewareConfig(AppConfig):
     name = "mfa_middleware.django"
     label = "mfa_middleware"
     verbose_name = "Two-factor authentication"
+    default_auto_field = "django.db.models.BigAutoField"  # fixed: no migration per project
 
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_out
