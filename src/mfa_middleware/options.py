@@ -367,7 +367,7 @@ class Pages:
     brand_color: str | None
     logo_url: str | None
     translations: Any
-    template_dir: str | Path | None
+    template_dir: str | Path | Sequence[str | Path] | None  # folders searched in order
     max_form_bytes: int
 
     @classmethod
@@ -380,7 +380,7 @@ class Pages:
         brand_color: str | None,
         logo_url: str | None,
         translations: Any,
-        template_dir: str | Path | None,
+        template_dir: str | Path | Sequence[str | Path] | None,
         max_form_bytes: int,
     ) -> Pages:
         int_range("max_form_bytes", max_form_bytes, 1024, 1_048_576)

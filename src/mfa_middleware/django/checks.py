@@ -18,10 +18,11 @@ from django.core.checks import CheckMessage, Error, register
 from django.core.checks import Warning as CheckWarning
 from django.utils.module_loading import import_string
 
-from mfa_middleware.config import MIN_SECRET_LENGTH, MFAConfig
+from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.records import SETTINGS_KEY
 from mfa_middleware.django.settings import runtime
 from mfa_middleware.errors import ConfigError, StoreError
+from mfa_middleware.options import MIN_SECRET_LENGTH
 from mfa_middleware.stores.base import Store
 
 MIDDLEWARE_PATH = "mfa_middleware.django.MFAMiddleware"
