@@ -23,13 +23,13 @@ from mfa_middleware.core.effects import (
     Doc,
     Effect,
     Key,
+    Update,
     delete,
     emit,
     get,
     put,
-    update,
 )
-from mfa_middleware.core.flows import Attempt, throttled
+from mfa_middleware.core.flows import MALFORMED, Attempt, count_attempt, take_attempt
 from mfa_middleware.core.i18n import (
     N_,
     NP_,
@@ -94,26 +94,27 @@ def unlock(
     limits: ThrottleParams,
 ) -> Generator[Effect, Any, Attempt]:
     """Check a typed enrollment code; a correct, unexpired one unlocks this MFA session."""
+    if not shaped(code):
+        return MALFORMED
+    refused = yield from take_attempt(user_id, now, limits)
+    if refused is not None:
+        return refused
+    stored = yield from pending(user_id)
+    message = f"{user_id}:{normalise(code)}"  # under any key: a rotation keeps it
+    step = None
+    if stored is not None and stored.expires_at > now:
+        digest = stored.digest
+        if keyring.verify_mac("mfa.enroll-code.v1", message, digest):
 
-    cleaned = normalise(code)
+            def mark(doc: Doc | None) -> Doc | None:
+                if doc is None or doc.get("digest") != digest:
+                    return doc  # replaced or ended meanwhile
+                return replace(EnrollCode.from_doc(doc), unlocked_for=session_hash).to_doc()
 
-    def check() -> Generator[Effect, Any, int | None]:
-        stored = yield from pending(user_id)
-        if stored is None or stored.expires_at <= now:
-            return None
-        message = f"{user_id}:{normalise(cleaned)}"  # under any key: a rotation keeps it
-        if not keyring.verify_mac("mfa.enroll-code.v1", message, stored.digest):
-            return None
-
-        def mark(doc: Doc | None) -> Doc | None:
-            if doc is None or doc.get("digest") != stored.digest:
-                return doc  # replaced or ended meanwhile
-            return replace(EnrollCode.from_doc(doc), unlocked_for=session_hash).to_doc()
-
-        _, after = yield from update(enroll_code_key(user_id), mark)
-        return 0 if after is not None and after.get("unlocked_for") == session_hash else None
-
-    attempt = yield from throttled(user_id, now, limits, check, well_formed=shaped(code))
+            _, after = yield Update(enroll_code_key(user_id), mark)
+            unlocked = after is not None and after.get("unlocked_for") == session_hash
+            step = 0 if unlocked else None
+    attempt = yield from count_attempt(user_id, now, limits, step)
     if attempt.ok:
         yield from emit("enroll_code_used", user=user_id)
     return attempt

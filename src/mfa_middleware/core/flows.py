@@ -6,12 +6,12 @@ result dataclass; the web layer turns results into pages and events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from mfa_middleware.core import otp, throttle
-from mfa_middleware.core.effects import Doc, Effect, delete, get, put, update
+from mfa_middleware.core.effects import Delete, Doc, Effect, Get, Update, get, put
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import (
     SETTINGS_KEY,
@@ -44,43 +44,41 @@ class Attempt:
 MALFORMED = Attempt(False, malformed=True)
 
 
-def throttled(
-    user_id: str,
-    now: float,
-    params: ThrottleParams,
-    check: Callable[[], Generator[Effect, Any, int | None]],
-    *,
-    well_formed: bool = True,
-) -> Generator[Effect, Any, Attempt]:
-    """Take a slot, run `check` (the step it accepted, -1 for a replay, None for no match),
-    and count the outcome. A guess that gets no slot is never evaluated. Input that cannot be
-    a code (`well_formed` false: a wrong length, letters) is no guess: it is answered at once,
-    takes no slot and costs no attempt."""
-    if not well_formed:
-        return MALFORMED
-    key = throttle_key(user_id)
+def take_attempt(
+    user_id: str, now: float, params: ThrottleParams
+) -> Generator[Effect, Any, Attempt | None]:
+    """Take a slot for one guess in one atomic update: None when the guess may be evaluated,
+    else the refusal (locked out, or every slot in use). A guess that gets no slot is never
+    evaluated, so parallel requests never evaluate more guesses than the limit."""
 
     def slot(doc: Doc | None) -> Doc:
         return throttle.take_slot(ThrottleState.from_doc(doc), now, params).to_doc()
 
-    before, after = yield from update(key, slot)
+    before, after = yield Update(throttle_key(user_id), slot)
+    if before != after:
+        return None
     state = ThrottleState.from_doc(after)
-    if before == after:
-        return Attempt(False, locked=True, retry_after=state.retry_after(now, params))
-    step = yield from check()
+    return Attempt(False, locked=True, retry_after=state.retry_after(now, params))
+
+
+def count_attempt(
+    user_id: str, now: float, params: ThrottleParams, step: int | None
+) -> Generator[Effect, Any, Attempt]:
+    """Count an evaluated guess: `step` is the step it was accepted at (>= 0), -1 for a
+    replay (a right code spent already), None for no match. Success clears the counters."""
+    key = throttle_key(user_id)
     if step is not None and step >= 0:
-        yield from delete(key)
+        yield Delete(key)
         return Attempt(True, step=step)
 
     def fail(doc: Doc | None) -> Doc:
         return throttle.record_failure(ThrottleState.from_doc(doc), now, params).to_doc()
 
-    previous, failed = yield from update(key, fail)
+    previous, failed = yield Update(key, fail)
     state = ThrottleState.from_doc(failed)
-    locked = state.locked(now, params)
     return Attempt(
         False,
-        locked=locked,
+        locked=state.locked(now, params),
         retry_after=state.retry_after(now, params),
         attempts_left=state.attempts_left(params),
         replayed=step == -1,
@@ -107,30 +105,38 @@ def verify_totp(
     params: otp.TotpParams,
     limits: ThrottleParams,
 ) -> Generator[Effect, Any, Attempt]:
-    """Check a code against the user's enrolled secret; each time step is accepted once."""
-
-    def check() -> Generator[Effect, Any, int | None]:
-        user = UserRecord.from_doc((yield from get(user_key(user_id))))
-        if user.method != "totp" or not user.totp_secret:
-            return None
+    """Check a code against the user's enrolled secret; each time step is accepted once.
+    Input that cannot be a code (a wrong length, letters) is no guess: answered at once, it
+    takes no slot and costs no attempt."""
+    if not otp.is_well_formed(code, params.digits):
+        return MALFORMED
+    refused = yield from take_attempt(user_id, now, limits)
+    if refused is not None:
+        return refused
+    user = UserRecord.from_doc((yield Get(user_key(user_id))))
+    step = None
+    if user.method == "totp" and user.totp_secret:
         step = otp.match_step(keyring.decrypt(user.totp_secret), code, now, params)
-        if step is None:
-            return None
+    if step is not None:
+        step = yield from _spend_step(user_id, step, keyring)
+    return (yield from count_attempt(user_id, now, limits, step))
 
-        def consume(doc: Doc | None) -> Doc | None:
-            record = UserRecord.from_doc(doc)
-            if step <= record.last_totp_step:
-                return doc
-            secret = record.totp_secret
-            if secret and keyring.needs_reencryption(secret):
-                secret = keyring.encrypt(keyring.decrypt(secret))
-            return replace(record, last_totp_step=step, totp_secret=secret).to_doc()
 
-        before, after = yield from update(user_key(user_id), consume)
-        return step if before != after else -1
+def _spend_step(user_id: str, step: int, keyring: Keyring) -> Generator[Effect, Any, int]:
+    """Record `step` as used: the step itself, or -1 when it (or a later one) was used
+    already. The secret is re-encrypted under the current key on the way."""
 
-    shaped = otp.is_well_formed(code, params.digits)
-    return (yield from throttled(user_id, now, limits, check, well_formed=shaped))
+    def consume(doc: Doc | None) -> Doc | None:
+        record = UserRecord.from_doc(doc)
+        if step <= record.last_totp_step:
+            return doc
+        secret = record.totp_secret
+        if secret and keyring.needs_reencryption(secret):
+            secret = keyring.encrypt(keyring.decrypt(secret))
+        return replace(record, last_totp_step=step, totp_secret=secret).to_doc()
+
+    before, after = yield Update(user_key(user_id), consume)
+    return step if before != after else -1
 
 
 def pending_totp(
@@ -165,42 +171,53 @@ def confirm_totp(
 ) -> Generator[Effect, Any, Enrolled]:
     """Activate the pending secret once the user proves they hold it.
 
-    The confirming code's step is recorded as used (it cannot log in again), the user's epoch
-    moves on so every other session of theirs must verify again, and so does their device
-    epoch: a browser trusted under the old factor (perhaps the reason for the change) must
-    enter a code again.
+    The confirming code's step is recorded as used (it cannot log in again); see `activated`
+    for what else a new factor changes.
     """
-    enrolled: list[UserRecord] = []
-
-    def check() -> Generator[Effect, Any, int | None]:
-        pending = PendingTotp.from_doc((yield from get(pending_totp_key(user_id))))
-        if not pending.secret or pending.session_id != session_id:
-            return None
+    if not otp.is_well_formed(code, params.digits):
+        return Enrolled(MALFORMED)
+    refused = yield from take_attempt(user_id, now, limits)
+    if refused is not None:
+        return Enrolled(refused)
+    pending = PendingTotp.from_doc((yield Get(pending_totp_key(user_id))))
+    step = None
+    if pending.secret and pending.session_id == session_id:
         step = otp.match_step(keyring.decrypt(pending.secret), code, now, params)
-        if step is None:
-            return None
-        settings = RuntimeSettings.from_doc((yield from get(SETTINGS_KEY)))
+    user = None
+    if step is not None:
+        secret = pending.secret
+        user = yield from activate(user_id, now, "totp", totp_secret=secret, last_totp_step=step)
+        yield Delete(pending_totp_key(user_id))
+    return Enrolled((yield from count_attempt(user_id, now, limits, step)), user)
 
-        def activate(doc: Doc | None) -> Doc:
-            record = UserRecord.from_doc(doc)
-            return replace(
-                record,
-                method="totp",
-                totp_secret=pending.secret,
-                phone=None,  # the factor replaced: its contact data goes with it
-                email=None,
-                last_totp_step=step,
-                enroll_epoch=settings.enroll_epoch,
-                enrolled_at=now,
-                epoch=record.epoch + 1,
-                device_epoch=record.device_epoch + 1,  # a new factor: no browser trusted
-            ).to_doc()
 
-        _, after = yield from update(user_key(user_id), activate)
-        enrolled.append(UserRecord.from_doc(after))
-        yield from delete(pending_totp_key(user_id))
-        return step
+def activated(
+    record: UserRecord, settings: RuntimeSettings, now: float, method: str, **factor: Any
+) -> UserRecord:
+    """`record` with `method` as its one factor (`factor`: its secret or contact data; any
+    other factor's data goes). The user's epoch moves on, so every other session of theirs
+    must verify again, and so does their device epoch: a browser trusted under the old factor
+    (perhaps the reason for the change) must enter a code again."""
+    cleared: dict[str, Any] = {"totp_secret": None, "phone": None, "email": None}
+    return replace(
+        record,
+        method=method,
+        **{**cleared, **factor},
+        enroll_epoch=settings.enroll_epoch,
+        enrolled_at=now,
+        epoch=record.epoch + 1,
+        device_epoch=record.device_epoch + 1,
+    )
 
-    shaped = otp.is_well_formed(code, params.digits)
-    attempt = yield from throttled(user_id, now, limits, check, well_formed=shaped)
-    return Enrolled(attempt, enrolled[0] if enrolled else None)
+
+def activate(
+    user_id: str, now: float, method: str, **factor: Any
+) -> Generator[Effect, Any, UserRecord]:
+    """Make `method` the user's factor (see `activated`) and return the new record."""
+    settings = RuntimeSettings.from_doc((yield Get(SETTINGS_KEY)))
+
+    def change(doc: Doc | None) -> Doc:
+        return activated(UserRecord.from_doc(doc), settings, now, method, **factor).to_doc()
+
+    _, after = yield Update(user_key(user_id), change)
+    return UserRecord.from_doc(after)

@@ -22,8 +22,20 @@ from html import escape
 from typing import Any
 
 from mfa_middleware.core import throttle as _throttle
-from mfa_middleware.core.effects import Deliver, Doc, Effect, Key, delete, emit, get, put, update
-from mfa_middleware.core.flows import Attempt, throttled
+from mfa_middleware.core.effects import (
+    Deliver,
+    Doc,
+    Effect,
+    Get,
+    Key,
+    Update,
+    delete,
+    emit,
+    get,
+    put,
+    update,
+)
+from mfa_middleware.core.flows import MALFORMED, Attempt, count_attempt, take_attempt
 from mfa_middleware.core.i18n import (
     N_,
     NP_,
@@ -67,6 +79,9 @@ class SendLog(Record):
     count: int = 0
 
 
+OOB_PURPOSE = "mfa.oob-code.v1"  # the MAC's salt: a sent code is bound to its user, session, use
+
+
 def code_key(user_id: str, purpose: str) -> Key:
     return Key("oob", user_id, purpose)
 
@@ -77,7 +92,7 @@ def new_code(digits: int) -> str:
 
 
 def code_mac(keyring: Keyring, user_id: str, session_id: str, purpose: str, code: str) -> str:
-    return keyring.mac("mfa.oob-code.v1", "\0".join((user_id, session_id, purpose, code)))
+    return keyring.mac(OOB_PURPOSE, "\0".join((user_id, session_id, purpose, code)))
 
 
 def mask(channel: str, destination: str) -> str:
@@ -325,25 +340,25 @@ def verify_code(
     limits: _throttle.ThrottleParams,
 ) -> Generator[Effect, Any, tuple[Attempt, PendingCode | None]]:
     """Check and spend a sent code; returns the attempt and the spent code's record."""
-    spent: list[PendingCode] = []
-
-    def check() -> Generator[Effect, Any, int | None]:
-        pending = yield from pending_code(user_id, purpose)
-        if pending is None or pending.expires_at <= now:
-            return None
-        message = "\0".join((user_id, session_id, purpose, code))
-        if not keyring.verify_mac("mfa.oob-code.v1", message, pending.mac):  # under any key
-            return None
+    if not is_well_formed(code, params.digits):
+        return MALFORMED, None
+    refused = yield from take_attempt(user_id, now, limits)
+    if refused is not None:
+        return refused, None
+    key = code_key(user_id, purpose)
+    doc = yield Get(key)
+    pending = None if doc is None else PendingCode.from_doc(doc)
+    step = None
+    message = "\0".join((user_id, session_id, purpose, code))
+    # under any key: a code sent before a key rotation still works
+    live = pending is not None and pending.expires_at > now
+    if pending is not None and live and keyring.verify_mac(OOB_PURPOSE, message, pending.mac):
+        mac = pending.mac
 
         def spend(doc: Doc | None) -> Doc | None:
-            return None if doc is not None and doc.get("mac") == pending.mac else doc
+            return None if doc is not None and doc.get("mac") == mac else doc
 
-        before, after = yield from update(code_key(user_id, purpose), spend)
-        if before is None or after is not None:
-            return -1  # spent by a parallel request a moment ago
-        spent.append(pending)
-        return 0
-
-    shaped = is_well_formed(code, params.digits)
-    attempt = yield from throttled(user_id, now, limits, check, well_formed=shaped)
-    return attempt, (spent[0] if spent else None)
+        before, after = yield Update(key, spend)
+        step = 0 if before is not None and after is None else -1  # -1: a parallel request won
+    attempt = yield from count_attempt(user_id, now, limits, step)
+    return attempt, (pending if attempt.ok else None)

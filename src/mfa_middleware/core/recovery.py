@@ -14,8 +14,21 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mfa_middleware.core.devices import DEVICE_KIND, device_key
-from mfa_middleware.core.effects import Doc, Effect, Key, delete, emit, get, put, scan, update
-from mfa_middleware.core.flows import Attempt, throttled
+from mfa_middleware.core.effects import (
+    Doc,
+    Effect,
+    Emit,
+    Get,
+    Key,
+    Update,
+    delete,
+    emit,
+    get,
+    put,
+    scan,
+    update,
+)
+from mfa_middleware.core.flows import MALFORMED, Attempt, count_attempt, take_attempt
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import (
     Record,
@@ -92,31 +105,33 @@ def use_code(
     user_id: str, code: str, now: float, keyring: Keyring, limits: ThrottleParams
 ) -> Generator[Effect, Any, Attempt]:
     """Spend one recovery code; each works once, even under parallel requests."""
-
+    if not shaped(code):
+        return MALFORMED
+    refused = yield from take_attempt(user_id, now, limits)
+    if refused is not None:
+        return refused
     cleaned = normalise(code)
-
-    def check() -> Generator[Effect, Any, int | None]:
-        stored = RecoverySet.from_doc((yield from get(recovery_key(user_id))))
-        match: list[str] | None = None
-        for salt, digest in stored.hashes:  # under any key: codes outlive a key rotation
-            if keyring.verify_mac(PURPOSE, f"{salt}:{cleaned}", digest) and match is None:
-                match = [salt, digest]
-        if match is None:
-            return None
+    stored = RecoverySet.from_doc((yield Get(recovery_key(user_id))))
+    match: list[str] | None = None
+    for salt, digest in stored.hashes:  # under any key: codes outlive a key rotation
+        if keyring.verify_mac(PURPOSE, f"{salt}:{cleaned}", digest) and match is None:
+            match = [salt, digest]
+    step = None
+    if match is not None:
+        spent = match
 
         def spend(doc: Doc | None) -> Doc | None:
             current = RecoverySet.from_doc(doc)
-            if match not in current.hashes:
+            if spent not in current.hashes:
                 return doc
-            return replace(current, hashes=[h for h in current.hashes if h != match]).to_doc()
+            return replace(current, hashes=[h for h in current.hashes if h != spent]).to_doc()
 
-        before, after = yield from update(recovery_key(user_id), spend)
-        return 0 if before != after else -1
-
-    attempt = yield from throttled(user_id, now, limits, check, well_formed=shaped(code))
+        before, after = yield Update(recovery_key(user_id), spend)
+        step = 0 if before != after else -1
+    attempt = yield from count_attempt(user_id, now, limits, step)
     if attempt.ok:
         left = yield from codes_left(user_id)
-        yield from emit("recovery_code_used", user=user_id, left=left)
+        yield Emit("recovery_code_used", {"user": user_id, "left": left})
     return attempt
 
 
