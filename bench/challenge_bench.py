@@ -242,17 +242,62 @@ async def measure_store(spec: tuple[str, str]) -> dict[str, Any]:
     }
 
 
+async def request_shape(spec: tuple[str, str]) -> dict[str, Any]:
+    """One correct-code challenge POST on a store of its own, profiled: how many calls of
+    ours it makes in how many modules, and how deep the generators are nested when a flow
+    waits for the store (issue 16: at most three)."""
+    import cProfile
+    import pstats
+
+    from mfa_middleware import drivers
+
+    setup = await prepare(spec, 1, 0)
+    app, totp = setup["app"], setup["totp"]
+    cookie, csrf = setup["sessions"]["ok0"]
+    form = {"csrf": csrf, "code": totp.at(time.time() + 30), "next": "/"}  # not enrollment's
+    depths: list[int] = []
+    advance = drivers.Chain.advance
+
+    def counting(chain: drivers.Chain, value: Any = None, error: Any = None) -> Any:
+        effect = advance(chain, value, error)
+        depth, generator = 0, chain.flow
+        while generator is not None and not isinstance(effect, drivers.Done):
+            depth, generator = depth + 1, generator.gi_yieldfrom
+        depths.append(depth)
+        return effect
+
+    drivers.Chain.advance = counting  # type: ignore[method-assign]
+    profiler = cProfile.Profile()
+    try:
+        profiler.enable()
+        status = await apps.post_form(app, apps.request_headers(cookie), "/_mfa/challenge", form)
+        profiler.disable()
+    finally:
+        drivers.Chain.advance = advance  # type: ignore[method-assign]
+    await setup["store"].aclose()
+    stats: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    ours = {k: v for k, v in stats.items() if "/mfa_middleware/" in k[0]}
+    return {
+        "status": status,
+        "calls": sum(v[1] for v in ours.values()),
+        "modules": len({k[0] for k in ours}),
+        "generator_depth": max(depths),
+        "effects": sum(1 for d in depths if d),
+    }
+
+
 def run() -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="mfa-bench-challenge-") as tmp, ExitStack() as stack:
+        shape = asyncio.run(request_shape(("sqlite", str(Path(tmp) / "shape.sqlite3"))))
         results["sqlite"] = asyncio.run(measure_store(("sqlite", str(Path(tmp) / "mfa.sqlite3"))))
         if redis_available():
             server = stack.enter_context(redis_server(Path(tmp) / "redis"))
             results["redis"] = asyncio.run(measure_store(("redis", server.url)))
-    return report(results)
+    return report(results, shape)
 
 
-def report(results: dict[str, Any]) -> dict[str, Any]:
+def report(results: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for kind, r in results.items():
         v, w = r["verifications"], r["wrong_codes"]
@@ -283,8 +328,17 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
             "limits hold",
         ],
         "rows": rows,
-        "data": results,
+        "data": {**results, "shape": shape},
         "targets": [
+            target(
+                "challenge.shape",
+                "One correct-code challenge POST (SQLite): generators nested at most 3 deep",
+                "depth <= 3",
+                shape["generator_depth"],
+                shape["generator_depth"] <= 3 and shape["status"] == 303,
+                f"{shape['calls']} calls of ours in {shape['modules']} modules,"
+                f" {shape['effects']} store effects",
+            ),
             target(
                 "challenge.limits",
                 "Challenge: limits hold under load (exactly max_attempts evaluated per user)",
@@ -295,7 +349,7 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
                     f"{k}: {r['verifications']['per_second']:.0f} verifications/s"
                     for k, r in results.items()
                 ),
-            )
+            ),
         ],
         "notes": [
             "400 = wrong code; 429 = locked out (a refused guess, or the evaluated guess that"

@@ -8,7 +8,7 @@ no policy of its own.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from mfa_middleware.config import MFAConfig
@@ -17,7 +17,8 @@ from mfa_middleware.core.http import Cookie, RequestFacts, Response
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.errors import SetupError
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.entry import PASS, Answer, Entry, Incoming, Outcome, Pass, Work
+from mfa_middleware.web.entry import Entry, Incoming
+from mfa_middleware.web.outcomes import PASS, Answer, Outcome, Pass, Work
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -97,51 +98,29 @@ def _display_name(user: Any) -> str:
         return ""
 
 
-class ScopeHeaders(Mapping[str, str]):
-    """The scope's headers, decoded only when asked for: the verified-request path reads just
-    the Cookie header. Repeated lines are joined as HTTP says (RFC 9110 §5.3; Cookie lines of
-    HTTP/2 with "; "), so a second X-Forwarded-For line is read, not ignored."""
-
-    __slots__ = ("_raw",)
-
-    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        self._raw = raw
-
-    def _find(self, name: str) -> str | None:
-        wanted = name.encode("latin-1")
-        found = [v for k, v in self._raw if k == wanted]  # ASGI servers send lower-case names
-        if not found:
-            found = [v for k, v in self._raw if k.lower() == wanted]
-        if not found:
-            return None
-        return (b"; " if name == "cookie" else b", ").join(found).decode("latin-1")
-
-    def __getitem__(self, name: str) -> str:
-        value = self._find(name)
-        if value is None:
-            raise KeyError(name)
-        return value
-
-    def get(self, name: str, default: Any = None) -> Any:
-        value = self._find(name)
-        return default if value is None else value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys(k.decode("latin-1").lower() for k, _ in self._raw))
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
+def scope_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The scope's headers by lower-case name (built only off the verified-request path,
+    which reads just `cookie_header`). Repeated lines are joined as HTTP says (RFC 9110 §5.3;
+    Cookie lines of HTTP/2 with "; "), so a second X-Forwarded-For line is read, not
+    ignored."""
+    headers: dict[str, str] = {}
+    for key, value in raw:
+        name, text = key.decode("latin-1").lower(), value.decode("latin-1")
+        if name in headers:
+            text = headers[name] + ("; " if name == "cookie" else ", ") + text
+        headers[name] = text
+    return headers
 
 
 def cookie_header(raw: list[tuple[bytes, bytes]]) -> str:
-    """The Cookie header of raw ASGI headers (repeated ones joined, as `ScopeHeaders` does),
+    """The Cookie header of raw ASGI headers (repeated ones joined, as `scope_headers` does),
     found without building the headers mapping: all the verified-request path needs."""
     found: bytes | None = None
     for key, value in raw:
         if key == b"cookie":
             found = value if found is None else found + b"; " + value
     if found is None:
-        return str(ScopeHeaders(raw).get("cookie", ""))  # upper-case names, or none at all
+        return scope_headers(raw).get("cookie", "")  # upper-case names, or none at all
     return found.decode("latin-1")
 
 
@@ -159,7 +138,7 @@ def split_root(scope: Scope) -> tuple[str, str]:
 
 
 def facts_from_scope(scope: Scope, body: bytes = b"") -> RequestFacts:
-    headers = ScopeHeaders(scope.get("headers") or [])
+    headers = scope_headers(scope.get("headers") or [])
     client = scope.get("client")
     root, path = split_root(scope)
     return RequestFacts(
@@ -265,7 +244,8 @@ class MFAMiddleware:
                 await self._after(incoming, PASS, scope)
             return
         if isinstance(outcome, Work):
-            outcome = await self.runtime.arun(outcome.flow)
+            done: Outcome = await self.runtime.arun(outcome.flow, outcome.recover)
+            outcome = done
         await self._apply(scope, receive, send, incoming, outcome)
 
     async def _apply(
@@ -288,7 +268,7 @@ class MFAMiddleware:
         """The app may have cleared its session (its logout): see `Entry.after`."""
         follow = self.entry.after(incoming, outcome, session_marker(scope))
         if follow is not None:
-            await self.runtime.arun(follow.flow)
+            await self.runtime.arun(follow.flow, follow.recover)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, response: Response) -> None:
         if scope["type"] == "websocket":

@@ -1,14 +1,18 @@
 """Run a flow of effects (`core.effects`) against a store: one sync driver, one async driver.
 
-`_operation` maps each effect to a method name and its arguments once; the sync driver calls
-`name`, the async driver awaits its twin `aname`. The flows never touch I/O themselves. A store
-failure is thrown into the flow at the `yield` that asked for it, so flows decide what an
-outage means (the gate fails closed) in one place for every adapter.
+`_call` maps each effect to the method that carries it out and its arguments once; the sync
+driver calls the method, the async driver awaits its twin `a<name>`. The flows never touch I/O
+themselves. A store failure is thrown into the flow at the `yield` that asked for it, so flows
+decide what an outage means (the gate fails closed) in one place for every adapter.
+
+A flow that returns a `Step` goes on with the step's flow, whose result goes to the step's
+`then` (see `Chain`); `recover` answers a store failure no flow of the chain handled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mfa_middleware.core.effects import (
@@ -20,6 +24,7 @@ from mfa_middleware.core.effects import (
     GetMany,
     Put,
     Scan,
+    Step,
     Update,
 )
 from mfa_middleware.errors import DeliveryFailed, StoreError
@@ -31,35 +36,64 @@ from mfa_middleware.stores.base import Store
 T = TypeVar("T")
 
 
-def _operation(effect: Effect) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+def _call(
+    effect: Effect, store: Store, events: EventSink, delivery: Delivery | None
+) -> tuple[Any, str, tuple[Any, ...], dict[str, Any]]:
+    """Who carries out `effect`, the name of its method, and the arguments."""
     match effect:
         case Get(key, cached):
-            return "get", (key,), {"cached": cached}
+            return store, "get", (key,), {"cached": cached}
         case GetMany(keys, cached):
-            return "get_many", (keys,), {"cached": cached}
+            return store, "get_many", (keys,), {"cached": cached}
         case Update(key, fn, ttl):
-            return "update", (key, fn), {"ttl": ttl}
+            return store, "update", (key, fn), {"ttl": ttl}
         case Put(key, doc, ttl):
-            return "put", (key, doc), {"ttl": ttl}
+            return store, "put", (key, doc), {"ttl": ttl}
         case Delete(key):
-            return "delete", (key,), {}
+            return store, "delete", (key,), {}
         case Scan(kind, part):
-            return "scan", (kind, part), {}
+            return store, "scan", (kind, part), {}
         case Emit(name, fields):
-            return "emit", (name, fields), {}
+            return events, "emit", (name, fields), {}
         case Deliver(channel, to, subject, text, html):
-            return "send", (Message(channel, to, subject, text, html),), {}
+            if delivery is None:
+                raise DeliveryFailed(channel, "no sender is configured")
+            return delivery, "send", (Message(channel, to, subject, text, html),), {}
     raise TypeError(f"not an effect: {effect!r}")  # pragma: no cover
 
 
-def _target(effect: Effect, store: Store, events: EventSink, delivery: Delivery | None) -> Any:
-    if isinstance(effect, Emit):
-        return events
-    if isinstance(effect, Deliver):
-        if delivery is None:
-            raise DeliveryFailed(effect.channel, "no sender is configured")
-        return delivery
-    return store
+class Chain:
+    """The flow being run and the `then`s waiting for results, for either driver.
+
+    `advance` sends the last effect's result (or throws its error) into the current flow and
+    returns the next effect, or `Done` with the chain's result. A flow that returns a `Step`
+    is followed by the step's flow; when a flow returns anything else, the last waiting `then`
+    turns it into the next value (which may be a `Step` again)."""
+
+    __slots__ = ("flow", "waiting")
+
+    def __init__(self, flow: Generator[Effect, Any, Any]) -> None:
+        self.flow = flow
+        self.waiting: list[Callable[[Any], Any]] = []
+
+    def advance(self, value: Any = None, error: BaseException | None = None) -> Effect | Done:
+        while True:
+            try:
+                return self.flow.send(value) if error is None else self.flow.throw(error)
+            except StopIteration as stop:
+                value, error = stop.value, None
+            while not isinstance(value, Step):
+                if not self.waiting:
+                    return Done(value)
+                value = self.waiting.pop()(value)
+            self.flow = value.flow
+            self.waiting.append(value.then)
+            value = None
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    value: Any
 
 
 def run_sync(
@@ -67,19 +101,25 @@ def run_sync(
     store: Store,
     events: EventSink,
     delivery: Delivery | None = None,
+    recover: Callable[[StoreError], T] | None = None,
 ) -> T:
+    chain = Chain(flow)
     try:
-        effect = next(flow)
-        while True:
-            name, args, kwargs = _operation(effect)
+        step = chain.advance()
+        while not isinstance(step, Done):
+            target, name, args, kwargs = _call(step, store, events, delivery)
             try:
-                result = getattr(_target(effect, store, events, delivery), name)(*args, **kwargs)
+                result = getattr(target, name)(*args, **kwargs)
             except (StoreError, DeliveryFailed) as exc:
-                effect = flow.throw(exc)
+                step = chain.advance(error=exc)
                 continue
-            effect = flow.send(result)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+            step = chain.advance(result)
+    except StoreError as exc:
+        if recover is None:
+            raise
+        return recover(exc)
+    value: T = step.value
+    return value
 
 
 async def run_async(
@@ -87,17 +127,22 @@ async def run_async(
     store: Store,
     events: EventSink,
     delivery: Delivery | None = None,
+    recover: Callable[[StoreError], T] | None = None,
 ) -> T:
+    chain = Chain(flow)
     try:
-        effect = next(flow)
-        while True:
-            name, args, kwargs = _operation(effect)
+        step = chain.advance()
+        while not isinstance(step, Done):
+            target, name, args, kwargs = _call(step, store, events, delivery)
             try:
-                target = _target(effect, store, events, delivery)
                 result = await getattr(target, "a" + name)(*args, **kwargs)
             except (StoreError, DeliveryFailed) as exc:
-                effect = flow.throw(exc)
+                step = chain.advance(error=exc)
                 continue
-            effect = flow.send(result)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+            step = chain.advance(result)
+    except StoreError as exc:
+        if recover is None:
+            raise
+        return recover(exc)
+    value: T = step.value
+    return value

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.bounded import Bounded
+from mfa_middleware.core.context import Params
 from mfa_middleware.core.devices import DeviceCodec, DeviceCookie
 from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.http import Cookie, clear_cookie, set_cookie
@@ -16,6 +17,7 @@ from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.policy import Effective, PolicyDefaults
 from mfa_middleware.core.tokens import SessionClaims, UserTagger, new_id, session_codec
 from mfa_middleware.drivers import run_async, run_sync
+from mfa_middleware.errors import StoreError
 from mfa_middleware.events import EventSink
 from mfa_middleware.render import Renderer
 from mfa_middleware.senders.delivery import Delivery
@@ -65,6 +67,18 @@ class Runtime:
         self.totp = config.totp
         self.limits = config.attempts
         self.oob = codes.params
+        self.params = Params(
+            self.keyring,
+            self.totp,
+            self.limits,
+            self.oob,
+            app_name=pages.app_name,
+            code_channels=tuple(self.code_channels),
+            notices="email" in self.delivery.channels(),
+            recovery_count=config.recovery.code_count,
+            translate=self.translate,
+            plural=self.plural,
+        )
         self.defaults = PolicyDefaults(
             mode=session.mode,
             session_lifetime=session.lifetime,
@@ -82,13 +96,22 @@ class Runtime:
             brand_color=pages.brand_color,
         )
 
-    def run(self, flow: Generator[Effect, Any, T]) -> T:
-        """Carry out a flow synchronously (WSGI, Django, the CLI)."""
-        return run_sync(flow, self.store, self.events, self.delivery)
+    def run(
+        self,
+        flow: Generator[Effect, Any, T],
+        recover: Callable[[StoreError], T] | None = None,
+    ) -> T:
+        """Carry out a flow (and the steps it returns) synchronously (WSGI, Django, the CLI);
+        `recover` answers a store failure the flows did not handle."""
+        return run_sync(flow, self.store, self.events, self.delivery, recover)
 
-    async def arun(self, flow: Generator[Effect, Any, T]) -> T:
+    async def arun(
+        self,
+        flow: Generator[Effect, Any, T],
+        recover: Callable[[StoreError], T] | None = None,
+    ) -> T:
         """Carry out a flow on the event loop (ASGI, async Django)."""
-        return await run_async(flow, self.store, self.events, self.delivery)
+        return await run_async(flow, self.store, self.events, self.delivery, recover)
 
     def url(self, page: str) -> str:
         return f"{self.prefix}/{page}"

@@ -18,7 +18,8 @@ from mfa_middleware.core.addresses import peer_text
 from mfa_middleware.core.http import Cookie, RequestFacts, Response, clear_cookie
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.entry import Answer, Entry, Incoming, Work
+from mfa_middleware.web.entry import Entry, Incoming
+from mfa_middleware.web.outcomes import Answer, Work
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -113,7 +114,7 @@ class MFAMiddleware:
         the user logged out (SES-10)."""
         work = self.entry.sign_out(self._incoming(environ))
         if work is not None:
-            self.runtime.run(work.flow)
+            self.runtime.run(work.flow, work.recover)
 
     def _incoming(self, environ: Environ) -> Incoming:
         marker = None if self.login_marker is None else self.login_marker(environ)
@@ -127,7 +128,7 @@ class MFAMiddleware:
             incoming.body = read_body(environ, self.runtime.config.pages.max_form_bytes)
         outcome = self.entry.handle(incoming)
         if isinstance(outcome, Work):
-            outcome = self.runtime.run(outcome.flow)
+            outcome = self.runtime.run(outcome.flow, outcome.recover)
         ended: list[Cookie] = []
         if outcome.end_app_session:
             ended = self.logout_cookies

@@ -21,7 +21,7 @@ from mfa_middleware.core.records import UserRecord, user_key
 from mfa_middleware.core.tokens import session_codec
 from mfa_middleware.errors import ConfigError
 from mfa_middleware.senders.smtp import SMTPSender
-from mfa_middleware.web.code_pages import normalise_phone
+from mfa_middleware.web.phone import normalise_phone
 from tests.e2e.helpers import (
     HTML,
     SECRET_KEY,

@@ -11,7 +11,7 @@ from mfa_middleware import MemoryStore
 from mfa_middleware.core import otp
 from mfa_middleware.core.effects import Key
 from mfa_middleware.core.records import UserRecord, user_key
-from mfa_middleware.web.routes import ROUTES
+from mfa_middleware.web.router import ROUTES
 from tests.support.mail_and_sms import Mailbox, TwilioDouble
 
 from .helpers import (
@@ -373,8 +373,8 @@ async def test_no_field_or_cookie_names_the_user_at_the_second_step(clock: Fixed
         assert "Signed in as <strong>alice</strong>" in page.text
 
 
-POSTED = sorted(path for method, path in ROUTES if method == "POST")
-GOTTEN = {path for method, path in ROUTES if method == "GET"}
+POSTED = sorted(path for path, route in ROUTES.items() if route.post)
+GOTTEN = {path for path, route in ROUTES.items() if route.get}
 
 
 @pytest.mark.checklist("SES-17")

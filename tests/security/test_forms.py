@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from mfa_middleware.web.routes import ROUTES
+from mfa_middleware.web.router import ROUTES
 from tests.e2e.helpers import HTML, FixedClock, client, csrf_of, login, make_app, sign_up
 
 pytestmark = pytest.mark.anyio
 
-POSTED = sorted(path for method, path in ROUTES if method == "POST")
-GOTTEN = sorted(path for method, path in ROUTES if method == "GET")
+POSTED = sorted(path for path, route in ROUTES.items() if route.post)
+GOTTEN = sorted(path for path, route in ROUTES.items() if route.get)
 FIELDS = (
     "csrf", "code", "next", "name", "device", "action", "phone", "region", "email", "token",
     "choice", "user", "mode", "lifetime", "reauth",

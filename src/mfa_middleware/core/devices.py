@@ -21,9 +21,21 @@ from typing import Any
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from mfa_middleware.core.effects import Doc, Effect, Key, delete, emit, get, put, scan, update
+from mfa_middleware.core.context import Caller
+from mfa_middleware.core.effects import (
+    Doc,
+    Effect,
+    Key,
+    annotated,
+    delete,
+    emit,
+    get,
+    put,
+    scan,
+    update,
+)
 from mfa_middleware.core.keys import Keyring
-from mfa_middleware.core.records import Record, RuntimeSettings, UserRecord
+from mfa_middleware.core.records import Record, RuntimeSettings, UserRecord, load_hot_state
 from mfa_middleware.core.tokens import MAX_TOKEN_LENGTH, new_id
 
 DEVICE_KIND = "device"
@@ -213,6 +225,25 @@ def trust(
         return None
     yield from emit("device_trusted", user=user_id, actor=actor, days=round(duration / 86400))
     return DeviceRecord.from_doc(after)
+
+
+def trust_for(
+    caller: Caller, device_id: str, name: str | None, duration: float, actor: str
+) -> Generator[Effect, Any, DeviceRecord | None]:
+    """Trust one of the caller's devices under the epochs as they are now, not as the request
+    found them: right after an enrollment the new factor has just moved the device epoch on."""
+    state = yield from load_hot_state(caller.user_id)
+    trusting = trust(
+        caller.user_id,
+        device_id,
+        name,
+        caller.now,
+        duration,
+        state.user,
+        state.settings,
+        actor,
+    )
+    return (yield from annotated(trusting, ip=caller.peer))
 
 
 def rename(user_id: str, device_id: str, name: str) -> Generator[Effect, Any, bool]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 Doc: TypeAlias = dict[str, Any]
 """A JSON-serialisable record as stores keep it."""
@@ -97,6 +97,16 @@ class Deliver:
 Effect: TypeAlias = Get | GetMany | Put | Delete | Update | Scan | Emit | Deliver
 Flow: TypeAlias = Generator[Effect, Any, Any]
 """A generator of effects; its return value is the flow's result."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step(Generic[T]):
+    """Run `flow`, then hand its result to `then`: plain code that returns the final answer
+    or the next `Step`. A flow may return a `Step` too. The drivers run the chain one step
+    after another, so code built of steps (the pages) adds no generator level of its own."""
+
+    flow: Generator[Effect, Any, T]
+    then: Callable[[T], Any]
 
 
 def get(key: Key, *, cached: bool = False) -> Generator[Effect, Any, Doc | None]:

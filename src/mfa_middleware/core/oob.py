@@ -211,12 +211,16 @@ def send_code(
     ip: str | None = None,
     translate: Translate = untranslated,
     plural: Plural = untranslated_plural,
+    peer: str | None = None,
 ) -> Generator[Effect, Any, Sent]:
     """Send a new code along the first route that works (SMS, then email as a fallback).
 
     `first`: the first code of a login or an enrollment, which the resend cooldown does not
-    delay (the hourly caps still count it). `ip`: the client's address, for its hourly cap. A
-    route whose destination reached its cap is skipped (the next route may still be used)."""
+    delay (the hourly caps still count it). `ip`: the client's address, for its hourly cap;
+    `peer`: the address events record. A route whose destination reached its cap is skipped
+    (the next route may still be used)."""
+
+    where = {} if peer is None else {"ip": peer}  # in each event
 
     def reserve(doc: Doc | None) -> Doc:
         return _reserve_send(SendLog.from_doc(doc), now, params, first).to_doc()
@@ -251,6 +255,7 @@ def send_code(
                 limit="destination",
                 channel=channel,
                 to=mask(channel, destination),
+                **where,
             )
             continue
         pending = PendingCode(mac, now + params.ttl, channel, destination, now, session_hash)
@@ -269,6 +274,7 @@ def send_code(
                 channel=channel,
                 to=mask(channel, destination),
                 reason=exc.reason,
+                **where,
             )
             continue
         yield from emit(
@@ -278,6 +284,7 @@ def send_code(
             purpose=purpose,
             to=mask(channel, destination),
             fallback=index > 0,
+            **where,
         )
         return Sent(True, channel, destination, fallback=index > 0)
     if not attempted and capped_waits:  # the code sent before, if any, still works

@@ -11,6 +11,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mfa_middleware.core.devices import DeviceRecord, devices_of
 from mfa_middleware.core.effects import Doc, Effect, emit, get, put, update
 from mfa_middleware.core.policy import PolicyDefaults
 from mfa_middleware.core.records import (
@@ -18,10 +19,12 @@ from mfa_middleware.core.records import (
     SETTINGS_KEY,
     RuntimeSettings,
     UserRecord,
+    load_hot_state,
     session_end_key,
     throttle_key,
     user_key,
 )
+from mfa_middleware.core.recovery import codes_left
 from mfa_middleware.core.throttle import ThrottleParams, ThrottleState
 
 
@@ -174,3 +177,25 @@ def user_status(
         locked,
         record.exempt_browser,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class UserOverview:
+    """What support staff see of one user: the status, the records it comes from, the
+    devices and how many recovery codes are left (None: never had any)."""
+
+    status: UserStatus
+    user: UserRecord
+    settings: RuntimeSettings
+    devices: list[tuple[str, DeviceRecord]]
+    codes_left: int | None
+
+
+def user_overview(
+    user_id: str, now: float, limits: ThrottleParams
+) -> Generator[Effect, Any, UserOverview]:
+    status = yield from user_status(user_id, now, limits)
+    state = yield from load_hot_state(user_id)
+    rows = yield from devices_of(user_id)
+    left = yield from codes_left(user_id)
+    return UserOverview(status, state.user, state.settings, rows, left)

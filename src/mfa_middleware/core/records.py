@@ -12,7 +12,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
-from mfa_middleware.core.effects import Doc, Effect, Key, get_many
+from mfa_middleware.core.effects import Doc, Effect, GetMany, Key
 
 MODES = ("off", "optional", "required")
 R = TypeVar("R", bound="Record")
@@ -135,11 +135,11 @@ def load_hot_state(
     """Settings and the user's record, and whether the MFA session named by `session_tags`
     (its names under each key: one unless a key is being rotated) was signed out: one read,
     from the store's coherent cache when it has one."""
-    keys: tuple[Key, ...] = (SETTINGS_KEY, user_key(user_id))
-    if session_tags is not None:
-        keys += tuple(session_end_key(user_id, tag) for tag in session_tags)
-    docs = yield from get_many(keys, cached=True)
-    ended = any(doc is not None for doc in docs[2:])
+    keys = [SETTINGS_KEY, Key("user", user_id)]
+    for tag in session_tags or ():
+        keys.append(session_end_key(user_id, tag))
+    docs: list[Doc | None] = yield GetMany(tuple(keys), True)
+    ended = docs[2:].count(None) < len(docs) - 2
     return HotState(_parsed(RuntimeSettings, docs[0]), _parsed(UserRecord, docs[1]), ended)
 
 

@@ -13,6 +13,8 @@ from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mfa_middleware.core import notices
+from mfa_middleware.core.context import Caller, Params
 from mfa_middleware.core.devices import DEVICE_KIND, device_key
 from mfa_middleware.core.effects import (
     Doc,
@@ -21,6 +23,7 @@ from mfa_middleware.core.effects import (
     Get,
     Key,
     Update,
+    annotated,
     delete,
     emit,
     get,
@@ -166,7 +169,7 @@ def reset_user(
         Key("oob", user_id, "login"),
         Key("oob", user_id, "enroll"),
         Key("pending_oob", user_id),
-        Key("reset_link", user_id),
+        reset_link_key(user_id),
         *(() if keep_enroll_code else (Key("enroll_code", user_id),)),  # core.enroll_code
     ):
         yield from delete(key)
@@ -174,6 +177,10 @@ def reset_user(
         yield from delete(device_key(user_id, name))
     yield from emit("mfa_reset", user=user_id, actor=actor)
     return UserRecord.from_doc(after)
+
+
+def reset_link_key(user_id: str) -> Key:
+    return Key("reset_link", user_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +195,7 @@ def issue_reset_link(
     """A single-use token for the lost-device email; only its keyed hash is stored."""
     token = secrets.token_urlsafe(24)
     digest = keyring.mac("mfa.reset-link.v1", f"{user_id}:{token}")
-    yield from put(Key("reset_link", user_id), ResetLink(digest, now + ttl).to_doc(), ttl=ttl)
+    yield from put(reset_link_key(user_id), ResetLink(digest, now + ttl).to_doc(), ttl=ttl)
     yield from emit("reset_link_sent", user=user_id)
     return token
 
@@ -200,7 +207,7 @@ def _live_reset_link(
     Checked under every configured key, so a link survives a key rotation."""
     if not token or len(token) > 100:
         return None
-    link = ResetLink.from_doc((yield from get(Key("reset_link", user_id))))
+    link = ResetLink.from_doc((yield from get(reset_link_key(user_id))))
     if not link.digest or link.expires_at <= now:
         return None
     if not keyring.verify_mac("mfa.reset-link.v1", f"{user_id}:{token}", link.digest):
@@ -227,5 +234,35 @@ def spend_reset_link(
     def spend(doc: Doc | None) -> Doc | None:
         return None if doc is not None and doc.get("digest") == digest else doc
 
-    before, after = yield from update(Key("reset_link", user_id), spend)
+    before, after = yield from update(reset_link_key(user_id), spend)
     return before is not None and after is None
+
+
+RESEND_LINK_AFTER = 300.0  # one lost-device email per 5 minutes, however often it is asked
+
+
+def send_reset_link(
+    caller: Caller, params: Params, ttl: float, confirm_url: str
+) -> Generator[Effect, Any, None]:
+    """Email the user a single-use link (`confirm_url?token=...`) that resets their 2FA when
+    opened while signed in; to the app's address of record only (see `notices.notify`)."""
+    link = ResetLink.from_doc((yield Get(reset_link_key(caller.user_id))))
+    if link.expires_at - ttl > caller.now - RESEND_LINK_AFTER:
+        return  # one was sent a moment ago: the same mailbox needs no second one
+    token = yield from issue_reset_link(caller.user_id, caller.now, ttl, params.keyring)
+    notice = notices.reset_link(f"{confirm_url}?token={token}", ttl)
+    yield from notices.notify(caller, params, notice)
+
+
+def reset(caller: Caller, params: Params, actor: str) -> Generator[Effect, Any, UserRecord]:
+    """The user resets their own 2FA (a lost device's link, or turning it off), and is told."""
+    record = yield from annotated(reset_user(caller.user_id, actor), ip=caller.peer)
+    yield from notices.notify(caller, params, notices.RESET_DONE)
+    return record
+
+
+def replace_codes(caller: Caller, params: Params, count: int) -> Generator[Effect, Any, list[str]]:
+    """A new set of codes on the user's request (the old set stops working); the user is told."""
+    codes = yield from issue_codes(caller.user_id, caller.now, params.keyring, count)
+    yield from notices.notify(caller, params, notices.RECOVERY_CODES_REPLACED)
+    return codes

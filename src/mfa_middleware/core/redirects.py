@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote
 
 MAX_NEXT_LENGTH = 2048
+_REFUSED = re.compile(r"[\x00-\x1f\x7f\\]")  # control characters and backslashes
 
 
 def safe_next(value: str | None, default: str = "/") -> str:
@@ -19,6 +21,6 @@ def safe_next(value: str | None, default: str = "/") -> str:
     for candidate in (value, unquote(value)):
         if not candidate.startswith("/") or candidate.startswith(("//", "/\\")):
             return default
-        if "\\" in candidate or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in candidate):
+        if _REFUSED.search(candidate):
             return default
     return value

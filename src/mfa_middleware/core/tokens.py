@@ -101,10 +101,11 @@ def _dump_claims(c: SessionClaims) -> list[Any]:
 
 def _load_claims(raw: Any) -> SessionClaims:
     sid, tag, login_at, verified_at, active_at, epoch, global_epoch, method, login_tag = raw
-    if not all(isinstance(v, str) for v in (sid, tag, method, login_tag)):
+    texts_ok = type(sid) is str and type(tag) is str and type(method) is str
+    ints_ok = type(login_at) is int and type(verified_at) is int and type(active_at) is int
+    if not (texts_ok and type(login_tag) is str and ints_ok):
         raise TypeError("bad session claims")
-    ints = (login_at, verified_at, active_at, epoch, global_epoch)
-    if not all(type(v) is int for v in ints):
+    if not (type(epoch) is int and type(global_epoch) is int):
         raise TypeError("bad session claims")
     return SessionClaims(
         sid, tag, login_at, verified_at, active_at, epoch, global_epoch, method, login_tag

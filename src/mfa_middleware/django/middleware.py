@@ -25,8 +25,9 @@ from mfa_middleware.core.principal import Principal
 from mfa_middleware.django.settings import runtime
 from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.entry import PASS, Answer, Entry, Incoming, Outcome, Work
+from mfa_middleware.web.entry import Entry, Incoming
 from mfa_middleware.web.messages import misconfigured
+from mfa_middleware.web.outcomes import PASS, Answer, Outcome, Work
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
 
@@ -221,7 +222,7 @@ class MFAMiddleware:
             step = next(steps)
             while True:
                 if isinstance(step, Work):
-                    step = steps.send(rt.run(step.flow))
+                    step = steps.send(rt.run(step.flow, step.recover))
                 elif step == LOG_OUT:
                     auth.logout(request)
                     step = next(steps)
@@ -248,7 +249,7 @@ class MFAMiddleware:
             step = next(steps)
             while True:
                 if isinstance(step, Work):
-                    step = steps.send(await rt.arun(step.flow))
+                    step = steps.send(await rt.arun(step.flow, step.recover))
                 elif step == LOG_OUT:
                     await auth.alogout(request)
                     step = next(steps)
@@ -285,4 +286,4 @@ def end_session_at_logout(request: HttpRequest | None, user: Any) -> None:
     rt = runtime()
     work = _entry(rt).sign_out(incoming(request, user))
     if work is not None:
-        rt.run(work.flow)
+        rt.run(work.flow, work.recover)

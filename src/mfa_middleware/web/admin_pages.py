@@ -2,70 +2,39 @@
 exempt them; change the global mode and session lifetime.
 
 Only principals that `MFAConfig.is_admin` accepts, who entered a code in this session within
-`reauth_window` (a trusted device does not count), get in; other users get 403, and without an
-`is_admin` predicate the pages do not exist (404). Every action is CSRF-protected and audited
-with the admin as the actor. An admin can reset a factor but never see or set one.
+`reauth_window` (a trusted device does not count), get in (the router's `admin` state); other
+users get 403, and without an `is_admin` predicate the pages do not exist (404). Every action
+is CSRF-protected and audited with the admin as the actor and their address. An admin can
+reset a factor but never see or set one.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Generator
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
-from mfa_middleware.config import format_duration, parse_duration
-from mfa_middleware.core import devices, enroll_code, ops, recovery
-from mfa_middleware.core.effects import Effect, annotated
-from mfa_middleware.core.i18n import N_
-from mfa_middleware.core.policy import ALLOW_VERIFIED, effective
-from mfa_middleware.core.records import MODES, load_hot_state
+from mfa_middleware.core import enroll_code, ops
+from mfa_middleware.core.effects import Effect, Step, annotated
+from mfa_middleware.core.policy import effective
+from mfa_middleware.core.records import MODES, RuntimeSettings
 from mfa_middleware.errors import ConfigError
-from mfa_middleware.web.code_pages import masked_factor
-from mfa_middleware.web.messages import denied, message
-from mfa_middleware.web.page import Page, PageOutcome, posted
+from mfa_middleware.options import format_duration, seconds
+from mfa_middleware.web.code_context import masked_factor
+from mfa_middleware.web.outcomes import Reply
+from mfa_middleware.web.page import Page
 
 MAX_USER_ID = 200
 
 
-def _refusal(page: Page) -> PageOutcome | None:
-    is_admin = page.rt.config.access.is_admin
-    if is_admin is None:
-        return page.outcome(
-            message(
-                page.rt,
-                page.facts,
-                page.principal,
-                404,
-                N_("Not found"),
-                N_("There is nothing here."),
-                "not_found",
-            )
-        )
-    if not is_admin(page.principal):
-        return page.outcome(denied(page.rt, page.facts, page.principal))
-    if page.view.decision != ALLOW_VERIFIED:
-        return page.where_to()
-    if not page.recently_verified:
-        return page.step_up()
-    return None
-
-
-def _actor(page: Page) -> str:
-    return f"admin:{page.principal.id}"
-
-
-def admin_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if (refused := _refusal(page)) is not None:
-        return refused
+def admin_get(page: Page) -> Reply:
     target = (page.facts.query_param("user") or "").strip()[:MAX_USER_ID]
-    return (yield from _admin_page(page, target, page.facts.query_param("done") or ""))
+    return _admin_page(page, target, page.facts.query_param("done") or "")
 
 
-def _admin_page(
-    page: Page, target: str, done: str, **extra: Any
-) -> Generator[Effect, Any, PageOutcome]:
-    rt = page.rt
+def _admin_page(page: Page, target: str, done: str, **extra: Any) -> Reply:
     eff = page.view.eff
     context: dict[str, Any] = {
         "mode": eff.mode,
@@ -75,46 +44,49 @@ def _admin_page(
         "done": done,
         **extra,
     }
-    if target:
-        status = yield from ops.user_status(target, rt.clock(), rt.limits)
-        state = yield from load_hot_state(target)
-        rows = yield from devices.devices_of(target)
-        now = rt.clock()
-        context["user_status"] = status
-        context["destination"] = masked_factor(state.user)
-        forever = math.isinf(status.locked_for)
-        context["locked_forever"] = forever
-        context["locked_minutes"] = 0 if forever else max(1, math.ceil(status.locked_for / 60))
-        context["codes_left"] = yield from recovery.codes_left(target)
-        context["devices"] = [
+    if not target:
+        return page.render("admin.html", **context)
+    looking = ops.user_overview(target, page.rt.clock(), page.rt.limits)
+    return Step(looking, lambda found: page.render("admin.html", **context, **_shown(page, found)))
+
+
+def _shown(page: Page, found: ops.UserOverview) -> dict[str, Any]:
+    """What the page shows of one user: status, where codes go (masked), lockout, codes left
+    and devices."""
+    now = page.rt.clock()
+    forever = math.isinf(found.status.locked_for)
+    minutes = 0 if forever else max(1, math.ceil(found.status.locked_for / 60))
+    return {
+        "user_status": found.status,
+        "destination": masked_factor(found.user),
+        "locked_forever": forever,
+        "locked_minutes": minutes,
+        "codes_left": found.codes_left,
+        "devices": [
             {
                 "name": r.name,
                 "last_used": r.last_used,
-                "trusted": r.trusted(now, state.user, state.settings),
+                "trusted": r.trusted(now, found.user, found.settings),
             }
-            for _, r in rows
-        ]
-    return page.render("admin.html", **context)
+            for _, r in found.devices
+        ],
+    }
 
 
-def admin_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if (refused := posted(page)) is not None:
-        return refused
-    if (refused := _refusal(page)) is not None:
-        return refused
-    # every event of the action names the admin (actor) and where they acted from (ip)
-    return (yield from annotated(_act(page), ip=page.facts.client))
-
-
-def _act(page: Page) -> Generator[Effect, Any, PageOutcome]:
+def admin_post(page: Page) -> Reply:
     action = page.form.get("action", "")
     target = page.form.get("user", "").strip()[:MAX_USER_ID]
-    actor = _actor(page)
+    actor = f"admin:{page.principal.id}"
     back = page.url("admin")
+    rt = page.rt
+
+    def acting(flow: Generator[Effect, Any, Any]) -> Generator[Effect, Any, Any]:
+        # every event of the action names where the admin acted from (the actor is in it)
+        return annotated(flow, ip=page.facts.client)
+
     if action == "reset" and target:
         # answered here, not redirected: the enrollment code is shown once and goes in no URL
-        rt = page.rt
-        reset = yield from enroll_code.reset_by_admin(
+        resetting = enroll_code.reset_by_admin(
             target,
             actor,
             rt.clock(),
@@ -124,29 +96,34 @@ def _act(page: Page) -> Generator[Effect, Any, PageOutcome]:
             translate=rt.translate,
             plural=rt.plural,
         )
-        shown = reset.code if reset.emailed_to is None else None
-        return (
-            yield from _admin_page(
-                page, target, "reset", enroll_code=shown, emailed_to=reset.emailed_to
-            )
-        )
+        return Step(acting(resetting), partial(_reset_done, page, target))
     if action in ("logout", "exempt", "unexempt") and target:
         if action == "logout":
-            yield from ops.force_logout(target, actor)
+            changing = ops.force_logout(target, actor)
         else:
-            yield from ops.set_exempt(target, action == "exempt", actor)
-        return page.go(f"{back}?user={quote(target)}&done={action}")
+            changing = ops.set_exempt(target, action == "exempt", actor)
+        done = f"{back}?user={quote(target)}&done={action}"
+        return Step(acting(changing), lambda _: page.go(done))
     if action == "mode" and page.form.get("mode") in MODES:
-        yield from ops.set_mode(page.form["mode"], page.rt.defaults, actor)
-        return page.go(f"{back}?done=mode")
+        setting = ops.set_mode(page.form["mode"], rt.defaults, actor)
+        return Step(acting(setting), lambda _: page.go(f"{back}?done=mode"))
     if action == "lifetime":
         try:
-            seconds = parse_duration("session_lifetime", page.form.get("lifetime", ""))
+            lifetime = seconds("session_lifetime", page.form.get("lifetime", ""))
         except ConfigError:
-            seconds = None
-        if seconds is not None:
-            settings = yield from ops.set_session_lifetime(seconds, actor)
-            if effective(settings, page.rt.defaults).session_lifetime == seconds:
-                return page.go(f"{back}?done=lifetime")
-        return page.go(f"{back}?done=bad_lifetime")
+            return page.go(f"{back}?done=bad_lifetime")
+        setting = ops.set_session_lifetime(lifetime, actor)
+        return Step(acting(setting), partial(_lifetime_set, page, lifetime))
     return page.go(back)
+
+
+def _reset_done(page: Page, target: str, reset: enroll_code.AdminReset) -> Reply:
+    shown = reset.code if reset.emailed_to is None else None
+    return _admin_page(page, target, "reset", enroll_code=shown, emailed_to=reset.emailed_to)
+
+
+def _lifetime_set(page: Page, lifetime: float, settings: RuntimeSettings) -> Reply:
+    """Done, unless the lifetime asked for is outside what the configuration allows."""
+    back = page.url("admin")
+    applied = effective(settings, page.rt.defaults).session_lifetime == lifetime
+    return page.go(f"{back}?done={'lifetime' if applied else 'bad_lifetime'}")

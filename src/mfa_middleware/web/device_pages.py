@@ -4,66 +4,56 @@ that is not theirs is answered like an id that does not exist (404)."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any
+from collections.abc import Callable
+from functools import partial
 
 from mfa_middleware.core import devices
-from mfa_middleware.core.effects import Effect, annotated, get
+from mfa_middleware.core.effects import Doc, Step, annotated, get
 from mfa_middleware.core.i18n import N_
-from mfa_middleware.core.policy import ALLOW_VERIFIED, Allow
-from mfa_middleware.core.records import load_hot_state
+from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.gate import current_device
 from mfa_middleware.web.http import redirect, with_next
-from mfa_middleware.web.messages import message
-from mfa_middleware.web.page import Page, PageOutcome, posted
+from mfa_middleware.web.outcomes import Reply
+from mfa_middleware.web.page import Page
 
 
-def _trust_open(page: Page) -> bool:
+def trust_open(page: Page) -> bool:
     return page.rt.trust_seconds > 0
 
 
-def after_verification(page: Page) -> Generator[Effect, Any, str]:
-    """Where to go after a correct code: `next`, or the trust prompt for an untrusted browser."""
+def onward(page: Page, then: Callable[[str], Reply]) -> Reply:
+    """Where to go after a correct code, given to `then`: `next`, or first "Trust this
+    device?" for an untrusted browser (trusted at once instead when `auto_trust` says so)."""
     device_id = current_device(page.rt, page.facts, page.principal)
-    if not _trust_open(page) or page.reauth or device_id is None:
-        return page.next
+    if not trust_open(page) or page.reauth or device_id is None:
+        return then(page.next)
     auto_trust = page.rt.config.devices.auto_trust
     if auto_trust is not None and auto_trust(page.facts, page.principal):
-        yield from _trust(page, device_id, None, actor="auto")
-        return page.next
-    return with_next(page.url("trust"), page.next)
+        trusting = devices.trust_for(page.caller, device_id, None, page.rt.trust_seconds, "auto")
+        return Step(trusting, lambda _: then(page.next))
+    return then(with_next(page.url("trust"), page.next))
 
 
-def _trust(
-    page: Page, device_id: str, name: str | None, actor: str
-) -> Generator[Effect, Any, devices.DeviceRecord | None]:
-    # the epochs as they are now, not as this request found them: right after an enrollment
-    # (auto_trust) the new factor has just moved the user's device epoch on
-    state = yield from load_hot_state(page.principal.id)
-    return (
-        yield from annotated(
-            devices.trust(
-                page.principal.id,
-                device_id,
-                name,
-                page.rt.clock(),
-                page.rt.trust_seconds,
-                state.user,
-                state.settings,
-                actor,
-            ),
-            ip=page.facts.client,
-        )
-    )
+def signed_in(page: Page, claims: SessionClaims) -> Reply:
+    """The session is verified (its new `claims`): on to `next`, by way of the trust prompt."""
+    cookie = page.rt.session_cookie(claims, page.view.eff)
+    return onward(page, lambda target: page.answer(redirect(target, [cookie]), claims))
 
 
-def trust_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
+def _this_device(page: Page) -> str:
     device_id = current_device(page.rt, page.facts, page.principal)
-    if page.view.decision != ALLOW_VERIFIED or not _trust_open(page) or device_id is None:
-        return page.where_to()
+    assert device_id is not None  # the router's `trusting` state
+    return device_id
+
+
+def trust_get(page: Page) -> Reply:
     if not page.recently_verified:  # trusting skips codes for weeks: only right after one
         return page.step_up()
-    doc = yield from get(devices.device_key(page.principal.id, device_id))
+    key = devices.device_key(page.principal.id, _this_device(page))
+    return Step(get(key), partial(_trust_prompt, page))
+
+
+def _trust_prompt(page: Page, doc: Doc | None) -> Reply:
     if doc is None:
         return page.where_to()
     record = devices.DeviceRecord.from_doc(doc)
@@ -71,23 +61,23 @@ def trust_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     return page.render("trust.html", device_name=record.name, days=days)
 
 
-def trust_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if (refused := posted(page)) is not None:
-        return refused
-    device_id = current_device(page.rt, page.facts, page.principal)
-    if page.view.decision != ALLOW_VERIFIED or not _trust_open(page) or device_id is None:
-        return page.where_to()
-    if page.form.get("choice") == "trust" and not page.recently_verified:
+def trust_post(page: Page) -> Reply:
+    if page.form.get("choice") != "trust":
+        return page.go(page.next)
+    if not page.recently_verified:
         return page.step_up(back=with_next(page.url("trust"), page.next))
-    if page.form.get("choice") == "trust":
-        yield from _trust(page, device_id, page.form.get("name", ""), actor="self")
-    return page.go(page.next)
+    name = page.form.get("name", "")
+    trusting = devices.trust_for(
+        page.caller, _this_device(page), name, page.rt.trust_seconds, "self"
+    )
+    return Step(trusting, lambda _: page.go(page.next))
 
 
-def devices_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if not isinstance(page.view.decision, Allow):
-        return page.where_to()
-    rows = yield from devices.devices_of(page.principal.id)
+def devices_get(page: Page) -> Reply:
+    return Step(devices.devices_of(page.principal.id), partial(_device_list, page))
+
+
+def _device_list(page: Page, rows: list[tuple[str, devices.DeviceRecord]]) -> Reply:
     now = page.rt.clock()
     current = current_device(page.rt, page.facts, page.principal)
     state = page.view.state
@@ -105,51 +95,47 @@ def devices_get(page: Page) -> Generator[Effect, Any, PageOutcome]:
     return page.render(
         "devices.html",
         devices=listed,
-        trust_open=_trust_open(page),
+        trust_open=trust_open(page),
         done=page.facts.query_param("done") or "",
     )
 
 
-def _not_found(page: Page) -> PageOutcome:
-    return page.outcome(
-        message(
-            page.rt,
-            page.facts,
-            page.principal,
-            404,
-            N_("Not found"),
-            N_("That device is not on your list."),
-            "not_found",
-        )
-    )
-
-
-def devices_post(page: Page) -> Generator[Effect, Any, PageOutcome]:
-    if (refused := posted(page)) is not None:
-        return refused
-    if not isinstance(page.view.decision, Allow):
-        return page.where_to()
+def devices_post(page: Page) -> Reply:
     device_id = page.form.get("device", "")
-    doc = None
-    if device_id:
-        doc = yield from get(devices.device_key(page.principal.id, device_id))
+    if not device_id:
+        return _not_found(page)
+    key = devices.device_key(page.principal.id, device_id)
+    return Step(get(key), partial(_device_action, page, device_id))
+
+
+def _not_found(page: Page) -> Reply:
+    return page.message(404, N_("Not found"), N_("That device is not on your list."), "not_found")
+
+
+def _device_action(page: Page, device_id: str, doc: Doc | None) -> Reply:
     if doc is None:
         return _not_found(page)
-    record = devices.DeviceRecord.from_doc(doc)
     action = page.form.get("action", "")
     back = page.url("devices")
+    user_id = page.principal.id
     if action == "rename":
-        renamed = yield from devices.rename(page.principal.id, device_id, page.form.get("name", ""))
-        return page.go(f"{back}?done={'renamed' if renamed else 'unnamed'}")
+        renaming = devices.rename(user_id, device_id, page.form.get("name", ""))
+        return Step(renaming, lambda renamed: page.go(f"{back}?done={_renamed(renamed)}"))
     if action == "confirm_delete":
-        return page.render("device_delete.html", device_id=device_id, device_name=record.name)
+        name = devices.DeviceRecord.from_doc(doc).name
+        return page.render("device_delete.html", device_id=device_id, device_name=name)
     if action == "delete":
-        forgetting = devices.forget(page.principal.id, device_id, actor="self")
-        yield from annotated(forgetting, ip=page.facts.client)
-        return page.go(f"{back}?done=deleted")
-    if action == "trust" and _trust_open(page):
+        forgetting = devices.forget(user_id, device_id, actor="self")
+        return Step(
+            annotated(forgetting, ip=page.facts.client), lambda _: page.go(f"{back}?done=deleted")
+        )
+    if action == "trust" and trust_open(page):
         if not page.recently_verified:  # trusting another browser remotely is an elevation
             return page.step_up(back=back)
-        yield from _trust(page, device_id, None, actor="self")
-        return page.go(f"{back}?done=trusted")
-    return page.outcome(redirect(back, page.view.cookies))
+        trusting = devices.trust_for(page.caller, device_id, None, page.rt.trust_seconds, "self")
+        return Step(trusting, lambda _: page.go(f"{back}?done=trusted"))
+    return page.go(back)
+
+
+def _renamed(renamed: bool) -> str:
+    return "renamed" if renamed else "unnamed"

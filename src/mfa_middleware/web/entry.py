@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mfa_middleware.core.effects import Effect
-from mfa_middleware.core.http import Cookie, RequestFacts, Response
+from mfa_middleware.core.http import RequestFacts
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.errors import SetupError, StoreError
 from mfa_middleware.events import logger
@@ -35,7 +35,8 @@ from mfa_middleware.web.gate import (
     gate,
 )
 from mfa_middleware.web.messages import misconfigured
-from mfa_middleware.web.routes import handle_page
+from mfa_middleware.web.outcomes import PASS, Answer, Outcome, Pass, Work
+from mfa_middleware.web.router import page_work
 
 
 @dataclass(slots=True)
@@ -56,38 +57,6 @@ class Incoming:
     @property
     def app(self) -> AppSession:
         return AppSession(writable=self.writable, marker=self.marker)
-
-
-@dataclass(frozen=True, slots=True)
-class Pass:
-    """Let the app answer (adding `cookies` to its response)."""
-
-    cookies: tuple[Cookie, ...] = ()
-    marker: str | None = None  # a new MFA session id to keep in the app's session
-    end_app_session: bool = False  # log the user out of the app first
-
-
-PASS = Pass()
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """Answer with `response` instead of the app."""
-
-    response: Response
-    marker: str | None = None
-    end_app_session: bool = False
-
-
-Outcome = Pass | Answer
-Flow = Generator[Effect, Any, Outcome]
-
-
-@dataclass(frozen=True, slots=True)
-class Work:
-    """A flow for the adapter's driver; its result is the `Outcome`."""
-
-    flow: Flow
 
 
 UserIdOf = Callable[[Any], str | None]
@@ -123,7 +92,8 @@ class Entry:
     def handle(self, incoming: Incoming) -> Outcome | Work:
         try:
             if incoming.path == self._prefix or incoming.path.startswith(self._prefix_slash):
-                return Work(self._page(incoming, self.principal_of(incoming.source)))
+                facts = self.facts_of(incoming.source, incoming.body)
+                return page_work(self.rt, facts, self.principal_of(incoming.source), incoming.app)
             principal = None
             if self.user_id_of is not None:
                 user_id = self.user_id_of(incoming.source)
@@ -154,17 +124,12 @@ class Entry:
         app: AppSession,
         ticket: memo.Replay,
         action: str | None,
-    ) -> Flow:
+    ) -> Generator[Effect, Any, Outcome]:
         result: GateResult = yield from gate(self.rt, facts, principal, app, action)
         memo.remember(self.rt, ticket, result)
         if result.response is not None:
             return Answer(result.response, result.marker, result.end_app_session)
         return Pass(tuple(result.cookies), result.marker, result.end_app_session)
-
-    def _page(self, incoming: Incoming, principal: Principal | None) -> Flow:
-        facts = self.facts_of(incoming.source, incoming.body)
-        outcome = yield from handle_page(self.rt, facts, principal, incoming.app)
-        return Answer(outcome.response, outcome.marker, outcome.end_app_session)
 
     def after(self, incoming: Incoming, outcome: Pass, marker_now: str | None) -> Work | None:
         """Once the app answered: when it cleared its session meanwhile (its logout, or a new
@@ -190,7 +155,7 @@ class Entry:
             return None
         return Work(self._signed_out(claims, principal.id))
 
-    def _signed_out(self, claims: Any, user_id: str) -> Flow:
+    def _signed_out(self, claims: Any, user_id: str) -> Generator[Effect, Any, Outcome]:
         try:
             yield from end_session(self.rt, claims, user_id, actor="app_logout")
         except StoreError as exc:  # the response is sent; the session's cookie is gone too

@@ -1,34 +1,30 @@
-"""What every built-in page handler works with: the request, the user's MFA session, the form,
-rendering, redirects, and the CSRF check every POST goes through."""
+"""What every built-in page handler works with: one request, the user's MFA session as the
+gate sees it, the posted form, and the ways a page answers (render, redirect, step up).
+
+A handler is a plain function `(Page) -> Reply`: it reads what it needs from the page, calls
+one core action (returning `Step(action, then)`), and renders the result in `then`. The router
+(`web.router`) has already parsed and CSRF-checked a POST's form and checked that the page is
+open in the session's state, so a handler does neither.
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mfa_middleware.core.effects import Effect
+from mfa_middleware.core.context import Caller, Params
 from mfa_middleware.core.http import Cookie, RequestFacts, Response
-from mfa_middleware.core.i18n import N_
-from mfa_middleware.core.policy import (
-    Challenge,
-    Enroll,
-)
+from mfa_middleware.core.policy import Challenge, Decision, Enroll
 from mfa_middleware.core.principal import Principal
+from mfa_middleware.core.records import UserRecord
 from mfa_middleware.core.redirects import safe_next
-from mfa_middleware.core.tokens import csrf_token, csrf_valid
+from mfa_middleware.core.tokens import SessionClaims, csrf_token
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.gate import AppSession, SessionView
-from mfa_middleware.web.http import FormError, html_response, parse_form, redirect, with_next
-from mfa_middleware.web.messages import forbidden, message
-
-
-@dataclass(slots=True)
-class PageOutcome:
-    response: Response
-    marker: str | None = None
-    end_app_session: bool = False
+from mfa_middleware.web.gate import AppSession, SessionView, client_address
+from mfa_middleware.web.http import html_response, redirect, with_hsts, with_next
+from mfa_middleware.web.messages import message
+from mfa_middleware.web.outcomes import Answer, Reply
 
 
 @dataclass(slots=True)
@@ -41,6 +37,36 @@ class Page:
     view: SessionView
     app: AppSession
     form: dict[str, str] = field(default_factory=dict)
+    _caller: Caller | None = None
+
+    @property
+    def user(self) -> UserRecord:
+        return self.view.state.user
+
+    @property
+    def decision(self) -> Decision:
+        return self.view.decision
+
+    @property
+    def params(self) -> Params:
+        return self.rt.params
+
+    @property
+    def caller(self) -> Caller:
+        """Who asks, for the core actions: this user, MFA session, address and time."""
+        if self._caller is None:
+            rt, facts, session_id = self.rt, self.facts, self.view.claims.session_id
+            self._caller = Caller(
+                self.principal.id,
+                session_id,
+                rt.session_tag(session_id),
+                rt.clock(),
+                peer=facts.client,
+                client=client_address(rt, facts),
+                user_agent=facts.header("user-agent"),
+                email=self.principal.email,
+            )
+        return self._caller
 
     @property
     def next(self) -> str:
@@ -50,9 +76,8 @@ class Page:
     def code_digits(self, channel: str | None = None) -> int:
         """How many digits the code asked for here has: a code sent by SMS or email (this
         page's `channel`, else the user's method), or an authenticator app's."""
-        via = channel or self.view.state.user.method
-        config = self.rt.config
-        return config.codes.params.digits if via in ("sms", "email") else config.totp.digits
+        via = channel or self.user.method
+        return self.rt.oob.digits if via in ("sms", "email") else self.rt.totp.digits
 
     @property
     def prefix(self) -> str:
@@ -64,15 +89,6 @@ class Page:
         return self.facts.url(self.rt.url(page))
 
     @property
-    def csrf(self) -> str:
-        return csrf_token(self.rt.keyring, self.view.claims.session_id)
-
-    @property
-    def session_hash(self) -> str:
-        """A keyed hash of this MFA session's id: what the store keeps to name it."""
-        return self.rt.session_tag(self.view.claims.session_id)
-
-    @property
     def reauth(self) -> bool:
         """A verified user confirming it is them before a sensitive change (step-up)."""
         return "1" in (self.form.get("reauth"), self.facts.query_param("reauth"))
@@ -82,71 +98,71 @@ class Page:
         """A code entered in the last `reauth_window`; a trusted device does not count."""
         claims = self.view.claims
         age = self.rt.clock() - claims.verified_at
-        return (
-            claims.verified
-            and claims.method != "device"
-            and (age <= self.rt.config.sessions.reauth_window)
-        )
+        window = self.rt.config.sessions.reauth_window
+        return claims.verified and claims.method != "device" and age <= window
 
-    def step_up(self, back: str | None = None) -> PageOutcome:
-        """Ask for a code before a sensitive change, then come back here (a GET), or to `back`
-        (the page a refused POST came from: its form cannot be replayed)."""
-        return self.go(with_next(self.url("challenge?reauth=1"), back or self.facts.full_path))
+    # -- answers -------------------------------------------------------------------------
 
-    def render(self, template: str, status: int = 200, **context: Any) -> PageOutcome:
+    def answer(
+        self,
+        response: Response,
+        claims: SessionClaims | None = None,
+        *,
+        end_app_session: bool = False,
+    ) -> Answer:
+        """`response` as this page's answer; with `claims`, the session it starts (a new id
+        after a verification: the adapter keeps it in the app's session); `end_app_session`
+        logs the user out of the app too."""
+        response = with_hsts(response, self.facts, self.rt.config.sessions.hsts_max_age)
+        if end_app_session:
+            return Answer(response, end_app_session=True)
+        if claims is None:
+            return Answer(response, self.view.marker(self.app))
+        return Answer(response, claims.session_id if self.app.writable else None)
+
+    def render(
+        self,
+        template: str,
+        status: int = 200,
+        *,
+        claims: SessionClaims | None = None,
+        **context: Any,
+    ) -> Answer:
+        """The page `template` with `context`; with `claims`, as the first page of the session
+        they start (its cookie, and its CSRF token in the page's forms)."""
+        session_id = self.view.claims.session_id if claims is None else claims.session_id
         body = self.rt.renderer.render(
             template,
-            csrf_token=self.csrf,
+            csrf_token=csrf_token(self.rt.keyring, session_id),
             next=self.next,
             user=self.principal.display_name,
             prefix=self.prefix,
             **{"code_digits": self.code_digits(context.get("channel")), **context},
         )
-        return self.outcome(html_response(status, body, self.view.cookies))
+        if claims is None:
+            return self.answer(html_response(status, body, self.view.cookies))
+        cookie = self.rt.session_cookie(claims, self.view.eff)
+        return self.answer(html_response(status, body, [cookie]), claims)
 
-    def outcome(self, response: Response) -> PageOutcome:
-        marker = self.view.marker(self.app)
-        return PageOutcome(response, marker)
+    def go(self, location: str, cookies: list[Cookie] | None = None) -> Answer:
+        return self.answer(redirect(location, self.view.cookies if cookies is None else cookies))
 
-    def go(self, location: str, cookies: list[Cookie] | None = None) -> PageOutcome:
-        return self.outcome(redirect(location, self.view.cookies if cookies is None else cookies))
+    def message(self, status: int, title: str, text: str, error: str) -> Answer:
+        return self.answer(message(self.rt, self.facts, self.principal, status, title, text, error))
 
-    def where_to(self) -> PageOutcome:
+    def where_to(self) -> Answer:
         """The page the decision calls for, when it is not the one asked for."""
-        decision = self.view.decision
+        decision = self.decision
         if isinstance(decision, Challenge):
             return self.go(with_next(self.url("challenge"), self.next))
         if isinstance(decision, Enroll):
             return self.go(with_next(self.url("enroll"), self.next))
         return self.go(self.next)
 
-
-Handler = Callable[[Page], Generator[Effect, Any, PageOutcome]]
-
-
-def posted(page: Page) -> PageOutcome | None:
-    """Parse and CSRF-check a POST; an outcome means "refuse with this"."""
-    try:
-        page.form = parse_form(page.facts, page.rt.config.pages.max_form_bytes)
-    except FormError:
-        return page.outcome(
-            message(
-                page.rt,
-                page.facts,
-                page.principal,
-                400,
-                N_("Bad request"),
-                N_("The form could not be read. Reload the page and try again."),
-                "bad_form",
-            )
-        )
-    if not csrf_valid(page.rt.keyring, page.view.claims.session_id, page.form.get("csrf", "")):
-        return page.outcome(forbidden(page.rt, page.facts, page.principal))
-    return None
+    def step_up(self, back: str | None = None) -> Answer:
+        """Ask for a code before a sensitive change, then come back here (a GET), or to `back`
+        (the page a refused POST came from: its form cannot be replayed)."""
+        return self.go(with_next(self.url("challenge?reauth=1"), back or self.facts.full_path))
 
 
-def locked_context(retry_after: float) -> dict[str, Any]:
-    """What the locked-out notice shows: forever, or the whole seconds left."""
-    if math.isinf(retry_after):
-        return {"locked": True, "permanent": True, "wait_seconds": 0}
-    return {"locked": True, "permanent": False, "wait_seconds": max(1, math.ceil(retry_after))}
+Handler = Callable[[Page], Reply]

@@ -1,0 +1,54 @@
+"""What a core action needs beyond its own arguments: who asks, in which MFA session, from
+where and when (`Caller`, one per request), and the settings and keys fixed at startup
+(`Params`, one per app). The pages, the JSON API and the ops tools build these and call the
+same actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mfa_middleware.core.addresses import Address
+from mfa_middleware.core.i18n import Plural, Translate, untranslated, untranslated_plural
+from mfa_middleware.core.keys import Keyring
+from mfa_middleware.core.oob import OobParams
+from mfa_middleware.core.otp import TotpParams
+from mfa_middleware.core.throttle import ThrottleParams
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """One request's user and MFA session.
+
+    `session_hash` names the session in the store (a keyed hash of `session_id`); `peer` is
+    the address the connection came from (what events record); `client` the client's address
+    resolved through trusted proxies (what notices show and send limits count, None when
+    unknown); `email` the app's address of record for this user, the only address notices
+    ever go to."""
+
+    user_id: str
+    session_id: str
+    session_hash: str
+    now: float
+    peer: str | None = None
+    client: Address | None = None
+    user_agent: str = ""
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """The settings and keys every action may need, built once from the configuration.
+
+    `code_channels`: the channels offered as a second factor ("sms", "email"); `notices`:
+    whether an email sender exists, so account notices can be sent."""
+
+    keyring: Keyring
+    totp: TotpParams
+    limits: ThrottleParams
+    oob: OobParams
+    app_name: str = ""
+    code_channels: tuple[str, ...] = ()
+    notices: bool = False
+    recovery_count: int = 10
+    translate: Translate = untranslated
+    plural: Plural = untranslated_plural

@@ -1,0 +1,68 @@
+"""The user's own account pages: the settings (status, method, recovery codes, devices),
+logging out other sessions, and signing out."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+from mfa_middleware.core import ops, recovery
+from mfa_middleware.core.effects import Step, annotated
+from mfa_middleware.core.policy import ALLOW_EXEMPT, Allow
+from mfa_middleware.core.records import UserRecord
+from mfa_middleware.web.code_context import masked_factor
+from mfa_middleware.web.gate import end_session
+from mfa_middleware.web.http import redirect
+from mfa_middleware.web.outcomes import Reply
+from mfa_middleware.web.page import Page
+
+
+def settings_get(page: Page) -> Reply:
+    return Step(recovery.codes_left(page.principal.id), partial(_settings, page))
+
+
+def _settings(page: Page, left: int | None) -> Reply:
+    user, decision = page.user, page.decision
+    extra: dict[str, Any] = {
+        "codes_left": left,
+        "few_left": left is not None and left <= recovery.FEW_LEFT,
+        "can_disable": isinstance(decision, Allow),
+    }
+    return page.render(
+        "settings.html",
+        mode=page.view.eff.mode,
+        enrolled=user.enrolled_in(page.view.state.settings.enroll_epoch),
+        method=user.method,
+        destination=masked_factor(user),
+        enrolled_at=user.enrolled_at,
+        exempt=decision == ALLOW_EXEMPT,
+        ended=page.facts.query_param("ended") == "1",
+        turned_off=page.facts.query_param("off") == "1",
+        **extra,
+    )
+
+
+def end_other_sessions_post(page: Page) -> Reply:
+    """Log out every other session of this user; this one carries on with the new epoch. An
+    enrolled user enters a code first (SES-13, the router's `recent_if_verified`): a stolen
+    old session must not evict the owner and stay in."""
+    ending = annotated(ops.force_logout(page.principal.id, actor="self"), ip=page.facts.client)
+    return Step(ending, partial(_others_ended, page))
+
+
+def _others_ended(page: Page, record: UserRecord) -> Reply:
+    claims = replace(page.view.claims, epoch=record.epoch)
+    cookie = page.rt.session_cookie(claims, page.view.eff)
+    return page.answer(redirect(page.url("settings?ended=1"), [cookie]))
+
+
+def logout_post(page: Page) -> Reply:
+    rt = page.rt
+    response = redirect(page.facts.url(rt.config.pages.login_url), [rt.clear_session_cookie()])
+    signed_out = page.answer(response, end_app_session=True)
+    if page.view.fresh:
+        return signed_out
+    # end it server-side too: a copy of the cookie replays nothing
+    signing_out = end_session(rt, page.view.claims, page.principal.id, actor="self")
+    return Step(annotated(signing_out, ip=page.facts.client), lambda _: signed_out)

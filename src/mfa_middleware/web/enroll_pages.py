@@ -1,0 +1,255 @@
+"""The enrollment pages: choosing a method, an authenticator app (QR code and a confirming
+code), a phone or an address (verified by a sent code before it is saved), and the
+enrollment code an administrator's reset asks for first.
+
+A malformed phone number or address re-renders the page with a message and costs no attempt;
+a wrong code costs one. The router lets these pages open only while this session may enroll
+(see `web.router.enrolling`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from mfa_middleware.core import challenge, enroll_code, enrollment, oob, otp
+from mfa_middleware.core.effects import Step
+from mfa_middleware.core.flows import Attempt, Enrolled
+from mfa_middleware.core.i18n import N_
+from mfa_middleware.core.tokens import SessionClaims
+from mfa_middleware.web.attempts import failure_context, failure_status, with_lock_notice
+from mfa_middleware.web.code_context import resend_context, send_status
+from mfa_middleware.web.device_pages import onward, signed_in
+from mfa_middleware.web.http import with_next
+from mfa_middleware.web.outcomes import Reply
+from mfa_middleware.web.page import Page
+from mfa_middleware.web.phone import normalise_phone, region_choices
+from mfa_middleware.web.qr import qr_svg
+from mfa_middleware.web.recovery_pages import codes_page
+
+EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
+
+
+def enroll_get(page: Page) -> Reply:
+    methods = [("totp", page.url("enroll/totp"))]
+    methods += [(c, page.url(f"enroll/{c}")) for c in page.rt.code_channels]
+    turned_off = page.facts.query_param("off") == "1"
+    return page.render("enroll_choose.html", methods=methods, turned_off=turned_off)
+
+
+def enrolled(page: Page, claims: SessionClaims) -> Reply:
+    """After an enrollment (the session's new `claims`): a first one shows the recovery codes
+    once, then carries on; a change of method keeps the codes and goes straight on."""
+    finishing = enrollment.finish(page.caller, page.params, first=page.user.method is None)
+    return Step(finishing, partial(_after_enrollment, page, claims))
+
+
+def _after_enrollment(page: Page, claims: SessionClaims, codes: list[str] | None) -> Reply:
+    if codes is None:
+        return signed_in(page, claims)
+    return onward(page, lambda target: codes_page(page, codes, target, claims))
+
+
+# -- an authenticator app ---------------------------------------------------------------------
+
+
+def enroll_totp_get(page: Page) -> Reply:
+    return with_lock_notice(page, lambda locked: _app_page(page, 429 if locked else 200, **locked))
+
+
+def _app_page(page: Page, status: int = 200, **context: Any) -> Reply:
+    """The QR code and the secret (the same for the same session: a reload shows the code the
+    user may already have scanned)."""
+    return Step(
+        enrollment.app_secret(page.caller, page.params),
+        lambda secret: _app_page_with(page, secret, status, context),
+    )
+
+
+def _app_page_with(page: Page, secret: str, status: int, context: dict[str, Any]) -> Reply:
+    rt = page.rt
+    uri = otp.provisioning_uri(secret, page.principal.display_name, rt.totp)
+    qr = qr_svg(uri, rt.translate(N_("QR code to scan with your authenticator app")))
+    groups = otp.group_secret(secret)
+    return page.render("enroll_totp.html", status, qr_svg=qr, secret_groups=groups, **context)
+
+
+def enroll_totp_post(page: Page) -> Reply:
+    confirming = enrollment.confirm_app(page.caller, page.params, page.form.get("code", ""))
+    return Step(confirming, partial(_app_confirmed, page))
+
+
+def _app_confirmed(page: Page, result: Enrolled) -> Reply:
+    if result.user is None:
+        attempt = result.attempt
+        return _app_page(page, failure_status(attempt), **failure_context(attempt))
+    claims = page.rt.upgraded(page.view.claims, epoch=result.user.epoch, method="totp")
+    return enrolled(page, claims)
+
+
+# -- a phone or an address --------------------------------------------------------------------
+
+
+def _allowed_regions(page: Page) -> tuple[str, ...] | None:
+    regions = page.rt.config.codes.sms_regions
+    return tuple(regions) if regions else None
+
+
+def _phone_page(
+    page: Page, status: int = 200, error: str = "", phone: str = "", region: str = ""
+) -> Reply:
+    return page.render(
+        "enroll_phone.html",
+        status,
+        error=error,
+        phone=phone,
+        regions=region_choices(_allowed_regions(page)),
+        region=(region or page.rt.config.codes.default_region).upper(),
+    )
+
+
+def enroll_sms_get(page: Page) -> Reply:
+    return _phone_page(page)
+
+
+def enroll_sms_post(page: Page) -> Reply:
+    raw, region = page.form.get("phone", "").strip(), page.form.get("region", "")
+    try:
+        phone = normalise_phone(raw, region, _allowed_regions(page))
+    except ValueError as exc:
+        return _phone_page(page, 400, str(exc), raw[:40], region[:3])
+    return _verify_contact(page, "sms", phone)
+
+
+def enroll_email_get(page: Page) -> Reply:
+    email = page.principal.email
+    return page.render("enroll_email.html", email=email or "", fixed=bool(email))
+
+
+def enroll_email_post(page: Page) -> Reply:
+    address = page.principal.email or page.form.get("email", "").strip()
+    if not EMAIL_RE.match(address):
+        return page.render(
+            "enroll_email.html",
+            400,
+            email=address[:254],
+            fixed=False,
+            error=N_("Enter a valid email address."),
+        )
+    return _verify_contact(page, "email", address)
+
+
+def _verify_contact(page: Page, channel: str, destination: str) -> Reply:
+    starting = enrollment.start(page.caller, page.params, channel, destination)
+    return Step(starting, partial(_code_sent, page))
+
+
+def _code_sent(page: Page, sent: oob.Sent) -> Reply:
+    sent_flag = "1" if sent.ok else "0"
+    return page.go(with_next(page.url(f"enroll/code?sent={sent_flag}"), page.next))
+
+
+def enroll_code_get(page: Page) -> Reply:
+    return Step(enrollment.pending(page.caller, page.params), partial(_code_get, page))
+
+
+def _code_get(page: Page, pending: enrollment.PendingEnrollment | None) -> Reply:
+    if pending is None:
+        return page.go(page.url("enroll"))
+    failed = page.facts.query_param("sent") == "0"
+
+    def shown(locked: dict[str, Any]) -> Reply:
+        status = 429 if locked else 503 if failed else 200
+        return _code_page(page, pending, status, send_failed=failed, **locked)
+
+    return with_lock_notice(page, shown)
+
+
+def _code_page(
+    page: Page, pending: enrollment.PendingEnrollment, status: int = 200, **context: Any
+) -> Reply:
+    def shown(live: oob.PendingCode | None) -> Reply:
+        return page.render(
+            "enroll_code.html",
+            status,
+            channel=pending.channel,
+            masked=oob.mask(pending.channel, pending.destination),
+            expired=live is None,
+            **context,
+        )
+
+    return Step(challenge.live_code(page.caller, "enroll"), shown)
+
+
+def enroll_code_post(page: Page) -> Reply:
+    return Step(enrollment.pending(page.caller, page.params), partial(_code_post, page))
+
+
+def _code_post(page: Page, pending: enrollment.PendingEnrollment | None) -> Reply:
+    if pending is None:
+        return page.go(page.url("enroll"))
+    caller, params = page.caller, page.params
+    if page.form.get("action") == "resend":
+
+        def resent(sent: oob.Sent) -> Reply:
+            context = resend_context(sent)
+            return _code_page(page, pending, send_status(sent), resent=sent.ok, **context)
+
+        return Step(enrollment.resend(caller, params, pending), resent)
+
+    def confirmed(result: Enrolled) -> Reply:
+        if result.user is None:
+            attempt = result.attempt
+            return _code_page(page, pending, failure_status(attempt), **failure_context(attempt))
+        claims = page.rt.upgraded(page.view.claims, epoch=result.user.epoch, method=pending.channel)
+        return enrolled(page, claims)
+
+    code = page.form.get("code", "")
+    return Step(enrollment.confirm(caller, params, pending, code), confirmed)
+
+
+# -- the enrollment code after an administrator's reset ---------------------------------------
+
+
+def _with_enroll_code(page: Page, then: Callable[[enroll_code.EnrollCode], Reply]) -> Reply:
+    """`then` with the enrollment code this session must still enter; when there is none
+    (entered already, or none asked), on to enrolling."""
+
+    def found(code: enroll_code.EnrollCode | None) -> Reply:
+        if code is None:
+            return page.go(with_next(page.url("enroll"), page.next))
+        return then(code)
+
+    return Step(enroll_code.blocking(page.principal.id, page.caller.session_hash), found)
+
+
+def unlock_get(page: Page) -> Reply:
+    def shown(code: enroll_code.EnrollCode) -> Reply:
+        expired = code.expires_at <= page.rt.clock()
+        return with_lock_notice(
+            page,
+            lambda locked: page.render(
+                "enroll_unlock.html", 429 if locked else 200, expired=expired, **locked
+            ),
+        )
+
+    return _with_enroll_code(page, shown)
+
+
+def unlock_post(page: Page) -> Reply:
+    def entered(code: enroll_code.EnrollCode) -> Reply:
+        if code.expires_at <= page.rt.clock():
+            return page.render("enroll_unlock.html", 400, expired=True)
+        unlocking = enrollment.unlock(page.caller, page.params, page.form.get("code", ""))
+        return Step(unlocking, partial(_unlocked, page))
+
+    return _with_enroll_code(page, entered)
+
+
+def _unlocked(page: Page, attempt: Attempt) -> Reply:
+    if not attempt.ok:
+        status, context = failure_status(attempt), failure_context(attempt)
+        return page.render("enroll_unlock.html", status, **context)
+    return page.go(with_next(page.url("enroll"), page.next))
