@@ -91,3 +91,11 @@ def test_the_wsgi_example_runs_as_pasted() -> None:
     gated = client.get("/", base_url="https://localhost", headers={"accept": "text/html"})
     assert gated.status_code == 303
     assert gated.headers["location"].startswith("/_mfa/enroll")
+
+
+def test_the_testing_helpers_block_runs_as_pasted() -> None:
+    namespace = run(python_block("## Testing your app"), "readme_testing")
+    assert namespace["store"].down
+    assert namespace["clock"]() == namespace["config"].clock()
+    code = namespace["totp_code"]("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", namespace["clock"]())
+    assert len(code) == 6 and code.isdigit()
