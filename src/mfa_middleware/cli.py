@@ -18,7 +18,7 @@ import secrets
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from mfa_middleware.admin import Admin
 from mfa_middleware.config import MFAConfig
@@ -167,7 +167,15 @@ def load_config(config_path: str | None, store_url: str | None) -> tuple[MFAConf
     )
 
 
-def _confirm(question: str, assume_yes: bool, stdin: TextIO, out: TextIO) -> None:
+class Writer(Protocol):
+    """Where output goes: a text stream (sys.stdout, a Django command's OutputWrapper)."""
+
+    def write(self, text: str, /) -> Any: ...
+
+    def flush(self) -> Any: ...
+
+
+def _confirm(question: str, assume_yes: bool, stdin: TextIO, out: Writer) -> None:
     if assume_yes:
         return
     if not stdin.isatty():
@@ -181,7 +189,7 @@ def run(
     args: argparse.Namespace,
     admin: Admin,
     resolve: UserResolver,
-    out: TextIO,
+    out: Writer,
     stdin: TextIO,
     email_of: EmailLookup | None = None,
 ) -> dict[str, Any]:
@@ -253,7 +261,7 @@ def run(
     raise CommandError(f"unknown command {command!r}")  # pragma: no cover
 
 
-def _print(result: dict[str, Any], as_json: bool, out: TextIO) -> None:
+def _print(result: dict[str, Any], as_json: bool, out: Writer) -> None:
     if as_json:
         out.write(json.dumps(result, sort_keys=True) + "\n")
         return
@@ -275,7 +283,7 @@ def main(
     resolve: UserResolver | None = None,
     email_of: EmailLookup | None = None,
     prog: str = "mfa-admin",
-    out: TextIO | None = None,
+    out: Writer | None = None,
 ) -> int:
     out = out or sys.stdout
     parser = build_parser(prog)

@@ -33,9 +33,10 @@ class Renderer:
             auto_reload=False,
         )
         if translations is None:
+            # jinja2's stubs: the i18n extension adds these methods to the Environment
             self.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
         else:
-            self.env.install_gettext_translations(  # type: ignore[attr-defined]
+            self.env.install_gettext_translations(  # type: ignore[attr-defined]  # as above
                 translations, newstyle=True
             )
         self.env.globals.update(globals_)

@@ -157,7 +157,8 @@ def annotated(flow: Generator[Effect, Any, T], **extra: Any) -> Generator[Effect
         try:
             effect = flow.send(sent) if thrown is None else flow.throw(thrown)
         except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+            result: T = done.value
+            return result
         if isinstance(effect, Emit):
             added = {k: v for k, v in extra.items() if k not in effect.fields}
             effect = Emit(effect.name, {**effect.fields, **added})

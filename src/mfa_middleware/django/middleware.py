@@ -10,6 +10,7 @@ MFA state comes from the MFA store's coherent cache.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -28,6 +29,9 @@ from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.entry import Entry, Incoming
 from mfa_middleware.web.messages import misconfigured
 from mfa_middleware.web.outcomes import PASS, Answer, Outcome, Work
+
+ENDED_BY_US: weakref.WeakSet[HttpRequest] = weakref.WeakSet()
+"""Requests whose app session our middleware ended (the MFA session is over already)."""
 
 GetResponse = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
 
@@ -188,7 +192,7 @@ def _finish(
         outcome = yield outcome
     assert not isinstance(outcome, Work)
     if outcome.end_app_session:
-        request.mfa_ended = True  # type: ignore[attr-defined]  # our own logout: see below
+        ENDED_BY_US.add(request)  # our own logout: see end_session_at_logout
         yield LOG_OUT
     if isinstance(outcome, Answer):
         return to_django(outcome.response, head=ask.method == "HEAD")
@@ -231,6 +235,11 @@ class MFAMiddleware:
         except StopIteration as done:
             return done.value
 
+    async def _view(self, request: HttpRequest) -> HttpResponseBase:
+        """The view's response on the async path (`get_response` is a coroutine function)."""
+        response = self.get_response(request)
+        return response if isinstance(response, HttpResponseBase) else await response
+
     async def __acall__(self, request: HttpRequest) -> Any:
         rt = runtime()
         if not hasattr(request, "auser"):
@@ -243,7 +252,7 @@ class MFAMiddleware:
         ask = incoming(request, user, groups)
         outcome = _enter(request, _entry(rt), ask)
         if outcome is PASS:  # the common case
-            return await self.get_response(request)  # type: ignore[misc]
+            return await self._view(request)
         steps = _finish(request, ask, outcome)
         try:
             step = next(steps)
@@ -254,7 +263,7 @@ class MFAMiddleware:
                     await auth.alogout(request)
                     step = next(steps)
                 else:
-                    step = steps.send(await self.get_response(request))  # type: ignore[misc]
+                    step = steps.send(await self._view(request))
         except StopIteration as done:
             return done.value
 
@@ -281,7 +290,7 @@ def end_session_at_logout(request: HttpRequest | None, user: Any) -> None:
     """Django's `user_logged_out`: sign this browser's MFA session out server-side, so a
     copied MFA cookie replays nothing after the user logged out (SES-10). Not when our own
     middleware is logging the user out (the session is over already)."""
-    if request is None or user is None or getattr(request, "mfa_ended", False):
+    if request is None or user is None or request in ENDED_BY_US:
         return
     rt = runtime()
     work = _entry(rt).sign_out(incoming(request, user))

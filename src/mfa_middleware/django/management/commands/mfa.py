@@ -61,7 +61,7 @@ class Command(BaseCommand):
             resolve=user_id_for,
             email_of=email_for,
             prog=prog,
-            out=self.stdout,  # type: ignore[arg-type]
+            out=self.stdout,
         )
 
 
