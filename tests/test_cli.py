@@ -117,6 +117,17 @@ def test_status_json(url: str) -> None:
         "failures": 0,
         "locked_for_seconds": 0.0,
         "locked": False,
+        "authenticators": [
+            {
+                "id": "legacy",  # a record written before users could have several
+                "kind": "totp",
+                "name": "",
+                "created_at": 0.0,
+                "last_used_at": 0.0,
+                "default": True,
+                "destination": "",
+            }
+        ],
     }
 
 
@@ -128,7 +139,9 @@ def test_status_human_readable_prints_key_value_lines(url: str) -> None:
     assert "enrolled: True" in lines
     assert "method: totp" in lines
     assert "locked: False" in lines
-    assert all(": " in line for line in lines)
+    assert all(": " in line or line.endswith(":") or line.startswith("  - ") for line in lines)
+    listed = "  - id=legacy, kind=totp, name=, created_at=0.0, last_used_at=0.0, default=True"
+    assert listed + ", destination=" in lines
     assert not result.stdout.lstrip().startswith("{")
 
 

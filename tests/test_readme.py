@@ -98,4 +98,5 @@ def test_the_testing_helpers_block_runs_as_pasted() -> None:
     assert namespace["store"].down
     assert namespace["clock"]() == namespace["config"].clock()
     code = namespace["totp_code"]("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", namespace["clock"]())
-    assert len(code) == 6 and code.isdigit()
+    assert len(code) == 6
+    assert code.isdigit()

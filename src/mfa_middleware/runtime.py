@@ -25,6 +25,8 @@ from mfa_middleware.stores.base import Store
 from mfa_middleware.stores.sqlite import SQLiteStore
 
 DEFAULT_SQLITE_PATH = "mfa.sqlite3"
+METHOD_COOKIE = "mfa_method"
+METHOD_COOKIE_AGE = 400 * 86400  # the longest a browser keeps a cookie (RFC 6265bis)
 MEMO_LIMIT = 50_000  # per generation of the bounded memo
 T = TypeVar("T")
 
@@ -115,6 +117,17 @@ class Runtime:
 
     def url(self, page: str) -> str:
         return f"{self.prefix}/{page}"
+
+    def method_cookie(self, kind: str) -> Cookie:
+        """Which kind of authenticator this browser used last (the challenge opens on it next
+        time). Not a secret: a forged value only changes which method is offered first."""
+        return set_cookie(
+            METHOD_COOKIE,
+            kind,
+            max_age=METHOD_COOKIE_AGE,
+            secure=self.config.sessions.cookie_secure,
+            samesite=self.config.sessions.cookie_samesite,
+        )
 
     def session_cookie(self, claims: SessionClaims, eff: Effective) -> Cookie:
         remaining = int(claims.login_at + eff.session_lifetime - self.clock())

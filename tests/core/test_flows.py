@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from mfa_middleware.core import flows, otp
+from mfa_middleware.core.authenticators import kinds
 from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.otp import TotpParams
@@ -93,7 +94,7 @@ def test_right_code_is_accepted_once(env: Env, secret: str) -> None:
     first = env.verify(code(secret))
     assert first.ok is True
     assert first.step == STEP
-    assert env.user().last_totp_step == STEP
+    assert env.user().factors()[0].last_step == STEP
     again = env.verify(code(secret))
     assert again.ok is False
     assert again.replayed is True
@@ -119,7 +120,7 @@ def test_older_step_than_last_accepted_is_refused(env: Env, secret: str) -> None
     older = env.verify(code(secret, NOW - 30))  # step - 1: in the window, but older
     assert older.ok is False
     assert older.replayed is True
-    assert env.user().last_totp_step == STEP
+    assert env.user().factors()[0].last_step == STEP
 
 
 @pytest.mark.checklist("TOTP-04")
@@ -190,7 +191,7 @@ def test_lockout_after_limit_then_right_code_refused(env: Env, secret: str) -> N
     assert blocked.ok is False
     assert blocked.locked is True
     assert blocked.retry_after == pytest.approx(60.0)
-    assert env.user().last_totp_step == -1  # the right code was never evaluated
+    assert env.user().factors()[0].last_step == -1  # the right code was never evaluated
     state = env.run(flows.throttle_state(USER))
     assert state.failures == LIMITS.limit
     # Still refused just before the lock ends; accepted after it.
@@ -223,7 +224,7 @@ def test_verify_reencrypts_a_secret_under_an_old_key(env: Env, secret: str) -> N
     env.store.put(user_key(USER), UserRecord(method="totp", totp_secret=old_ciphertext).to_doc())
     env.keyring = Keyring([OLD, NEW])
     assert env.verify(code(secret)).ok
-    stored = env.user().totp_secret
+    stored = env.user().factors()[0].secret
     assert stored is not None
     assert stored != old_ciphertext
     assert env.keyring.needs_reencryption(stored) is False
@@ -281,14 +282,14 @@ def test_confirm_activates_the_pending_secret(env: Env) -> None:
     assert result.user is not None
     user = env.user()
     assert user == result.user
-    assert user.method == "totp"
+    assert kinds(user) == ["totp"]
     assert user.epoch == 5  # every other session must verify again
     assert user.enroll_epoch == 2
     assert user.enrolled_at == NOW
-    assert user.last_totp_step == STEP
+    assert user.factors()[0].last_step == STEP
     assert user.enrolled_in(2)
-    assert user.totp_secret is not None
-    assert env.keyring.decrypt(user.totp_secret) == secret
+    assert user.factors()[0].secret is not None
+    assert env.keyring.decrypt(user.factors()[0].secret) == secret
     assert env.store.get(pending_totp_key(USER)) is None
 
 
@@ -305,11 +306,12 @@ def test_stored_secret_is_fernet_ciphertext_not_base32(env: Env) -> None:
     doc = env.store.get(user_key(USER))
     assert doc is not None
     assert secret not in str(doc)
-    assert doc["totp_secret"] != secret
-    assert doc["totp_secret"].startswith("gAAAAA")
-    assert Keyring([OLD]).needs_reencryption(doc["totp_secret"])
+    stored = doc["authenticators"][0]["secret"]
+    assert stored != secret
+    assert stored.startswith("gAAAAA")
+    assert Keyring([OLD]).needs_reencryption(stored)
     with pytest.raises(ValueError, match="does not open"):
-        Keyring([OLD]).decrypt(doc["totp_secret"])
+        Keyring([OLD]).decrypt(stored)
 
 
 @pytest.mark.checklist("TOTP-05")
@@ -343,7 +345,7 @@ def test_confirm_from_another_session_is_refused(env: Env) -> None:
     result = env.confirm("sid-b", code(secret))
     assert result.attempt.ok is False
     assert result.user is None
-    assert env.user().method is None
+    assert kinds(env.user()) == []
 
 
 @pytest.mark.checklist("ENR-02")
@@ -352,7 +354,7 @@ def test_only_the_latest_pending_secret_can_be_confirmed(env: Env) -> None:
     second = env.run(flows.pending_totp(USER, "sid-b", NOW, env.keyring))
     assert env.confirm("sid-a", code(first)).attempt.ok is False
     assert env.confirm("sid-b", code(second)).attempt.ok is True
-    assert env.keyring.decrypt(env.user().totp_secret or "") == second
+    assert env.keyring.decrypt(env.user().factors()[0].secret or "") == second
 
 
 def test_confirm_is_throttled_with_login_attempts(env: Env, secret: str) -> None:
@@ -363,4 +365,4 @@ def test_confirm_is_throttled_with_login_attempts(env: Env, secret: str) -> None
     result = env.confirm("sid-a", code(pending))
     assert result.attempt.ok is False
     assert result.attempt.locked is True
-    assert env.keyring.decrypt(env.user().totp_secret or "") == secret
+    assert env.keyring.decrypt(env.user().factors()[0].secret or "") == secret

@@ -202,7 +202,8 @@ def put_throttle(env: Env, state: ThrottleState, user_id: str = "alice") -> None
 
 def test_user_status_unlocked(env: Env) -> None:
     result = status(env)
-    assert result == ops.UserStatus("alice", True, "totp", False, False, 0, 0.0)
+    legacy = ops.AuthenticatorInfo("legacy", "totp", "", 0.0, 0.0, default=True)
+    assert result == ops.UserStatus("alice", True, "totp", False, False, 0, 0.0, False, (legacy,))
     assert result.to_dict() == {
         "user": "alice",
         "enrolled": True,
@@ -213,6 +214,7 @@ def test_user_status_unlocked(env: Env) -> None:
         "failures": 0,
         "locked_for_seconds": 0.0,
         "locked": False,
+        "authenticators": [legacy.to_dict()],
     }
     assert env.events == []
 

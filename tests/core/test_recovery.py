@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from mfa_middleware.core import recovery
+from mfa_middleware.core.authenticators import kinds
 from mfa_middleware.core.devices import device_key
 from mfa_middleware.core.effects import Doc, Effect, Key, Updater
 from mfa_middleware.core.keys import Keyring
@@ -349,8 +350,9 @@ def test_reset_clears_one_user_and_keeps_their_flags(env: Env) -> None:
     after = env.run(recovery.reset_user("alice", "admin:root"))
     record = UserRecord.from_doc(env.store.get(user_key("alice")))
     assert after == record
-    assert record.method is None
-    assert record.totp_secret is None
+    assert kinds(record) == []
+    assert record.authenticators == []
+    assert record.totp_secret is None  # the old shape's secret is gone too
     assert record.phone is None
     assert record.last_totp_step == -1
     assert record.epoch == 4  # every session ends
@@ -374,7 +376,7 @@ def test_reset_clears_one_user_and_keeps_their_flags(env: Env) -> None:
 
 def test_reset_of_a_user_without_a_record_is_harmless(env: Env) -> None:
     record = env.run(recovery.reset_user("ghost", "self"))
-    assert record.method is None
+    assert kinds(record) == []
     assert record.epoch == 1
 
 

@@ -314,3 +314,11 @@ async def enroll_sms(
         headers=HTML,
         data={"csrf": csrf_of(code_page.text), "code": twilio.last_code()},
     )
+
+
+def factors_of(store: Any, user: str = "alice") -> list[tuple[str, str | None]]:
+    """The user's authenticators as stored: (kind, phone or address), in order."""
+    from mfa_middleware.core.records import UserRecord, user_key
+
+    record = UserRecord.from_doc(store.get(user_key(user)))
+    return [(a.kind, a.destination) for a in record.factors()]

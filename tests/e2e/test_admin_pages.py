@@ -15,6 +15,7 @@ from examples.starlette_app.users import DEMO_API_TOKENS
 from mfa_middleware import MemoryStore, MFAConfig
 from mfa_middleware.admin import Admin
 from mfa_middleware.core import recovery
+from mfa_middleware.core.authenticators import kinds
 from mfa_middleware.core.effects import Key
 from mfa_middleware.core.records import SETTINGS_KEY, UserRecord, user_key
 from mfa_middleware.runtime import Runtime
@@ -144,7 +145,7 @@ async def test_a_verified_non_admin_gets_403(clock: FixedClock) -> None:
             data={"csrf": csrf_of(settings.text), "action": "reset", "user": "alice"},
         )
         assert r.status_code == 403
-        assert record(store, "alice").method == "totp"
+        assert kinds(record(store, "alice")) == ["totp"]
         assert await is_verified(alice)
 
 
@@ -175,7 +176,7 @@ async def test_an_admin_needs_a_recent_code(clock: FixedClock) -> None:
         )
         assert r.status_code == 303
         assert r.headers["location"].startswith("/_mfa/challenge?reauth=1")
-        assert record(store, "bob").method == "totp"  # nothing done
+        assert kinds(record(store, "bob")) == ["totp"]  # nothing done
         step_up = await alice.get(r.headers["location"], headers=HTML)
         clock.advance(30)
         r = await alice.post(
@@ -240,7 +241,7 @@ async def test_missing_or_foreign_csrf_is_refused(clock: FixedClock) -> None:
         assert r.status_code == 403
         r = await alice.post("/_mfa/admin", headers=HTML, data={"action": "mode", "mode": "off"})
         assert r.status_code == 403
-        assert record(store, "bob").method == "totp"
+        assert kinds(record(store, "bob")) == ["totp"]
         assert store.get(SETTINGS_KEY) is None
         assert await is_verified(bob)
 
@@ -291,7 +292,7 @@ async def test_admin_forces_bob_out(clock: FixedClock) -> None:
         assert "bob is signed out everywhere and must sign in again, with a code." in done
         await expect_logged_out(bob)
         assert await is_verified(alice)
-        assert record(store, "bob").method == "totp"  # still enrolled: a code at next login
+        assert kinds(record(store, "bob")) == ["totp"]  # still enrolled: a code at next login
         await login(bob, "bob")
         assert not await is_verified(bob)
         forced = [e for e in events if e["event"] == "forced_logout"]
@@ -419,7 +420,7 @@ async def test_ops_reset_of_alice_leaves_bob_untouched(clock: FixedClock) -> Non
         ]
         # alice: logged out, no factor, no devices, no codes; she enrolls again
         await expect_logged_out(alice)
-        assert record(store, "alice").method is None
+        assert kinds(record(store, "alice")) == []
         assert store.scan("device", "alice") == []
         assert store.get(Key("recovery", "alice")) is None
         await login(alice)
@@ -475,6 +476,7 @@ async def test_a_reset_can_neither_set_nor_show_the_users_factor(clock: FixedClo
         for shown in (bob_secret, "otpauth", "<svg", "JBSWY3DP", *bob_codes):
             assert shown not in page.replace(" ", "")
         after = record(store, "bob")
+        assert after.factors() == []
         assert (after.method, after.totp_secret, after.phone, after.email) == (None,) * 4
         assert store.get(Key("recovery", "bob")) is None
 

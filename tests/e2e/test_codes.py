@@ -16,6 +16,7 @@ import pytest
 from examples.starlette_app import users as demo_users
 
 from mfa_middleware import MemoryStore, MFAConfig
+from mfa_middleware.core.authenticators import kinds
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import UserRecord, user_key
 from mfa_middleware.core.tokens import session_codec
@@ -33,6 +34,7 @@ from tests.e2e.helpers import (
     enroll,
     enroll_email,
     enroll_sms,
+    factors_of,
     is_verified,
     login,
     make_app,
@@ -424,7 +426,7 @@ async def test_sms_comes_second_warns_and_binds_only_a_proved_number(
         assert r.status_code == 303
         sent = twilio.last_code()
         record = UserRecord.from_doc(store.get(user_key("alice")))
-        assert (record.method, record.phone) == (None, None)  # not bound: not proved yet
+        assert record.factors() == []  # not bound: not proved yet
         r = await c.get("/account", headers=HTML)
         assert r.headers["location"].startswith("/_mfa/enroll")
         code_page = await c.get("/_mfa/enroll/code", headers=HTML)
@@ -434,13 +436,13 @@ async def test_sms_comes_second_warns_and_binds_only_a_proved_number(
             data={"csrf": csrf_of(code_page.text), "code": other_than(sent)},
         )
         assert wrong.status_code == 400
-        assert UserRecord.from_doc(store.get(user_key("alice"))).method is None
+        assert kinds(UserRecord.from_doc(store.get(user_key("alice")))) == []
         done = await c.post(
             "/_mfa/enroll/code", headers=HTML, data={"csrf": csrf_of(code_page.text), "code": sent}
         )
         assert done.status_code == 303
         record = UserRecord.from_doc(store.get(user_key("alice")))
-        assert (record.method, record.phone) == ("sms", "+14155552671")
+        assert factors_of(store) == [("sms", "+14155552671")]
 
 
 @pytest.mark.checklist("OOB-10", "ENR-01")
@@ -480,7 +482,7 @@ async def test_changing_the_phone_needs_a_recent_code_a_proved_number_and_a_noti
             data={"csrf": csrf_of(page.text), "phone": "(415) 555-2672", "region": "US"},
         )
         assert twilio.requests[-1]["To"] == "+14155552672"
-        assert UserRecord.from_doc(store.get(user_key("alice"))).phone == "+14155552671"
+        assert factors_of(store) == [("sms", "+14155552671")]
         code_page = await c.get(r.headers["location"], headers=HTML)
         done = await c.post(
             "/_mfa/enroll/code",
@@ -488,7 +490,7 @@ async def test_changing_the_phone_needs_a_recent_code_a_proved_number_and_a_noti
             data={"csrf": csrf_of(code_page.text), "code": twilio.last_code()},
         )
         assert done.status_code == 303
-        assert UserRecord.from_doc(store.get(user_key("alice"))).phone == "+14155552672"
+        assert factors_of(store) == [("sms", "+14155552672")]
     notices = [
         mailbox.text_of(m)
         for m in mailbox.messages

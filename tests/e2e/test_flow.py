@@ -14,6 +14,7 @@ import pyotp
 import pytest
 
 from mfa_middleware import MemoryStore
+from mfa_middleware.core.authenticators import kinds
 from mfa_middleware.core.flows import PENDING_TOTP_TTL
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import UserRecord, user_key
@@ -384,7 +385,7 @@ async def test_the_secret_is_never_shown_again_and_is_kept_encrypted(clock: Fixe
     dumped = json.dumps([doc for doc, _ in store._data.values()])
     for form in (secret, secret.lower(), " ".join(re.findall("....", secret))):
         assert form not in dumped
-    stored = UserRecord.from_doc(store.get(user_key("alice"))).totp_secret
+    stored = UserRecord.from_doc(store.get(user_key("alice"))).factors()[0].secret
     assert stored is not None
     assert Keyring([SECRET_KEY]).decrypt(stored) == secret
 
@@ -397,7 +398,7 @@ async def test_a_shown_secret_does_nothing_until_confirmed_and_expires(clock: Fi
         await login(c)
         page = await c.get("/_mfa/enroll/totp", headers=HTML)
         first = secret_of(page.text)
-        assert UserRecord.from_doc(store.get(user_key("alice"))).method is None
+        assert kinds(UserRecord.from_doc(store.get(user_key("alice")))) == []
         r = await c.get("/account", headers=HTML)
         assert r.headers["location"] == "/_mfa/enroll?next=%2Faccount"
         clock.advance(PENDING_TOTP_TTL + 1)  # abandoned
@@ -407,7 +408,7 @@ async def test_a_shown_secret_does_nothing_until_confirmed_and_expires(clock: Fi
             data={"csrf": csrf_of(page.text), "code": totp(first, clock())},
         )
         assert r.status_code == 400
-        assert UserRecord.from_doc(store.get(user_key("alice"))).method is None
+        assert kinds(UserRecord.from_doc(store.get(user_key("alice")))) == []
         page = await c.get("/_mfa/enroll/totp", headers=HTML)
         second = secret_of(page.text)
         assert second != first
@@ -423,7 +424,7 @@ async def test_a_shown_secret_does_nothing_until_confirmed_and_expires(clock: Fi
             data={"csrf": csrf_of(page.text), "code": totp(second, clock())},
         )
         assert r.status_code == 303
-        assert UserRecord.from_doc(store.get(user_key("alice"))).method == "totp"
+        assert kinds(UserRecord.from_doc(store.get(user_key("alice")))) == ["totp"]
 
 
 @pytest.mark.checklist("UI-08")
@@ -530,14 +531,14 @@ async def test_steps_happen_in_order_and_each_once(clock: FixedClock) -> None:
         assert r.headers["location"] == "/_mfa/enroll"
         r = await c.post("/_mfa/challenge", headers=HTML, data={"csrf": csrf, "code": "123456"})
         assert r.headers["location"].startswith("/_mfa/enroll")  # enrollment comes first
-        assert UserRecord.from_doc(store.get(user_key("alice"))).method is None
+        assert kinds(UserRecord.from_doc(store.get(user_key("alice")))) == []
         secret = await enroll(c, clock)
         await relogin(c)
         page = await challenge_page(c)
         clock.advance(30)
         form = {"csrf": csrf_of(page.text), "code": totp(secret, clock()), "next": "/account"}
         assert (await c.post("/_mfa/challenge", headers=HTML, data=form)).status_code == 303
-        step = UserRecord.from_doc(store.get(user_key("alice"))).last_totp_step
+        step = UserRecord.from_doc(store.get(user_key("alice"))).factors()[0].last_step
         replayed = await c.post("/_mfa/challenge", headers=HTML, data=form)
         assert replayed.status_code == 403  # the form of the session before the step
         settings = await c.get("/_mfa/settings", headers=HTML)
@@ -546,7 +547,7 @@ async def test_steps_happen_in_order_and_each_once(clock: FixedClock) -> None:
         )
         assert again.status_code == 303  # done already: on to next, nothing verified again
         assert again.headers["location"] == "/account"
-        assert UserRecord.from_doc(store.get(user_key("alice"))).last_totp_step == step
+        assert UserRecord.from_doc(store.get(user_key("alice"))).factors()[0].last_step == step
 
 
 @pytest.mark.checklist("TOTP-06")

@@ -9,6 +9,7 @@ import pytest
 
 from mfa_middleware import MemoryStore
 from mfa_middleware.core import otp
+from mfa_middleware.core.authenticators import kinds
 from mfa_middleware.core.effects import Key
 from mfa_middleware.core.records import UserRecord, user_key
 from mfa_middleware.web.router import ROUTES
@@ -415,6 +416,6 @@ async def test_every_form_refuses_another_sessions_token_and_a_get(clock: FixedC
         assert store.get(user_key("bob")) == bob
         assert store.get(Key("settings", "_", "global")) is None
         assert not any(d.get("trusted_until") for _, d in store.scan("device", "alice"))
-        assert UserRecord.from_doc(alice).method == "totp"
+        assert kinds(UserRecord.from_doc(alice)) == ["totp"]
         assert await is_verified(c)
         assert await is_verified(other)

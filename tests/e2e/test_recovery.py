@@ -16,6 +16,7 @@ from examples.starlette_app import users as demo_users
 
 from mfa_middleware import MemoryStore, MFAConfig
 from mfa_middleware.core import recovery
+from mfa_middleware.core.authenticators import kinds
 from mfa_middleware.core.effects import Key
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import UserRecord, user_key
@@ -460,7 +461,7 @@ async def test_lost_device_link_resets_with_the_same_users_login_only(
             "/_mfa/lost/confirm", headers=HTML, data={"csrf": csrf_of(refused.text), "token": token}
         )
         assert forged.status_code == 400
-        assert user_record(store).method == "totp"
+        assert kinds(user_record(store)) == ["totp"]
         assert codes_left(store, clock) == 10
         assert await is_verified(trusted)
         assert await is_verified(bob)
@@ -478,7 +479,7 @@ async def test_lost_device_link_resets_with_the_same_users_login_only(
         assert store.scan("device", "alice") == []  # every device went with the reset
         landing = await alice.get(done.headers["location"], headers=HTML)
         assert "Two-step verification is now off for your account" in landing.text
-        assert user_record(store).method is None
+        assert kinds(user_record(store)) == []
         assert user_record(store).epoch == epoch + 1
         assert store.get(Key("recovery", "alice")) is None
         # the browser that goes on to set it up again is a new, untrusted device
@@ -489,7 +490,7 @@ async def test_lost_device_link_resets_with_the_same_users_login_only(
         assert r.headers["location"].startswith("/_mfa/enroll")
         await expect_logged_out(trusted)  # her other session ended
         assert await is_verified(bob)  # bob's did not
-        assert user_record(store, "bob").method == "totp"
+        assert kinds(user_record(store, "bob")) == ["totp"]
         notices = messages_about(mailbox, "two-step verification was reset")
         assert len(notices) == 1
         assert "trusted devices and recovery codes were removed" in notices[0]
@@ -526,14 +527,14 @@ async def test_an_expired_link_is_refused(clock: FixedClock, mailbox: Mailbox) -
         assert r.status_code == 400
         assert r.request.method == "GET"  # said on opening it, before any button
         assert INVALID_LINK in r.text
-        assert user_record(store).method == "totp"
+        assert kinds(user_record(store)) == ["totp"]
         assert codes_left(store, clock) == 10
         # a new link, asked for now, works
         await ask_for_link(c)
         links = reset_links(mailbox)
         assert len(links) == 2
         assert (await open_link(c, links[1][0])).status_code == 303
-        assert user_record(store).method is None
+        assert kinds(user_record(store)) == []
 
 
 async def test_a_link_within_its_hour_still_works(clock: FixedClock, mailbox: Mailbox) -> None:
@@ -547,7 +548,7 @@ async def test_a_link_within_its_hour_still_works(clock: FixedClock, mailbox: Ma
         ((path, _),) = reset_links(mailbox)
         clock.advance(3600 - 5)
         assert (await open_link(c, path)).status_code == 303
-        assert user_record(store).method is None
+        assert kinds(user_record(store)) == []
 
 
 async def test_asking_twice_within_five_minutes_sends_one_email(
@@ -571,7 +572,7 @@ async def test_asking_twice_within_five_minutes_sends_one_email(
         assert links[0][1] != links[1][1]
         # the newest link replaced the older one
         assert (await open_link(c, links[0][0])).status_code == 400
-        assert user_record(store).method == "totp"
+        assert kinds(user_record(store)) == ["totp"]
         assert (await open_link(c, links[1][0])).status_code == 303
 
 
@@ -648,7 +649,7 @@ async def test_disable_needs_a_recent_code_then_resets(clock: FixedClock, mode: 
         r = await c.post("/_mfa/disable", headers=HTML, data={"csrf": csrf_of(settings)})
         assert r.status_code == 303
         assert_step_up(r.headers["location"], "/_mfa/disable")
-        assert user_record(store).method == "totp"  # nothing happened without the code
+        assert kinds(user_record(store)) == ["totp"]  # nothing happened without the code
         await step_up(c, clock, secret, step_up_page)
         confirm = await c.get("/_mfa/disable", headers=HTML)
         assert confirm.status_code == 200
@@ -659,10 +660,10 @@ async def test_disable_needs_a_recent_code_then_resets(clock: FixedClock, mode: 
         assert 'class="notice locked"' not in confirm.text  # a note, not an error
         r = await c.post("/_mfa/disable", headers=HTML, data={"code": "x"})
         assert r.status_code == 403
-        assert user_record(store).method == "totp"
+        assert kinds(user_record(store)) == ["totp"]
         r = await c.post("/_mfa/disable", headers=HTML, data={"csrf": csrf_of(confirm.text)})
         assert r.status_code == 303
-        assert user_record(store).method is None
+        assert kinds(user_record(store)) == []
         assert store.get(Key("recovery", "alice")) is None
         await expect_logged_out(other)
         resets = [e for e in events if e["event"] == "mfa_reset"]
@@ -794,7 +795,7 @@ async def test_turning_2fa_off_touches_only_the_callers_own_account(clock: Fixed
             "/_mfa/disable", headers=HTML, data={"csrf": csrf_of(page.text), **naming_bob}
         )
         assert r.status_code == 303
-        assert user_record(store).method is None
+        assert kinds(user_record(store)) == []
         assert store.get(user_key("bob")) == bobs
         assert codes_left(store, clock, "bob") == 10
         assert await is_verified(bob)
@@ -816,7 +817,7 @@ async def test_a_strict_deployment_caps_the_lost_device_link_at_ten_minutes(
         clock.advance(601)
         r = await open_link(c, path)
         assert r.status_code == 400
-        assert user_record(store).method == "totp"
+        assert kinds(user_record(store)) == ["totp"]
 
 
 @pytest.mark.checklist("RST-04")

@@ -190,7 +190,7 @@ async def test_optional_mode_lets_unenrolled_users_pass_and_enroll_from_settings
         assert "Set up two-step verification" in page.text
         await enroll(c, clock)
         page = await c.get("/_mfa/settings", headers=HTML)
-        assert "authenticator app" in page.text
+        assert "Authenticator app" in page.text
 
 
 @pytest.mark.anyio

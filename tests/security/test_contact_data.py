@@ -16,6 +16,8 @@ from examples.starlette_app import users as demo_users
 
 from mfa_middleware import MemoryStore, MFAConfig
 from mfa_middleware.admin import Admin
+from mfa_middleware.core import authenticators
+from mfa_middleware.core.authenticators import kinds
 from mfa_middleware.core.records import UserRecord, user_key
 from mfa_middleware.runtime import Runtime
 from tests.e2e.helpers import (
@@ -127,7 +129,8 @@ async def test_turning_off_forgets_the_factor_address(
 async def test_switching_method_drops_the_other_channels_contact(
     clock: FixedClock, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SMS and email are never active together, and a replaced factor's address is gone."""
+    """A removed factor's address is gone from the store (and SMS and email are never active
+    together: tests/e2e/test_authenticators.py)."""
     store = MemoryStore()
     app = make_app(clock, store=store, email_codes=True, email_sender=smtp_sender(mailbox))
     app_address(monkeypatch, "")
@@ -151,7 +154,17 @@ async def test_switching_method_drops_the_other_channels_contact(
             headers=HTML,
         )
         assert r.status_code == 303
-        await enroll(c, clock)  # a recent code: the authenticator app replaces email
+        await enroll(c, clock)  # a recent code: an authenticator app beside the email codes
+        record = UserRecord.from_doc(store.get(user_key("alice")))
+        assert kinds(record) == ["email", "totp"]
+        email_id = authenticators.of_kind(record, "email")[0].id
+        page = await c.get("/_mfa/authenticators", headers=HTML)
+        r = await c.post(
+            "/_mfa/authenticators",
+            data={"csrf": csrf_of(page.text), "authenticator": email_id, "action": "remove"},
+            headers=HTML,
+        )
+        assert r.status_code == 303
     record = UserRecord.from_doc(store.get(user_key("alice")))
-    assert record.method == "totp"
-    assert record.email is None
+    assert kinds(record) == ["totp"]
+    assert ATTACKER not in str(store.get(user_key("alice")))

@@ -7,21 +7,21 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from mfa_middleware.core import notices, oob, recovery
+from mfa_middleware.core import authenticators, notices, oob, recovery
 from mfa_middleware.core.context import Caller, Params
-from mfa_middleware.core.effects import Effect, Emit, Get
+from mfa_middleware.core.effects import Doc, Effect, Emit, Get, Update
 from mfa_middleware.core.flows import Attempt, verify_totp
-from mfa_middleware.core.records import UserRecord
+from mfa_middleware.core.records import UserRecord, user_key
 
-CODE_METHODS = ("sms", "email")  # a code sent per sign-in, instead of an authenticator app's
+CODE_METHODS = authenticators.CODE_KINDS  # a code sent per sign-in
 
 
 def verify(
-    caller: Caller, params: Params, user: UserRecord, code: str
+    caller: Caller, params: Params, user: UserRecord, kind: str, code: str
 ) -> Generator[Effect, Any, Attempt]:
-    """Check a sign-in code by the user's method (an app's, or the one sent to this session)."""
-    method = user.method or "totp"
-    if method in CODE_METHODS:
+    """Check a sign-in code of the `kind` the user chose: from any of their authenticator
+    apps, or the one sent to this session by SMS or email."""
+    if kind in CODE_METHODS:
         attempt, _ = yield from oob.verify_code(
             caller.user_id,
             caller.session_id,
@@ -32,12 +32,27 @@ def verify(
             params.oob,
             params.limits,
         )
+        factor = authenticators.code_factor(user)
+        if attempt.ok and factor is not None:
+            yield from used(caller, factor.id)
     else:
         attempt = yield from verify_totp(
             caller.user_id, code, caller.now, params.keyring, params.totp, params.limits
         )
-    yield from record(caller, params, attempt, method, "challenge")
+    yield from record(caller, params, attempt, kind, "challenge")
     return attempt
+
+
+def used(caller: Caller, factor: str) -> Generator[Effect, Any, None]:
+    """Note when the authenticator was last used (the settings page shows it)."""
+
+    def touch(doc: Doc | None) -> Doc | None:
+        user = UserRecord.from_doc(doc)
+        if authenticators.find(user, factor) is None:
+            return doc
+        return authenticators.used(user, factor, caller.now).to_doc()
+
+    yield Update(user_key(caller.user_id), touch)
 
 
 def use_recovery_code(
@@ -80,12 +95,13 @@ def login_routes(user: UserRecord, email: str | None, params: Params) -> list[tu
     """Where a login code goes: the enrolled phone, then (with `email_codes`) the app's
     address of record if the SMS fails. A user who enrolled by email keeps receiving codes
     there even if `email_codes` was turned off since, or they could not sign in."""
-    if user.method == "sms" and user.phone:
+    factor = authenticators.code_factor(user)
+    if factor is None or not factor.destination:
+        return []
+    if factor.kind == "sms":
         fallback = [("email", email)] if email and "email" in params.code_channels else []
-        return [("sms", user.phone), *fallback]
-    if user.method == "email" and user.email:
-        return [("email", user.email)]
-    return []
+        return [("sms", factor.destination), *fallback]
+    return [("email", factor.destination)]
 
 
 def send(

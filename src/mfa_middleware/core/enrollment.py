@@ -9,12 +9,12 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
-from mfa_middleware.core import enroll_code, notices, oob, recovery
+from mfa_middleware.core import authenticators, enroll_code, notices, oob, recovery
 from mfa_middleware.core.challenge import record, send
 from mfa_middleware.core.context import Caller, Params
 from mfa_middleware.core.effects import Delete, Effect, Emit, Get, Key, Put
-from mfa_middleware.core.flows import Attempt, Enrolled, activate, confirm_totp, pending_totp
-from mfa_middleware.core.records import Record
+from mfa_middleware.core.flows import Attempt, Enrolled, confirm_totp, pending_totp
+from mfa_middleware.core.records import Authenticator, Record
 
 PENDING_TTL = 15 * 60.0
 
@@ -40,8 +40,10 @@ def app_secret(caller: Caller, params: Params) -> Generator[Effect, Any, str]:
     return secret
 
 
-def confirm_app(caller: Caller, params: Params, code: str) -> Generator[Effect, Any, Enrolled]:
-    """Make the authenticator app the factor once the user typed one of its codes."""
+def confirm_app(
+    caller: Caller, params: Params, code: str, name: str = ""
+) -> Generator[Effect, Any, Enrolled]:
+    """Add the authenticator app (named `name`) once the user typed one of its codes."""
     result = yield from confirm_totp(
         caller.user_id,
         caller.session_id,
@@ -50,6 +52,7 @@ def confirm_app(caller: Caller, params: Params, code: str) -> Generator[Effect, 
         params.keyring,
         params.totp,
         params.limits,
+        name,
     )
     yield from record(caller, params, result.attempt, "totp", "enroll")
     if result.user is not None:
@@ -103,8 +106,10 @@ def confirm(
     yield from record(caller, params, attempt, found.channel, "enroll")
     if not attempt.ok or spent is None:
         return Enrolled(attempt)
-    contact = {"phone" if found.channel == "sms" else "email": found.destination}
-    user = yield from activate(caller.user_id, caller.now, found.channel, **contact)
+    contact = Authenticator(
+        authenticators.new_id(), found.channel, "", caller.now, destination=found.destination
+    )
+    user = yield from authenticators.add(caller.user_id, caller.now, contact)
     yield Delete(pending_key(caller.user_id))
     yield Delete(oob.code_key(caller.user_id, "enroll"))
     masked = oob.mask(found.channel, found.destination)
@@ -140,3 +145,24 @@ def unlock(caller: Caller, params: Params, code: str) -> Generator[Effect, Any, 
     )
     yield from record(caller, params, attempt, "enroll_code", "enroll")
     return attempt
+
+
+def remove(
+    caller: Caller, params: Params, authenticator_id: str
+) -> Generator[Effect, Any, authenticators.Changed]:
+    """Remove one of the caller's authenticators (never the last one: the user turns 2FA off
+    instead); every other session verifies again, and the user is told by email."""
+    changed = yield from authenticators.change(
+        caller.user_id,
+        authenticator_id,
+        lambda user: authenticators.removed(user, authenticator_id),
+        "authenticator_removed",
+        "self",
+        keep_one=True,
+    )
+    if changed.ok:
+        item = changed.item
+        assert item is not None
+        notice = notices.authenticator_removed(item.kind, item.name, params.translate)
+        yield from notices.notify(caller, params, notice)
+    return changed

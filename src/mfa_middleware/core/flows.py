@@ -10,13 +10,12 @@ from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mfa_middleware.core import otp, throttle
+from mfa_middleware.core import authenticators, otp, throttle
 from mfa_middleware.core.effects import Delete, Doc, Effect, Get, Update, get, put
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import (
-    SETTINGS_KEY,
+    Authenticator,
     PendingTotp,
-    RuntimeSettings,
     UserRecord,
     pending_totp_key,
     throttle_key,
@@ -39,6 +38,7 @@ class Attempt:
     step: int | None = None
     locked_now: bool = False  # this very failure started a lockout
     malformed: bool = False  # not even shaped like a code: no guess was made
+    factor: str = ""  # the id of the authenticator that matched
 
 
 MALFORMED = Attempt(False, malformed=True)
@@ -105,35 +105,43 @@ def verify_totp(
     params: otp.TotpParams,
     limits: ThrottleParams,
 ) -> Generator[Effect, Any, Attempt]:
-    """Check a code against the user's enrolled secret; each time step is accepted once.
-    Input that cannot be a code (a wrong length, letters) is no guess: answered at once, it
-    takes no slot and costs no attempt."""
+    """Check a code against each of the user's authenticator apps; each time step is accepted
+    once per app. Input that cannot be a code (a wrong length, letters) is no guess: answered
+    at once, it takes no slot and costs no attempt."""
     if not otp.is_well_formed(code, params.digits):
         return MALFORMED
     refused = yield from take_attempt(user_id, now, limits)
     if refused is not None:
         return refused
     user = UserRecord.from_doc((yield Get(user_key(user_id))))
-    step = None
-    if user.method == "totp" and user.totp_secret:
-        step = otp.match_step(keyring.decrypt(user.totp_secret), code, now, params)
+    step, factor = None, ""
+    for app in authenticators.of_kind(user, "totp"):
+        if app.secret:
+            step = otp.match_step(keyring.decrypt(app.secret), code, now, params)
+        if step is not None:
+            factor = app.id
+            break
     if step is not None:
-        step = yield from _spend_step(user_id, step, keyring)
-    return (yield from count_attempt(user_id, now, limits, step))
+        step = yield from _spend_step(user_id, factor, step, now, keyring)
+    attempt = yield from count_attempt(user_id, now, limits, step)
+    return replace(attempt, factor=factor) if attempt.ok else attempt
 
 
-def _spend_step(user_id: str, step: int, keyring: Keyring) -> Generator[Effect, Any, int]:
-    """Record `step` as used: the step itself, or -1 when it (or a later one) was used
-    already. The secret is re-encrypted under the current key on the way."""
+def _spend_step(
+    user_id: str, factor: str, step: int, now: float, keyring: Keyring
+) -> Generator[Effect, Any, int]:
+    """Record `step` as used by that app: the step itself, or -1 when it (or a later one)
+    was used already. Its secret is re-encrypted under the current key on the way."""
 
     def consume(doc: Doc | None) -> Doc | None:
-        record = UserRecord.from_doc(doc)
-        if step <= record.last_totp_step:
+        user = UserRecord.from_doc(doc)
+        app = authenticators.find(user, factor)
+        if app is None or step <= app.last_step:
             return doc
-        secret = record.totp_secret
+        secret = app.secret
         if secret and keyring.needs_reencryption(secret):
             secret = keyring.encrypt(keyring.decrypt(secret))
-        return replace(record, last_totp_step=step, totp_secret=secret).to_doc()
+        return authenticators.used(user, factor, now, last_step=step, secret=secret).to_doc()
 
     before, after = yield Update(user_key(user_id), consume)
     return step if before != after else -1
@@ -168,11 +176,12 @@ def confirm_totp(
     keyring: Keyring,
     params: otp.TotpParams,
     limits: ThrottleParams,
+    name: str = "",
 ) -> Generator[Effect, Any, Enrolled]:
-    """Activate the pending secret once the user proves they hold it.
+    """Add the pending secret as an authenticator app once the user proves they hold it.
 
-    The confirming code's step is recorded as used (it cannot log in again); see `activated`
-    for what else a new factor changes.
+    The confirming code's step is recorded as used (it cannot log in again); see
+    `authenticators.added` for what else a new factor changes.
     """
     if not otp.is_well_formed(code, params.digits):
         return Enrolled(MALFORMED)
@@ -185,39 +194,14 @@ def confirm_totp(
         step = otp.match_step(keyring.decrypt(pending.secret), code, now, params)
     user = None
     if step is not None:
-        secret = pending.secret
-        user = yield from activate(user_id, now, "totp", totp_secret=secret, last_totp_step=step)
+        app = Authenticator(
+            authenticators.new_id(),
+            "totp",
+            authenticators.clean_name(name),
+            now,
+            secret=pending.secret,
+            last_step=step,
+        )
+        user = yield from authenticators.add(user_id, now, app)
         yield Delete(pending_totp_key(user_id))
     return Enrolled((yield from count_attempt(user_id, now, limits, step)), user)
-
-
-def activated(
-    record: UserRecord, settings: RuntimeSettings, now: float, method: str, **factor: Any
-) -> UserRecord:
-    """`record` with `method` as its one factor (`factor`: its secret or contact data; any
-    other factor's data goes). The user's epoch moves on, so every other session of theirs
-    must verify again, and so does their device epoch: a browser trusted under the old factor
-    (perhaps the reason for the change) must enter a code again."""
-    cleared: dict[str, Any] = {"totp_secret": None, "phone": None, "email": None}
-    return replace(
-        record,
-        method=method,
-        **{**cleared, **factor},
-        enroll_epoch=settings.enroll_epoch,
-        enrolled_at=now,
-        epoch=record.epoch + 1,
-        device_epoch=record.device_epoch + 1,
-    )
-
-
-def activate(
-    user_id: str, now: float, method: str, **factor: Any
-) -> Generator[Effect, Any, UserRecord]:
-    """Make `method` the user's factor (see `activated`) and return the new record."""
-    settings = RuntimeSettings.from_doc((yield Get(SETTINGS_KEY)))
-
-    def change(doc: Doc | None) -> Doc:
-        return activated(UserRecord.from_doc(doc), settings, now, method, **factor).to_doc()
-
-    _, after = yield Update(user_key(user_id), change)
-    return UserRecord.from_doc(after)

@@ -5,7 +5,7 @@ translation."""
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,3 +132,21 @@ RESET_DONE = Notice(
         "trusted devices and recovery codes were removed."
     ),
 )
+
+
+KIND_LABELS = {
+    "totp": N_("an authenticator app"),
+    "sms": N_("text messages to your phone"),
+    "email": N_("codes by email"),
+    "webauthn": N_("a passkey or security key"),
+}
+
+
+def authenticator_removed(kind: str, name: str, translate: Callable[[str], str]) -> Notice:
+    label = translate(KIND_LABELS.get(kind, N_("a way to sign in")))
+    return Notice(
+        N_("a way to sign in was removed"),
+        N_("{what} was removed from the ways you can sign in to your account."),
+        {"what": f"{label} ({name})" if name else label},
+        footer=True,
+    )

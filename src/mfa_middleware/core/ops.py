@@ -11,8 +11,10 @@ from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mfa_middleware.core import authenticators
 from mfa_middleware.core.devices import DeviceRecord, devices_of
 from mfa_middleware.core.effects import Doc, Effect, emit, get, put, update
+from mfa_middleware.core.oob import mask
 from mfa_middleware.core.policy import PolicyDefaults
 from mfa_middleware.core.records import (
     MODES,
@@ -136,6 +138,46 @@ def set_session_lifetime(seconds: float, actor: str) -> Generator[Effect, Any, R
 
 
 @dataclass(frozen=True, slots=True)
+class AuthenticatorInfo:
+    """What an operator may see of one authenticator: never a secret or a full number."""
+
+    id: str
+    kind: str
+    name: str
+    created_at: float
+    last_used_at: float
+    default: bool
+    destination: str = ""  # a phone or an address, masked
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "created_at": self.created_at,
+            "last_used_at": self.last_used_at,
+            "default": self.default,
+            "destination": self.destination,
+        }
+
+
+def authenticator_info(user: UserRecord) -> tuple[AuthenticatorInfo, ...]:
+    default = authenticators.default_id(user)
+    return tuple(
+        AuthenticatorInfo(
+            a.id,
+            a.kind,
+            a.name,
+            a.created_at,
+            a.last_used_at,
+            a.id == default,
+            mask(a.kind, a.destination) if a.destination else "",
+        )
+        for a in user.factors()
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class UserStatus:
     user_id: str
     enrolled: bool
@@ -145,6 +187,7 @@ class UserStatus:
     failures: int
     locked_for: float  # seconds; 0 when not locked, inf when locked until reset
     exempt_browser: bool = False  # the exemption covers browser logins too
+    authenticators: tuple[AuthenticatorInfo, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -157,6 +200,7 @@ class UserStatus:
             "failures": self.failures,
             "locked_for_seconds": None if self.locked_for == float("inf") else self.locked_for,
             "locked": self.locked_for > 0,
+            "authenticators": [a.to_dict() for a in self.authenticators],
         }
 
 
@@ -167,15 +211,17 @@ def user_status(
     record = UserRecord.from_doc((yield from get(user_key(user_id))))
     throttle = ThrottleState.from_doc((yield from get(throttle_key(user_id))))
     locked = throttle.retry_after(now, limits) if throttle.locked(now, limits) else 0.0
+    kinds = authenticators.kinds(record)
     return UserStatus(
         user_id,
         record.enrolled_in(settings.enroll_epoch),
-        record.method,
+        kinds[0] if kinds else None,
         record.exempt,
         record.required,
         throttle.failures,
         locked,
         record.exempt_browser,
+        authenticator_info(record),
     )
 
 

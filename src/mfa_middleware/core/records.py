@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
 from mfa_middleware.core.effects import Doc, Effect, GetMany, Key
@@ -52,14 +52,43 @@ def _fields(cls: type) -> tuple[tuple[str, ...], frozenset[str]]:
 
 
 @dataclass(frozen=True, slots=True)
-class UserRecord(Record):
-    """A user's 2FA state. A user with no record has never enrolled and has no flags."""
+class Authenticator(Record):
+    """One way a user proves the second factor: an authenticator app (`totp`), a phone for
+    text messages (`sms`), an address for email codes (`email`), or a passkey or security key
+    (`webauthn`). A user may hold several apps and keys, and one phone or one address."""
 
-    method: str | None = None
-    totp_secret: str | None = None  # Fernet ciphertext, never the plain base32 secret
-    last_totp_step: int = -1  # replay guard: a step at or below this is refused
-    phone: str | None = None
-    email: str | None = None
+    id: str = ""
+    kind: str = ""
+    name: str = ""
+    created_at: float = 0.0
+    last_used_at: float = 0.0
+    secret: str | None = None  # totp: Fernet ciphertext, never the plain base32 secret
+    last_step: int = -1  # totp: replay guard, a step at or below this is refused
+    destination: str | None = None  # sms: the E.164 number; email: the address
+    credential: dict[str, Any] | None = None  # webauthn: the credential (core.webauthn)
+
+
+LEGACY_ID = "legacy"  # the one factor of a record written before users had several
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord(Record):
+    """A user's 2FA state. A user with no record has never enrolled and has no flags.
+
+    `authenticators` holds the user's factors (as dicts, see `Authenticator`). Records written
+    before users could have several held one factor in `method`, `totp_secret`,
+    `last_totp_step`, `phone` and `email`: those are read as one authenticator (`factors`)
+    and cleared the first time the record is written again, so no migration step is needed.
+    """
+
+    authenticators: list[dict[str, Any]] = field(default_factory=list)
+    default_authenticator: str = ""  # the id of the one the challenge opens on
+    webauthn_handle: str = ""  # random per user, the WebAuthn user handle (never the user id)
+    method: str | None = None  # legacy: the one factor's kind
+    totp_secret: str | None = None  # legacy
+    last_totp_step: int = -1  # legacy
+    phone: str | None = None  # legacy
+    email: str | None = None  # legacy
     enroll_epoch: int = 0  # the global enrollment epoch this enrollment belongs to
     enrolled_at: float = 0.0
     epoch: int = 0  # bumped to end every session of this user (force-logout, reset)
@@ -67,6 +96,27 @@ class UserRecord(Record):
     exempt: bool = False  # API calls (a token principal) pass without a second factor
     exempt_browser: bool = False  # ... and so do this user's browser logins (explicitly asked)
     required: bool = False
+
+    def factors(self) -> list[Authenticator]:
+        """The user's authenticators, the old single factor included."""
+        if self.authenticators:
+            return [Authenticator.from_doc(doc) for doc in self.authenticators]
+        if self.method is None:
+            return []
+        legacy = Authenticator(
+            LEGACY_ID,
+            self.method,
+            "",
+            self.enrolled_at,
+            secret=self.totp_secret,
+            last_step=self.last_totp_step,
+            destination=self.phone if self.method == "sms" else self.email,
+        )
+        return [legacy]
+
+    @property
+    def has_factors(self) -> bool:
+        return bool(self.authenticators) or self.method is not None
 
     def exempt_for(self, api: bool) -> bool:
         """Exempt for this kind of caller: an exemption covers API authentication only, unless
@@ -76,7 +126,7 @@ class UserRecord(Record):
 
     def enrolled_in(self, enroll_epoch: int) -> bool:
         """Enrolled, and not from before 2FA was last switched off and on again."""
-        return self.method is not None and self.enroll_epoch == enroll_epoch
+        return self.has_factors and self.enroll_epoch == enroll_epoch
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mfa_middleware.core import notices
+from mfa_middleware.core import authenticators, notices
 from mfa_middleware.core.context import Caller, Params
 from mfa_middleware.core.devices import DEVICE_KIND, device_key
 from mfa_middleware.core.effects import (
@@ -149,12 +149,7 @@ def reset_user(
     def clear(doc: Doc | None) -> Doc:
         record = UserRecord.from_doc(doc)
         return replace(
-            record,
-            method=None,
-            totp_secret=None,
-            last_totp_step=-1,
-            phone=None,
-            email=None,
+            authenticators.written(record, [], ""),
             enroll_epoch=0,
             enrolled_at=0.0,
             epoch=record.epoch + 1,

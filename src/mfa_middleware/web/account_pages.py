@@ -7,11 +7,11 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from mfa_middleware.core import ops, recovery
+from mfa_middleware.core import authenticators, enrollment, ops, recovery
 from mfa_middleware.core.effects import Step, annotated
+from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_EXEMPT, Allow
 from mfa_middleware.core.records import UserRecord
-from mfa_middleware.web.code_context import masked_factor
 from mfa_middleware.web.gate import end_session
 from mfa_middleware.web.http import redirect
 from mfa_middleware.web.outcomes import Reply
@@ -33,14 +33,80 @@ def _settings(page: Page, left: int | None) -> Reply:
         "settings.html",
         mode=page.view.eff.mode,
         enrolled=user.enrolled_in(page.view.state.settings.enroll_epoch),
-        method=user.method,
-        destination=masked_factor(user),
+        authenticators=ops.authenticator_info(user),
         enrolled_at=user.enrolled_at,
         exempt=decision == ALLOW_EXEMPT,
         ended=page.facts.query_param("ended") == "1",
         turned_off=page.facts.query_param("off") == "1",
         **extra,
     )
+
+
+# -- the user's authenticators ----------------------------------------------------------------
+
+
+def authenticators_get(page: Page) -> Reply:
+    return _authenticators_page(page, done=page.facts.query_param("done") or "")
+
+
+def _authenticators_page(page: Page, status: int = 200, **context: Any) -> Reply:
+    return page.render(
+        "authenticators.html",
+        status,
+        authenticators=ops.authenticator_info(page.user),
+        required=page.view.eff.mode == "required",
+        **context,
+    )
+
+
+def authenticators_post(page: Page) -> Reply:
+    """Rename one, make one the default, or remove one (after a confirmation page; never the
+    last one). The router asked for a recent code first."""
+    item_id, action = page.form.get("authenticator", ""), page.form.get("action", "")
+    item = authenticators.find(page.user, item_id)
+    if item is None:
+        return page.message(
+            404, N_("Not found"), N_("That is not one of your ways to sign in."), "not_found"
+        )
+    back = page.url("authenticators")
+    user_id = page.principal.id
+    if action == "rename":
+        name = page.form.get("name", "")
+        renaming = authenticators.change(
+            user_id, item_id, partial(_renamed, item_id, name), "authenticator_renamed", "self"
+        )
+        return Step(renaming, lambda _: page.go(f"{back}?done=renamed"))
+    if action == "default":
+        choosing = authenticators.change(
+            user_id,
+            item_id,
+            partial(authenticators.made_default, authenticator_id=item_id),
+            "authenticator_default",
+            "self",
+        )
+        return Step(choosing, lambda _: page.go(f"{back}?done=default"))
+    if action == "confirm_remove":
+        if len(page.user.factors()) < 2:
+            return _authenticators_page(page, 409, refused=True)
+        info = next(a for a in ops.authenticator_info(page.user) if a.id == item_id)
+        return page.render("authenticator_remove.html", item=info)
+    if action == "remove":
+        removing = enrollment.remove(page.caller, page.params, item_id)
+        return Step(removing, partial(_removed, page))
+    return page.go(back)
+
+
+def _renamed(item_id: str, name: str, user: UserRecord) -> UserRecord:
+    return authenticators.renamed(user, item_id, name)
+
+
+def _removed(page: Page, changed: authenticators.Changed) -> Reply:
+    if not changed.ok:
+        return _authenticators_page(page, 409, refused=True)
+    # this session carries on under the user's new epoch; the others verify again
+    claims = replace(page.view.claims, epoch=changed.user.epoch)
+    cookie = page.rt.session_cookie(claims, page.view.eff)
+    return page.answer(redirect(page.url("authenticators?done=removed"), [cookie]))
 
 
 def end_other_sessions_post(page: Page) -> Reply:

@@ -1,81 +1,97 @@
-"""The second step's pages: the code (an authenticator app's, or one sent by SMS or email,
-with resending), and signing in with a recovery code instead."""
+"""The second step's pages: the code of the method the user chose (an authenticator app's, or
+one sent by SMS or email, with resending), "Try another way", and signing in with a recovery
+code instead."""
 
 from __future__ import annotations
 
 from functools import partial
 from typing import Any
 
-from mfa_middleware.core import challenge, oob, recovery
+from mfa_middleware.core import authenticators, challenge, oob, recovery
 from mfa_middleware.core.effects import Step
 from mfa_middleware.core.flows import Attempt
+from mfa_middleware.runtime import METHOD_COOKIE
 from mfa_middleware.web.attempts import failure_context, failure_status, with_lock_notice
 from mfa_middleware.web.code_context import send_status, sent_context
 from mfa_middleware.web.device_pages import signed_in
+from mfa_middleware.web.http import with_next
 from mfa_middleware.web.outcomes import Reply
 from mfa_middleware.web.page import Page
 
 
-def _sends_codes(page: Page) -> bool:
-    return page.user.method in challenge.CODE_METHODS
+def chosen(page: Page) -> str:
+    """The kind of authenticator this challenge asks for: the one the user picked ("Try
+    another way"), else the one this browser used last, else the user's default."""
+    offered = authenticators.kinds(page.user)
+    wanted = (page.form.get("via"), page.facts.query_param("via"), page.facts.cookie(METHOD_COOKIE))
+    for kind in wanted:
+        if kind in offered:
+            return kind
+    return offered[0] if offered else "totp"
 
 
-def _challenge_page(page: Page, status: int = 200, **context: Any) -> Reply:
-    return page.render("challenge.html", status, reauth=page.reauth, **context)
-
-
-def challenge_get(page: Page) -> Reply:
-    return with_lock_notice(page, partial(_challenge_shown, page))
-
-
-def _challenge_shown(page: Page, locked: dict[str, Any]) -> Reply:
-    if locked:
-        return _challenge_page(page, 429, **locked)
-    if not _sends_codes(page):
-        return _challenge_page(page)
-    sending = challenge.login_code(page.caller, page.params, page.user, send_first=True)
-    return Step(sending, lambda found: _challenge_page(page, **_code_context(page, *found)))
-
-
-def _code_context(
-    page: Page, sent: oob.Sent | None, live: oob.PendingCode | None
-) -> dict[str, Any]:
-    return {"method": page.user.method, **sent_context(sent, live)}
-
-
-def challenge_post(page: Page) -> Reply:
-    code = page.form.get("code", "")
-    return Step(
-        challenge.verify(page.caller, page.params, page.user, code), partial(_checked, page)
+def _challenge_page(page: Page, kind: str, status: int = 200, **context: Any) -> Reply:
+    others = len(authenticators.kinds(page.user)) > 1
+    return page.render(
+        "challenge.html", status, reauth=page.reauth, method=kind, others=others, **context
     )
 
 
-def _checked(page: Page, attempt: Attempt) -> Reply:
+def challenge_get(page: Page) -> Reply:
+    return with_lock_notice(page, partial(_challenge_shown, page, chosen(page)))
+
+
+def _challenge_shown(page: Page, kind: str, locked: dict[str, Any]) -> Reply:
+    if locked:
+        return _challenge_page(page, kind, 429, **locked)
+    if kind not in challenge.CODE_METHODS:
+        return _challenge_page(page, kind)
+    sending = challenge.login_code(page.caller, page.params, page.user, send_first=True)
+    return Step(sending, lambda found: _challenge_page(page, kind, **sent_context(*found)))
+
+
+def challenge_post(page: Page) -> Reply:
+    kind, code = chosen(page), page.form.get("code", "")
+    checking = challenge.verify(page.caller, page.params, page.user, kind, code)
+    return Step(checking, partial(_checked, page, kind))
+
+
+def _checked(page: Page, kind: str, attempt: Attempt) -> Reply:
     if attempt.ok:
-        method = page.user.method or "totp"
-        claims = page.rt.upgraded(page.view.claims, epoch=page.user.epoch, method=method)
-        return signed_in(page, claims)
+        claims = page.rt.upgraded(page.view.claims, epoch=page.user.epoch, method=kind)
+        return signed_in(page, claims, page.rt.method_cookie(kind))
     status, failed = failure_status(attempt), failure_context(attempt)
-    if not _sends_codes(page):
-        return _challenge_page(page, status, **failed)
+    if kind not in challenge.CODE_METHODS:
+        return _challenge_page(page, kind, status, **failed)
     finding = challenge.login_code(page.caller, page.params, page.user, send_first=False)
     return Step(
-        finding,
-        lambda found: _challenge_page(page, status, **_code_context(page, *found), **failed),
+        finding, lambda found: _challenge_page(page, kind, status, **sent_context(*found), **failed)
     )
 
 
 def resend_post(page: Page) -> Reply:
-    if not _sends_codes(page):
+    kind = chosen(page)
+    if kind not in challenge.CODE_METHODS:
         return page.where_to()
     resending = challenge.resend_login_code(page.caller, page.params, page.user)
-    return Step(resending, partial(_resent, page))
+    return Step(resending, partial(_resent, page, kind))
 
 
-def _resent(page: Page, found: tuple[oob.Sent, oob.PendingCode | None]) -> Reply:
+def _resent(page: Page, kind: str, found: tuple[oob.Sent, oob.PendingCode | None]) -> Reply:
     sent, live = found
-    context = _code_context(page, sent, live)
-    return _challenge_page(page, send_status(sent), resent=sent.ok, **context)
+    status = send_status(sent)
+    return _challenge_page(page, kind, status, resent=sent.ok, **sent_context(sent, live))
+
+
+def other_ways_get(page: Page) -> Reply:
+    """Every method the user has, a recovery code, and "I can't use any of these"."""
+    reauth = "&reauth=1" if page.reauth else ""
+    methods = [
+        (kind, with_next(page.url(f"challenge?via={kind}{reauth}"), page.next))
+        for kind in authenticators.kinds(page.user)
+    ]
+    back = with_next(page.url("challenge" + ("?reauth=1" if page.reauth else "")), page.next)
+    return page.render("challenge_other.html", methods=methods, reauth=page.reauth, back=back)
 
 
 # -- recovery codes ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mfa_middleware.core import oob
+from mfa_middleware.core import authenticators, oob
 from mfa_middleware.core.records import UserRecord
 
 
@@ -38,8 +38,7 @@ def send_status(sent: oob.Sent) -> int:
 
 def masked_factor(user: UserRecord) -> str:
     """Where an SMS or email user's codes go, masked as the pages show it ("" for others)."""
-    if user.method == "sms" and user.phone:
-        return oob.mask("sms", user.phone)
-    if user.method == "email" and user.email:
-        return oob.mask("email", user.email)
-    return ""
+    factor = authenticators.code_factor(user)
+    if factor is None or not factor.destination:
+        return ""
+    return oob.mask(factor.kind, factor.destination)

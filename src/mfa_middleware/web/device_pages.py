@@ -9,6 +9,7 @@ from functools import partial
 
 from mfa_middleware.core import devices
 from mfa_middleware.core.effects import Doc, Step, annotated, get
+from mfa_middleware.core.http import Cookie
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.gate import current_device
@@ -34,10 +35,11 @@ def onward(page: Page, then: Callable[[str], Reply]) -> Reply:
     return then(with_next(page.url("trust"), page.next))
 
 
-def signed_in(page: Page, claims: SessionClaims) -> Reply:
-    """The session is verified (its new `claims`): on to `next`, by way of the trust prompt."""
-    cookie = page.rt.session_cookie(claims, page.view.eff)
-    return onward(page, lambda target: page.answer(redirect(target, [cookie]), claims))
+def signed_in(page: Page, claims: SessionClaims, *extra: Cookie) -> Reply:
+    """The session is verified (its new `claims`): on to `next`, by way of the trust prompt
+    (`extra`: more cookies to set, such as the method this browser used)."""
+    cookies = [page.rt.session_cookie(claims, page.view.eff), *extra]
+    return onward(page, lambda target: page.answer(redirect(target, cookies), claims))
 
 
 def _this_device(page: Page) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from mfa_middleware.core import challenge, enroll_code, enrollment, oob, otp
+from mfa_middleware.core import authenticators, challenge, enroll_code, enrollment, oob, otp
 from mfa_middleware.core.effects import Step
 from mfa_middleware.core.flows import Attempt, Enrolled
 from mfa_middleware.core.i18n import N_
@@ -32,17 +32,29 @@ from mfa_middleware.web.recovery_pages import codes_page
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 
 
+def _adding(page: Page) -> bool:
+    """Enrolled already: a new authenticator is added beside the others."""
+    return page.user.enrolled_in(page.view.state.settings.enroll_epoch)
+
+
 def enroll_get(page: Page) -> Reply:
     methods = [("totp", page.url("enroll/totp"))]
     methods += [(c, page.url(f"enroll/{c}")) for c in page.rt.code_channels]
     turned_off = page.facts.query_param("off") == "1"
-    return page.render("enroll_choose.html", methods=methods, turned_off=turned_off)
+    current = authenticators.code_factor(page.user) if _adding(page) else None
+    return page.render(
+        "enroll_choose.html",
+        methods=methods,
+        turned_off=turned_off,
+        adding=_adding(page),
+        replaces=current.kind if current else "",
+    )
 
 
 def enrolled(page: Page, claims: SessionClaims) -> Reply:
     """After an enrollment (the session's new `claims`): a first one shows the recovery codes
     once, then carries on; a change of method keeps the codes and goes straight on."""
-    finishing = enrollment.finish(page.caller, page.params, first=page.user.method is None)
+    finishing = enrollment.finish(page.caller, page.params, first=not _adding(page))
     return Step(finishing, partial(_after_enrollment, page, claims))
 
 
@@ -73,11 +85,14 @@ def _app_page_with(page: Page, secret: str, status: int, context: dict[str, Any]
     uri = otp.provisioning_uri(secret, page.principal.display_name, rt.totp)
     qr = qr_svg(uri, rt.translate(N_("QR code to scan with your authenticator app")))
     groups = otp.group_secret(secret)
-    return page.render("enroll_totp.html", status, qr_svg=qr, secret_groups=groups, **context)
+    return page.render(
+        "enroll_totp.html", status, qr_svg=qr, secret_groups=groups, adding=_adding(page), **context
+    )
 
 
 def enroll_totp_post(page: Page) -> Reply:
-    confirming = enrollment.confirm_app(page.caller, page.params, page.form.get("code", ""))
+    code, name = page.form.get("code", ""), page.form.get("name", "")
+    confirming = enrollment.confirm_app(page.caller, page.params, code, name)
     return Step(confirming, partial(_app_confirmed, page))
 
 

@@ -73,10 +73,9 @@ class Page:
         home = self.facts.url("/")
         return safe_next(self.form.get("next") or self.facts.query_param("next"), home)
 
-    def code_digits(self, channel: str | None = None) -> int:
-        """How many digits the code asked for here has: a code sent by SMS or email (this
-        page's `channel`, else the user's method), or an authenticator app's."""
-        via = channel or self.user.method
+    def code_digits(self, via: str | None = None) -> int:
+        """How many digits the code asked for here has: a code sent by SMS or email (`via`
+        names the channel), or an authenticator app's."""
         return self.rt.oob.digits if via in ("sms", "email") else self.rt.totp.digits
 
     @property
@@ -131,13 +130,14 @@ class Page:
         """The page `template` with `context`; with `claims`, as the first page of the session
         they start (its cookie, and its CSRF token in the page's forms)."""
         session_id = self.view.claims.session_id if claims is None else claims.session_id
+        digits = self.code_digits(context.get("channel") or context.get("method"))
         body = self.rt.renderer.render(
             template,
             csrf_token=csrf_token(self.rt.keyring, session_id),
             next=self.next,
             user=self.principal.display_name,
             prefix=self.prefix,
-            **{"code_digits": self.code_digits(context.get("channel")), **context},
+            **{"code_digits": digits, **context},
         )
         if claims is None:
             return self.answer(html_response(status, body, self.view.cookies))

@@ -192,6 +192,7 @@ class Route:
 ROUTES: dict[str, Route] = {
     "/challenge": Route(code_asked, challenge_pages.challenge_get, challenge_pages.challenge_post),
     "/challenge/resend": Route(code_asked, post=challenge_pages.resend_post),
+    "/challenge/other": Route(code_asked, challenge_pages.other_ways_get),
     "/recovery": Route(challenged, challenge_pages.recovery_get, challenge_pages.recovery_post),
     "/lost": Route(challenged, reset_pages.lost_get, reset_pages.lost_post),
     "/lost/confirm": Route(anyone, reset_pages.lost_confirm_get, reset_pages.lost_confirm_post),
@@ -206,6 +207,9 @@ ROUTES: dict[str, Route] = {
     "/enroll/code": Route(enrolling, enroll_pages.enroll_code_get, enroll_pages.enroll_code_post),
     "/enroll/unlock": Route(unlocking, enroll_pages.unlock_get, enroll_pages.unlock_post),
     "/settings": Route(allowed, account_pages.settings_get),
+    "/authenticators": Route(
+        recent("settings"), account_pages.authenticators_get, account_pages.authenticators_post
+    ),
     "/settings/sessions": Route(
         allowed_recent_if_verified("settings"), post=account_pages.end_other_sessions_post
     ),
