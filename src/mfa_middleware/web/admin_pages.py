@@ -22,7 +22,6 @@ from mfa_middleware.core.policy import effective
 from mfa_middleware.core.records import MODES, RuntimeSettings
 from mfa_middleware.errors import ConfigError
 from mfa_middleware.options import format_duration, seconds
-from mfa_middleware.web.code_context import masked_factor
 from mfa_middleware.web.outcomes import Reply
 from mfa_middleware.web.page import Page
 
@@ -58,7 +57,6 @@ def _shown(page: Page, found: ops.UserOverview) -> dict[str, Any]:
     minutes = 0 if forever else max(1, math.ceil(found.status.locked_for / 60))
     return {
         "user_status": found.status,
-        "destination": masked_factor(found.user),
         "locked_forever": forever,
         "locked_minutes": minutes,
         "codes_left": found.codes_left,
