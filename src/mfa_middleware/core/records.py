@@ -10,8 +10,9 @@ import copy
 import dataclasses
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
+from mfa_middleware.core.bounded import Bounded
 from mfa_middleware.core.effects import Doc, Effect, GetMany, Key
 
 MODES = ("off", "optional", "required")
@@ -143,20 +144,24 @@ def load_hot_state(
     return HotState(_parsed(RuntimeSettings, docs[0]), _parsed(UserRecord, docs[1]), ended)
 
 
-_PARSED: dict[int, tuple[Doc, Record]] = {}
-PARSED_LIMIT = 4096
+PARSED_LIMIT = 4096  # per generation of the bounded cache
+_ParsedKey = tuple[type, tuple[tuple[str, Any], ...], tuple[type, ...]]
+_PARSED: Bounded[_ParsedKey, Record] = Bounded(PARSED_LIMIT)
 
 
 def _parsed(cls: type[R], doc: Doc | None) -> R:
-    """`cls.from_doc(doc)`, reused while a caching store hands out the very same (read-only)
-    document object: the verified-request path then builds no records at all."""
+    """`cls.from_doc(doc)`, shared by every document with the same fields, values and value
+    types (records are frozen): the gate's cached store reads hand out the same few documents
+    again and again, and parsing a record costs more than twice as much as finding it here.
+    A document holding a list or a dict (a field of another version) cannot be a key: parsed
+    each time."""
     if doc is None:
         return cls()
-    hit = _PARSED.get(id(doc))
-    if hit is not None and hit[0] is doc and type(hit[1]) is cls:
-        return hit[1]
-    record = cls.from_doc(doc)
-    if len(_PARSED) >= PARSED_LIMIT:
-        _PARSED.clear()
-    _PARSED[id(doc)] = (doc, record)
-    return record
+    try:
+        key = (cls, tuple(doc.items()), tuple(map(type, doc.values())))
+        record = _PARSED.get(key)
+    except TypeError:  # unhashable value
+        return cls.from_doc(doc)
+    if record is None:
+        record = _PARSED[key] = cls.from_doc(doc)
+    return cast(R, record)

@@ -14,12 +14,13 @@ from typing import Any, Generic, TypeVar
 
 from itsdangerous import BadData, URLSafeSerializer
 
+from mfa_middleware.core.bounded import Bounded
 from mfa_middleware.core.keys import Keyring
 
 T = TypeVar("T")
 
 MAX_TOKEN_LENGTH = 4096
-CACHE_LIMIT = 10_000
+CACHE_LIMIT = 10_000  # per generation of each bounded cache below
 
 
 def new_id() -> str:
@@ -40,7 +41,7 @@ class TokenCodec(Generic[T]):
         self._serializer = URLSafeSerializer(keyring.secrets, salt=purpose)
         self._dump = dump
         self._load = load
-        self._cache: dict[str, T] = {}
+        self._cache: Bounded[str, T] = Bounded(CACHE_LIMIT)
 
     def encode(self, value: T) -> str:
         token = self._serializer.dumps(self._dump(value))
@@ -56,8 +57,6 @@ class TokenCodec(Generic[T]):
             value = self._load(self._serializer.loads(token))
         except (BadData, ValueError, TypeError, KeyError, IndexError):
             return None
-        if len(self._cache) >= CACHE_LIMIT:
-            self._cache.clear()
         self._cache[token] = value
         return value
 
@@ -126,7 +125,7 @@ class UserTagger:
     def __init__(self, keyring: Keyring, purpose: str = "mfa.user-tag.v1") -> None:
         self._keyring = keyring
         self._purpose = purpose
-        self._cache: dict[str, tuple[str, ...]] = {}
+        self._cache: Bounded[str, tuple[str, ...]] = Bounded(CACHE_LIMIT)
 
     def __call__(self, user_id: str) -> str:
         """The tag of `user_id` under the newest key."""
@@ -138,8 +137,6 @@ class UserTagger:
         tags = self._cache.get(user_id)
         if tags is None:
             tags = tuple(self._keyring.macs(self._purpose, user_id, length=22))
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
             self._cache[user_id] = tags
         return tags
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mfa_middleware.core.bounded import Bounded
 from mfa_middleware.core.effects import Doc, Key, Updater
 from mfa_middleware.errors import StoreError
 from mfa_middleware.stores.base import Store
@@ -42,6 +43,7 @@ CREATE TABLE IF NOT EXISTS mfa_docs (
 CREATE INDEX IF NOT EXISTS mfa_docs_expires ON mfa_docs (expires) WHERE expires IS NOT NULL;
 """
 PURGE_EVERY = 500
+CACHE_LIMIT = 10_000  # documents per generation of the bounded cache
 _Cached = tuple[Doc | None, float | None]
 
 
@@ -65,7 +67,7 @@ class SQLiteStore(Store):
         self.timeout = timeout
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._cache: dict[Key, _Cached] = {}
+        self._cache: Bounded[Key, _Cached] = Bounded(CACHE_LIMIT)  # under self._lock
         self._generation = 0
         self._writes = 0
         self._fork_pending = False
@@ -171,13 +173,14 @@ class SQLiteStore(Store):
                 return [self._row(conn, key)[0] for key in keys]
             self._check_cache(conn)
             now = self.clock()
+            with self._lock:
+                generation = self._generation
+                hits = [self._cache.get(key) for key in keys]
             docs: list[Doc | None] = []
-            for key in keys:
-                hit = self._cache.get(key)
+            for key, hit in zip(keys, hits, strict=True):
                 if hit is not None and (hit[1] is None or hit[1] > now):
                     docs.append(hit[0])
                     continue
-                generation = self._generation
                 doc, expires = self._row(conn, key)
                 with self._lock:
                     if generation == self._generation:
@@ -187,7 +190,7 @@ class SQLiteStore(Store):
 
     def _wrote(self, conn: sqlite3.Connection, key: Key) -> None:
         with self._lock:
-            self._cache.pop(key, None)
+            self._cache.pop(key)
             self._generation += 1
             self._writes += 1
             purge = self._writes % PURGE_EVERY == 0
