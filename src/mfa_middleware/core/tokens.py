@@ -3,6 +3,7 @@
 A token verifies only for the purpose it was made for (the salt is part of the key), so a
 session cookie replayed as a device cookie, or a CSRF token replayed as anything else, fails.
 Verifying the same exact string again is a dict lookup: the signature cannot have changed.
+itsdangerous is imported when the first codec is made (at startup), not with the package.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
-
-from itsdangerous import BadData, URLSafeSerializer
 
 from mfa_middleware.core.bounded import Bounded
 from mfa_middleware.core.keys import Keyring
@@ -38,7 +37,10 @@ class TokenCodec(Generic[T]):
         dump: Callable[[T], Any],
         load: Callable[[Any], T],
     ) -> None:
+        from itsdangerous import BadData, URLSafeSerializer
+
         self._serializer = URLSafeSerializer(keyring.secrets, salt=purpose)
+        self._invalid: type[Exception] = BadData
         self._dump = dump
         self._load = load
         self._cache: Bounded[str, T] = Bounded(CACHE_LIMIT)
@@ -55,7 +57,7 @@ class TokenCodec(Generic[T]):
             return cached
         try:
             value = self._load(self._serializer.loads(token))
-        except (BadData, ValueError, TypeError, KeyError, IndexError):
+        except (self._invalid, ValueError, TypeError, KeyError, IndexError):
             return None
         self._cache[token] = value
         return value
