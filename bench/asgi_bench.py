@@ -7,6 +7,9 @@ Variants (one request each, replayed; see bench/README.md):
   c        (b) + ours on a verified session (SQLite store, the default; one bypass rule for API
            tokens configured, as an app that exempts its API would have)
   c_mem    (c) on a MemoryStore
+  c_map    (c) with SQLiteStore(change_signal="mapping"): the WAL index header copied from
+           SQLite's own mapping instead of read with pread (the default)
+  c_pragma (c) with SQLiteStore(change_signal="pragma"): PRAGMA data_version on every request
   c_norule (c) with no access rules configured
   d        (b) + ours entering through a trusted-device cookie: the first request of each
            login session on a trusted browser (its own SQLite store)
@@ -48,6 +51,8 @@ LABELS = {
     "b": "(b) + Session + AuthenticationMiddleware",
     "c": "(c) (b) + ours, verified session, SQLite",
     "c_mem": "(c) same, MemoryStore",
+    "c_map": "(c) same, SQLite, change_signal='mapping'",
+    "c_pragma": "(c) same, SQLite, change_signal='pragma'",
     "c_norule": "(c) same, SQLite, no access rules",
     "d": "(d) (b) + ours, trusted-device cookie",
     "b_tok": "(b) API bearer token",
@@ -94,8 +99,19 @@ async def prepare(workdir: Path) -> tuple[dict[str, Prepared], dict[str, Any]]:
     ours_norule = apps.bench_app(
         "ours", ours_config(SQLiteStore(workdir / "mfa-norule.sqlite3"), rules=False)
     )
+    signals = {
+        name: apps.bench_app(
+            "ours",
+            ours_config(SQLiteStore(workdir / f"mfa-{signal}.sqlite3", change_signal=signal)),
+        )
+        for name, signal in (("c_map", "mapping"), ("c_pragma", "pragma"))
+    }
     headers, _ = await apps.verified_session(ours, "alice")
     headers_mem, _ = await apps.verified_session(ours_mem, "alice")
+    signal_scopes = {
+        name: apps.http_scope((await apps.verified_session(app, "alice"))[0])
+        for name, app in signals.items()
+    }
     headers_norule, _ = await apps.verified_session(ours_norule, "alice")
     Admin(apps.mfa_layer(ours).runtime, "bench").exempt("carol", browser=True)
     headers_carol = await apps.session_of(ours, "carol")
@@ -107,6 +123,7 @@ async def prepare(workdir: Path) -> tuple[dict[str, Prepared], dict[str, Any]]:
         "b": Prepared(apps.bench_app("session_auth"), scope),
         "c": Prepared(ours, scope),
         "c_mem": Prepared(ours_mem, apps.http_scope(headers_mem)),
+        **{name: Prepared(app, signal_scopes[name]) for name, app in signals.items()},
         "c_norule": Prepared(ours_norule, apps.http_scope(headers_norule)),
         "d": await trusted_device_variant(workdir),
         "b_tok": Prepared(apps.bench_app("session_auth"), apps.http_scope(token)),
@@ -146,7 +163,9 @@ async def check_device_entry(name: str, variant: Prepared, set_cookies: list[byt
 # -- components of ours' cost, each timed alone (internal APIs: skipped when they change) ----
 
 
-def component_samplers(ours: Prepared) -> dict[str, Callable[[int], Awaitable[int]]]:
+def component_samplers(
+    ours: Prepared, signals: dict[str, Prepared]
+) -> dict[str, Callable[[int], Awaitable[int]]]:
     from time import perf_counter_ns
 
     from mfa_middleware import asgi
@@ -190,11 +209,22 @@ def component_samplers(ours: Prepared) -> dict[str, Callable[[int], Awaitable[in
             replay(rt, header, marker, "alice")
         return perf_counter_ns() - start
 
-    async def generation(n: int) -> int:
-        start = perf_counter_ns()
-        for _ in range(n):
-            rt.store.cache_generation()
-        return perf_counter_ns() - start
+    def generation_of(store: Store) -> Callable[[int], Awaitable[int]]:
+        async def generation(n: int) -> int:
+            start = perf_counter_ns()
+            for _ in range(n):
+                store.cache_generation()
+            return perf_counter_ns() - start
+
+        return generation
+
+    generation = generation_of(rt.store)
+    signal_generations = {
+        f"  store cache generation, {name}": generation_of(
+            apps.mfa_layer(variant.app).runtime.store
+        )
+        for name, variant in signals.items()
+    }
 
     arun = getattr(rt, "arun", None)  # the runtime's own driver call, where it has one
 
@@ -219,6 +249,7 @@ def component_samplers(ours: Prepared) -> dict[str, Callable[[int], Awaitable[in
         "hit: our cookie from the raw header": cookie,
         "hit: memo lookup (replay)": memo,
         "  of which: store cache generation": generation,
+        **signal_generations,
         "miss: gate flow, driver included": gate_flow,
         "  of which: cached hot-state read": hot_state_read,
     }
@@ -271,7 +302,9 @@ async def measure(workdir: Path) -> dict[str, Any]:
     components_error = ""
     try:
         components = await interleaved(
-            component_samplers(ready["c"]), scaled(11, 3), scaled(20_000_000, 3_000_000)
+            component_samplers(ready["c"], {k: ready[k] for k in ("c_map", "c_pragma")}),
+            scaled(11, 3),
+            scaled(20_000_000, 3_000_000),
         )
     except Exception as exc:  # internal APIs moved: the section still reports the rest
         components_error = f"{type(exc).__name__}: {exc}"
@@ -295,16 +328,29 @@ def build_report(
         "c_vs_session": paired_ratio(timed["c"], timed["b"], timed["s"], timed["a"]),
         "c_vs_session_and_auth": paired_ratio(timed["c"], timed["b"], timed["b"], timed["a"]),
         "c_mem_vs_session": paired_ratio(timed["c_mem"], timed["b"], timed["s"], timed["a"]),
+        "c_map_vs_session": paired_ratio(timed["c_map"], timed["b"], timed["s"], timed["a"]),
+        "c_pragma_vs_session": paired_ratio(timed["c_pragma"], timed["b"], timed["s"], timed["a"]),
         "c_norule_vs_session": paired_ratio(timed["c_norule"], timed["b"], timed["s"], timed["a"]),
         "d_vs_session": paired_ratio(timed["d"], timed["b"], timed["s"], timed["a"]),
         "e_vs_session": paired_ratio(timed["e"], timed["b_tok"], timed["s"], timed["a"]),
         "e_flag_vs_session": paired_ratio(timed["e_flag"], timed["b"], timed["s"], timed["a"]),
     }
-    baseline = {"c": "b", "c_mem": "b", "c_norule": "b", "d": "b", "e": "b_tok", "e_flag": "b"}
+    baseline = {
+        "c": "b",
+        "c_mem": "b",
+        "c_map": "b",
+        "c_pragma": "b",
+        "c_norule": "b",
+        "d": "b",
+        "e": "b_tok",
+        "e_flag": "b",
+    }
     ratio_key = {
         "c": "c_vs_session",
         "d": "d_vs_session",
         "c_mem": "c_mem_vs_session",
+        "c_map": "c_map_vs_session",
+        "c_pragma": "c_pragma_vs_session",
         "c_norule": "c_norule_vs_session",
         "e": "e_vs_session",
         "e_flag": "e_flag_vs_session",

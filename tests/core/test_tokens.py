@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from itsdangerous.encoding import base64_decode
 
+from mfa_middleware.core import tokens
 from mfa_middleware.core.devices import DeviceCodec, DeviceCookie
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.tokens import (
@@ -279,3 +280,55 @@ def test_a_device_cookie_past_its_max_age_is_refused(monkeypatch: pytest.MonkeyP
     for age, valid in ((0, True), (30 * 86400, True), (30 * 86400 + 1, False), (10**8, False)):
         monkeypatch.setattr(itsdangerous.timed.time, "time", lambda age=age: signed_at + age)
         assert (codec.decode(token) is not None) is valid, age
+
+
+LIMIT = 8  # a small CACHE_LIMIT, so a test can overfill the caches
+
+
+def test_token_cache_is_bounded_and_keeps_the_latest_tokens(
+    ring: Keyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokens, "CACHE_LIMIT", LIMIT)
+    loaded: list[Any] = []
+
+    def load(raw: Any) -> str:
+        loaded.append(raw)
+        return str(raw)
+
+    codec = TokenCodec(ring, "test.cache.v1", str, load)
+    values = [f"value-{i}" for i in range(6 * LIMIT + 2)]
+    made = [codec.encode(v) for v in values]
+    assert [codec.decode(t) for t in made] == values
+    assert len(loaded) == len(made)
+    assert len(codec._cache) <= 2 * LIMIT  # bounded, although every token was new
+    # the latest LIMIT tokens are all still cached (clearing when full would keep only 2 here)
+    assert [codec.decode(t) for t in made[-LIMIT:]] == values[-LIMIT:]
+    assert len(loaded) == len(made)  # not one of them was verified and loaded again
+    assert codec.decode(made[0]) == "value-0"  # an evicted token still decodes, verified again
+    assert len(loaded) == len(made) + 1
+
+
+class CountingKeyring(Keyring):
+    def __init__(self, secret_keys: list[str]) -> None:
+        super().__init__(secret_keys)
+        self.computed: list[str] = []
+
+    def macs(self, purpose: str, message: str, *, length: int | None = None) -> list[str]:
+        self.computed.append(message)
+        return super().macs(purpose, message, length=length)
+
+
+def test_user_tag_cache_is_bounded_and_keeps_the_latest_users(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tokens, "CACHE_LIMIT", LIMIT)
+    ring = CountingKeyring([NEW])
+    tagger = UserTagger(ring)
+    users = [f"user-{i}" for i in range(6 * LIMIT + 2)]
+    tags = [tagger(u) for u in users]
+    assert ring.computed == users
+    assert len(tagger._cache) <= 2 * LIMIT
+    assert [tagger(u) for u in users[-LIMIT:]] == tags[-LIMIT:]
+    assert ring.computed == users  # the latest LIMIT users' tags came from the cache
+    assert tagger(users[0]) == tags[0]  # an evicted one is computed again, the same
+    assert ring.computed == [*users, users[0]]

@@ -5,11 +5,8 @@ and the round trips a verified request costs."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,11 +22,10 @@ from mfa_middleware.admin import Admin
 from mfa_middleware.core.records import throttle_key
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.stores.redis import RedisStore
-from tests.support.redis_servers import RedisServer, free_port, redis_server
+from tests.support.example_server import HTML, form_field, log_in, serving_example, sign_up
+from tests.support.redis_servers import RedisServer, redis_server
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET = secrets.token_urlsafe(48)
-HTML = {"accept": "text/html"}
 JSON = {"accept": "application/json"}
 
 
@@ -42,37 +38,15 @@ def redis_srv(tmp_path: Path) -> Iterator[RedisServer]:
 @contextmanager
 def serving(redis_url: str, *, local_cache: bool = False, max_attempts: int = 5) -> Iterator[str]:
     """One uvicorn process serving the example on Redis; yields its base URL."""
-    port = free_port()
     env = {
-        **os.environ,
         "MFA_TEST_REDIS_URL": redis_url,
         "MFA_SECRET": SECRET,
         "MFA_TEST_LOCAL_CACHE": "1" if local_cache else "0",
         "MFA_TEST_CACHE_TTL": "60",
         "MFA_TEST_MAX_ATTEMPTS": str(max_attempts),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.serve_example", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with serving_example(env) as served:
+        yield served.base
 
 
 def ops(redis_url: str) -> Admin:
@@ -80,37 +54,10 @@ def ops(redis_url: str) -> Admin:
     return Admin(Runtime(config), actor="test:ops")
 
 
-def form_field(page: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', page)
-    assert match, name
-    return match.group(1)
-
-
-def log_in(c: httpx.Client, user: str = "alice") -> int:
-    """The demo's login form as a browser fills it, CSRF token included; the status."""
-    form = c.get("/login").text
-    data = {"username": user, "password": f"{user}-password", "csrf": form_field(form, "csrf")}
-    return c.post("/login", data=data).status_code
-
-
 def log_out(c: httpx.Client) -> None:
     """The log-out button of the app's account page."""
     account = c.get("/account", headers=HTML).text
     assert c.post("/logout", data={"csrf": form_field(account, "csrf")}).status_code == 303
-
-
-def sign_up(c: httpx.Client, user: str = "alice") -> pyotp.TOTP:
-    assert log_in(c, user) == 303
-    page = c.get("/_mfa/enroll/totp", headers=HTML).text
-    secret = re.search(r"<code>([A-Z2-7 ]+)</code>", page).group(1).replace(" ", "")  # type: ignore[union-attr]
-    totp = pyotp.TOTP(secret)
-    done = c.post(
-        "/_mfa/enroll/totp",
-        headers=HTML,
-        data={"csrf": form_field(page, "csrf"), "code": totp.now()},
-    )
-    assert done.status_code == 303
-    return totp
 
 
 def verified(c: httpx.Client) -> int:

@@ -15,6 +15,7 @@ from redis.crc import key_slot
 
 from mfa_middleware.core.effects import Key
 from mfa_middleware.errors import StoreError
+from mfa_middleware.stores import redis as redis_store
 from mfa_middleware.stores.redis import RedisStore
 from tests.stores.contract import FakeClock, StoreContract, increment
 from tests.support.redis_servers import RedisServer, redis_cluster, redis_sentinel, redis_server
@@ -115,6 +116,42 @@ def test_cache_is_invalidated_by_another_process_write(server: RedisServer) -> N
         time.sleep(0.005)
     reader.close()
     writer.close()
+
+
+def test_local_cache_is_bounded_and_keeps_the_latest_documents(
+    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = 8
+    monkeypatch.setattr(redis_store, "CACHE_LIMIT", limit, raising=False)
+    server.client().flushall()
+    store = RedisStore(server.url, local_cache=True, cache_ttl=60)
+    try:
+        assert store._cache_live.wait(5)
+        keys = [Key("user", f"user-{n}") for n in range(6 * limit + 2)]
+        for n, key in enumerate(keys):
+            store.put(key, {"n": n})
+        # each write moves the generation once when made and once when its own invalidation
+        # message comes back: wait for them all, or a late one would drop a cached document
+        deadline = time.monotonic() + 20
+        while store._generation < 2 * len(keys):
+            assert time.monotonic() < deadline, "invalidation messages did not arrive"
+            time.sleep(0.005)
+        assert [store.get(key, cached=True) for key in keys] == [{"n": n} for n in range(len(keys))]
+        assert len(store._cache) <= 2 * limit  # every one of them was cached on its read
+        fetched: list[tuple[str, ...]] = []
+        call = store._call_sync
+        monkeypatch.setattr(
+            store,
+            "_call_sync",
+            lambda c: (fetched.append(c[1]) if c[0] == "mget" else None) or call(c),
+        )
+        latest = store.get_many(tuple(keys[-limit:]), cached=True)
+        assert latest == [{"n": n} for n in range(len(keys) - limit, len(keys))]
+        assert fetched == []  # the latest `limit` documents all came from the cache
+        assert store.get(keys[0], cached=True) == {"n": 0}
+        assert fetched == [(store.redis_key(keys[0]),)]  # evicted long ago: fetched again
+    finally:
+        store.close()
 
 
 def test_outage_raises_store_error_and_recovers(tmp_path: Path) -> None:

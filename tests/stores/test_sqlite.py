@@ -14,6 +14,7 @@ import pytest
 
 from mfa_middleware.core.effects import Key
 from mfa_middleware.errors import StoreError
+from mfa_middleware.stores import sqlite
 from mfa_middleware.stores.sqlite import SQLiteStore
 from tests.stores.contract import FakeClock, StoreContract, increment
 
@@ -145,6 +146,30 @@ def test_coherence_across_threads_of_one_store_and_another_writer(db: Path) -> N
     finally:
         reader.close()
         writer.close()
+
+
+def test_cache_is_bounded_and_keeps_the_latest_documents(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = 8
+    monkeypatch.setattr(sqlite, "CACHE_LIMIT", limit, raising=False)
+    store = SQLiteStore(db)
+    try:
+        keys = [Key("user", f"user-{n}") for n in range(6 * limit + 2)]
+        for n, key in enumerate(keys):
+            store.put(key, {"n": n})
+        assert [store.get(key, cached=True) for key in keys] == [{"n": n} for n in range(len(keys))]
+        assert len(store._cache) <= 2 * limit  # every one of them was cached on its read
+        read: list[Key] = []
+        row = store._row
+        monkeypatch.setattr(store, "_row", lambda conn, key: read.append(key) or row(conn, key))
+        latest = store.get_many(tuple(keys[-limit:]), cached=True)
+        assert latest == [{"n": n} for n in range(len(keys) - limit, len(keys))]
+        assert read == []  # the latest `limit` documents all came from the cache
+        assert store.get(keys[0], cached=True) == {"n": 0}
+        assert read == [keys[0]]  # evicted long ago: read again
+    finally:
+        store.close()
 
 
 WRITER = """

@@ -1,8 +1,9 @@
 """The WAL-index watch behind `SQLiteStore.cache_generation`: what `open_watch` accepts, what
-`WalWatch.settled` rejects, coherence through SQLite's own mapping of the index and through
-the `PRAGMA data_version` fallback, SQLite's locks surviving watches that come and go, a store
-that holds nothing open until its first cache check, and the store surviving `fork` and
-`close` from different threads.
+`WalWatch.settled` rejects, coherence through SQLite's own descriptor of the index (`pread`, the
+default), its own mapping of it (`mapping`) and `PRAGMA data_version` (`pragma`, and the
+fallback of the other two), SQLite's locks surviving watches that come and go, a truncated
+`-shm` answered with `StoreError` rather than a signal, a store that holds nothing open until
+its first cache check, and the store surviving `fork` and `close` from different threads.
 
 Other processes write with the plain `sqlite3` module (`write_elsewhere`), so a test proves the
 store sees a commit it had no part in.
@@ -17,21 +18,27 @@ import gc
 import json
 import multiprocessing
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mfa_middleware.core.effects import Doc, Key
+from mfa_middleware.errors import StoreError
 from mfa_middleware.stores import sqlite_wal
 from mfa_middleware.stores.sqlite import SQLiteStore
 from mfa_middleware.stores.sqlite_wal import (
     HEADER_SIZE,
     WAL_INDEX_VERSION,
+    DescriptorWatch,
+    HeaderRead,
+    MappingWatch,
     WalWatch,
     open_watch,
 )
@@ -154,6 +161,15 @@ def live_header(store: SQLiteStore) -> bytes:
     return live_watch(store).read()
 
 
+def read_header_as(monkeypatch: pytest.MonkeyPatch, store: SQLiteStore, data: bytes) -> None:
+    """Make the store's watch read `data` (its class: the watch has __slots__)."""
+    monkeypatch.setattr(type(live_watch(store)), "read", lambda self: data)
+
+
+READS: tuple[HeaderRead, ...] = ("pread", "mapping")
+WATCH_CLASS: dict[str, type[WalWatch]] = {"pread": DescriptorWatch, "mapping": MappingWatch}
+
+
 def with_copies(first: bytes, second: bytes | None = None) -> bytes:
     return first + (first if second is None else second)
 
@@ -186,17 +202,18 @@ def store(db: Path) -> Iterator[SQLiteStore]:
 
 
 @needs_proc
-def test_open_watch_on_a_wal_file_database(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", READS)
+def test_open_watch_on_a_wal_file_database(tmp_path: Path, how: HeaderRead) -> None:
     path = wal_database(tmp_path / "plain-wal.sqlite3")
-    watch = open_watch(str(path), 5.0)
-    assert isinstance(watch, WalWatch)
+    watch = open_watch(str(path), 5.0, how)
+    assert isinstance(watch, WATCH_CLASS[how])
     header = watch.read()
     assert isinstance(header, bytes)
     assert len(header) == 2 * HEADER_SIZE
     assert WalWatch.settled(header)
-    assert open_files(path)  # the watch's own connection keeps SQLite's mapping alive
+    assert open_files(path)  # the watch's own connection keeps SQLite's -shm open
 
-    # It reads the live mapping: a commit of another connection changes what it returns.
+    # It reads the live index: a commit of another connection changes what it returns.
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("INSERT INTO t VALUES (1)")
@@ -212,13 +229,16 @@ def test_open_watch_on_a_wal_file_database(tmp_path: Path) -> None:
 
 
 @needs_proc
-def test_open_watch_of_a_store_reads_the_same_header(store: SQLiteStore, db: Path) -> None:
+@pytest.mark.parametrize("how", READS)
+def test_open_watch_of_a_store_reads_the_same_header(
+    store: SQLiteStore, db: Path, how: HeaderRead
+) -> None:
     assert store._watch is None  # lazy: nothing opened yet
     store.cache_generation()
-    assert isinstance(store._watch, WalWatch)
-    watch = open_watch(str(db), 5.0)
-    assert watch is not None
-    assert watch.read() == live_header(store)  # the same shared page
+    assert isinstance(store._watch, DescriptorWatch)  # the default
+    watch = open_watch(str(db), 5.0, how)
+    assert isinstance(watch, WATCH_CLASS[how])
+    assert watch.read() == live_header(store)  # the same shared page, read either way
     store.put(USER, {"v": 1})
     assert watch.read() == live_header(store)
 
@@ -256,25 +276,33 @@ def test_open_watch_is_none_in_delete_journal_mode(tmp_path: Path) -> None:
 
 
 @needs_proc
-@pytest.mark.parametrize("missing", ["no /proc", "no mapping", "never settled"])
-def test_open_watch_is_none_without_a_readable_mapping(
-    tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch, missing: str
+@pytest.mark.parametrize("how", READS)
+@pytest.mark.parametrize("missing", ["no /proc", "not found", "never settled"])
+def test_open_watch_is_none_without_a_readable_index(
+    tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch, missing: str, how: HeaderRead
 ) -> None:
-    """Where the mapping cannot be found or read, open_watch closes its connection and says
-    None, and the store keeps its cache coherent through `PRAGMA data_version`."""
+    """Where SQLite's descriptor or mapping cannot be found or read, open_watch closes its
+    connection and says None, and the store keeps its cache coherent through
+    `PRAGMA data_version`."""
     if missing == "no /proc":
+        monkeypatch.setattr(sqlite_wal, "FDS", str(tmp_path / "no-such-fd"))
         monkeypatch.setattr(sqlite_wal, "MAPS", str(tmp_path / "no-such-maps"))
-    elif missing == "no mapping":
-        empty = tmp_path / "maps"
-        empty.write_text("00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/python3\n")
-        monkeypatch.setattr(sqlite_wal, "MAPS", str(empty))
+    elif missing == "not found":
+        fds = tmp_path / "fd"
+        fds.mkdir()
+        (fds / "3").symlink_to("/usr/bin/python3")
+        (fds / "not-a-number").symlink_to(f"{os.path.realpath(db)}-shm")
+        monkeypatch.setattr(sqlite_wal, "FDS", str(fds))
+        maps = tmp_path / "maps"
+        maps.write_text("00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/python3\n")
+        monkeypatch.setattr(sqlite_wal, "MAPS", str(maps))
     else:
         monkeypatch.setattr(WalWatch, "settled", staticmethod(lambda data: False))
     path = wal_database(tmp_path / "plain-wal.sqlite3")
-    assert open_watch(str(path), 5.0) is None
+    assert open_watch(str(path), 5.0, how) is None
     assert open_files(path) == []
 
-    store = SQLiteStore(db)
+    store = SQLiteStore(db, change_signal=how)
     try:
         assert store._watchable is True
         store.put(USER, {"epoch": 1})
@@ -336,7 +364,8 @@ def test_header_is_settled_and_changes_only_on_commit(store: SQLiteStore, db: Pa
 
 
 # 4. SQLite's locks. On POSIX, closing any descriptor of a file drops every lock the process
-# holds on it: the watch reads SQLite's own mapping and never opens or closes the -shm file.
+# holds on it: the watch reads through SQLite's own descriptor or mapping and never opens or
+# closes the -shm file.
 
 
 def test_a_reader_in_another_process_leaves_the_header_alone(store: SQLiteStore, db: Path) -> None:
@@ -347,7 +376,8 @@ def test_a_reader_in_another_process_leaves_the_header_alone(store: SQLiteStore,
 
 
 @needs_proc
-def test_watches_coming_and_going_keep_this_processs_locks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", READS)
+def test_watches_coming_and_going_keep_this_processs_locks(tmp_path: Path, how: HeaderRead) -> None:
     """Opening and dropping watches while another connection of this process is inside
     `BEGIN IMMEDIATE` leaves the write lock (and every other lock) where it was."""
     path = wal_database(tmp_path / "locks.sqlite3")
@@ -362,12 +392,12 @@ def test_watches_coming_and_going_keep_this_processs_locks(tmp_path: Path) -> No
         assert begin_elsewhere(path) == "database is locked"
 
         for _ in range(3):
-            watch = open_watch(str(path), 0)
+            watch = open_watch(str(path), 0, how)
             assert watch is not None
             assert WalWatch.settled(watch.read())
             del watch
             gc.collect()
-        assert open_watch(str(path), 0) is not None  # and one never bound to a name
+        assert open_watch(str(path), 0, how) is not None  # and one never bound to a name
         gc.collect()
 
         assert posix_locks(shm) == shm_locks
@@ -478,7 +508,7 @@ def test_unsettled_header_falls_back_to_data_version(
     real = watch.read()
     torn = with_copies(real[:HEADER_SIZE], bytes(HEADER_SIZE))  # the two copies differ
     assert not WalWatch.settled(torn)
-    monkeypatch.setattr(WalWatch, "read", lambda self: torn)  # __slots__: patch the class
+    read_header_as(monkeypatch, store, torn)
 
     store.put(USER, {"epoch": 1})
     assert store.get(USER, cached=True) == {"epoch": 1}
@@ -498,7 +528,7 @@ def test_unsettled_header_falls_back_to_data_version(
 @pytest.mark.parametrize(
     "spoil",
     [
-        pytest.param(lambda h: h[:-1], id="short"),
+        pytest.param(lambda h: h + b"\0", id="long"),
         pytest.param(
             lambda h: with_copies((WAL_INDEX_VERSION + 1).to_bytes(4, sys.byteorder) + h[4:48]),
             id="version",
@@ -514,7 +544,7 @@ def test_any_unsettled_header_falls_back(
 ) -> None:
     bad = spoil(live_header(store))
     assert not WalWatch.settled(bad)
-    monkeypatch.setattr(WalWatch, "read", lambda self: bad)
+    read_header_as(monkeypatch, store, bad)
     store.put(USER, {"epoch": 1})
     assert store.get(USER, cached=True) == {"epoch": 1}
     write_elsewhere(db, USER, {"epoch": 2})
@@ -537,6 +567,112 @@ def test_without_a_watch_data_version_keeps_the_cache_coherent(
     assert store.get(USER, cached=True) == {"epoch": 3}
     assert store._watch is None  # never opened: the store was told there is nothing to watch
     assert store._local.data_version is not None
+
+
+@needs_proc
+@pytest.mark.parametrize(
+    ("change_signal", "watch_class"),
+    [("pread", DescriptorWatch), ("mapping", MappingWatch), ("pragma", type(None))],
+)
+def test_each_change_signal_sees_another_processs_commit(
+    db: Path, change_signal: Any, watch_class: type
+) -> None:
+    store = SQLiteStore(db, change_signal=change_signal)
+    try:
+        store.put(USER, {"epoch": 1})
+        assert store.get(USER, cached=True) == {"epoch": 1}
+        generation = store.cache_generation()
+        assert store.cache_generation() == generation  # nothing committed since
+        write_elsewhere(db, USER, {"epoch": 2})
+        assert store.cache_generation() != generation
+        assert store.get(USER, cached=True) == {"epoch": 2}
+        assert type(store._watch) is watch_class
+        # the PRAGMA was asked only where there is no watch
+        assert (store._local.data_version is None) == (change_signal != "pragma")
+    finally:
+        store.close()
+
+
+def test_an_unknown_change_signal_is_refused(db: Path) -> None:
+    unknown: Any = "mmap"
+    with pytest.raises(ValueError, match="change_signal must be one of"):
+        SQLiteStore(db, change_signal=unknown)
+    assert not db.exists()  # refused before anything was created
+
+
+def test_a_short_header_is_a_store_error_not_a_fallback(
+    store: SQLiteStore, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fewer bytes than the header: the -shm file was truncated under SQLite, whose own next
+    read of it would fault (see the test below), so the store does not ask SQLite: it raises,
+    and serves again once the header is whole."""
+    store.put(USER, {"epoch": 1})
+    assert store.get(USER, cached=True) == {"epoch": 1}
+    read_header_as(monkeypatch, store, live_header(store)[:3])
+    with pytest.raises(StoreError, match="truncated"):
+        store.cache_generation()
+    with pytest.raises(StoreError, match="truncated"):
+        store.get(USER, cached=True)
+    assert store._local.data_version is None  # SQLite was not asked
+    monkeypatch.undo()
+    write_elsewhere(db, USER, {"epoch": 2})
+    assert store.get(USER, cached=True) == {"epoch": 2}
+
+
+# A -shm file truncated under SQLite, as no SQLite ever does (its first connection truncates
+# only when no other process has the file open): a careless copy, a clean-up script. Run in a
+# subprocess, since the outcome may be a signal. After it, a new process writes, which
+# rebuilds the index.
+TRUNCATED = """
+import os, subprocess, sys
+from mfa_middleware.core.effects import Key
+from mfa_middleware.errors import StoreError
+from mfa_middleware.stores.sqlite import SQLiteStore
+
+db, signal, writer = sys.argv[1], sys.argv[2], sys.argv[3]
+alice = Key("user", "alice")
+store = SQLiteStore(db, change_signal=signal)
+store.put(alice, {"epoch": 1})
+assert store.get(alice, cached=True) == {"epoch": 1}
+os.truncate(db + "-shm", 0)
+print("truncated", flush=True)
+for _ in range(3):
+    for check in (store.cache_generation, lambda: store.get(alice, cached=True)):
+        try:
+            check()
+            print("answered", flush=True)
+        except StoreError:
+            print("StoreError", flush=True)
+subprocess.run([sys.executable, "-c", writer, db, "user", "alice", "", '{"epoch": 2}'], check=True)
+print(store.get(alice, cached=True), flush=True)
+"""
+
+
+@needs_proc
+@pytest.mark.parametrize(
+    ("change_signal", "outcome"),
+    [
+        pytest.param("pread", ["truncated", *["StoreError"] * 6, "{'epoch': 2}"], id="pread"),
+        pytest.param("mapping", ["truncated", "SIGBUS"], id="mapping"),  # its read faults
+        pytest.param("pragma", ["truncated", "SIGBUS"], id="pragma"),  # SQLite's own read does
+    ],
+)
+def test_a_truncated_shm_is_a_store_error_with_pread_and_a_signal_otherwise(
+    tmp_path: Path, change_signal: str, outcome: list[str]
+) -> None:
+    db = tmp_path / "truncated.sqlite3"
+    run = subprocess.run(
+        [sys.executable, "-c", TRUNCATED, str(db), change_signal, WRITER],
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
+    lines = run.stdout.splitlines()
+    if run.returncode < 0:
+        lines.append(signal.Signals(-run.returncode).name)
+    else:
+        assert run.returncode == 0, run.stderr[-2000:]
+    assert lines == outcome, run.stderr[-2000:]
 
 
 # 6. settled()

@@ -6,6 +6,11 @@ whole, so an entry in use survives, memory never exceeds about twice `limit` ent
 nothing is ever scanned or sorted: every operation is O(1). Cheaper than an LRU's per-hit
 bookkeeping, and unlike clearing everything when full, a busy worker keeps its warm entries.
 Keys are values (strings, tuples), never object ids.
+
+Not locked: `get` may move an entry between generations, so a cache that threads share and
+also invalidate (a store's) takes its own lock around lookups as well as writes, or an entry
+being moved could come back after it was dropped. A cache whose values never go stale (a
+token's decoding, a parsed document) needs no lock.
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ class Bounded(Generic[K, V]):
             self._old = young
             young = self._young = {}
         young[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        """Held in either generation (nothing moves)."""
+        return key in self._young or key in self._old
 
     def pop(self, key: K) -> None:
         self._young.pop(key, None)

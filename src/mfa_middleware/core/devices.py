@@ -19,8 +19,6 @@ from collections.abc import Collection, Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from itsdangerous import BadData, URLSafeTimedSerializer
-
 from mfa_middleware.core.context import Caller
 from mfa_middleware.core.effects import (
     Doc,
@@ -77,7 +75,10 @@ class DeviceCodec:
     """The device cookie: signed with its own salt and checked with `max_age` on every read."""
 
     def __init__(self, keyring: Keyring, max_age: float) -> None:
+        from itsdangerous import BadData, URLSafeTimedSerializer  # at startup, not import
+
         self._serializer = URLSafeTimedSerializer(keyring.secrets, salt="mfa.device.v1")
+        self._invalid: type[Exception] = BadData
         self.max_age = max_age
 
     def encode(self, cookie: DeviceCookie) -> str:
@@ -89,7 +90,7 @@ class DeviceCodec:
             return None
         try:
             device_id, user_tag = self._serializer.loads(token, max_age=int(self.max_age))
-        except (BadData, ValueError, TypeError):
+        except (self._invalid, ValueError, TypeError):
             return None
         if not (isinstance(device_id, str) and isinstance(user_tag, str)):
             return None

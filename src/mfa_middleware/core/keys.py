@@ -3,6 +3,9 @@
 Keys are ordered oldest first, newest last (the itsdangerous convention): the newest signs and
 encrypts, every key still verifies and decrypts, so a key can be rotated in without logging
 anyone out and dropped once its tokens have expired.
+
+`cryptography` is imported when a key is first derived or a secret first encrypted, not with
+the package.
 """
 
 from __future__ import annotations
@@ -12,10 +15,10 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet, MultiFernet
 
 
 class Keyring:
@@ -57,8 +60,9 @@ class Keyring:
 
     @cached_property
     def _fernet(self) -> MultiFernet:
-        keys = self.derive("mfa.encryption.v1")
-        return MultiFernet([Fernet(base64.urlsafe_b64encode(key)) for key in keys])
+        from cryptography.fernet import MultiFernet
+
+        return MultiFernet([_fernet(key) for key in self.derive("mfa.encryption.v1")])
 
     def encrypt(self, plaintext: str) -> str:
         """Fernet-encrypt with the newest key (authenticated encryption)."""
@@ -66,6 +70,8 @@ class Keyring:
 
     def decrypt(self, ciphertext: str) -> str:
         """Decrypt with any key; raises ValueError when no key opens it."""
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
@@ -73,7 +79,9 @@ class Keyring:
 
     def needs_reencryption(self, ciphertext: str) -> bool:
         """True when the newest key did not produce `ciphertext`: re-encrypt it to rotate."""
-        newest = Fernet(base64.urlsafe_b64encode(self.derive("mfa.encryption.v1")[0]))
+        from cryptography.fernet import InvalidToken
+
+        newest = _fernet(self.derive("mfa.encryption.v1")[0])
         try:
             newest.decrypt(ciphertext.encode())
         except InvalidToken:
@@ -89,7 +97,16 @@ def equal(a: str, b: str) -> bool:
     )
 
 
+def _fernet(key: bytes) -> Fernet:
+    from cryptography.fernet import Fernet
+
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
 def _hkdf(secret: bytes, purpose: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(
         algorithm=hashes.SHA256(), length=32, salt=b"mfa_middleware", info=purpose.encode()
     ).derive(secret)

@@ -3,6 +3,8 @@
 pyotp's `verify` accepts the same code any number of times and NFKC-normalises its input
 (full-width digits verify). Here only ASCII digits of the configured length are evaluated, and
 `match_step` returns the time step a code belongs to so the caller can accept each step once.
+
+pyotp is imported when a code is first made or checked, not with the package.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import pyotp
+from typing import TYPE_CHECKING, Any
 
 from mfa_middleware.core.keys import equal
+
+if TYPE_CHECKING:
+    import pyotp
 
 ALGORITHMS: dict[str, Callable[..., Any]] = {
     "SHA1": hashlib.sha1,
@@ -34,6 +37,8 @@ class TotpParams:
 
 def new_secret() -> str:
     """A 160-bit base32 secret from the OS CSPRNG (RFC 4226 recommends at least 160 bits)."""
+    import pyotp
+
     return pyotp.random_base32(length=32)
 
 
@@ -43,6 +48,8 @@ def is_well_formed(code: str, digits: int) -> bool:
 
 
 def _totp(secret: str, params: TotpParams) -> pyotp.TOTP:
+    import pyotp
+
     return pyotp.TOTP(
         secret, digits=params.digits, digest=ALGORITHMS[params.algorithm], interval=params.period
     )

@@ -190,23 +190,4 @@ def load_hot_state(
         keys.append(session_end_key(user_id, tag))
     docs: list[Doc | None] = yield GetMany(tuple(keys), True)
     ended = docs[2:].count(None) < len(docs) - 2
-    return HotState(_parsed(RuntimeSettings, docs[0]), _parsed(UserRecord, docs[1]), ended)
-
-
-_PARSED: dict[int, tuple[Doc, Record]] = {}
-PARSED_LIMIT = 4096
-
-
-def _parsed(cls: type[R], doc: Doc | None) -> R:
-    """`cls.from_doc(doc)`, reused while a caching store hands out the very same (read-only)
-    document object: the verified-request path then builds no records at all."""
-    if doc is None:
-        return cls()
-    hit = _PARSED.get(id(doc))
-    if hit is not None and hit[0] is doc and type(hit[1]) is cls:
-        return hit[1]
-    record = cls.from_doc(doc)
-    if len(_PARSED) >= PARSED_LIMIT:
-        _PARSED.clear()
-    _PARSED[id(doc)] = (doc, record)
-    return record
+    return HotState(RuntimeSettings.from_doc(docs[0]), UserRecord.from_doc(docs[1]), ended)

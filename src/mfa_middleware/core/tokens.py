@@ -3,6 +3,7 @@
 A token verifies only for the purpose it was made for (the salt is part of the key), so a
 session cookie replayed as a device cookie, or a CSRF token replayed as anything else, fails.
 Verifying the same exact string again is a dict lookup: the signature cannot have changed.
+itsdangerous is imported when the first codec is made (at startup), not with the package.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from itsdangerous import BadData, URLSafeSerializer
-
+from mfa_middleware.core.bounded import Bounded
 from mfa_middleware.core.keys import Keyring
 
 T = TypeVar("T")
 
 MAX_TOKEN_LENGTH = 4096
-CACHE_LIMIT = 10_000
+CACHE_LIMIT = 10_000  # per generation of each bounded cache below
 
 
 def new_id() -> str:
@@ -37,10 +37,13 @@ class TokenCodec(Generic[T]):
         dump: Callable[[T], Any],
         load: Callable[[Any], T],
     ) -> None:
+        from itsdangerous import BadData, URLSafeSerializer
+
         self._serializer = URLSafeSerializer(keyring.secrets, salt=purpose)
+        self._invalid: type[Exception] = BadData
         self._dump = dump
         self._load = load
-        self._cache: dict[str, T] = {}
+        self._cache: Bounded[str, T] = Bounded(CACHE_LIMIT)
 
     def encode(self, value: T) -> str:
         token = self._serializer.dumps(self._dump(value))
@@ -54,10 +57,8 @@ class TokenCodec(Generic[T]):
             return cached
         try:
             value = self._load(self._serializer.loads(token))
-        except (BadData, ValueError, TypeError, KeyError, IndexError):
+        except (self._invalid, ValueError, TypeError, KeyError, IndexError):
             return None
-        if len(self._cache) >= CACHE_LIMIT:
-            self._cache.clear()
         self._cache[token] = value
         return value
 
@@ -126,7 +127,7 @@ class UserTagger:
     def __init__(self, keyring: Keyring, purpose: str = "mfa.user-tag.v1") -> None:
         self._keyring = keyring
         self._purpose = purpose
-        self._cache: dict[str, tuple[str, ...]] = {}
+        self._cache: Bounded[str, tuple[str, ...]] = Bounded(CACHE_LIMIT)
 
     def __call__(self, user_id: str) -> str:
         """The tag of `user_id` under the newest key."""
@@ -138,8 +139,6 @@ class UserTagger:
         tags = self._cache.get(user_id)
         if tags is None:
             tags = tuple(self._keyring.macs(self._purpose, user_id, length=22))
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
             self._cache[user_id] = tags
         return tags
 

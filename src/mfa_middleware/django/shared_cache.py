@@ -14,6 +14,9 @@ come back to a value a process remembers) the whole process cache is dropped; wh
 cannot be reached, the process cache is not used at all until it can. An announcement lost
 altogether (a worker killed between its commit and its announcement) is bounded by
 `max_age`: the process cache is dropped that often whatever the log says.
+
+The process cache holds at most two generations of `CACHE_LIMIT` documents (`core.bounded`):
+the documents in use stay, the ones no request asked for lately go.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from mfa_middleware.core.bounded import Bounded
 from mfa_middleware.core.effects import Doc, Key
 from mfa_middleware.events import logger
 
 MAX_LOG = 256  # writes between two polls followed key by key; more drop everything
 LOG_TTL = 300  # seconds a log entry is kept: many polls' worth
+CACHE_LIMIT = 10_000  # documents per generation of the bounded process cache
 _Cached = tuple[Doc | None, float | None]
 
 
@@ -50,7 +55,7 @@ class SharedCache:
     def _reset(self) -> None:
         """Fresh state (at creation and in a forked child: threads do not survive a fork)."""
         self._lock = threading.Lock()
-        self._docs: dict[Key, _Cached] = {}
+        self._docs: Bounded[Key, _Cached] = Bounded(CACHE_LIMIT)  # under self._lock
         self.generation = 0
         self.live = threading.Event()  # set while the log is followed: the cache may be used
         self.polls = 0
@@ -98,10 +103,11 @@ class SharedCache:
 
     def lookup(self, keys: Iterable[Key], now: float) -> tuple[dict[Key, Doc | None], int]:
         """The documents cached and still alive, and the generation to `fill` the others with."""
-        generation = self.generation
+        with self._lock:  # a lookup may move an entry: never back in after a drop
+            generation = self.generation
+            hits = [(key, self._docs.get(key)) for key in keys]
         found: dict[Key, Doc | None] = {}
-        for key in keys:
-            hit = self._docs.get(key)
+        for key, hit in hits:
             if hit is not None and (hit[1] is None or hit[1] > now):
                 found[key] = hit[0]
         return found, generation
@@ -117,7 +123,7 @@ class SharedCache:
         """This process wrote `keys`: drop them, and anything read before, at once."""
         with self._lock:
             for key in keys:
-                self._docs.pop(key, None)
+                self._docs.pop(key)
             self.generation += 1
 
     def announce(self, keys: Iterable[Key]) -> None:
@@ -196,7 +202,7 @@ class SharedCache:
                 self._dropped_at = time.monotonic()
             else:
                 for key in keys:
-                    self._docs.pop(key, None)
+                    self._docs.pop(key)
             self.generation += 1
 
     def close(self) -> None:

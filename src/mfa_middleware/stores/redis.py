@@ -35,6 +35,7 @@ import redis.asyncio
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from mfa_middleware.core.bounded import Bounded
 from mfa_middleware.core.effects import Doc, Key, Updater
 from mfa_middleware.errors import StoreConflict, StoreError
 from mfa_middleware.stores.base import Store
@@ -42,6 +43,8 @@ from mfa_middleware.stores.base import Store
 SyncClient: TypeAlias = "redis.Redis | RedisCluster"
 AsyncClient: TypeAlias = "redis.asyncio.Redis | redis.asyncio.RedisCluster"
 _Call = tuple[str, tuple[Any, ...]]
+_Cached = tuple[Doc | None, float | None, float]  # document, its expiry, when it was fetched
+CACHE_LIMIT = 10_000  # documents per generation of the bounded local cache
 _Program = Generator[_Call, Any, Any]
 
 # KEYS: doc, index. ARGV: expected ('' = absent), new ('' = delete), ttl ('' = none, else
@@ -145,9 +148,10 @@ class RedisStore(Store):
         self._async = async_client
         self._sync_scripts: dict[str, Any] = {}
         self._async_scripts: dict[str, Any] = {}
-        self._lock = threading.Lock()
         self.cache_ttl = cache_ttl
-        self._cache: dict[str, tuple[Doc | None, float | None, float]] = {}
+        # the local cache, shared with the listener thread: read and written under the lock
+        self._lock = threading.Lock()
+        self._cache: Bounded[str, _Cached] = Bounded(CACHE_LIMIT)
         self._generation = 0  # moves on every invalidation: a read older than it is not cached
         self._cache_live = threading.Event()
         self._listener: threading.Thread | None = None
@@ -219,8 +223,11 @@ class RedisStore(Store):
         fetched_at = time.monotonic()
         results: dict[str, Doc | None] = {}
         missing: list[str] = []
-        for name in names:
-            hit = self._cache.get(name) if use_cache else None
+        hits: list[_Cached | None] = [None] * len(names)
+        if use_cache:
+            with self._lock:
+                hits = [self._cache.get(name) for name in names]
+        for name, hit in zip(names, hits, strict=True):
             if (
                 hit is not None
                 and fetched_at - hit[2] < self.cache_ttl
@@ -235,8 +242,10 @@ class RedisStore(Store):
             for name, raw in zip(missing, raws, strict=True):
                 doc, expires = _opened(raw, now)
                 results[name] = doc
-                if use_cache and generation == self._generation:
-                    self._cache[name] = (doc, expires, fetched_at)
+                if use_cache:
+                    with self._lock:
+                        if generation == self._generation:
+                            self._cache[name] = (doc, expires, fetched_at)
         return [results[name] for name in names]
 
     def _write_program(self, key: Key, doc: Doc | None, ttl: float | None) -> _Program:
@@ -397,13 +406,15 @@ class RedisStore(Store):
         self._listener.start()
 
     def _invalidate(self, redis_key: str) -> None:
-        self._generation += 1
-        self._cache.pop(redis_key, None)
+        with self._lock:
+            self._generation += 1
+            self._cache.pop(redis_key)
 
     def _drop_cache(self) -> None:
         self._cache_live.clear()
-        self._generation += 1
-        self._cache.clear()
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
 
     def _listen(self) -> None:
         """Keep a subscription to the invalidation channel; the cache is live only while it is."""
@@ -413,7 +424,8 @@ class RedisStore(Store):
             try:
                 pubsub = self.sync_client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self.channel)
-                self._cache.clear()
+                with self._lock:
+                    self._cache.clear()
                 self._cache_live.set()
                 backoff = 0.05
                 while not self._closing.is_set():

@@ -6,9 +6,13 @@ atomic across threads and processes alike.
 
 Cached reads (the gate's settings and user record) come from a process-wide cache kept
 coherent without polling the rows: our own writes update it at once, and a change of the WAL
-index header (`sqlite_wal`, rewritten by every commit of any process; `PRAGMA data_version`
-where it cannot be read) drops it when anyone else wrote. A force-logout done by another
-process is therefore seen on the very next request.
+index header (`sqlite_wal`, rewritten by every commit of any process) drops it when anyone else
+wrote. A force-logout done by another process is therefore seen on the very next request.
+`change_signal` says how the header is read: `"pread"` (the default: one system call on
+SQLite's own descriptor of the `-shm` file, which cannot fault), `"mapping"` (a copy from
+SQLite's own memory mapping of it: no system call, but a `-shm` truncated under SQLite kills
+the process with SIGBUS) or `"pragma"` (`PRAGMA data_version` on every check, the slowest; also
+what the other two fall back to where they cannot read the header).
 
 A store created before `fork` (a preloading server) opens fresh connections in the child:
 SQLite connections must not cross a fork.
@@ -24,11 +28,13 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal, get_args
 
+from mfa_middleware.core.bounded import Bounded
 from mfa_middleware.core.effects import Doc, Key, Updater
 from mfa_middleware.errors import StoreError
 from mfa_middleware.stores.base import Store
-from mfa_middleware.stores.sqlite_wal import WalWatch, open_watch
+from mfa_middleware.stores.sqlite_wal import WATCHED, HeaderRead, WalWatch, open_watch
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mfa_docs (
@@ -42,7 +48,9 @@ CREATE TABLE IF NOT EXISTS mfa_docs (
 CREATE INDEX IF NOT EXISTS mfa_docs_expires ON mfa_docs (expires) WHERE expires IS NOT NULL;
 """
 PURGE_EVERY = 500
+CACHE_LIMIT = 10_000  # documents per generation of the bounded cache
 _Cached = tuple[Doc | None, float | None]
+ChangeSignal = Literal["pread", "mapping", "pragma"]
 
 
 _OPEN_STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
@@ -60,12 +68,17 @@ if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork to surv
 class SQLiteStore(Store):
     in_process = True
 
-    def __init__(self, path: str | Path, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | Path, *, timeout: float = 5.0, change_signal: ChangeSignal = "pread"
+    ) -> None:
+        if change_signal not in get_args(ChangeSignal):
+            raise ValueError(f"change_signal must be one of {get_args(ChangeSignal)}")
         self.path = str(path)
         self.timeout = timeout
+        self.change_signal = change_signal
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._cache: dict[Key, _Cached] = {}
+        self._cache: Bounded[Key, _Cached] = Bounded(CACHE_LIMIT)  # under self._lock
         self._generation = 0
         self._writes = 0
         self._fork_pending = False
@@ -73,7 +86,7 @@ class SQLiteStore(Store):
         self._inherited: list[object] = []  # a parent's connections: kept, never used or closed
         self._seen_header: bytes | None = None
         self._watch: WalWatch | None = None  # opened by the first cache check
-        self._watchable = self.path != ":memory:"
+        self._watchable = self.path != ":memory:" and change_signal != "pragma"
         with self._errors():
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +149,8 @@ class SQLiteStore(Store):
             # a new watch's header compares with nothing: an index SQLite rebuilt after every
             # connection closed reads the same whatever was committed meanwhile
             self._seen_header = None
-            watch = self._watch = open_watch(self.path, self.timeout)
+            how: HeaderRead = "mapping" if self.change_signal == "mapping" else "pread"
+            watch = self._watch = open_watch(self.path, self.timeout, how)
             self._watchable = watch is not None
         if watch is not None:
             header = watch.read()
@@ -146,6 +160,11 @@ class SQLiteStore(Store):
                 self._drop_cache()  # first: a thread that sees the new header finds it dropped
                 self._seen_header = header
                 return
+            if len(header) < WATCHED:  # SQLite itself would fault on its next read of it
+                raise StoreError(
+                    f"SQLite store {self.path!r}: the -shm file was truncated while in use; "
+                    "waiting for a process that opens the database to rebuild it"
+                )
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._local.data_version:
             self._local.data_version = version
@@ -153,9 +172,9 @@ class SQLiteStore(Store):
 
     def cache_generation(self) -> int | None:
         watch = self._watch
-        if watch is not None and not self._fork_pending and watch.read() == self._seen_header:
-            return self._generation  # nobody committed since we last looked: the common case
         try:
+            if watch is not None and not self._fork_pending and watch.read() == self._seen_header:
+                return self._generation  # nobody committed since we last looked: the common case
             self._check_cache(self._connection())
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
@@ -171,13 +190,14 @@ class SQLiteStore(Store):
                 return [self._row(conn, key)[0] for key in keys]
             self._check_cache(conn)
             now = self.clock()
+            with self._lock:
+                generation = self._generation
+                hits = [self._cache.get(key) for key in keys]
             docs: list[Doc | None] = []
-            for key in keys:
-                hit = self._cache.get(key)
+            for key, hit in zip(keys, hits, strict=True):
                 if hit is not None and (hit[1] is None or hit[1] > now):
                     docs.append(hit[0])
                     continue
-                generation = self._generation
                 doc, expires = self._row(conn, key)
                 with self._lock:
                     if generation == self._generation:
@@ -187,7 +207,7 @@ class SQLiteStore(Store):
 
     def _wrote(self, conn: sqlite3.Connection, key: Key) -> None:
         with self._lock:
-            self._cache.pop(key, None)
+            self._cache.pop(key)
             self._generation += 1
             self._writes += 1
             purge = self._writes % PURGE_EVERY == 0

@@ -4,17 +4,20 @@ The SVG has a viewBox and no width or height, so the stylesheet sizes all of it 
 SVG shrunk by CSS shows only its top-left corner); it draws its own quiet zone (4 modules) in
 white and its modules in black, so neither a brand colour, a dark colour scheme nor a theme
 can turn it into something a scanner cannot read.
+
+segno is imported on the first enrollment page, not with the package (it pulls in urllib,
+http.client and email: a sizeable share of `import mfa_middleware` otherwise).
 """
 
 from __future__ import annotations
-
-import segno
 
 QUIET_ZONE = 4  # modules of light border, as ISO/IEC 18004 asks
 
 
 def qr_svg(data: str, title: str) -> str:
     """`data` (an otpauth:// URI) as an inline <svg>; `title` is its accessible name."""
+    import segno
+
     return str(
         segno.make(data, error="m").svg_inline(
             omitsize=True,
