@@ -23,12 +23,24 @@ from mfa_middleware.core.otp import TotpParams
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.rules import Rule
 from mfa_middleware.core.throttle import ThrottleParams
+from mfa_middleware.core.webauthn import WebAuthnSettings
 from mfa_middleware.errors import ConfigError
 from mfa_middleware.options import Duration, format_duration
 from mfa_middleware.senders.base import Sender
 from mfa_middleware.stores.base import Store
 
-PARTS = ("keys", "sessions", "totp", "attempts", "codes", "devices", "recovery", "access", "pages")
+PARTS = (
+    "keys",
+    "sessions",
+    "totp",
+    "attempts",
+    "codes",
+    "webauthn",
+    "devices",
+    "recovery",
+    "access",
+    "pages",
+)
 
 
 def parse_duration(name: str, value: Duration) -> float:
@@ -97,6 +109,12 @@ class MFAConfig:
     public_url: str | None = None  # e.g. "https://app.example.com", for links in emails
     reset_link_ttl: Duration = "1h"
     enroll_code_ttl: Duration | None = "72h"  # after an admin's reset; None: no code needed
+    webauthn_enabled: bool = False  # passkeys, security keys: needs mfa_middleware[webauthn]
+    webauthn_rp_id: str | None = None  # default: public_url's host
+    webauthn_origins: Sequence[str] | None = None  # default: public_url's origin
+    webauthn_user_verification: str = "preferred"  # or "required", "discouraged"
+    webauthn_attestation: str = "none"  # or "indirect", "direct"
+    webauthn_resident_key: str = "preferred"  # discoverable credentials (passkeys)
     is_admin: Callable[[Principal], bool] | None = None
     recovery_code_count: int = 10  # 0: no recovery codes
     brand_color: str | None = None  # e.g. "#0f766e": buttons, links and focus rings
@@ -169,6 +187,21 @@ class MFAConfig:
             assurance=self.assurance,
             sms_regions=self.sms_regions,
             default_region=self.default_region,
+        )
+
+    @cached_property
+    def webauthn(self) -> WebAuthnSettings | None:
+        """Passkeys and security keys (the relying party, what is asked of authenticators),
+        or None when they are off."""
+        return options.webauthn(
+            enabled=self.webauthn_enabled,
+            public_url=self.public_url,
+            rp_id=self.webauthn_rp_id,
+            origins=self.webauthn_origins,
+            user_verification=self.webauthn_user_verification,
+            attestation=self.webauthn_attestation,
+            resident_key=self.webauthn_resident_key,
+            app_name=self.app_name,
         )
 
     @cached_property

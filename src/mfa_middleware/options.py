@@ -8,6 +8,7 @@ argument at fault in its `ConfigError`.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import math
 import re
@@ -25,6 +26,7 @@ from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.records import MODES
 from mfa_middleware.core.rules import Rule, RuleSet
 from mfa_middleware.core.throttle import ThrottleParams
+from mfa_middleware.core.webauthn import WebAuthnSettings, settings_for
 from mfa_middleware.errors import ConfigError
 from mfa_middleware.events import logger
 from mfa_middleware.senders.base import Sender
@@ -260,6 +262,41 @@ def _check_email_codes(email_codes: bool, assurance: str | None, sender: Sender 
     logger.warning(
         "email_codes is on: codes by email do not conform to NIST SP 800-63B and do not count"
         " toward AAL2"
+    )
+
+
+def webauthn(
+    *,
+    enabled: bool,
+    public_url: str | None,
+    rp_id: str | None,
+    origins: Sequence[str] | None,
+    user_verification: str,
+    attestation: str,
+    resident_key: str,
+    app_name: str,
+) -> WebAuthnSettings | None:
+    """Passkeys and security keys: None when off. On, they need py_webauthn and a relying
+    party whose id and origins can work in a browser (`core.webauthn.relying_party`: from
+    `webauthn_rp_id` and `webauthn_origins`, else from `public_url`)."""
+    if not isinstance(enabled, bool):
+        raise ConfigError("webauthn_enabled", f"{enabled!r} is not a boolean", "True or False")
+    if not enabled:
+        return None
+    if importlib.util.find_spec("webauthn") is None:
+        raise ConfigError(
+            "webauthn_enabled",
+            "needs the webauthn package (py_webauthn)",
+            "pip install 'mfa_middleware[webauthn]'",
+        )
+    return settings_for(
+        public_url=public_url,
+        rp_id=rp_id,
+        origins=origins,
+        rp_name=app_name,
+        user_verification=user_verification,
+        attestation=attestation,
+        resident_key=resident_key,
     )
 
 

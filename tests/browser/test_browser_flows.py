@@ -48,7 +48,8 @@ def test_enroll_then_sign_in_again(tab: Tab) -> None:
     app = sign_up(tab, "alice")
 
     tab.page.goto("/_mfa/settings")
-    expect(tab.page.get_by_text("On: codes from your authenticator app.")).to_be_visible()
+    expect(tab.page.get_by_text("On. You can sign in with:")).to_be_visible()
+    expect(tab.page.locator("ul.authenticators > li")).to_have_text(["Authenticator app"])
     tab.snap("settings")
 
     log_out(tab)

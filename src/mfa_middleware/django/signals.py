@@ -27,6 +27,7 @@ mfa_event = Signal()  # every event
 mfa_verified = Signal()
 mfa_verify_failed = Signal()
 mfa_totp_replay = Signal()
+mfa_webauthn_counter_regressed = Signal()
 mfa_locked_out = Signal()
 mfa_enrolled = Signal()
 mfa_enroll_code_issued = Signal()
@@ -56,6 +57,7 @@ SIGNALS: dict[str, Signal] = {
     "verify_succeeded": mfa_verified,
     "verify_failed": mfa_verify_failed,
     "totp_replay": mfa_totp_replay,
+    "webauthn_counter_regressed": mfa_webauthn_counter_regressed,
     "locked_out": mfa_locked_out,
     "enrolled": mfa_enrolled,
     "enroll_code_issued": mfa_enroll_code_issued,
