@@ -80,7 +80,11 @@ class Runtime:
             recovery_count=config.recovery.code_count,
             translate=self.translate,
             plural=self.plural,
+            webauthn=config.webauthn,
         )
+        # what a user may enroll, in the order the chooser offers it
+        passkeys = ["webauthn"] if config.webauthn is not None else []
+        self.enroll_methods = (*passkeys, "totp", *self.code_channels)
         self.defaults = PolicyDefaults(
             mode=session.mode,
             session_lifetime=session.lifetime,

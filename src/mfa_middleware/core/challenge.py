@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
-from mfa_middleware.core import authenticators, notices, oob, recovery
+from mfa_middleware.core import authenticators, notices, oob, passkeys, recovery
 from mfa_middleware.core.context import Caller, Params
 from mfa_middleware.core.effects import Doc, Effect, Emit, Get, Update
 from mfa_middleware.core.flows import Attempt, verify_totp
@@ -20,8 +20,11 @@ def verify(
     caller: Caller, params: Params, user: UserRecord, kind: str, code: str
 ) -> Generator[Effect, Any, Attempt]:
     """Check a sign-in code of the `kind` the user chose: from any of their authenticator
-    apps, or the one sent to this session by SMS or email."""
-    if kind in CODE_METHODS:
+    apps, or the one sent to this session by SMS or email; for a passkey, `code` is the
+    assertion the browser posted."""
+    if kind == passkeys.KIND:
+        attempt = yield from passkeys.verify(caller, params, user, code)
+    elif kind in CODE_METHODS:
         attempt, _ = yield from oob.verify_code(
             caller.user_id,
             caller.session_id,
@@ -86,7 +89,8 @@ def record(
         yield Emit("locked_out", fields)
     if attempt.replayed:
         yield Emit("totp_replay", fields)
-    yield Emit("verify_failed", {**fields, "locked": attempt.locked})
+    reason = {"reason": attempt.reason} if attempt.reason else {}
+    yield Emit("verify_failed", {**fields, **reason, "locked": attempt.locked})
     if attempt.locked_now and (step == "challenge" or method == "enroll_code"):
         yield from notices.notify(caller, params, notices.failed_codes(caller, params))
 

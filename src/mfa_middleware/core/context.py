@@ -6,6 +6,7 @@ same actions."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mfa_middleware.core.addresses import Address
 from mfa_middleware.core.i18n import Plural, Translate, untranslated, untranslated_plural
@@ -13,6 +14,9 @@ from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.oob import OobParams
 from mfa_middleware.core.otp import TotpParams
 from mfa_middleware.core.throttle import ThrottleParams
+
+if TYPE_CHECKING:  # core.webauthn builds on this module
+    from mfa_middleware.core.webauthn import WebAuthnSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +44,8 @@ class Params:
     """The settings and keys every action may need, built once from the configuration.
 
     `code_channels`: the channels offered as a second factor ("sms", "email"); `notices`:
-    whether an email sender exists, so account notices can be sent."""
+    whether an email sender exists, so account notices can be sent; `webauthn`: the relying
+    party when passkeys are on."""
 
     keyring: Keyring
     totp: TotpParams
@@ -52,3 +57,4 @@ class Params:
     recovery_count: int = 10
     translate: Translate = untranslated
     plural: Plural = untranslated_plural
+    webauthn: WebAuthnSettings | None = None

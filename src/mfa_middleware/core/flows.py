@@ -39,6 +39,7 @@ class Attempt:
     locked_now: bool = False  # this very failure started a lockout
     malformed: bool = False  # not even shaped like a code: no guess was made
     factor: str = ""  # the id of the authenticator that matched
+    reason: str = ""  # a refused passkey: why (core.webauthn.REASONS), for the events
 
 
 MALFORMED = Attempt(False, malformed=True)

@@ -562,6 +562,12 @@ def _parse_assertion(posted: object) -> _Posted | None:
     return _posted(doc, raw_id, client, auth_data, user_handle=user_handle)
 
 
+def assertion_shaped(posted: object) -> bool:
+    """Whether `posted` has the shape of an assertion at all: what is not is no guess, and
+    is refused before an attempt is taken (`verify_authentication` says `malformed`)."""
+    return _parse_assertion(posted) is not None
+
+
 def _client_refusal(posted: _Posted, settings: WebAuthnSettings, ceremony: str) -> str:
     """What our own checks of the client data and the authenticator data refuse, or ""."""
     if posted.client_type != ceremony:

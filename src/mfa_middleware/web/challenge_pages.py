@@ -1,13 +1,13 @@
 """The second step's pages: the code of the method the user chose (an authenticator app's, or
-one sent by SMS or email, with resending), "Try another way", and signing in with a recovery
-code instead."""
+one sent by SMS or email, with resending) or their passkey, "Try another way", and signing in
+with a recovery code instead."""
 
 from __future__ import annotations
 
 from functools import partial
 from typing import Any
 
-from mfa_middleware.core import authenticators, challenge, oob, recovery
+from mfa_middleware.core import authenticators, challenge, oob, passkeys, recovery
 from mfa_middleware.core.effects import Step
 from mfa_middleware.core.flows import Attempt
 from mfa_middleware.runtime import METHOD_COOKIE
@@ -44,14 +44,28 @@ def challenge_get(page: Page) -> Reply:
 def _challenge_shown(page: Page, kind: str, locked: dict[str, Any]) -> Reply:
     if locked:
         return _challenge_page(page, kind, 429, **locked)
+    if kind == passkeys.KIND:
+        return _passkey_challenge(page)
     if kind not in challenge.CODE_METHODS:
         return _challenge_page(page, kind)
     sending = challenge.login_code(page.caller, page.params, page.user, send_first=True)
     return Step(sending, lambda found: _challenge_page(page, kind, **sent_context(*found)))
 
 
+def _passkey_challenge(page: Page, status: int = 200, **context: Any) -> Reply:
+    """The passkey prompt, with a new challenge for this session."""
+    asking = passkeys.request_options(page.caller, page.params, page.user)
+    return Step(
+        asking,
+        lambda options: _challenge_page(
+            page, passkeys.KIND, status, options=options, scripts=True, **context
+        ),
+    )
+
+
 def challenge_post(page: Page) -> Reply:
-    kind, code = chosen(page), page.form.get("code", "")
+    kind = chosen(page)
+    code = page.form.get("credential" if kind == passkeys.KIND else "code", "")
     checking = challenge.verify(page.caller, page.params, page.user, kind, code)
     return Step(checking, partial(_checked, page, kind))
 
@@ -61,6 +75,8 @@ def _checked(page: Page, kind: str, attempt: Attempt) -> Reply:
         claims = page.rt.upgraded(page.view.claims, epoch=page.user.epoch, method=kind)
         return signed_in(page, claims, page.rt.method_cookie(kind))
     status, failed = failure_status(attempt), failure_context(attempt)
+    if kind == passkeys.KIND and not attempt.locked:
+        return _passkey_challenge(page, status, **failed)
     if kind not in challenge.CODE_METHODS:
         return _challenge_page(page, kind, status, **failed)
     finding = challenge.login_code(page.caller, page.params, page.user, send_first=False)

@@ -1,6 +1,7 @@
-"""The enrollment pages: choosing a method, an authenticator app (QR code and a confirming
-code), a phone or an address (verified by a sent code before it is saved), and the
-enrollment code an administrator's reset asks for first.
+"""The enrollment pages: choosing a method, a passkey or security key (the browser's WebAuthn
+ceremony), an authenticator app (QR code and a confirming code), a phone or an address
+(verified by a sent code before it is saved), and the enrollment code an administrator's reset
+asks for first.
 
 A malformed phone number or address re-renders the page with a message and costs no attempt;
 a wrong code costs one. The router lets these pages open only while this session may enroll
@@ -14,7 +15,15 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from mfa_middleware.core import authenticators, challenge, enroll_code, enrollment, oob, otp
+from mfa_middleware.core import (
+    authenticators,
+    challenge,
+    enroll_code,
+    enrollment,
+    oob,
+    otp,
+    passkeys,
+)
 from mfa_middleware.core.effects import Step
 from mfa_middleware.core.flows import Attempt, Enrolled
 from mfa_middleware.core.i18n import N_
@@ -37,9 +46,11 @@ def _adding(page: Page) -> bool:
     return page.user.enrolled_in(page.view.state.settings.enroll_epoch)
 
 
+ENROLL_PAGES = {"webauthn": "enroll/passkey", "totp": "enroll/totp", "sms": "enroll/sms"}
+
+
 def enroll_get(page: Page) -> Reply:
-    methods = [("totp", page.url("enroll/totp"))]
-    methods += [(c, page.url(f"enroll/{c}")) for c in page.rt.code_channels]
+    methods = [(m, page.url(ENROLL_PAGES.get(m, f"enroll/{m}"))) for m in page.rt.enroll_methods]
     turned_off = page.facts.query_param("off") == "1"
     current = authenticators.code_factor(page.user) if _adding(page) else None
     return page.render(
@@ -48,6 +59,7 @@ def enroll_get(page: Page) -> Reply:
         turned_off=turned_off,
         adding=_adding(page),
         replaces=current.kind if current else "",
+        passkeys="webauthn" in page.rt.enroll_methods,
     )
 
 
@@ -101,6 +113,46 @@ def _app_confirmed(page: Page, result: Enrolled) -> Reply:
         attempt = result.attempt
         return _app_page(page, failure_status(attempt), **failure_context(attempt))
     claims = page.rt.upgraded(page.view.claims, epoch=result.user.epoch, method="totp")
+    return enrolled(page, claims)
+
+
+# -- a passkey or a security key --------------------------------------------------------------
+
+
+def enroll_passkey_get(page: Page) -> Reply:
+    return _passkey_page(page)
+
+
+def _passkey_page(page: Page, status: int = 200, reason: str = "", name: str = "") -> Reply:
+    """The page that asks the browser for a new passkey (a new challenge each time)."""
+    principal = page.principal
+    asking = passkeys.creation_options(
+        page.caller, page.params, principal.email or principal.display_name, principal.display_name
+    )
+    return Step(
+        asking,
+        lambda options: page.render(
+            "enroll_passkey.html",
+            status,
+            options=options,
+            reason=reason,
+            name=name,
+            adding=_adding(page),
+            scripts=True,
+        ),
+    )
+
+
+def enroll_passkey_post(page: Page) -> Reply:
+    name = authenticators.clean_name(page.form.get("name", ""))
+    adding = passkeys.add(page.caller, page.params, page.form.get("credential", ""), name)
+    return Step(adding, partial(_passkey_added, page, name))
+
+
+def _passkey_added(page: Page, name: str, result: passkeys.Added) -> Reply:
+    if result.user is None:
+        return _passkey_page(page, 400, result.reason, name)
+    claims = page.rt.upgraded(page.view.claims, epoch=result.user.epoch, method=passkeys.KIND)
     return enrolled(page, claims)
 
 

@@ -51,8 +51,18 @@ def with_hsts(response: Response, facts: RequestFacts, max_age: int) -> Response
     return replace(response, headers=[*response.headers, hsts])
 
 
-def html_response(status: int, body: str, cookies: list[Cookie] | None = None) -> Response:
-    headers = [("content-type", "text/html; charset=utf-8"), *PAGE_HEADERS]
+SCRIPT_PAGE_HEADERS = tuple(
+    (name, f"{value}; script-src 'self'" if name == "content-security-policy" else value)
+    for name, value in PAGE_HEADERS
+)
+
+
+def html_response(
+    status: int, body: str, cookies: list[Cookie] | None = None, *, scripts: bool = False
+) -> Response:
+    """A page; `scripts`: it loads same-origin scripts (no inline script, ever)."""
+    page_headers = SCRIPT_PAGE_HEADERS if scripts else PAGE_HEADERS
+    headers = [("content-type", "text/html; charset=utf-8"), *page_headers]
     return Response(status, headers, body.encode(), list(cookies or ()))
 
 

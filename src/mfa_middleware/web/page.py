@@ -125,10 +125,12 @@ class Page:
         status: int = 200,
         *,
         claims: SessionClaims | None = None,
+        scripts: bool = False,
         **context: Any,
     ) -> Answer:
         """The page `template` with `context`; with `claims`, as the first page of the session
-        they start (its cookie, and its CSRF token in the page's forms)."""
+        they start (its cookie, and its CSRF token in the page's forms); `scripts`: the page
+        loads our same-origin script (the passkey pages)."""
         session_id = self.view.claims.session_id if claims is None else claims.session_id
         digits = self.code_digits(context.get("channel") or context.get("method"))
         body = self.rt.renderer.render(
@@ -140,9 +142,9 @@ class Page:
             **{"code_digits": digits, **context},
         )
         if claims is None:
-            return self.answer(html_response(status, body, self.view.cookies))
+            return self.answer(html_response(status, body, self.view.cookies, scripts=scripts))
         cookie = self.rt.session_cookie(claims, self.view.eff)
-        return self.answer(html_response(status, body, [cookie]), claims)
+        return self.answer(html_response(status, body, [cookie], scripts=scripts), claims)
 
     def go(self, location: str, cookies: list[Cookie] | None = None) -> Answer:
         return self.answer(redirect(location, self.view.cookies if cookies is None else cookies))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from mfa_middleware.core.effects import Effect, Step
@@ -136,12 +137,12 @@ def _unlocked(page: Page, code: EnrollCode | None, go_on: GoOn) -> Reply:
     return page.go(with_next(page.url("enroll/unlock"), page.next))
 
 
-def enrolling_by(channel: str) -> Guard:
-    """`enrolling`, with `channel` offered as a method (else the method chooser)."""
+def enrolling_by(method: str) -> Guard:
+    """`enrolling`, with `method` offered (else the method chooser)."""
 
     def guard(page: Page, go_on: GoOn) -> Reply:
         def offered() -> Reply:
-            if channel in page.rt.code_channels:
+            if method in page.rt.enroll_methods:
                 return go_on()
             return page.go(page.url("enroll"))
 
@@ -198,6 +199,9 @@ ROUTES: dict[str, Route] = {
     "/lost/confirm": Route(anyone, reset_pages.lost_confirm_get, reset_pages.lost_confirm_post),
     "/enroll": Route(enrolling, enroll_pages.enroll_get),
     "/enroll/totp": Route(enrolling, enroll_pages.enroll_totp_get, enroll_pages.enroll_totp_post),
+    "/enroll/passkey": Route(
+        enrolling_by("webauthn"), enroll_pages.enroll_passkey_get, enroll_pages.enroll_passkey_post
+    ),
     "/enroll/sms": Route(
         enrolling_by("sms"), enroll_pages.enroll_sms_get, enroll_pages.enroll_sms_post
     ),
@@ -235,6 +239,24 @@ def stylesheet(rt: Runtime) -> Response:
     return Response(200, headers, rt.renderer.stylesheet)
 
 
+def passkey_script() -> Response:
+    """The passkey pages' one script (same origin: the pages allow no other)."""
+    headers = [
+        ("content-type", "text/javascript; charset=utf-8"),
+        ("cache-control", "public, max-age=3600"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+    ]
+    return Response(200, headers, _script_bytes())
+
+
+@cache
+def _script_bytes() -> bytes:
+    from importlib.resources import files
+
+    return (files("mfa_middleware") / "web/static/webauthn.js").read_bytes()
+
+
 def page_work(
     rt: Runtime, facts: RequestFacts, principal: Principal | None, app: AppSession
 ) -> Answer | Work:
@@ -245,6 +267,8 @@ def page_work(
     method = "GET" if facts.method == "HEAD" else facts.method
     if sub == "/static/mfa.css" and method == "GET":
         return Answer(with_hsts(stylesheet(rt), facts, hsts))
+    if sub == "/static/webauthn.js" and method == "GET" and rt.config.webauthn is not None:
+        return Answer(with_hsts(passkey_script(), facts, hsts))
     if principal is None:
         login = facts.url(rt.config.pages.login_url)
         if wants_json(facts, None):
