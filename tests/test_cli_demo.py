@@ -232,3 +232,49 @@ def test_reset_prints_an_enrollment_code_that_works(demo: Demo, alice: Any) -> N
     enroll(c)
     assert verified(c)
     assert demo.admin("status", "alice")["enrolled"] is True
+
+
+def add_app(c: httpx.Client, name: str) -> pyotp.TOTP:
+    """Add a second authenticator app from the settings (the session verified just now)."""
+    page = c.get("/_mfa/enroll/totp")
+    assert page.status_code == 200, page.text
+    secret = re.search(r"<code>([A-Z2-7 ]+)</code>", page.text)
+    assert secret
+    totp = pyotp.TOTP(secret.group(1).replace(" ", ""))
+    data = {"csrf": csrf(page.text), "code": totp.now(), "name": name}
+    done = c.post("/_mfa/enroll/totp", data=data)
+    assert done.status_code in (200, 303), done.text
+    return totp
+
+
+def test_remove_authenticator_takes_one_way_away_and_never_the_last(demo: Demo) -> None:
+    with demo.browser() as bob:
+        code = demo.admin("reset", "bob", "--yes")["enrollment_code"]  # a known start
+        assert log_in(bob, "bob").headers["location"].startswith("/_mfa/enroll")
+        unlock = bob.get("/_mfa/enroll/unlock")
+        r = bob.post("/_mfa/enroll/unlock", data={"csrf": csrf(unlock.text), "code": code})
+        assert r.status_code == 303
+        enroll(bob)
+        tablet = add_app(bob, "Tablet")
+        ways = demo.admin("status", "bob")["authenticators"]
+        assert [w["name"] for w in ways] == ["", "Tablet"]
+        first = ways[0]["id"]
+        assert demo.admin("remove-authenticator", "bob", first, "--yes") == {
+            "user": "bob",
+            "removed": first,
+        }
+        # the removed app may have been lost: every session of bob's ends, and the next
+        # sign-in is verified with the tablet
+        assert logged_out(bob)
+        assert log_in(bob, "bob").headers["location"].startswith("/_mfa/challenge")
+        code_in(bob, tablet)
+        assert verified(bob)
+        (left,) = demo.admin("status", "bob")["authenticators"]
+        assert left["name"] == "Tablet"
+        refused = subprocess.run(
+            [str(SCRIPT), "--config", CONFIG, "remove-authenticator", "bob", left["id"], "--yes"],
+            cwd=ROOT, env=demo.env, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert refused.returncode == 2
+        assert "is the only way 'bob' signs in: use `reset`" in refused.stderr
+        assert len(demo.admin("status", "bob")["authenticators"]) == 1

@@ -68,6 +68,12 @@ class Admin:
         """Delete one device: it is no longer trusted; False when there is no such device."""
         return self._run(devices.forget(user_id, device_id, self.actor))
 
+    def remove_authenticator(self, user_id: str, authenticator_id: str) -> str:
+        """Remove one of the user's authenticators (ids as `status` lists them); "" when done,
+        else why not ("not_found", "last_one")."""
+        changed = self._run(ops.remove_authenticator(user_id, authenticator_id, self.actor))
+        return "" if changed.ok else changed.reason
+
     def reset(self, user_id: str, *, email: str | None = None) -> enroll_code.AdminReset:
         """Forget this user's 2FA (only theirs): they enroll again at their next login, first
         entering the enrollment code returned here (unless `enroll_code_ttl` is None), which

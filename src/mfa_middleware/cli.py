@@ -112,6 +112,13 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
     revoke = command("revoke-device", help="delete one of a user's devices")
     revoke.add_argument("user")
     revoke.add_argument("device", help="the device id shown by `devices`")
+    remove = command(
+        "remove-authenticator",
+        help="remove one of a user's ways to sign in (a lost key or phone); never the last one",
+    )
+    remove.add_argument("user")
+    remove.add_argument("authenticator", help="the authenticator id shown by `status`")
+    remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     mode = command("mode", help="set the global mode")
     mode.add_argument("mode", choices=["off", "optional", "required"])
     lifetime = command("session-lifetime", help="set the login session lifetime")
@@ -249,6 +256,19 @@ def run(
         if not admin.revoke_device(uid, args.device):
             raise CommandError(f"{args.user!r} has no device {args.device!r}")
         return {"user": uid, "revoked": args.device}
+    if command == "remove-authenticator":
+        uid = user_id()
+        question = f"Remove authenticator {args.authenticator!r} of {args.user}?"
+        _confirm(question, args.yes, stdin, out)
+        refused = admin.remove_authenticator(uid, args.authenticator)
+        if refused == "last_one":
+            raise CommandError(
+                f"{args.authenticator!r} is the only way {args.user!r} signs in: use `reset`"
+                " instead (they enroll again)"
+            )
+        if refused:
+            raise CommandError(f"{args.user!r} has no authenticator {args.authenticator!r}")
+        return {"user": uid, "removed": args.authenticator}
     if command == "mode":
         admin.set_mode(args.mode)
         return {"mode": args.mode}

@@ -161,6 +161,22 @@ class AuthenticatorInfo:
         }
 
 
+def remove_authenticator(
+    user_id: str, authenticator_id: str, actor: str
+) -> Generator[Effect, Any, authenticators.Changed]:
+    """Remove one of a user's authenticators (a lost key, an old phone's app); never the last
+    one: `reset` is for that. Every session and trusted browser of the user verifies again."""
+    changed: authenticators.Changed = yield from authenticators.change(
+        user_id,
+        authenticator_id,
+        lambda user: authenticators.removed(user, authenticator_id),
+        "authenticator_removed",
+        actor,
+        keep_one=True,
+    )
+    return changed
+
+
 def authenticator_info(user: UserRecord) -> tuple[AuthenticatorInfo, ...]:
     default = authenticators.default_id(user)
     return tuple(
