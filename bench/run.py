@@ -34,6 +34,7 @@ SECTIONS = {
     "server": "bench.server_bench",
     "challenge": "bench.challenge_bench",
     "django_store": "bench.django_store_bench",
+    "factors": "bench.factors_bench",
 }
 SECTION_TIMEOUT = 600
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import html
+import importlib.util
+import ipaddress
 import os
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.authentication import (
@@ -232,6 +235,16 @@ def is_staff(principal: Principal) -> bool:
     return "staff" in principal.groups
 
 
+def passkeys_possible(public_url: str) -> bool:
+    """Whether the demo can offer passkeys where it is served: a domain name (localhost in
+    development), never an IP address, and py_webauthn installed (the dev extra has it)."""
+    try:
+        ipaddress.ip_address(urlsplit(public_url).hostname or "")
+    except ValueError:
+        return importlib.util.find_spec("webauthn") is not None
+    return False
+
+
 def mfa_options(**overrides: Any) -> dict[str, Any]:
     """The demo's MFAConfig options; tests pass `store`, `clock` and other overrides."""
     options: dict[str, Any] = {
@@ -249,7 +262,9 @@ def mfa_options(**overrides: Any) -> dict[str, Any]:
     options["sms_sender"] = ConsoleSender("sms")
     options["email_sender"] = demo_email_sender()
     port = os.environ.get("PORT", "8000")  # links in emails point to where the demo runs
-    options["public_url"] = os.environ.get("MFA_DEMO_PUBLIC_URL", f"http://127.0.0.1:{port}")
+    options["public_url"] = os.environ.get("MFA_DEMO_PUBLIC_URL", f"http://localhost:{port}")
+    # passkeys need a domain name: browsers refuse them on an IP address such as 127.0.0.1
+    options["webauthn_enabled"] = passkeys_possible(options["public_url"])
     if brand := os.environ.get("MFA_DEMO_BRAND_COLOR"):  # e.g. "#0f766e": the pages' colour
         options["brand_color"] = brand
     options.update(overrides)

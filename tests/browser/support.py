@@ -182,14 +182,15 @@ def base_env() -> dict[str, str]:
 
 @contextmanager
 def starlette_site(
-    python: str, tmp: Path, extra_env: Mapping[str, str] | None = None
+    python: str, tmp: Path, extra_env: Mapping[str, str] | None = None, host: str = "127.0.0.1"
 ) -> Iterator[Site]:
     """examples/starlette_app under uvicorn, with a fresh data folder and a fixed key, sending
     email codes to a real SMTP server (aiosmtpd) in this process. `extra_env`: more of the
-    demo's settings (MFA_DEMO_BRAND_COLOR, ...)."""
+    demo's settings (MFA_DEMO_BRAND_COLOR, ...); `host`: the name the browser uses for the
+    loopback server ("localhost" turns the demo's passkeys on: an IP address cannot have any)."""
     port, data = free_port(), tmp / "starlette-data"
     mailbox = _enter_mailbox()
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{host}:{port}"
     env = {
         **base_env(),
         **(extra_env or {}),
@@ -215,12 +216,13 @@ def starlette_site(
 
 @contextmanager
 def django_site(
-    python: str, tmp: Path, extra_env: Mapping[str, str] | None = None
+    python: str, tmp: Path, extra_env: Mapping[str, str] | None = None, host: str = "127.0.0.1"
 ) -> Iterator[Site]:
-    """examples/django_app through `manage.py rundemo` (migrates, then runserver)."""
+    """examples/django_app through `manage.py rundemo` (migrates, then runserver); `host` as
+    for `starlette_site`."""
     port, data = free_port(), tmp / "django-data"
     mailbox = _enter_mailbox()
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://{host}:{port}"
     env = {
         **base_env(),
         **(extra_env or {}),

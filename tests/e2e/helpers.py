@@ -32,8 +32,10 @@ _NEXT_RE = re.compile(r'name="next" value="([^"]*)"')
 def make_app(clock: FixedClock, store: Any = None, **options: Any) -> Starlette:
     """The demo app with a test store, the fixed clock and a test key. The "Trust this
     device?" step is off unless a test turns it on (tests/e2e/test_devices.py does), so the
-    other tests land on `next` straight after a code."""
+    other tests land on `next` straight after a code; passkeys (on in the demo at localhost)
+    are off unless a test turns them on."""
     options.setdefault("trust_duration", 0)
+    options.setdefault("webauthn_enabled", False)  # tests/e2e/test_passkeys.py turns them on
     options.setdefault("recovery_code_count", 0)  # tests/e2e/test_recovery.py turns them on
     return create_app(
         store=MemoryStore() if store is None else store,

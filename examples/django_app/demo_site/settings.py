@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import ipaddress
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mfa_middleware.senders import ConsoleSender, Sender
 from mfa_middleware.senders.smtp import SMTPSender
@@ -112,13 +115,27 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 # default with "mfa_middleware.django" in INSTALLED_APPS; `manage.py migrate` makes its table),
 # or in Redis when REDIS_URL is set. The demo is served over plain HTTP, so its cookies are not
 # Secure; production keeps the default (Secure, __Host- prefix).
+PUBLIC_URL = os.environ.get(
+    "MFA_DEMO_PUBLIC_URL", f"http://localhost:{os.environ.get('PORT', '8001')}"
+)
+
+
+def passkeys_possible(public_url: str) -> bool:
+    """Passkeys need a domain name (localhost in development), never an IP address, and
+    py_webauthn installed (the dev extra has it)."""
+    try:
+        ipaddress.ip_address(urlsplit(public_url).hostname or "")
+    except ValueError:
+        return importlib.util.find_spec("webauthn") is not None
+    return False
+
+
 MFA_MIDDLEWARE = {
     "app_name": "Django demo",
     "cookie_secure": False,
     # links in emails point here: the port `manage.py rundemo` serves on
-    "public_url": os.environ.get(
-        "MFA_DEMO_PUBLIC_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8001')}"
-    ),
+    "public_url": PUBLIC_URL,
+    "webauthn_enabled": passkeys_possible(PUBLIC_URL),  # browsers refuse them on an IP address
     "email_sender": demo_email_sender(),
     "sms_sender": ConsoleSender("sms"),  # text messages are printed to the terminal
     "email_codes": True,  # every method on show; off by default (not NIST-conformant)

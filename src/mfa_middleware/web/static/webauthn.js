@@ -2,7 +2,8 @@
 // pages keep their strict Content-Security-Policy: no inline script, no eval).
 //
 // A form marked data-webauthn="create" (adding a passkey) or "get" (signing in) carries the
-// server's options as JSON in data-options. On submit the browser's WebAuthn call runs, its
+// server's options as JSON in data-options. The page shows "Passkeys need JavaScript" until
+// this script hides it. On submit the browser's WebAuthn call runs, its
 // answer goes into the form's hidden "credential" field as JSON, and the form is posted. Every
 // message is in the page (translated there); this script only shows or hides them.
 (function () {
@@ -81,6 +82,7 @@
 
   function prepare(form) {
     var button = form.querySelector("button[type=submit]");
+    show(form, "");
     if (!window.PublicKeyCredential || !navigator.credentials) {
       show(form, "unsupported");
       if (button) button.disabled = true;

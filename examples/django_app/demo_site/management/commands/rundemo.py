@@ -19,7 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", verbosity=0, interactive=False)
         self.stdout.write(
-            "Django demo on http://127.0.0.1:{} (users: alice / alice-password, "
+            "Django demo on http://localhost:{} (users: alice / alice-password, "
             "bob / bob-password)".format(options["port"])
         )
         call_command("runserver", f"127.0.0.1:{options['port']}", use_reloader=False)
