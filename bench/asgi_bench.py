@@ -11,6 +11,10 @@ Variants (one request each, replayed; see bench/README.md):
            SQLite's own mapping instead of read with pread (the default)
   c_pragma (c) with SQLiteStore(change_signal="pragma"): PRAGMA data_version on every request
   c_norule (c) with no access rules configured
+  c_fresh  (c) with one step-up rule (two_factor, max_age 1h) on the requested path instead of
+           the token rule: the session, verified at the start, is fresh enough
+  c_fresh_off (c_fresh) with the step-up rule on another path: the cost of a max_age rule on
+           its own path, compared side by side
   d        (b) + ours entering through a trusted-device cookie: the first request of each
            login session on a trusted browser (its own SQLite store)
   b_tok    (b) with an API bearer token instead of a session
@@ -54,6 +58,8 @@ LABELS = {
     "c_map": "(c) same, SQLite, change_signal='mapping'",
     "c_pragma": "(c) same, SQLite, change_signal='pragma'",
     "c_norule": "(c) same, SQLite, no access rules",
+    "c_fresh": "(c) same, a max_age rule on this path",
+    "c_fresh_off": "(c) same, a max_age rule on another path",
     "d": "(d) (b) + ours, trusted-device cookie",
     "b_tok": "(b) API bearer token",
     "e": "(e) (b) + ours, API token exempt by rule",
@@ -72,12 +78,17 @@ class Prepared:
     entered: str = ""  # "device": must answer by minting a verified MFA session cookie
 
 
-def ours_config(store: Store, *, rules: bool = True) -> MFAConfig:
+def ours_config(store: Store, *, rules: bool = True, fresh_on: str | None = None) -> MFAConfig:
+    """`fresh_on`: instead of the token rule, one step-up rule (a factor at most an hour old)
+    on that path."""
+    chosen: list[dict[str, Any]] = [apps.TOKEN_BYPASS_RULE] if rules else []
+    if fresh_on is not None:
+        chosen = [{"action": "two_factor", "paths": [fresh_on], "max_age": "1h"}]
     return MFAConfig(
         secret_keys=[MFA_SECRET],
         store=store,
         cookie_secure=False,  # the in-process requests are plain http
-        rules=[apps.TOKEN_BYPASS_RULE] if rules else [],
+        rules=chosen,
     )
 
 
@@ -113,6 +124,16 @@ async def prepare(workdir: Path) -> tuple[dict[str, Prepared], dict[str, Any]]:
         for name, app in signals.items()
     }
     headers_norule, _ = await apps.verified_session(ours_norule, "alice")
+    fresh = {
+        name: apps.bench_app(
+            "ours", ours_config(SQLiteStore(workdir / f"mfa-{name}.sqlite3"), fresh_on=path)
+        )
+        for name, path in (("c_fresh", "/"), ("c_fresh_off", "/elsewhere"))
+    }
+    fresh_scopes = {
+        name: apps.http_scope((await apps.verified_session(app, "alice"))[0])
+        for name, app in fresh.items()
+    }
     Admin(apps.mfa_layer(ours).runtime, "bench").exempt("carol", browser=True)
     headers_carol = await apps.session_of(ours, "carol")
     token = apps.token_headers()
@@ -125,6 +146,7 @@ async def prepare(workdir: Path) -> tuple[dict[str, Prepared], dict[str, Any]]:
         "c_mem": Prepared(ours_mem, apps.http_scope(headers_mem)),
         **{name: Prepared(app, signal_scopes[name]) for name, app in signals.items()},
         "c_norule": Prepared(ours_norule, apps.http_scope(headers_norule)),
+        **{name: Prepared(app, fresh_scopes[name]) for name, app in fresh.items()},
         "d": await trusted_device_variant(workdir),
         "b_tok": Prepared(apps.bench_app("session_auth"), apps.http_scope(token)),
         "e": Prepared(ours, apps.http_scope(token)),
@@ -331,6 +353,13 @@ def build_report(
         "c_map_vs_session": paired_ratio(timed["c_map"], timed["b"], timed["s"], timed["a"]),
         "c_pragma_vs_session": paired_ratio(timed["c_pragma"], timed["b"], timed["s"], timed["a"]),
         "c_norule_vs_session": paired_ratio(timed["c_norule"], timed["b"], timed["s"], timed["a"]),
+        "c_fresh_vs_session": paired_ratio(timed["c_fresh"], timed["b"], timed["s"], timed["a"]),
+        "c_fresh_off_vs_session": paired_ratio(
+            timed["c_fresh_off"], timed["b"], timed["s"], timed["a"]
+        ),
+        "c_fresh_vs_off": paired_ratio(
+            timed["c_fresh"], timed["b"], timed["c_fresh_off"], timed["b"]
+        ),
         "d_vs_session": paired_ratio(timed["d"], timed["b"], timed["s"], timed["a"]),
         "e_vs_session": paired_ratio(timed["e"], timed["b_tok"], timed["s"], timed["a"]),
         "e_flag_vs_session": paired_ratio(timed["e_flag"], timed["b"], timed["s"], timed["a"]),
@@ -341,6 +370,8 @@ def build_report(
         "c_map": "b",
         "c_pragma": "b",
         "c_norule": "b",
+        "c_fresh": "b",
+        "c_fresh_off": "b",
         "d": "b",
         "e": "b_tok",
         "e_flag": "b",
@@ -352,6 +383,8 @@ def build_report(
         "c_map": "c_map_vs_session",
         "c_pragma": "c_pragma_vs_session",
         "c_norule": "c_norule_vs_session",
+        "c_fresh": "c_fresh_vs_session",
+        "c_fresh_off": "c_fresh_off_vs_session",
         "e": "e_vs_session",
         "e_flag": "e_flag_vs_session",
     }
@@ -377,7 +410,19 @@ def build_report(
         )
         data[name] = entry
     c_ratio = ratios["c_vs_session"]["ratio"]
+    fresh_ratio = ratios["c_fresh_vs_off"]["ratio"]
     targets = [
+        target(
+            "asgi.step_up",
+            "ASGI: a verified request on a path with a max_age rule, (c_fresh - b) / (c_fresh_off"
+            " - b): the rule on another path",
+            "<= 1.05",
+            fresh_ratio,
+            None if fresh_ratio is None else fresh_ratio <= 1.05,
+            f"with the rule {timed['c_fresh'].median - b:.1f} us, without"
+            f" {timed['c_fresh_off'].median - b:.1f} us; no rule at all (c_norule)"
+            f" {timed['c_norule'].median - b:.1f} us",
+        ),
         target(
             "asgi.c",
             "ASGI: ours' added cost on a verified session (c - b) / SessionMiddleware's (s - a)",

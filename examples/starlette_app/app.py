@@ -36,7 +36,7 @@ from examples.starlette_app.pages import (
     take_notice,
 )
 from examples.starlette_app.users import USERS, authenticate, user_for_token
-from mfa_middleware import MFAConfig, MFAMiddleware, Principal, SQLiteStore
+from mfa_middleware import MFAConfig, MFAMiddleware, MFAState, Principal, SQLiteStore
 from mfa_middleware.senders import ConsoleSender, Sender
 from mfa_middleware.senders.smtp import SMTPSender
 
@@ -113,14 +113,46 @@ async def account(request: Request) -> Response:
         f" ({html.escape(user.email)}).</p>"
         '<p><a href="/_mfa/settings">Two-step verification settings</a>: how you get codes,'
         " recovery codes, your devices.</p>"
+        f"<p>{how_verified(request.scope.get('mfa'))}</p>"
         f"{logout_form(request)}",
     )
+
+
+def how_verified(state: MFAState | None) -> str:
+    """What the app knows of the second factor (`scope["mfa"]`), in words."""
+    if state is None or not state.verified:
+        return "No second step in this session."
+    how = {"device": "a trusted device", "totp": "an authenticator app code"}.get(
+        state.method, state.method.replace("webauthn", "a passkey").replace(".synced", "")
+    )
+    return f"Second step: {html.escape(how)}, {int(state.age or 0)} seconds ago."
 
 
 async def api_profile(request: Request) -> Response:
     if not request.user.is_authenticated:
         return JSONResponse({"error": "login_required"}, 401)
     return JSONResponse({"username": request.user.display_name})
+
+
+async def api_mfa(request: Request) -> Response:
+    """What the app knows of the second factor (`scope["mfa"]`), as JSON."""
+    if not request.user.is_authenticated:
+        return JSONResponse({"error": "login_required"}, 401)
+    state = request.scope.get("mfa")
+    return JSONResponse(state.to_dict() if isinstance(state, MFAState) else None)
+
+
+async def billing(request: Request) -> Response:
+    """A sensitive page: its rule asks for a factor from the last 5 minutes, not a trusted
+    device's (see STEP_UP_RULE), so even a trusted browser confirms it's the user here."""
+    if not request.user.is_authenticated:
+        return RedirectResponse("/login?next=/billing", 303)
+    return page(
+        request,
+        "Billing",
+        "<p>Payment details would be here: this page needs a second step from the last five"
+        f" minutes.</p><p>{how_verified(request.scope.get('mfa'))}</p>",
+    )
 
 
 async def health(request: Request) -> Response:
@@ -230,6 +262,9 @@ def demo_email_sender() -> Sender:
     return ConsoleSender("email")
 
 
+STEP_UP_RULE = {"action": "two_factor", "paths": ["/billing"], "max_age": "5m", "device_ok": False}
+
+
 def is_staff(principal: Principal) -> bool:
     """Who may use the 2FA admin pages (/_mfa/admin): the demo's staff (alice)."""
     return "staff" in principal.groups
@@ -254,7 +289,10 @@ def mfa_options(**overrides: Any) -> dict[str, Any]:
         # The demo is served over plain HTTP on 127.0.0.1; production keeps the default True.
         "cookie_secure": False,
         # Health checks and public pages need no second factor; everything else does.
-        "rules": [{"action": "bypass", "paths": ["/health", "/public/**", *STATIC_FILES]}],
+        "rules": [
+            {"action": "bypass", "paths": ["/health", "/public/**", *STATIC_FILES]},
+            STEP_UP_RULE,
+        ],
         "is_admin": is_staff,
     }
     # Codes by SMS and email are printed to this terminal in the demo; production passes a
@@ -293,6 +331,8 @@ def create_app(**mfa_overrides: Any) -> Starlette:
             Route("/", home),
             Route("/account", account),
             Route("/api/profile", api_profile),
+            Route("/api/mfa", api_mfa),
+            Route("/billing", billing),
             Route("/health", health),
             Route("/public/{rest:path}", public),
             Route("/admin", admin),

@@ -5,6 +5,7 @@ app.add_middleware(MFAMiddleware, config=MFAConfig(secret_keys=[...], store=SQLi
 
 from mfa_middleware.asgi import MFAMiddleware
 from mfa_middleware.config import MFAConfig
+from mfa_middleware.core.mfa_state import MFAState
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.errors import ConfigError, DeliveryFailed, MFAError, StoreError
 from mfa_middleware.stores import MemoryStore, SQLiteStore, Store
@@ -15,6 +16,7 @@ __all__ = [
     "MFAConfig",
     "MFAError",
     "MFAMiddleware",
+    "MFAState",
     "MemoryStore",
     "Principal",
     "SQLiteStore",

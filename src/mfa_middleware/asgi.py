@@ -238,7 +238,9 @@ class MFAMiddleware:
         if kind == "http" and incoming.method == "POST" and entry.is_page(incoming.path):
             incoming.body = await read_body(receive, self.runtime.config.pages.max_form_bytes)
         outcome = entry.handle(incoming)
-        if outcome is PASS:  # the common case: a verified session, an anonymous request
+        if outcome.__class__ is Pass and outcome.plain:
+            # the common case: a verified session, an anonymous request
+            scope["mfa"] = outcome.mfa
             await self.app(scope, receive, send)
             if marker is not None and _marker_in(session) != marker:
                 await self._after(incoming, PASS, scope)
@@ -260,6 +262,7 @@ class MFAMiddleware:
             return
         if outcome.cookies:
             send = _adding_cookies(send, outcome.cookies)
+        scope["mfa"] = outcome.mfa
         await self.app(scope, receive, send)
         if incoming.writable:
             await self._after(incoming, outcome, scope)

@@ -357,6 +357,17 @@ class Recovery:
         )
 
 
+def _rule_durations(index: int, rule: Rule | Mapping[str, Any]) -> Rule | Mapping[str, Any]:
+    """A rule's `max_age` in seconds ("5m", a timedelta or a number, as every duration)."""
+    if isinstance(rule, Rule):
+        return rule
+    if not isinstance(rule, Mapping):
+        raise ConfigError(f"rules[{index}]", f"{rule!r} is not a rule", "a dict or a Rule")
+    if rule.get("max_age") is None:
+        return rule
+    return {**rule, "max_age": seconds(f"rules[{index}].max_age", rule["max_age"])}
+
+
 @dataclass(frozen=True, slots=True)
 class Access:
     """Who passes where: the access rules (with the proxies trusted to say who the client
@@ -387,6 +398,9 @@ class Access:
                 raise ConfigError(
                     "trusted_proxies", f"{proxy!r} is not a network", "e.g. '10.0.0.0/8'"
                 ) from exc
+        if isinstance(rules, str | Mapping):
+            raise ConfigError("rules", "must be a list of rules")
+        rules = [_rule_durations(i, r) for i, r in enumerate(rules)]
         try:
             rule_set = RuleSet.build(rules, default_action, trusted_proxies, forwarded_header)
         except ValueError as exc:

@@ -51,9 +51,9 @@ class Runtime:
         self.translate = pages.translations.gettext if pages.translations else untranslated
         self.plural = pages.translations.ngettext if pages.translations else untranslated_plural
         # the memo of verified requests (web.memo): bounded, about 100,000 sessions at most
-        self.verified_memo: Bounded[tuple[str, str | None, str], tuple[int, float]] = Bounded(
+        self.verified_memo: Bounded[tuple[str, str | None, str], tuple[int, float, Any]] = Bounded(
             MEMO_LIMIT
-        )
+        )  # key -> (store generation, valid until, the gate's web.outcomes.Pass)
         codes = config.codes
         self.delivery = Delivery(sms=codes.sms_sender, email=codes.email_sender)
         # channels offered as a second factor (an email sender alone only sends notices)

@@ -138,6 +138,7 @@ class MFAMiddleware:
             return self._respond(environ, start_response, outcome.response, ended)
         if outcome.cookies:
             start_response = _adding_cookies(start_response, outcome.cookies)
+        environ["mfa"] = outcome.mfa
         return self.app(environ, start_response)
 
     def _respond(

@@ -288,3 +288,20 @@ async def test_the_script_is_served_only_when_passkeys_are_on(clock: FixedClock)
         assert r.headers["location"].endswith("/_mfa/enroll")
         chooser = await c.get("/_mfa/enroll", headers=HTML)
         assert "Passkey" not in text_of(chooser)
+
+
+async def test_a_passkey_steps_up_a_stale_session(clock: FixedClock) -> None:
+    """The demo's /billing asks for a factor from the last 5 minutes (issue 18)."""
+    async with passkey_client(app_with_passkeys(clock, MemoryStore())) as c:
+        await login(c)
+        key = SoftAuthenticator()
+        assert (await add_passkey(c, key)).status_code == 303
+        clock.advance(301)
+        r = await c.get("/billing", headers=HTML)
+        assert r.status_code == 303
+        page = await c.get(r.headers["location"], headers=HTML)
+        posted = key.assertion(options_of(page)["challenge"], ORIGIN, "localhost")
+        done = await answer(c, page, posted, reauth="1", stepup="1", next="/billing")
+        assert done.status_code == 303
+        assert done.headers["location"] == "/billing"
+        assert (await c.get("/billing", headers=HTML)).status_code == 200

@@ -17,9 +17,11 @@ from starlette.applications import Starlette
 from mfa_middleware import MemoryStore, MFAConfig, MFAMiddleware
 from mfa_middleware.admin import Admin
 from mfa_middleware.core.effects import Key
+from mfa_middleware.core.mfa_state import MFAState
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import GateResult
-from mfa_middleware.web.memo import remember, replay
+from mfa_middleware.web.memo import Replay, remember, replay
+from mfa_middleware.web.outcomes import Pass
 from tests.e2e.helpers import (
     HTML,
     SECRET_KEY,
@@ -305,9 +307,15 @@ async def test_activity_keeps_a_short_idle_timeout_alive(clock: FixedClock) -> N
 # --- the memo itself --------------------------------------------------------------------------
 
 
+def hits(ticket: Replay | Pass) -> bool:
+    """A memo hit: the gate's `Pass` itself (final), or a `Replay` holding it."""
+    return isinstance(ticket, Pass) or ticket.passed is not None
+
+
 def test_replay_hits_only_the_same_request_while_nothing_changed(clock: FixedClock) -> None:
     store = MemoryStore()
     rt = Runtime(MFAConfig(secret_keys=[SECRET_KEY], store=store, clock=clock))
+    passed = Pass(mfa=MFAState(True, "verified"))
 
     def cookies(token: str) -> str:  # a Cookie header holding our cookie
         return f"other=1; {rt.cookie_name}={token}"
@@ -315,49 +323,78 @@ def test_replay_hits_only_the_same_request_while_nothing_changed(clock: FixedClo
     assert not rt.config.access.rules.may_deny
 
     def remembered(until: float) -> None:
-        ticket = replay(rt, cookies("token"), "marker", "alice")
-        assert not ticket.hit
-        remember(rt, ticket, GateResult(None, replay_until=until))
+        ticket = replay(rt, cookies("token"), "marker", "alice", "/", "GET")
+        assert isinstance(ticket, Replay)
+        assert not hits(ticket)
+        remember(rt, ticket, GateResult(None, replay_until=until), passed)
 
-    ticket = replay(rt, cookies("token"), "marker", "alice")
-    assert not ticket.hit
-    assert not ticket.final
-    remember(rt, ticket, GateResult(None))  # an answer without a deadline is not kept
+    ticket = replay(rt, cookies("token"), "marker", "alice", "/", "GET")
+    assert isinstance(ticket, Replay)
+    assert not hits(ticket)
+    remember(rt, ticket, GateResult(None), passed)  # an answer without a deadline is not kept
     assert len(rt.verified_memo) == 0
-    assert not replay(rt, cookies("token"), "marker", "alice").hit
+    assert not hits(replay(rt, cookies("token"), "marker", "alice", "/", "GET"))
 
     until = clock() + 100
     remembered(until)
-    hit = replay(rt, cookies("token"), "marker", "alice")
-    assert hit.hit
-    assert hit.final  # no rule can deny: the hit decides alone
-    assert not replay(rt, cookies("token"), "other-marker", "alice").hit
-    assert not replay(rt, cookies("token"), None, "alice").hit
-    assert not replay(rt, cookies("token"), "marker", "bob").hit
-    assert not replay(rt, cookies("other-token"), "marker", "alice").hit
+    hit = replay(rt, cookies("token"), "marker", "alice", "/", "GET")
+    assert hit is passed  # no rule can deny: the hit decides alone, with the session's state
+    assert not hits(replay(rt, cookies("token"), "other-marker", "alice", "/", "GET"))
+    assert not hits(replay(rt, cookies("token"), None, "alice", "/", "GET"))
+    assert not hits(replay(rt, cookies("token"), "marker", "bob", "/", "GET"))
+    assert not hits(replay(rt, cookies("other-token"), "marker", "alice", "/", "GET"))
     for empty in ("", "other=1", cookies("")):  # no cookie of ours, or an empty one
-        miss = replay(rt, empty, "marker", "alice")
-        assert not miss.hit
+        miss = replay(rt, empty, "marker", "alice", "/", "GET")
+        assert isinstance(miss, Replay)
+        assert not hits(miss)
         assert miss.key is None
 
     store.put(Key("anything", "_", "x"), {"v": 1})  # any write changes the generation
-    assert not replay(rt, cookies("token"), "marker", "alice").hit
+    assert not hits(replay(rt, cookies("token"), "marker", "alice", "/", "GET"))
 
     remembered(until)
-    assert replay(rt, cookies("token"), "marker", "alice").hit
+    assert hits(replay(rt, cookies("token"), "marker", "alice", "/", "GET"))
     clock.set(until - 1)
-    assert replay(rt, cookies("token"), "marker", "alice").hit
+    assert hits(replay(rt, cookies("token"), "marker", "alice", "/", "GET"))
     clock.set(until)
-    assert not replay(rt, cookies("token"), "marker", "alice").hit
+    assert not hits(replay(rt, cookies("token"), "marker", "alice", "/", "GET"))
 
 
-def test_replay_hit_is_not_final_when_a_rule_may_deny(clock: FixedClock) -> None:
-    rules = [{"action": "deny", "paths": ["/admin/**"]}]
-    rt = Runtime(MFAConfig(secret_keys=[SECRET_KEY], store=MemoryStore(), clock=clock, rules=rules))
-    assert rt.config.access.rules.may_deny
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"action": "deny", "paths": ["/admin/**"]},
+        {"action": "two_factor", "paths": ["/billing/**"], "max_age": "5m"},
+    ],
+)
+def test_replay_hit_is_not_final_when_a_rule_may_deny_or_step_up(
+    clock: FixedClock, rule: dict[str, Any]
+) -> None:
+    rt = Runtime(
+        MFAConfig(secret_keys=[SECRET_KEY], store=MemoryStore(), clock=clock, rules=[rule])
+    )
+    rules = rt.config.access.rules
+    assert rules.may_deny or rules.may_step_up
     cookies = f"{rt.cookie_name}=token"
-    ticket = replay(rt, cookies, None, "alice")
-    remember(rt, ticket, GateResult(None, replay_until=clock() + 100))
-    hit = replay(rt, cookies, None, "alice")
-    assert hit.hit
-    assert not hit.final  # the adapter must still evaluate the rules (`access`)
+    ticket = replay(rt, cookies, None, "alice", "/", "GET")
+    assert isinstance(ticket, Replay)
+    passed = Pass(mfa=MFAState(True, "verified"))
+    remember(rt, ticket, GateResult(None, replay_until=clock() + 100), passed)
+    assert replay(rt, cookies, None, "alice", "/", "GET") is passed  # path settles it: no rule
+    ruled = "/admin/x" if rule["action"] == "deny" else "/billing/x"
+    hit = replay(rt, cookies, None, "alice", ruled, "GET")
+    assert isinstance(hit, Replay)  # a deny, or a rule asking more: the gate must run
+    assert hit.passed is passed
+
+
+def test_a_rule_that_looks_at_the_user_is_left_to_the_gate(clock: FixedClock) -> None:
+    rules = [{"action": "deny", "groups": ["contractors"]}]
+    rt = Runtime(MFAConfig(secret_keys=[SECRET_KEY], store=MemoryStore(), clock=clock, rules=rules))
+    cookies = f"{rt.cookie_name}=token"
+    ticket = replay(rt, cookies, None, "alice", "/", "GET")
+    assert isinstance(ticket, Replay)
+    passed = Pass(mfa=MFAState(True, "verified"))
+    remember(rt, ticket, GateResult(None, replay_until=clock() + 100), passed)
+    hit = replay(rt, cookies, None, "alice", "/", "GET")
+    assert isinstance(hit, Replay)  # only the principal can tell: `access` asks
+    assert hit.passed is passed

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, jsonify, redirect, request, session
 
 from mfa_middleware import MFAConfig, Principal
+from mfa_middleware.flask import mfa_required
 from mfa_middleware.wsgi import Environ, MFAMiddleware
 
 USERS = {"alice": "alice-password", "bob": "bob-password"}
@@ -39,6 +40,12 @@ def create_app(**mfa_options: Any) -> Flask:
         if "user" not in session:
             return redirect("/login", 303)
         return f"<p>Hello {session['user']}</p>"
+
+    @app.get("/billing")
+    @mfa_required(max_age="5m")
+    def billing() -> Any:
+        """Sensitive: a second factor from the last five minutes; reads `environ["mfa"]`."""
+        return jsonify(mfa=request.environ["mfa"].to_dict())
 
     @app.get("/api/profile")
     def profile() -> Any:

@@ -137,3 +137,26 @@ def test_links_carry_the_script_name(client: FlaskClient) -> None:
     login(client)
     gated = client.get("/", headers={"accept": "text/html"}, base_url="http://localhost/app/")
     assert gated.headers["location"].startswith("/app/_mfa/enroll")
+
+
+def test_mfa_required_steps_up_a_stale_session(client: FlaskClient, clock: FixedClock) -> None:
+    """`@mfa_required(max_age="5m")` on a Flask view (issue 18), and `environ["mfa"]`."""
+    login(client)
+    totp = enroll(client, clock)
+    fresh = client.get("/billing", headers={"accept": "application/json"})
+    assert fresh.status_code == 200
+    assert fresh.get_json()["mfa"]["amr"] == ["otp"]
+    clock.advance(301)
+    stale = client.get("/billing", headers={"accept": "application/json"})
+    assert stale.status_code == 401
+    assert "max_age=300" in stale.headers["www-authenticate"]
+    browser = client.get("/billing", headers={"accept": "text/html"})
+    assert browser.status_code == 303
+    location = browser.headers["location"]
+    assert location.startswith("/_mfa/challenge?reauth=1&stepup=1")
+    page = client.get(location).get_data(as_text=True)
+    data = {"csrf": csrf(page), "code": totp.at(clock()), "reauth": "1", "next": "/billing"}
+    done = client.post("/_mfa/challenge", data=data)
+    assert done.status_code == 303
+    assert done.headers["location"] == "/billing"
+    assert client.get("/billing", headers={"accept": "application/json"}).status_code == 200

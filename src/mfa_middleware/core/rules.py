@@ -5,7 +5,9 @@ GET is listed), users (the stable user id, or a login name the app vouches for:
 `Principal.login_name`, never a display name a user picks), groups, principal attributes
 (including `auth_method`), client networks. Its action is `bypass` (no 2FA on this request, and
 no store access, so it keeps working while the store is down), `two_factor` (2FA required here
-even in optional mode) or `deny` (403).
+even in optional mode) or `deny` (403). A `two_factor` rule may also ask for a fresh factor:
+`max_age` (seconds since the last one) and `device_ok` (False: a session a trusted device let
+in must pass a real factor here); a session that does not meet them is stepped up.
 
 A client whose address is unknown (see `core.addresses`) never satisfies the network condition
 of a `bypass` rule and always satisfies that of a `deny` or `two_factor` rule: doubt tightens.
@@ -82,8 +84,11 @@ class Rule:
     groups: Sequence[str] = ()
     attributes: Mapping[str, Any] = field(default_factory=dict)
     networks: Sequence[str] = ()
+    max_age: float | None = None  # two_factor: the last factor at most this many seconds ago
+    device_ok: bool = True  # two_factor: False refuses a session a trusted device let in
     _path_res: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
     _nets: tuple[Network, ...] = field(init=False, repr=False, compare=False)
+    asks_who: bool = field(init=False, repr=False, compare=False)  # the user or the client
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -91,6 +96,14 @@ class Rule:
         for name in ("paths", "methods", "users", "groups", "networks"):
             if isinstance(getattr(self, name), str):
                 raise ValueError(f"rule {name} must be a list, not a single string")
+        if self.action != "two_factor" and (self.max_age is not None or not self.device_ok):
+            raise ValueError("max_age and device_ok belong to a two_factor rule")
+        if self.max_age is not None and not (
+            isinstance(self.max_age, int | float) and 0 < self.max_age < float("inf")
+        ):
+            raise ValueError(f"rule max_age {self.max_age!r}: a duration longer than zero")
+        if not isinstance(self.device_ok, bool):
+            raise ValueError("rule device_ok must be True or False")
         object.__setattr__(self, "_path_res", tuple(_glob_regex(p) for p in self.paths))
         object.__setattr__(
             self, "_nets", tuple(ipaddress.ip_network(n, strict=False) for n in self.networks)
@@ -99,14 +112,26 @@ class Rule:
         if "GET" in methods and "HEAD" not in methods:
             methods += ("HEAD",)  # a HEAD runs the GET handler: it must meet the same rule
         object.__setattr__(self, "methods", methods)
+        who = self.users or self.groups or self.attributes or self.networks
+        object.__setattr__(self, "asks_who", bool(who))
+
+    @property
+    def wants_fresh(self) -> bool:
+        """A fresh factor is asked here (`max_age`, or no trusted device)."""
+        return self.max_age is not None or not self.device_ok
 
     def _path_matches(self, raw: str, canonical: str) -> bool:
-        if not self._path_res:
+        patterns = self._path_res
+        if not patterns:
             return True
         if self.action == "bypass":
-            unambiguous = raw == canonical and ";" not in raw
-            return unambiguous and any(r.match(canonical) for r in self._path_res)
-        return any(r.match(p) for r in self._path_res for p in (raw, canonical))
+            if raw != canonical or ";" in raw:
+                return False
+            return any(p.match(canonical) for p in patterns)
+        for pattern in patterns:  # plain loops: this runs on verified requests (web.memo)
+            if pattern.match(raw) or (canonical != raw and pattern.match(canonical)):
+                return True
+        return False
 
     def matches(
         self,
@@ -141,6 +166,13 @@ class Rule:
         return self._path_matches(raw_path, canonical)
 
 
+class Unknown:
+    """The rule depends on who asks (see `RuleSet.rule_by_path`)."""
+
+
+UNKNOWN = Unknown()
+
+
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[Rule, ...] = ()
@@ -148,6 +180,8 @@ class RuleSet:
     clients: ClientAddresses = field(default_factory=ClientAddresses)
     uses_networks: bool = False
     may_deny: bool = False  # whether a rule (or the default action) can deny a request
+    may_step_up: bool = False  # whether a rule asks for a fresh factor
+    default_rule: Rule | None = None
 
     @classmethod
     def build(
@@ -166,22 +200,44 @@ class RuleSet:
             ClientAddresses(trusted_proxies, forwarded_header),
             uses_networks=any(rule.networks for rule in built),
             may_deny=default_action == "deny" or any(rule.action == "deny" for rule in built),
+            may_step_up=any(rule.wants_fresh for rule in built),
+            default_rule=None if default_action is None else Rule(default_action),
         )
 
     @property
     def uses_groups(self) -> bool:
         return any(rule.groups for rule in self.rules)
 
-    def action_for(
+    def rule_for(
         self, path: str, method: str, principal: Principal, client: Address | None = None
-    ) -> str | None:
-        """The action of the first matching rule, the default action, or None (follow the
-        mode). `client`: the resolved client address (None: unknown), read only by rules
-        with networks."""
+    ) -> Rule | None:
+        """The first matching rule, the default action's, or None (follow the mode).
+        `client`: the resolved client address (None: unknown), read only by rules with
+        networks."""
         if not self.rules:
-            return self.default_action
+            return self.default_rule
         canonical = normalise_path(path)
         for rule in self.rules:
             if rule.matches(path, canonical, method, principal, client):
-                return rule.action
-        return self.default_action
+                return rule
+        return self.default_rule
+
+    def rule_by_path(self, path: str, method: str) -> Rule | Unknown | None:
+        """`rule_for` without the caller, where path and method settle it: `UNKNOWN` when a
+        rule that looks at the user or the client matches this path and method (only
+        `rule_for` can tell), else the rule."""
+        canonical = normalise_path(path)
+        for rule in self.rules:
+            if rule.methods and method not in rule.methods:
+                continue
+            if not rule._path_matches(path, canonical):
+                continue
+            return UNKNOWN if rule.asks_who else rule
+        return self.default_rule
+
+    def action_for(
+        self, path: str, method: str, principal: Principal, client: Address | None = None
+    ) -> str | None:
+        """The action `rule_for` names (None: follow the mode)."""
+        rule = self.rule_for(path, method, principal, client)
+        return None if rule is None else rule.action

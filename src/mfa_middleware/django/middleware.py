@@ -28,7 +28,7 @@ from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.entry import Entry, Incoming
 from mfa_middleware.web.messages import misconfigured
-from mfa_middleware.web.outcomes import PASS, Answer, Outcome, Work
+from mfa_middleware.web.outcomes import Answer, Outcome, Pass, Work
 
 ENDED_BY_US: weakref.WeakSet[HttpRequest] = weakref.WeakSet()
 """Requests whose app session our middleware ended (the MFA session is over already)."""
@@ -196,6 +196,7 @@ def _finish(
         yield LOG_OUT
     if isinstance(outcome, Answer):
         return to_django(outcome.response, head=ask.method == "HEAD")
+    vars(request)["mfa"] = outcome.mfa  # request.mfa: see core.mfa_state
     response = yield VIEW
     _set_cookies(response, outcome.cookies)
     return response
@@ -219,7 +220,8 @@ class MFAMiddleware:
             return misconfigured_response(request, rt)
         ask = incoming(request, request.user)
         outcome = _enter(request, _entry(rt), ask)
-        if outcome is PASS:  # the common case
+        if outcome.__class__ is Pass and outcome.plain:  # the common case
+            vars(request)["mfa"] = outcome.mfa  # request.mfa: see core.mfa_state
             return self.get_response(request)
         steps = _finish(request, ask, outcome)
         try:
@@ -251,7 +253,8 @@ class MFAMiddleware:
             groups = frozenset(names)
         ask = incoming(request, user, groups)
         outcome = _enter(request, _entry(rt), ask)
-        if outcome is PASS:  # the common case
+        if outcome.__class__ is Pass and outcome.plain:  # the common case
+            vars(request)["mfa"] = outcome.mfa  # request.mfa: see core.mfa_state
             return await self._view(request)
         steps = _finish(request, ask, outcome)
         try:

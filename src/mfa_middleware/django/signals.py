@@ -28,6 +28,8 @@ mfa_verified = Signal()
 mfa_verify_failed = Signal()
 mfa_totp_replay = Signal()
 mfa_webauthn_counter_regressed = Signal()
+mfa_webauthn_registration_failed = Signal()
+mfa_step_up_required = Signal()
 mfa_locked_out = Signal()
 mfa_enrolled = Signal()
 mfa_enroll_code_issued = Signal()
@@ -58,6 +60,8 @@ SIGNALS: dict[str, Signal] = {
     "verify_failed": mfa_verify_failed,
     "totp_replay": mfa_totp_replay,
     "webauthn_counter_regressed": mfa_webauthn_counter_regressed,
+    "webauthn_registration_failed": mfa_webauthn_registration_failed,
+    "step_up_required": mfa_step_up_required,
     "locked_out": mfa_locked_out,
     "enrolled": mfa_enrolled,
     "enroll_code_issued": mfa_enroll_code_issued,

@@ -30,10 +30,23 @@ def chosen(page: Page) -> str:
     return offered[0] if offered else "totp"
 
 
+def _stepup(page: Page) -> str:
+    """Why a page of the app sent a verified user here ("1"; "post": a form was refused),
+    or "" (signing in, or a sensitive change of our own)."""
+    asked = page.form.get("stepup") or page.facts.query_param("stepup") or ""
+    return asked if page.reauth and asked in ("1", "post") else ""
+
+
 def _challenge_page(page: Page, kind: str, status: int = 200, **context: Any) -> Reply:
     others = len(authenticators.kinds(page.user)) > 1
     return page.render(
-        "challenge.html", status, reauth=page.reauth, method=kind, others=others, **context
+        "challenge.html",
+        status,
+        reauth=page.reauth,
+        stepup=_stepup(page),
+        method=kind,
+        others=others,
+        **context,
     )
 
 

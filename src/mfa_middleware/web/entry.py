@@ -22,7 +22,9 @@ from typing import Any
 
 from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.http import RequestFacts
+from mfa_middleware.core.mfa_state import BYPASS_STATE
 from mfa_middleware.core.principal import Principal
+from mfa_middleware.core.rules import Rule
 from mfa_middleware.errors import SetupError, StoreError
 from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
@@ -103,19 +105,21 @@ class Entry:
             if user_id is None:
                 return PASS
             rt = self.rt
-            ticket = memo.replay(rt, incoming.cookies, incoming.marker, user_id)
-            if ticket.final:  # a verified session seen before: nothing else to build or check
-                return PASS
+            ticket = memo.replay(
+                rt, incoming.cookies, incoming.marker, user_id, incoming.path, incoming.method
+            )
+            if isinstance(ticket, Pass):  # a verified session seen before: nothing else to do
+                return ticket
             if principal is None:
                 principal = self.principal_of(incoming.source)
         except SetupError as exc:
             return self._misconfigured(incoming, exc)
         assert principal is not None
         facts = self.facts_of(incoming.source, b"")
-        action = memo.access(rt, ticket, facts, principal)
-        if action == memo.UNGATED:
-            return PASS
-        return Work(self._gate(facts, principal, incoming.app, ticket, action))
+        rule = memo.access(rt, ticket, facts, principal)
+        if isinstance(rule, Pass):
+            return rule
+        return Work(self._gate(facts, principal, incoming.app, ticket, rule))
 
     def _gate(
         self,
@@ -123,13 +127,15 @@ class Entry:
         principal: Principal,
         app: AppSession,
         ticket: memo.Replay,
-        action: str | None,
+        rule: Rule | None,
     ) -> Generator[Effect, Any, Outcome]:
-        result: GateResult = yield from gate(self.rt, facts, principal, app, action)
-        memo.remember(self.rt, ticket, result)
+        result: GateResult = yield from gate(self.rt, facts, principal, app, rule)
         if result.response is not None:
             return Answer(result.response, result.marker, result.end_app_session)
-        return Pass(tuple(result.cookies), result.marker, result.end_app_session)
+        mfa = result.mfa or BYPASS_STATE
+        passed = Pass(tuple(result.cookies), result.marker, result.end_app_session, mfa)
+        memo.remember(self.rt, ticket, result, passed)
+        return passed
 
     def after(self, incoming: Incoming, outcome: Pass, marker_now: str | None) -> Work | None:
         """Once the app answered: when it cleared its session meanwhile (its logout, or a new

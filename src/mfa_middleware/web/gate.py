@@ -15,6 +15,15 @@ from mfa_middleware.core import devices, ops
 from mfa_middleware.core.addresses import Address
 from mfa_middleware.core.effects import Effect, emit, get
 from mfa_middleware.core.http import Cookie, RequestFacts, Response
+from mfa_middleware.core.mfa_state import (
+    BYPASS_STATE,
+    EXEMPT,
+    MODE_OFF,
+    NOT_ENROLLED,
+    VERIFIED,
+    MFAState,
+    amr_of,
+)
 from mfa_middleware.core.policy import (
     ALLOW_EXEMPT,
     ALLOW_OFF,
@@ -33,12 +42,14 @@ from mfa_middleware.core.policy import (
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.records import HotState, load_hot_state
 from mfa_middleware.core.redirects import safe_next
+from mfa_middleware.core.rules import Rule
 from mfa_middleware.core.tokens import SessionClaims, new_id
 from mfa_middleware.errors import StoreError
 from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.http import json_response, redirect, wants_json, with_hsts, with_next
 from mfa_middleware.web.messages import denied, unavailable
+from mfa_middleware.web.stepup import Need, step_up
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +221,32 @@ def current_device(rt: Runtime, facts: RequestFacts, principal: Principal) -> st
     return cookie.device_id
 
 
+def state_of(rt: Runtime, view: SessionView) -> MFAState:
+    """The app's view of a session the gate lets through (see `core.mfa_state`)."""
+    claims, eff, decision = view.claims, view.eff, view.decision
+    reasons: dict[Decision, str] = {
+        ALLOW_VERIFIED: VERIFIED,
+        ALLOW_EXEMPT: EXEMPT,
+        ALLOW_OFF: MODE_OFF,
+    }
+    reason = reasons.get(decision, NOT_ENROLLED)
+    verified = decision == ALLOW_VERIFIED
+    idle = None if eff.idle_timeout is None else claims.active_at + eff.idle_timeout
+    return MFAState(
+        verified,
+        reason,
+        method=claims.method if verified else "",
+        amr=amr_of(claims.method) if verified else ("exempt",) if reason == EXEMPT else (),
+        verified_at=float(claims.verified_at) if verified else None,
+        trusted_device=verified and claims.method == "device",
+        login_at=float(claims.login_at),
+        expires_at=claims.login_at + eff.session_lifetime,
+        idle_expires_at=idle,
+        clock=rt.clock,
+        runtime=rt,
+    )
+
+
 @dataclass(slots=True)
 class GateResult:
     """Pass the request on (adding `cookies` to the app's response), or answer with `response`.
@@ -222,6 +259,7 @@ class GateResult:
     marker: str | None = None
     end_app_session: bool = False
     replay_until: float | None = None  # a verified session's answer holds until then
+    mfa: MFAState | None = None  # what the app may read of the session (when passed)
 
 
 def client_address(rt: Runtime, facts: RequestFacts) -> Address | None:
@@ -231,13 +269,13 @@ def client_address(rt: Runtime, facts: RequestFacts) -> Address | None:
     return clients.resolve(facts.client, facts.header(clients.header))
 
 
-def rule_action(rt: Runtime, facts: RequestFacts, principal: Principal) -> str | None:
-    """The action of the access rules for this request (None: follow the mode)."""
+def rule_for(rt: Runtime, facts: RequestFacts, principal: Principal) -> Rule | None:
+    """The access rule for this request (None: follow the mode)."""
     rules = rt.config.access.rules
     if not rules.rules:
-        return rules.default_action
+        return rules.default_rule
     client = client_address(rt, facts) if rules.uses_networks else None
-    return rules.action_for(facts.path, facts.method, principal, client)
+    return rules.rule_for(facts.path, facts.method, principal, client)
 
 
 REPLAYABLE = (ALLOW_VERIFIED, ALLOW_EXEMPT, ALLOW_OFF)
@@ -265,20 +303,21 @@ def expired_response(
 
 
 def gate(
-    rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession, action: str | None
+    rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession, rule: Rule | None
 ) -> Generator[Effect, Any, GateResult]:
-    """The decision on one request, given the access rules' `action` for it (see `access`)."""
-    result = yield from _decide(rt, facts, principal, app, action)
+    """The decision on one request, given the access `rule` for it (see `memo.access`)."""
+    result = yield from _decide(rt, facts, principal, app, rule)
     if result.response is not None:
         result.response = with_hsts(result.response, facts, rt.config.sessions.hsts_max_age)
     return result
 
 
 def _decide(
-    rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession, action: str | None
+    rt: Runtime, facts: RequestFacts, principal: Principal, app: AppSession, rule: Rule | None
 ) -> Generator[Effect, Any, GateResult]:
+    action = None if rule is None else rule.action
     if action == "bypass":
-        return GateResult(None)
+        return GateResult(None, mfa=BYPASS_STATE)
     if action == "deny":
         return GateResult(denied(rt, facts, principal))
     try:
@@ -292,13 +331,22 @@ def _decide(
     decision = view.decision
     marker = view.marker(app)
     if isinstance(decision, Allow):
+        state = state_of(rt, view)
+        if (
+            rule is not None
+            and rule.wants_fresh
+            and not state.fresh(rule.max_age, device_ok=rule.device_ok)
+        ):
+            need = Need(rule.max_age, rule.device_ok)
+            yield from emit("step_up_required", user=principal.id, path=facts.path, ip=facts.client)
+            return GateResult(step_up(rt, facts, principal, need, view.cookies), marker=marker)
         until = None
         if decision in REPLAYABLE and not view.cookies and marker is None:
             claims, eff = view.claims, view.eff
             until = claims.login_at + eff.session_lifetime
             if eff.idle_timeout is not None:
                 until = min(until, claims.active_at + idle_refresh_after(eff.idle_timeout))
-        return GateResult(None, view.cookies, marker, replay_until=until)
+        return GateResult(None, view.cookies, marker, replay_until=until, mfa=state)
     if isinstance(decision, Expired):
         yield from emit(
             "session_expired", user=principal.id, reason=decision.reason, ip=facts.client

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from mfa_middleware.core.http import RequestFacts, cookie_value
 from mfa_middleware.core.principal import Principal
+from mfa_middleware.core.rules import Rule, Unknown
 from mfa_middleware.errors import StoreError
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.gate import GateResult, rule_action
+from mfa_middleware.web.gate import GateResult, rule_for
+from mfa_middleware.web.outcomes import BYPASSED, Pass
 
 
 def token(rt: Runtime, cookies: str) -> str | None:
@@ -23,37 +25,37 @@ def token(rt: Runtime, cookies: str) -> str | None:
 
 
 class Replay:
-    """What the memo of passed requests knows of one request: `hit` when it repeats a request
-    the gate let through, `final` when that alone decides (no deny rule could refuse it)."""
+    """What the memo of passed requests knows of one request: `passed` (the gate's `Pass`)
+    when it repeats a request the gate let through."""
 
-    __slots__ = ("final", "generation", "hit", "key")
+    __slots__ = ("generation", "key", "passed")
 
     def __init__(
         self,
         key: tuple[str, str | None, str] | None,
         generation: int | None,
-        hit: bool,
-        final: bool = False,
+        passed: Pass | None,
     ) -> None:
         self.key = key
         self.generation = generation
-        self.hit = hit
-        self.final = final
+        self.passed = passed
 
 
-NO_REPLAY = Replay(None, None, False)
-FINAL_HIT = Replay(None, None, True, True)  # nothing to remember after it
+NO_REPLAY = Replay(None, None, None)
 
 
-def replay(rt: Runtime, cookies: str, marker: str | None, user_id: str) -> Replay:
+def replay(
+    rt: Runtime, cookies: str, marker: str | None, user_id: str, path: str, method: str
+) -> Replay | Pass:
     """Whether this request repeats one the gate already let through on a verified session: the
     same MFA cookie in `cookies`, the same app login `marker`, the same user, nothing written to the
     store since (its cache generation) and no deadline passed. Then the gate's answer is the
-    same, and the request passes without building the request facts.
+    same, and the request passes without building the request facts: the `Pass` is returned.
 
-    Only a `deny` rule can refuse such a request (`bypass` and `two_factor` both let it
-    through: see `gate.REPLAYABLE`), so `final` is set when no rule denies; otherwise
-    `access` is asked first."""
+    Only a `deny` rule, or a rule asking for a fresher factor than the session's, can refuse
+    such a request (`bypass` and `two_factor` both let it through: see `gate.REPLAYABLE`).
+    Where path and method settle the rule, it is asked here; where a rule that looks at the
+    user or the client matches them, a `Replay` is returned and `access` asks it."""
     mfa_cookie = cookie_value(cookies, rt.cookie_name)
     if not mfa_cookie:
         return NO_REPLAY
@@ -65,26 +67,48 @@ def replay(rt: Runtime, cookies: str, marker: str | None, user_id: str) -> Repla
         return NO_REPLAY
     key = (mfa_cookie, marker, user_id)
     seen = rt.verified_memo.get(key)
-    hit = seen is not None and seen[0] == generation and rt.clock() < seen[1]
-    if hit and not rt.config.access.rules.may_deny:
-        return FINAL_HIT
-    return Replay(key, generation, hit)
+    passed: Pass | None = None
+    if seen is not None and seen[0] == generation and rt.clock() < seen[1]:
+        passed = seen[2]
+    rules = rt.config.access.rules
+    if passed is not None and not (rules.may_deny or rules.may_step_up):
+        return passed
+    if passed is not None:
+        rule = rules.rule_by_path(path, method)
+        settled = None if isinstance(rule, Unknown) else _settled(passed, rule)
+        if settled is not None:
+            return settled
+    return Replay(key, generation, passed)
 
 
-UNGATED = "ungated"
+def _settled(passed: Pass, rule: Rule | None) -> Pass | None:
+    """The answer to a memo hit under `rule`, or None when the gate must run (a deny, or a
+    factor older than the rule allows)."""
+    if rule is None:
+        return passed
+    if rule.action == "bypass":
+        return BYPASSED
+    if rule.action == "deny" or not passed.mfa.fresh(rule.max_age, device_ok=rule.device_ok):
+        return None
+    return passed
 
 
-def access(rt: Runtime, ticket: Replay, facts: RequestFacts, principal: Principal) -> str | None:
-    """`UNGATED` when the request passes without running the gate: a memo hit no rule denies, or
-    a bypass rule (an exempt API client, a health check). Otherwise the rule action the gate
-    is to apply, so the rules are evaluated once per request."""
-    action = rule_action(rt, facts, principal)
-    if action == "bypass" or (ticket.hit and action != "deny"):
-        return UNGATED
-    return action
+def access(
+    rt: Runtime, ticket: Replay, facts: RequestFacts, principal: Principal
+) -> Pass | Rule | None:
+    """A `Pass` when the request passes without running the gate: a bypass rule (an exempt API
+    client, a health check), or a memo hit that no rule denies and whose factor is fresh
+    enough for the rule. Otherwise the rule the gate is to apply (None: follow the mode), so
+    the rules are evaluated once per request."""
+    rule = rule_for(rt, facts, principal)
+    if rule is not None and rule.action == "bypass":
+        return BYPASSED
+    passed = ticket.passed
+    settled = None if passed is None else _settled(passed, rule)
+    return rule if settled is None else settled
 
 
-def remember(rt: Runtime, ticket: Replay, result: GateResult) -> None:
+def remember(rt: Runtime, ticket: Replay, result: GateResult, passed: Pass) -> None:
     if ticket.key is None or ticket.generation is None or result.replay_until is None:
         return
-    rt.verified_memo[ticket.key] = (ticket.generation, result.replay_until)
+    rt.verified_memo[ticket.key] = (ticket.generation, result.replay_until, passed)

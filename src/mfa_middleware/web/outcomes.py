@@ -9,19 +9,28 @@ from typing import Any
 
 from mfa_middleware.core.effects import Effect, Step
 from mfa_middleware.core.http import Cookie, Response
+from mfa_middleware.core.mfa_state import ANONYMOUS_STATE, BYPASS_STATE, MFAState
 from mfa_middleware.errors import StoreError
 
 
 @dataclass(frozen=True, slots=True)
 class Pass:
-    """Let the app answer (adding `cookies` to its response)."""
+    """Let the app answer (adding `cookies` to its response), telling it `mfa` (the adapter
+    puts it in `scope["mfa"]`, `environ["mfa"]`, `request.mfa`)."""
 
     cookies: tuple[Cookie, ...] = ()
     marker: str | None = None  # a new MFA session id to keep in the app's session
     end_app_session: bool = False  # log the user out of the app first
+    mfa: MFAState = ANONYMOUS_STATE
+
+    @property
+    def plain(self) -> bool:
+        """Nothing to do but call the app."""
+        return not self.cookies and self.marker is None and not self.end_app_session
 
 
-PASS = Pass()
+PASS = Pass()  # no user signed in to the app
+BYPASSED = Pass(mfa=BYPASS_STATE)  # a bypass rule: the session was not looked at
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,11 @@ from mfa_middleware.core.records import UserRecord
 from mfa_middleware.core.redirects import safe_next
 from mfa_middleware.core.tokens import SessionClaims, csrf_token
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.gate import AppSession, SessionView, client_address
+from mfa_middleware.web.gate import AppSession, SessionView, client_address, state_of
 from mfa_middleware.web.http import html_response, redirect, with_hsts, with_next
 from mfa_middleware.web.messages import message
 from mfa_middleware.web.outcomes import Answer, Reply
+from mfa_middleware.web.stepup import Need, step_up
 
 
 @dataclass(slots=True)
@@ -93,12 +94,18 @@ class Page:
         return "1" in (self.form.get("reauth"), self.facts.query_param("reauth"))
 
     @property
+    def sensitive(self) -> Need:
+        """What our sensitive pages ask (turning 2FA off, changing a factor, new recovery
+        codes, trusting a device, the admin pages): a real factor, not a trusted device's,
+        within `reauth_window`. The same requirement a rule or a view decorator may set."""
+        return Need(self.rt.config.sessions.reauth_window, device_ok=False)
+
+    @property
     def recently_verified(self) -> bool:
-        """A code entered in the last `reauth_window`; a trusted device does not count."""
-        claims = self.view.claims
-        age = self.rt.clock() - claims.verified_at
-        window = self.rt.config.sessions.reauth_window
-        return claims.verified and claims.method != "device" and age <= window
+        """Verified, and the session meets `sensitive`."""
+        state = state_of(self.rt, self.view)
+        need = self.sensitive
+        return state.verified and state.fresh(need.max_age, device_ok=need.device_ok)
 
     # -- answers -------------------------------------------------------------------------
 
@@ -164,7 +171,11 @@ class Page:
     def step_up(self, back: str | None = None) -> Answer:
         """Ask for a code before a sensitive change, then come back here (a GET), or to `back`
         (the page a refused POST came from: its form cannot be replayed)."""
-        return self.go(with_next(self.url("challenge?reauth=1"), back or self.facts.full_path))
+        back = back or safe_next(self.facts.full_path, self.facts.url("/"))
+        rt, cookies = self.rt, self.view.cookies
+        return self.answer(
+            step_up(rt, self.facts, self.principal, self.sensitive, cookies, back=back, own=True)
+        )
 
 
 Handler = Callable[[Page], Reply]
