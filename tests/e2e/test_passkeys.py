@@ -134,6 +134,9 @@ async def test_a_passkey_as_the_first_factor_then_signing_in_with_it(clock: Fixe
         assert r.status_code == 303, r.text
         assert r.cookies.get(METHOD_COOKIE) == "webauthn"
         assert await is_verified(c)
+        state = (await c.get("/api/mfa", headers={"accept": "application/json"})).json()
+        assert state["method"] == "webauthn"
+        assert state["amr"] == ["hwk"]  # a device-bound key (not backup eligible)
         used = authenticators.of_kind(record(store), "webauthn")[0]
         assert credential_from_dict(used.credential or {}).sign_count == key.sign_count
         assert used.last_used_at == clock()
@@ -305,3 +308,15 @@ async def test_a_passkey_steps_up_a_stale_session(clock: FixedClock) -> None:
         assert done.status_code == 303
         assert done.headers["location"] == "/billing"
         assert (await c.get("/billing", headers=HTML)).status_code == 200
+
+
+async def test_a_synced_passkey_says_so_in_the_apps_mfa_state(clock: FixedClock) -> None:
+    async with passkey_client(app_with_passkeys(clock, MemoryStore())) as c:
+        await login(c)
+        key = SoftAuthenticator(backup_eligible=True, backup_state=True)
+        assert (await add_passkey(c, key)).status_code == 303
+        await relogin(c)
+        assert (await sign_in(c, key)).status_code == 303
+        state = (await c.get("/api/mfa", headers={"accept": "application/json"})).json()
+        assert state["method"] == "webauthn.synced"
+        assert state["amr"] == ["swk"]

@@ -46,6 +46,15 @@ def credentials(user: UserRecord) -> list[tuple[str, Credential]]:
     return found
 
 
+def session_method(user: UserRecord, factor: str) -> str:
+    """How a session that passed with this passkey says it did (`MFAState.method`): a synced
+    passkey (its key may leave the device: amr `swk`) or a device-bound one (`hwk`)."""
+    for item_id, credential in credentials(user):
+        if item_id == factor and credential.backup_eligible:
+            return "webauthn.synced"
+    return KIND
+
+
 def _settings(params: Params) -> WebAuthnSettings:
     if params.webauthn is None:
         raise LookupError("passkeys are off (webauthn_enabled)")

@@ -85,7 +85,8 @@ def challenge_post(page: Page) -> Reply:
 
 def _checked(page: Page, kind: str, attempt: Attempt) -> Reply:
     if attempt.ok:
-        claims = page.rt.upgraded(page.view.claims, epoch=page.user.epoch, method=kind)
+        method = passkeys.session_method(page.user, attempt.factor) if kind == "webauthn" else kind
+        claims = page.rt.upgraded(page.view.claims, epoch=page.user.epoch, method=method)
         return signed_in(page, claims, page.rt.method_cookie(kind))
     status, failed = failure_status(attempt), failure_context(attempt)
     if kind == passkeys.KIND and not attempt.locked:
