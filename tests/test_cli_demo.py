@@ -39,12 +39,16 @@ class Demo:
             self.env.pop(name, None)
 
     def admin(self, *args: str, config: bool = True) -> Any:
-        command = [str(SCRIPT), *(("--config", CONFIG) if config else ()), "--json", *args]
-        done = subprocess.run(
-            command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=30, check=False
-        )
+        done = self.text("--json", *args, config=config)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
+
+    def text(self, *args: str, config: bool = True) -> subprocess.CompletedProcess[str]:
+        """mfa-admin as a person runs it: its text output, whatever the exit status."""
+        command = [str(SCRIPT), *(("--config", CONFIG) if config else ()), *args]
+        return subprocess.run(
+            command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=30, check=False
+        )
 
     def browser(self) -> httpx.Client:
         return httpx.Client(base_url=self.base, timeout=5, headers=HTML)
@@ -278,3 +282,32 @@ def test_remove_authenticator_takes_one_way_away_and_never_the_last(demo: Demo) 
         assert refused.returncode == 2
         assert "is the only way 'bob' signs in: use `reset`" in refused.stderr
         assert len(demo.admin("status", "bob")["authenticators"]) == 1
+
+
+def test_mode_is_shown_and_off_is_asked_first(demo: Demo, alice: Any) -> None:
+    assert demo.admin("mode") == {"mode": "required"}
+    refused = demo.text("mode", "off")  # no terminal to ask on: refused, nothing changed
+    assert refused.returncode == 2
+    assert "Turn two-step verification off for everyone?" in refused.stderr
+    assert demo.text("mode").stdout == "mode: required\n"
+    with demo.browser() as bob:
+        assert log_in(bob, "bob").headers["location"].startswith("/_mfa/")  # still asked
+
+
+def test_devices_are_listed_with_times_people_read(demo: Demo, alice: Any) -> None:
+    shown = demo.text("devices", "alice")
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"last_used=20\d\d-\d\d-\d\d \d\d:\d\d UTC", shown.stdout), shown.stdout
+    assert re.search(r"created_at=20\d\d-\d\d-\d\d \d\d:\d\d UTC", shown.stdout)
+
+
+def test_a_mistyped_store_path_is_refused_and_creates_nothing(demo: Demo) -> None:
+    typo = demo.data / "mfa.sqlite"
+    done = demo.text("--store", f"sqlite://{typo}", "status", "alice", config=False)
+    assert done.returncode == 2
+    assert "no SQLite database at" in done.stderr
+    assert not typo.exists()
+    right = demo.text("--store", f"sqlite://{demo.data / 'mfa.sqlite3'}", "status", "alice",
+                      config=False)  # fmt: skip
+    assert right.returncode == 0, right.stderr
+    assert "enrolled: True" in right.stdout

@@ -12,10 +12,21 @@ from typing import Any, TypeVar
 from mfa_middleware.config import parse_duration
 from mfa_middleware.core import devices, enroll_code, ops
 from mfa_middleware.core.effects import Effect, get
+from mfa_middleware.core.policy import effective
 from mfa_middleware.core.records import load_hot_state, user_key
 from mfa_middleware.runtime import Runtime
 
 T = TypeVar("T")
+
+
+class AmbiguousName(ValueError):
+    """Several users answer to a name: the operator says which by user id."""
+
+    def __init__(self, name: str, ids: list[str]) -> None:
+        super().__init__(
+            f"several users are called {name!r}: say which by user id ({', '.join(ids)})"
+        )
+        self.ids = ids
 
 
 class Admin:
@@ -29,6 +40,20 @@ class Admin:
     def known(self, user_id: str) -> bool:
         """Whether the store holds any 2FA record for this user."""
         return self._run(get(user_key(user_id))) is not None
+
+    def resolve(self, name: str) -> str | None:
+        """The user id an operator means by `name`: a user id the store knows, else the one
+        user whose name, login name or address of record it is (see `core.directory`).
+        Raises ValueError when several users answer to it."""
+        found = self._run(ops.find_user(name))
+        if len(found) > 1 and found[0] != name:
+            raise AmbiguousName(name, found)
+        return found[0] if found else None
+
+    def mode(self) -> str:
+        """The mode in force: the runtime setting, else the configuration's."""
+        state = self._run(load_hot_state(""))
+        return effective(state.settings, self.runtime.defaults).mode
 
     def status(self, user_id: str) -> ops.UserStatus:
         rt = self.runtime

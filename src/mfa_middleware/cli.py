@@ -16,11 +16,12 @@ import json
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from typing import Any, Protocol, TextIO
 
-from mfa_middleware.admin import Admin
+from mfa_middleware.admin import Admin, AmbiguousName
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.errors import ConfigError, MFAError
 from mfa_middleware.runtime import Runtime
@@ -119,8 +120,11 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
     remove.add_argument("user")
     remove.add_argument("authenticator", help="the authenticator id shown by `status`")
     remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    mode = command("mode", help="set the global mode")
-    mode.add_argument("mode", choices=["off", "optional", "required"])
+    mode = command("mode", help="show the global mode, or set it")
+    mode.add_argument(
+        "mode", nargs="?", choices=["off", "optional", "required"], help="the new mode"
+    )
+    mode.add_argument("--yes", action="store_true", help="do not ask for confirmation (off)")
     lifetime = command("session-lifetime", help="set the login session lifetime")
     lifetime.add_argument("duration", help="e.g. 90d, 12h, 30m")
     return parser
@@ -156,6 +160,13 @@ def load_config(config_path: str | None, store_url: str | None) -> tuple[MFAConf
             raise CommandError(f"{config_path!r} is not an MFAConfig")
         return config, True
     if store_url:
+        missing = missing_sqlite_file(store_url)
+        if missing is not None:
+            raise CommandError(
+                f"no SQLite database at {missing}: check the path in {store_url!r} (mfa-admin"
+                " opens the app's database and never creates one; an absolute path takes"
+                " three slashes, sqlite:///var/lib/app/mfa.sqlite3)"
+            )
         try:
             store = store_from_url(store_url)
         except (ValueError, MFAError) as exc:
@@ -172,6 +183,19 @@ def load_config(config_path: str | None, store_url: str | None) -> tuple[MFAConf
     raise CommandError(
         "say where the 2FA state is: --config, --store, $MFA_CONFIG or $MFA_STORE_URL"
     )
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The path a `sqlite:` store URL names when no database is there (a mistyped path would
+    otherwise open a new, empty database and every user would look unknown); else None."""
+    if not url.startswith("sqlite:"):
+        return None
+    path = url.removeprefix("sqlite:")
+    if path.startswith("//"):
+        path = path[2:]
+    if not path or path == ":memory:" or os.path.isfile(path):
+        return None
+    return os.path.abspath(path)
 
 
 class Writer(Protocol):
@@ -203,7 +227,10 @@ def run(
     """Carry out one command; returns what was done, for text or JSON output."""
 
     def user_id() -> str:
-        resolved = resolve(args.user)
+        try:
+            resolved = resolve(args.user)
+        except AmbiguousName as exc:
+            raise CommandError(str(exc)) from exc
         if resolved is None and getattr(args, "new", False):
             return str(args.user)
         if resolved is None:
@@ -269,7 +296,17 @@ def run(
         if refused:
             raise CommandError(f"{args.user!r} has no authenticator {args.authenticator!r}")
         return {"user": uid, "removed": args.authenticator}
+    if command == "mode" and args.mode is None:
+        return {"mode": admin.mode()}
     if command == "mode":
+        if args.mode == "off" and admin.mode() != "off":
+            _confirm(
+                "Turn two-step verification off for everyone? Nobody is asked for a second"
+                " step until it is turned on again, and then everyone sets it up again.",
+                args.yes,
+                stdin,
+                out,
+            )
         admin.set_mode(args.mode)
         return {"mode": args.mode}
     if command == "session-lifetime":
@@ -281,6 +318,18 @@ def run(
     raise CommandError(f"unknown command {command!r}")  # pragma: no cover
 
 
+TIME_FIELDS = frozenset({"created_at", "last_used", "last_used_at", "at", "seen_at"})
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A value as a person reads it: times (seconds since the epoch) in UTC to the minute."""
+    if key in TIME_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
+        if not value:
+            return "never"
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(value))
+    return value
+
+
 def _print(result: dict[str, Any], as_json: bool, out: Writer) -> None:
     if as_json:
         out.write(json.dumps(result, sort_keys=True) + "\n")
@@ -290,10 +339,12 @@ def _print(result: dict[str, Any], as_json: bool, out: Writer) -> None:
             out.write(f"{key}:{'' if value else ' none'}\n")
             for item in value:
                 fields = item.items() if isinstance(item, dict) else [("", item)]
-                out.write("  - " + ", ".join(f"{k}={v}" if k else str(v) for k, v in fields))
+                out.write(
+                    "  - " + ", ".join(f"{k}={_shown(k, v)}" if k else str(v) for k, v in fields)
+                )
                 out.write("\n")
         else:
-            out.write(f"{key}: {value}\n")
+            out.write(f"{key}: {_shown(key, value)}\n")
 
 
 def main(
@@ -323,7 +374,7 @@ def main(
             runtime = Runtime(config)
         admin = Admin(runtime, actor=f"cli:{getpass.getuser()}")
         if resolve is None:
-            resolve = lambda name: name if admin.known(name) else None  # noqa: E731
+            resolve = admin.resolve
         result = run(args, admin, resolve, out, sys.stdin, email_of)
     except CommandError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mfa_middleware.core import authenticators
+from mfa_middleware.core import authenticators, directory
 from mfa_middleware.core.devices import DeviceRecord, devices_of
 from mfa_middleware.core.effects import Doc, Effect, emit, get, put, update
 from mfa_middleware.core.oob import mask
@@ -36,7 +36,9 @@ def _update_user(user_id: str, **changes: Any) -> Generator[Effect, Any, UserRec
         values = {k: (v(record) if callable(v) else v) for k, v in changes.items()}
         return replace(record, **values).to_doc()
 
-    _, after = yield from update(user_key(user_id), change)
+    before, after = yield from update(user_key(user_id), change)
+    if before is None:  # a user without a record yet (a service account): listed from now on
+        yield from directory.ensure(user_id)
     return UserRecord.from_doc(after)
 
 
@@ -251,6 +253,26 @@ class UserOverview:
     settings: RuntimeSettings
     devices: list[tuple[str, DeviceRecord]]
     codes_left: int | None
+    entry: directory.Entry | None = None  # the names and address the app gave us, if seen
+
+
+def find_user(query: str) -> Generator[Effect, Any, list[str]]:
+    """The ids of the users `query` names, for the admin pages: a user id (of a user with any
+    2FA record, or in the directory), else a name, login name or address of record that the
+    directory holds (see `core.directory`). Several users may share a display name."""
+    found = yield from directory.find(query)
+    if query not in found and (yield from get(user_key(query))) is not None:
+        found.insert(0, query)
+    return found
+
+
+def directory_entries(ids: list[str]) -> Generator[Effect, Any, list[tuple[str, directory.Entry]]]:
+    """The directory's entries of these users, in this order (a user without one: empty)."""
+    rows = []
+    for user_id in ids:
+        seen = yield from directory.entry(user_id)
+        rows.append((user_id, seen or directory.Entry()))
+    return rows
 
 
 def user_overview(
@@ -260,4 +282,5 @@ def user_overview(
     state = yield from load_hot_state(user_id)
     rows = yield from devices_of(user_id)
     left = yield from codes_left(user_id)
-    return UserOverview(status, state.user, state.settings, rows, left)
+    seen = yield from directory.entry(user_id)
+    return UserOverview(status, state.user, state.settings, rows, left, seen)

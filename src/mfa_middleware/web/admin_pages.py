@@ -21,7 +21,7 @@ from mfa_middleware.core.effects import Effect, Step, annotated
 from mfa_middleware.core.policy import effective
 from mfa_middleware.core.records import MODES, RuntimeSettings
 from mfa_middleware.errors import ConfigError
-from mfa_middleware.options import format_duration, seconds
+from mfa_middleware.options import seconds, spoken_duration
 from mfa_middleware.web.outcomes import Reply
 from mfa_middleware.web.page import Page
 
@@ -29,8 +29,22 @@ MAX_USER_ID = 200
 
 
 def admin_get(page: Page) -> Reply:
-    target = (page.facts.query_param("user") or "").strip()[:MAX_USER_ID]
-    return _admin_page(page, target, page.facts.query_param("done") or "")
+    query = (page.facts.query_param("user") or "").strip()[:MAX_USER_ID]
+    done = page.facts.query_param("done") or ""
+    if not query:
+        return _admin_page(page, "", done)
+    return Step(ops.find_user(query), partial(_found, page, query, done))
+
+
+def _found(page: Page, query: str, done: str, ids: list[str]) -> Reply:
+    """One user: their record; several (a shared display name): which one; none: say so,
+    rather than show an empty record under a name that is nobody's id."""
+    if len(ids) == 1:
+        return _admin_page(page, ids[0], done)
+    if not ids:
+        return _admin_page(page, "", done, query=query, nobody=True)
+    listing = ops.directory_entries(ids)
+    return Step(listing, lambda rows: _admin_page(page, "", done, query=query, matches=rows))
 
 
 def _admin_page(page: Page, target: str, done: str, **extra: Any) -> Reply:
@@ -38,8 +52,9 @@ def _admin_page(page: Page, target: str, done: str, **extra: Any) -> Reply:
     context: dict[str, Any] = {
         "mode": eff.mode,
         "modes": MODES,
-        "lifetime": format_duration(eff.session_lifetime),
+        "lifetime": spoken_duration(eff.session_lifetime),
         "target": target,
+        "query": target,
         "done": done,
         **extra,
     }
@@ -55,7 +70,11 @@ def _shown(page: Page, found: ops.UserOverview) -> dict[str, Any]:
     now = page.rt.clock()
     forever = math.isinf(found.status.locked_for)
     minutes = 0 if forever else max(1, math.ceil(found.status.locked_for / 60))
+    entry = found.entry
     return {
+        "target_name": entry.name
+        if entry is not None and entry.name != found.status.user_id
+        else "",
         "user_status": found.status,
         "locked_forever": forever,
         "locked_minutes": minutes,
