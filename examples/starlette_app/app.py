@@ -7,6 +7,7 @@ import importlib.util
 import ipaddress
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -318,8 +319,13 @@ def mfa_options(**overrides: Any) -> dict[str, Any]:
 
 def mfa_config() -> MFAConfig:
     """The demo's configuration, for the ops CLI:
-    `mfa-admin --config examples.starlette_app.app:mfa_config status alice`."""
-    return MFAConfig(**mfa_options())
+    `mfa-admin --config examples.starlette_app.app:mfa_config status alice`. The messages it
+    sends (a reset's email to the user) are printed to stderr, so `--json` output stays JSON."""
+    options = mfa_options()
+    for name in ("sms_sender", "email_sender"):
+        if isinstance(options[name], ConsoleSender):
+            options[name] = ConsoleSender(options[name].channel, sys.stderr)
+    return MFAConfig(**options)
 
 
 def create_app(**mfa_overrides: Any) -> Starlette:

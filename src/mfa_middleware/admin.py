@@ -10,7 +10,7 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 from mfa_middleware.config import parse_duration
-from mfa_middleware.core import devices, enroll_code, ops
+from mfa_middleware.core import devices, directory, enroll_code, ops
 from mfa_middleware.core.effects import Effect, get
 from mfa_middleware.core.policy import effective
 from mfa_middleware.core.records import load_hot_state, user_key
@@ -101,9 +101,13 @@ class Admin:
 
     def reset(self, user_id: str, *, email: str | None = None) -> enroll_code.AdminReset:
         """Forget this user's 2FA (only theirs): they enroll again at their next login, first
-        entering the enrollment code returned here (unless `enroll_code_ttl` is None), which
-        is emailed to `email` (the app's address of record) when one is given."""
+        entering the enrollment code returned here (unless `enroll_code_ttl` is None). The
+        user is told by email, with the code, at `email` (the app's address of record), else
+        at the address of record the app gave at their last login (`core.directory`)."""
         rt = self.runtime
+        if email is None and "email" in rt.delivery.channels():
+            seen = self._run(directory.entry(user_id))
+            email = seen.email if seen is not None and seen.email else None
         flow = enroll_code.reset_by_admin(
             user_id,
             self.actor,

@@ -270,10 +270,12 @@ def run(
         email = args.email or (email_of(args.user) if email_of is not None else None)
         done = admin.reset(uid, email=email)
         result: dict[str, Any] = {"reset": uid}
-        if done.emailed_to is not None:
+        if done.code_sent:
             result["enrollment_code_emailed_to"] = done.emailed_to
-        elif done.code is not None:  # nobody else has it: the operator hands it over
-            result["enrollment_code"] = done.code
+        elif done.emailed_to is not None:
+            result["user_told_at"] = done.emailed_to
+        if done.handover is not None:  # nobody else has it: the operator hands it over
+            result["enrollment_code"] = done.handover
         return result
     if command == "devices":
         uid = user_id()

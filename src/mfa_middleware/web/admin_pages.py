@@ -11,13 +11,14 @@ reset a factor but never see or set one.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from functools import partial
 from typing import Any
 from urllib.parse import quote
 
-from mfa_middleware.core import enroll_code, ops
+from mfa_middleware.core import directory, enroll_code, ops
 from mfa_middleware.core.effects import Effect, Step, annotated
+from mfa_middleware.core.oob import mask
 from mfa_middleware.core.policy import effective
 from mfa_middleware.core.records import MODES, RuntimeSettings
 from mfa_middleware.errors import ConfigError
@@ -101,19 +102,12 @@ def admin_post(page: Page) -> Reply:
         # every event of the action names where the admin acted from (the actor is in it)
         return annotated(flow, ip=page.facts.client)
 
+    if action == "reset" and target and page.form.get("confirm") != "yes":
+        looking = ops.user_overview(target, rt.clock(), rt.limits)
+        return Step(looking, partial(_confirm_reset, page))
     if action == "reset" and target:
         # answered here, not redirected: the enrollment code is shown once and goes in no URL
-        resetting = enroll_code.reset_by_admin(
-            target,
-            actor,
-            rt.clock(),
-            rt.keyring,
-            ttl=rt.config.recovery.enroll_code_ttl,
-            app_name=rt.config.pages.app_name,
-            translate=rt.translate,
-            plural=rt.plural,
-        )
-        return Step(acting(resetting), partial(_reset_done, page, target))
+        return Step(directory.entry(target), partial(_reset, page, target, acting))
     if action in ("logout", "exempt", "unexempt") and target:
         if action == "logout":
             changing = ops.force_logout(target, actor)
@@ -134,9 +128,53 @@ def admin_post(page: Page) -> Reply:
     return page.go(back)
 
 
+def _confirm_reset(page: Page, found: ops.UserOverview) -> Reply:
+    """What a reset does to this user, and a button that does it (a reset cannot be undone)."""
+    entry = found.entry
+    rt = page.rt
+    return page.render(
+        "admin_reset.html",
+        target=found.status.user_id,
+        target_name=entry.name if entry is not None else "",
+        address=mask("email", entry.email) if entry is not None and entry.email else "",
+        notices="email" in rt.delivery.channels(),
+        enroll_code=rt.config.recovery.enroll_code_ttl is not None,
+        ways=len(found.status.authenticators),
+        devices=len(found.devices),
+    )
+
+
+def _reset(
+    page: Page,
+    target: str,
+    acting: Callable[[Generator[Effect, Any, Any]], Generator[Effect, Any, Any]],
+    entry: directory.Entry | None,
+) -> Reply:
+    rt = page.rt
+    resetting = enroll_code.reset_by_admin(
+        target,
+        f"admin:{page.principal.id}",
+        rt.clock(),
+        rt.keyring,
+        ttl=rt.config.recovery.enroll_code_ttl,
+        email=entry.email if entry is not None and entry.email else None,
+        by=page.principal.display_name,
+        app_name=rt.config.pages.app_name,
+        translate=rt.translate,
+        plural=rt.plural,
+    )
+    return Step(acting(resetting), partial(_reset_done, page, target))
+
+
 def _reset_done(page: Page, target: str, reset: enroll_code.AdminReset) -> Reply:
-    shown = reset.code if reset.emailed_to is None else None
-    return _admin_page(page, target, "reset", enroll_code=shown, emailed_to=reset.emailed_to)
+    return _admin_page(
+        page,
+        target,
+        "reset",
+        enroll_code=reset.handover,
+        emailed_to=reset.emailed_to,
+        code_sent=reset.code_sent,
+    )
 
 
 def _lifetime_set(page: Page, lifetime: float, settings: RuntimeSettings) -> Reply:
