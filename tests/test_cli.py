@@ -721,3 +721,15 @@ def test_reset_asks_on_a_terminal_and_names_the_cli_actor(
         {"event": "enroll_code_issued", "user": "alice", "actor": actor},
         {"event": "mfa_reset", "user": "alice", "actor": actor},
     ]
+
+
+def test_unlock_lifts_a_lockout_and_says_when_there_was_none(url: str, db: Path) -> None:
+    store = SQLiteStore(db)
+    store.put(Key("throttle", "alice"), {"failures": 20, "locked_until": 9e9})
+    store.close()
+    assert as_json(admin("--store", url, "--json", "unlock", "alice")) == {
+        "user": "alice",
+        "unlocked": True,
+    }
+    assert doc(db, Key("throttle", "alice")) == {}
+    assert as_json(admin("--store", url, "--json", "unlock", "alice"))["unlocked"] is False

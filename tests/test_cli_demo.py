@@ -324,3 +324,28 @@ def test_a_mistyped_store_path_is_refused_and_creates_nothing(demo: Demo) -> Non
                       config=False)  # fmt: skip
     assert right.returncode == 0, right.stderr
     assert "enrolled: True" in right.stdout
+
+
+def test_unlock_lets_a_locked_out_user_enter_codes_again(demo: Demo) -> None:
+    with demo.browser() as bob:
+        demo.admin("mode", "required")
+        log_in(bob, "bob")  # whatever earlier tests did: bob is known, and starts afresh
+        done = demo.text("reset", "bob", "--yes")
+        code = emailed_code(done.stderr, "bob@example.com")
+        assert logged_out(bob)  # the reset ended his session
+        log_in(bob, "bob")
+        unlock = bob.get("/_mfa/enroll/unlock")
+        bob.post("/_mfa/enroll/unlock", data={"csrf": csrf(unlock.text), "code": code})
+        totp = enroll(bob)
+        demo.admin("logout", "bob")
+        assert logged_out(bob)
+        log_in(bob, "bob")
+        page = bob.get("/_mfa/challenge")
+        for _ in range(5):  # the demo's max_attempts: locked out
+            r = bob.post("/_mfa/challenge", data={"csrf": csrf(page.text), "code": "000000"})
+        assert r.status_code == 429
+        assert demo.admin("status", "bob")["locked"] is True
+        assert demo.admin("unlock", "bob") == {"user": "bob", "unlocked": True}
+        assert demo.admin("status", "bob")["locked"] is False
+        code_in(bob, totp)
+        assert verified(bob)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from mfa_middleware.config import parse_duration
 from mfa_middleware.core import devices, directory, enroll_code, ops
-from mfa_middleware.core.effects import Effect, get
+from mfa_middleware.core.effects import Effect, annotated, get
 from mfa_middleware.core.policy import effective
 from mfa_middleware.core.records import load_hot_state, user_key
 from mfa_middleware.runtime import Runtime
@@ -30,12 +30,16 @@ class AmbiguousName(ValueError):
 
 
 class Admin:
-    def __init__(self, runtime: Runtime, actor: str) -> None:
+    """The operations, as `actor` ("cli:root", "admin:42"); `ip`: where the administrator acts
+    from (the Django admin's actions), added to every event of theirs."""
+
+    def __init__(self, runtime: Runtime, actor: str, *, ip: str | None = None) -> None:
         self.runtime = runtime
         self.actor = actor
+        self.ip = ip
 
     def _run(self, flow: Generator[Effect, Any, T]) -> T:
-        return self.runtime.run(flow)
+        return self.runtime.run(flow if self.ip is None else annotated(flow, ip=self.ip))
 
     def known(self, user_id: str) -> bool:
         """Whether the store holds any 2FA record for this user."""
@@ -61,6 +65,11 @@ class Admin:
 
     def logout(self, user_id: str, *, revoke_devices: bool = False) -> None:
         self._run(ops.force_logout(user_id, self.actor, revoke_devices=revoke_devices))
+
+    def unlock(self, user_id: str) -> bool:
+        """Lift the user's lockout after wrong codes; False when they were not locked out and
+        had no wrong codes counted."""
+        return self._run(ops.unlock(user_id, self.actor))
 
     def logout_all(self, *, revoke_devices: bool = False) -> None:
         self._run(ops.logout_everyone(self.actor, revoke_devices=revoke_devices))
@@ -99,7 +108,9 @@ class Admin:
         changed = self._run(ops.remove_authenticator(user_id, authenticator_id, self.actor))
         return "" if changed.ok else changed.reason
 
-    def reset(self, user_id: str, *, email: str | None = None) -> enroll_code.AdminReset:
+    def reset(
+        self, user_id: str, *, email: str | None = None, by: str = ""
+    ) -> enroll_code.AdminReset:
         """Forget this user's 2FA (only theirs): they enroll again at their next login, first
         entering the enrollment code returned here (unless `enroll_code_ttl` is None). The
         user is told by email, with the code, at `email` (the app's address of record), else
@@ -115,6 +126,7 @@ class Admin:
             rt.keyring,
             ttl=rt.config.recovery.enroll_code_ttl,
             email=email,
+            by=by,
             app_name=rt.config.pages.app_name,
             translate=rt.translate,
             plural=rt.plural,

@@ -100,6 +100,8 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
                 " only API authentication, so the account's password alone never opens a"
                 " browser session)",
             )
+    unlock = command("unlock", help="lift a user's lockout after wrong codes")
+    unlock.add_argument("user")
     reset = command(
         "reset",
         help="reset a user's 2FA: they enroll again, after entering a one-time enrollment code"
@@ -253,6 +255,9 @@ def run(
         uid = user_id()
         admin.logout(uid, revoke_devices=args.devices)
         return {"logged_out": uid, "devices_revoked": args.devices}
+    if command == "unlock":
+        uid = user_id()
+        return {"user": uid, "unlocked": admin.unlock(uid)}
     if command in ("exempt", "unexempt"):
         uid = user_id()
         if command == "unexempt":

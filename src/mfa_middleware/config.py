@@ -115,7 +115,8 @@ class MFAConfig:
     webauthn_user_verification: str = "preferred"  # or "required", "discouraged"
     webauthn_attestation: str = "none"  # or "indirect", "direct"
     webauthn_resident_key: str = "preferred"  # discoverable credentials (passkeys)
-    is_admin: Callable[[Principal], bool] | None = None
+    is_admin: Callable[[Principal], bool] | None = None  # helpdesk: one user at a time
+    is_superadmin: Callable[[Principal], bool] | None = None  # mode, lifetime, everyone; None: all
     recovery_code_count: int = 10  # 0: no recovery codes
     brand_color: str | None = None  # e.g. "#0f766e": buttons, links and focus rings
     logo_url: str | None = None  # a same-origin path, e.g. "/static/logo.svg" (strict CSP)
@@ -229,6 +230,7 @@ class MFAConfig:
             trusted_proxies=self.trusted_proxies,
             forwarded_header=self.forwarded_header,
             is_admin=self.is_admin,
+            is_superadmin=self.is_superadmin,
         )
 
     @cached_property

@@ -404,6 +404,7 @@ class Access:
 
     rules: RuleSet
     is_admin: Callable[[Principal], bool] | None
+    is_superadmin: Callable[[Principal], bool] | None = None
 
     @classmethod
     def parse(
@@ -414,6 +415,7 @@ class Access:
         trusted_proxies: Sequence[str],
         forwarded_header: str,
         is_admin: Callable[[Principal], bool] | None,
+        is_superadmin: Callable[[Principal], bool] | None = None,
     ) -> Access:
         if not isinstance(forwarded_header, str):
             raise ConfigError("forwarded_header", "must be a header name")
@@ -434,7 +436,10 @@ class Access:
             rule_set = RuleSet.build(rules, default_action, trusted_proxies, forwarded_header)
         except ValueError as exc:
             raise ConfigError("rules", str(exc)) from exc
-        return cls(rule_set, is_admin)
+        for name, check in (("is_admin", is_admin), ("is_superadmin", is_superadmin)):
+            if check is not None and not callable(check):
+                raise ConfigError(name, "must be a function of the principal", "principal -> bool")
+        return cls(rule_set, is_admin, is_superadmin)
 
 
 @dataclass(frozen=True, slots=True)

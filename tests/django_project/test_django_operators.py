@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +15,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 
+from mfa_middleware.core.effects import Key
 from mfa_middleware.stores.base import Store
-from mfa_middleware.testing import Outbox
+from mfa_middleware.testing import FixedClock, Outbox
 from tests.django_project.test_django_app import enroll, form_value, login, post_form
 
 
@@ -85,3 +87,82 @@ def test_mode_off_on_the_django_admin_page_keeps_alice_on_it(mfa_store: Store) -
     again = alice.get("/_mfa/admin?done=mode")
     assert again.status_code == 200
     assert '<option value="off" selected>' in again.content.decode()
+
+
+# --- the Django admin's user list: a 2FA column and actions, by tier (issue 21 points 2, 3) --
+
+
+def user_pk(username: str) -> str:
+    return str(get_user_model().objects.get(username=username).pk)
+
+
+def changelist(client: Client) -> str:
+    page = client.get("/admin/auth/user/")
+    assert page.status_code == 200, page.content[:300]
+    return str(page.content.decode())
+
+
+def run_action(client: Client, action: str, *usernames: str, **extra: str) -> Any:
+    data = {"action": action, "_selected_action": [user_pk(u) for u in usernames], **extra}
+    return client.post("/admin/auth/user/", data, follow=False)
+
+
+@pytest.fixture
+def clocked(mfa_store: Store, outbox: Outbox) -> Iterator[FixedClock]:
+    """The demo's settings on a clock the test moves (codes are still typed at wall time)."""
+    clock = FixedClock(time.time())
+    options = {**settings.MFA_MIDDLEWARE, "clock": clock}
+    with override_settings(MFA_MIDDLEWARE=options):
+        yield clock
+
+
+def test_carol_the_helpdesk_resets_bob_from_the_django_admin_user_list(
+    mfa_store: Store, outbox: Outbox, clocked: FixedClock
+) -> None:
+    bob, carol = Client(), Client()
+    login(bob, "bob")
+    enroll(bob)
+    login(carol, "carol")
+    enroll(carol)
+    listed = changelist(carol)
+    assert "Two-step verification" in listed  # the column
+    row = re.search(r"<tr>.*?>bob<.*?</tr>", listed, re.S)
+    assert row
+    assert "On: authenticator app" in row.group(0)
+    for offered in ("mfa_reset", "mfa_unlock", "mfa_force_logout"):
+        assert f'value="{offered}"' in listed
+    assert 'value="mfa_exempt"' not in listed  # a superadmin's action
+    run_action(carol, "mfa_exempt", "bob")  # posted by hand: Django refuses the action
+    assert not (mfa_store.get(Key("user", user_pk("bob"))) or {}).get("exempt")
+    asked = run_action(carol, "mfa_reset", "bob")
+    assert asked.status_code == 200
+    assert "Reset two-step verification?" in visible(asked)
+    assert bob.get("/account/").status_code == 200  # nothing done yet
+    done = run_action(carol, "mfa_reset", "bob", mfa_confirm="yes")
+    assert done.status_code == 200
+    assert "bob: enrollment code emailed to b***@example.com" in " ".join(visible(done).split())
+    (mail,) = outbox.to("bob@example.com")[-1:]
+    assert "Reset by: carol." in mail.text
+    assert bob.get("/account/")["Location"].startswith("/accounts/login/")
+    row = re.search(r"<tr>.*?>bob<.*?</tr>", changelist(carol), re.S)
+    assert row
+    assert "Not set up" in row.group(0)
+
+
+def test_django_admin_actions_need_a_recent_code_and_the_superuser_exempts(
+    mfa_store: Store, outbox: Outbox, clocked: FixedClock
+) -> None:
+    alice = Client()
+    login(alice, "alice")
+    enroll(alice)
+    assert 'value="mfa_exempt"' in changelist(alice)  # a superuser is a superadmin
+    clocked.advance(16 * 60)  # verified, but not within reauth_window
+    stale = run_action(alice, "mfa_exempt", "bob")
+    assert stale.status_code == 302
+    followed = alice.get(stale["Location"])
+    assert "Confirm it's you first" in visible(followed)
+    assert not (mfa_store.get(Key("user", user_pk("bob"))) or {}).get("exempt")
+    clocked.set(time.time())  # back in the window: the action is done
+    done = run_action(alice, "mfa_exempt", "bob")
+    assert done.status_code == 302
+    assert (mfa_store.get(Key("user", user_pk("bob"))) or {}).get("exempt") is True

@@ -90,7 +90,13 @@ async def test_one_event_per_decision_with_who_how_outcome_and_where(
             await admin.post(
                 "/_mfa/admin",
                 headers=HTML,
-                data={"csrf": csrf_of(page.text), "action": action, "user": "alice"},
+                # a reset is confirmed on a page first (issue 21): confirm=yes is its button
+                data={
+                    "csrf": csrf_of(page.text),
+                    "action": action,
+                    "user": "alice",
+                    "confirm": "yes",
+                },
             )
             decided = [e for e in events[mark:] if e["event"] in ("mfa_reset", "forced_logout")]
             assert [(e["user"], e["actor"], e["ip"]) for e in decided] == [

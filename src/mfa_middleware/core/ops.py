@@ -13,7 +13,7 @@ from typing import Any
 
 from mfa_middleware.core import authenticators, directory
 from mfa_middleware.core.devices import DeviceRecord, devices_of
-from mfa_middleware.core.effects import Doc, Effect, emit, get, put, update
+from mfa_middleware.core.effects import Doc, Effect, delete, emit, get, put, update
 from mfa_middleware.core.oob import mask
 from mfa_middleware.core.policy import PolicyDefaults
 from mfa_middleware.core.records import (
@@ -63,6 +63,19 @@ def force_logout(
     record = yield from _update_user(user_id, **changes)
     yield from emit("forced_logout", user=user_id, actor=actor, devices_revoked=revoke_devices)
     return record
+
+
+def unlock(user_id: str, actor: str) -> Generator[Effect, Any, bool]:
+    """Lift a lockout after wrong codes (and the count toward it), the one that only an
+    administrator may lift included; False when there was nothing to lift."""
+    key = throttle_key(user_id)
+    existing = yield from get(key)
+    if existing is None:
+        return False
+    yield from delete(key)
+    failures = ThrottleState.from_doc(existing).failures
+    yield from emit("unlocked", user=user_id, actor=actor, failures=failures)
+    return True
 
 
 def end_session(

@@ -16,8 +16,9 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote
 
-from mfa_middleware.core import directory, enroll_code, ops
+from mfa_middleware.core import directory, enroll_code, ops, roles
 from mfa_middleware.core.effects import Effect, Step, annotated
+from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.oob import mask
 from mfa_middleware.core.policy import effective
 from mfa_middleware.core.records import MODES, RuntimeSettings
@@ -50,7 +51,10 @@ def _found(page: Page, query: str, done: str, ids: list[str]) -> Reply:
 
 def _admin_page(page: Page, target: str, done: str, **extra: Any) -> Reply:
     eff = page.view.eff
+    tier = role(page)
     context: dict[str, Any] = {
+        "role": tier,
+        "may": {action: roles.allowed(tier, action) for action in roles.NEEDS},
         "mode": eff.mode,
         "modes": MODES,
         "lifetime": spoken_duration(eff.session_lifetime),
@@ -91,12 +95,29 @@ def _shown(page: Page, found: ops.UserOverview) -> dict[str, Any]:
     }
 
 
+def role(page: Page) -> str | None:
+    """The administrator's tier (`core.roles`): what the page offers and accepts."""
+    access = page.rt.config.access
+    return roles.role_of(page.principal, access.is_admin, access.is_superadmin)
+
+
 def admin_post(page: Page) -> Reply:
     action = page.form.get("action", "")
     target = page.form.get("user", "").strip()[:MAX_USER_ID]
     actor = f"admin:{page.principal.id}"
     back = page.url("admin")
     rt = page.rt
+    if not roles.allowed(role(page), action):
+        return page.message(
+            403,
+            N_("Not allowed for your role"),
+            N_(
+                "Your administrator role can help one user at a time (reset, unlock, sign"
+                " out). Changing the mode or the session lifetime, signing everyone out and"
+                " exempting an account need a higher role."
+            ),
+            "role_too_low",
+        )
 
     def acting(flow: Generator[Effect, Any, Any]) -> Generator[Effect, Any, Any]:
         # every event of the action names where the admin acted from (the actor is in it)
@@ -108,13 +129,21 @@ def admin_post(page: Page) -> Reply:
     if action == "reset" and target:
         # answered here, not redirected: the enrollment code is shown once and goes in no URL
         return Step(directory.entry(target), partial(_reset, page, target, acting))
-    if action in ("logout", "exempt", "unexempt") and target:
+    if action in ("logout", "exempt", "unexempt", "unlock") and target:
+        changing: Generator[Effect, Any, Any]
         if action == "logout":
             changing = ops.force_logout(target, actor)
+        elif action == "unlock":
+            changing = ops.unlock(target, actor)
         else:
             changing = ops.set_exempt(target, action == "exempt", actor)
         done = f"{back}?user={quote(target)}&done={action}"
         return Step(acting(changing), lambda _: page.go(done))
+    if action == "logout_all" and page.form.get("confirm") != "yes":
+        return page.render("admin_logout_all.html")
+    if action == "logout_all":
+        clearing = ops.logout_everyone(actor)
+        return Step(acting(clearing), lambda _: page.go(f"{back}?done=logout_all"))
     if action == "mode" and page.form.get("mode") in MODES:
         setting = ops.set_mode(page.form["mode"], rt.defaults, actor)
         return Step(acting(setting), lambda _: page.go(f"{back}?done=mode"))
