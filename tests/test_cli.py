@@ -733,3 +733,31 @@ def test_unlock_lifts_a_lockout_and_says_when_there_was_none(url: str, db: Path)
     }
     assert doc(db, Key("throttle", "alice")) == {}
     assert as_json(admin("--store", url, "--json", "unlock", "alice"))["unlocked"] is False
+
+
+def test_list_shows_the_users_seen_with_their_status_and_filters_them(url: str, db: Path) -> None:
+    store = SQLiteStore(db)
+    store.put(Key("directory", "_", "alice"), {"name": "alice", "seen_at": 1.7e9})
+    store.put(Key("directory", "_", "bob"), {"name": "bob", "seen_at": 1.7e9})
+    store.put(Key("directory", "_", "svc"), {"name": "svc"})
+    store.put(Key("user", "svc"), {"exempt": True})
+    store.put(Key("throttle", "bob"), {"failures": 20})
+    store.close()
+    everyone = as_json(admin("--store", url, "--json", "list"))
+    assert everyone["total"] == 3
+    assert [u["user"] for u in everyone["users"]] == ["alice", "bob", "svc"]
+    assert everyone["users"][0]["methods"] == ["totp"]
+    assert as_json(admin("--store", url, "--json", "list", "--enrolled"))["total"] == 1
+    assert [
+        u["user"] for u in as_json(admin("--store", url, "--json", "list", "--exempt"))["users"]
+    ] == ["svc"]
+    locked = as_json(admin("--store", url, "--json", "list", "--locked"))
+    assert [u["user"] for u in locked["users"]] == ["bob"]
+    assert as_json(admin("--store", url, "--json", "list", "--not-enrolled"))["total"] == 2
+    text = admin("--store", url, "list", "--enrolled")
+    assert text.returncode == 0, text.stderr
+    assert "  - user=alice, name=alice, login=, last_seen_at=2023-11-14 22:13 UTC" in text.stdout
+    assert "methods=totp" in text.stdout
+    assert text.stdout.endswith("total: 1\n")
+    both = admin("--store", url, "list", "--enrolled", "--not-enrolled")
+    assert both.returncode == 2  # one or the other

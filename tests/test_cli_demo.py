@@ -349,3 +349,17 @@ def test_unlock_lets_a_locked_out_user_enter_codes_again(demo: Demo) -> None:
         assert demo.admin("status", "bob")["locked"] is False
         code_in(bob, totp)
         assert verified(bob)
+
+
+def test_list_shows_who_set_2fa_up_in_the_demo(demo: Demo, alice: Any) -> None:
+    with demo.browser() as carol:
+        log_in(carol, "carol")  # signed in, sent to set 2FA up
+    listed = demo.admin("list")
+    names = [u["user"] for u in listed["users"]]
+    assert {"alice", "carol"} <= set(names)
+    assert demo.admin("list", "--enrolled", "--search", "alice")["users"][0]["methods"] == ["totp"]
+    assert "carol" not in [u["user"] for u in demo.admin("list", "--enrolled")["users"]]
+    assert "carol" in [u["user"] for u in demo.admin("list", "--not-enrolled")["users"]]
+    shown = demo.text("list", "--enrolled")
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"user=alice, .*last_seen_at=20\d\d-\d\d-\d\d", shown.stdout)

@@ -54,6 +54,11 @@ class Admin:
             raise AmbiguousName(name, found)
         return found[0] if found else None
 
+    def known_as(self, user_id: str, name: str) -> None:
+        """The operator named `user_id` by `name` (`manage.py mfa` by the Django username):
+        listed under it until the user's next browser login says more."""
+        self._run(directory.ensure(user_id, name))
+
     def mode(self) -> str:
         """The mode in force: the runtime setting, else the configuration's."""
         state = self._run(load_hot_state(""))
@@ -62,6 +67,11 @@ class Admin:
     def status(self, user_id: str) -> ops.UserStatus:
         rt = self.runtime
         return self._run(ops.user_status(user_id, rt.clock(), rt.limits))
+
+    def list_users(self, wanted: ops.UserFilter) -> ops.Listing:
+        """The users the middleware has seen that `wanted` keeps, ordered by name."""
+        rt = self.runtime
+        return self._run(ops.list_users(wanted, rt.clock(), rt.limits))
 
     def logout(self, user_id: str, *, revoke_devices: bool = False) -> None:
         self._run(ops.force_logout(user_id, self.actor, revoke_devices=revoke_devices))

@@ -23,6 +23,7 @@ from typing import Any, Protocol, TextIO
 
 from mfa_middleware.admin import Admin, AmbiguousName
 from mfa_middleware.config import MFAConfig
+from mfa_middleware.core.ops import UserFilter
 from mfa_middleware.errors import ConfigError, MFAError
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.stores import store_from_url
@@ -68,6 +69,25 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
 
     status = command("status", help="show a user's 2FA status")
     status.add_argument("user")
+    listing = command("list", help="list the users the middleware has seen, with their 2FA status")
+    enrolled = listing.add_mutually_exclusive_group()
+    enrolled.add_argument(
+        "--enrolled", action="store_true", default=None, help="only users with 2FA set up"
+    )
+    enrolled.add_argument(
+        "--not-enrolled",
+        dest="enrolled",
+        action="store_false",
+        help="only users without 2FA set up",
+    )
+    listing.add_argument(
+        "--method",
+        choices=["totp", "sms", "email", "webauthn"],
+        help="only users with this kind of authenticator",
+    )
+    listing.add_argument("--exempt", action="store_true", help="only exempt users")
+    listing.add_argument("--locked", action="store_true", help="only users locked out now")
+    listing.add_argument("--search", default="", help="a part of a user id, name or login name")
     logout = command("logout", help="end a user's sessions (or everyone's)")
     target = logout.add_mutually_exclusive_group(required=True)
     target.add_argument("user", nargs="?")
@@ -235,6 +255,8 @@ def run(
             raise CommandError(str(exc)) from exc
         if resolved is None and getattr(args, "new", False):
             return str(args.user)
+        if resolved is not None and resolved != args.user:
+            admin.known_as(resolved, args.user)
         if resolved is None:
             hint = (
                 " (no 2FA record yet; pass --new to act on it anyway)"
@@ -247,6 +269,16 @@ def run(
     command = args.command
     if command == "status":
         return admin.status(user_id()).to_dict()
+    if command == "list":
+        wanted = UserFilter(
+            search=args.search,
+            enrolled=args.enrolled,
+            method=args.method,
+            exempt=True if args.exempt else None,
+            locked=True if args.locked else None,
+        )
+        found = admin.list_users(wanted)
+        return {"users": [row.to_dict() for row in found.rows], "total": found.total}
     if command == "logout" and args.all:
         _confirm("Log out every user of every session?", args.yes, stdin, out)
         admin.logout_all(revoke_devices=args.devices)
@@ -325,11 +357,16 @@ def run(
     raise CommandError(f"unknown command {command!r}")  # pragma: no cover
 
 
-TIME_FIELDS = frozenset({"created_at", "last_used", "last_used_at", "at", "seen_at"})
+TIME_FIELDS = frozenset(
+    {"created_at", "last_used", "last_used_at", "at", "seen_at", "last_seen_at"}
+)
 
 
 def _shown(key: str, value: Any) -> Any:
-    """A value as a person reads it: times (seconds since the epoch) in UTC to the minute."""
+    """A value as a person reads it: times (seconds since the epoch) in UTC to the minute,
+    lists as words separated by commas."""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "none"
     if key in TIME_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
         if not value:
             return "never"

@@ -68,6 +68,7 @@ class Renderer:
             )
         env.globals.update(self._globals)
         env.filters["datetime"] = format_time
+        env.filters["date"] = format_date
         env.filters["nowrap"] = nowrap
         return env
 
@@ -85,3 +86,9 @@ def nowrap(text: str) -> Markup:
 def format_time(timestamp: float) -> str:
     """A time for people: UTC, to the minute."""
     return time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(timestamp))
+
+
+def format_date(timestamp: float) -> str:
+    """A day for people (UTC): what is known to the day only, such as when a user was last
+    seen."""
+    return time.strftime("%d %b %Y", time.gmtime(timestamp))

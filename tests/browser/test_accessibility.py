@@ -26,6 +26,7 @@ from .support import (
     Shots,
     Site,
     django_site,
+    mfa_admin,
     require_browser,
     require_parts,
     screenshots_wanted,
@@ -317,6 +318,18 @@ def test_a_helpdesk_administrator_sees_what_she_may_do(audited_tab: Tab, second_
     for withheld in ("Save mode", "Save lifetime", "Sign everyone out", "Exempt API calls"):
         expect(page.get_by_role("button", name=withheld)).to_have_count(0)
     tab.snap("admin-helpdesk")
+    mfa_admin(tab.site, "exempt", "svc-billing", "--new")  # an API account, by an operator
+    page.get_by_role("link", name="All users, with their two-step verification").click()
+    expect(page.get_by_role("heading", name="Users", exact=True)).to_be_visible()
+    table = page.get_by_role("table")
+    expect(table.get_by_role("row").filter(has_text="bob")).to_contain_text("Not set up")
+    expect(table.get_by_role("row").filter(has_text="carol")).to_contain_text("On")
+    expect(table.get_by_role("row").filter(has_text="svc-billing")).to_contain_text("Exempt")
+    tab.snap("admin-users")
+    page.get_by_label("Two-step verification", exact=True).select_option("yes")
+    page.get_by_role("button", name="Show users").click()
+    expect(page.get_by_role("status")).to_contain_text("Users 1 to 1 of 1")
+    expect(table.get_by_role("button", name="Reset two-step verification of carol")).to_be_visible()
     for t in (tab, bob):
         t.guard.assert_clean()
         assert t.audit is not None

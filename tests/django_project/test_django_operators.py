@@ -166,3 +166,30 @@ def test_django_admin_actions_need_a_recent_code_and_the_superuser_exempts(
     done = run_action(alice, "mfa_exempt", "bob")
     assert done.status_code == 302
     assert (mfa_store.get(Key("user", user_pk("bob"))) or {}).get("exempt") is True
+
+
+def test_the_login_list_names_django_users_and_filters_them(mfa_store: Store) -> None:
+    bob, carol, alice = Client(), Client(), Client()
+    login(bob, "bob")
+    enroll(bob)
+    login(carol, "carol")
+    carol.get("/account/")  # signed in, sent to set 2FA up: she does not
+    login(alice, "alice")
+    enroll(alice)
+    page = alice.get("/_mfa/admin/users")
+    assert page.status_code == 200
+    shown = " ".join(visible(page).split())
+    assert "Users 1 to 3 of 3" in shown
+    assert f"bob user id {user_pk('bob')}" in shown
+    assert "carol" in shown
+    enrolled = " ".join(visible(alice.get("/_mfa/admin/users?enrolled=yes")).split())
+    assert "Users 1 to 2 of 2" in enrolled
+    assert "carol" not in enrolled.replace("Signed in as alice", "")
+    # the same filter in the Django admin's user list
+    on = alice.get("/admin/auth/user/?mfa=on").content.decode()
+    assert ">bob<" in on
+    assert ">carol<" not in on
+    off = alice.get("/admin/auth/user/?mfa=off").content.decode()
+    assert ">carol<" in off
+    assert ">svc-billing<" in off  # never seen: not set up
+    assert ">bob<" not in off

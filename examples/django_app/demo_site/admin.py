@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 
-from mfa_middleware.django.admin import MFAUserAdminMixin
+from mfa_middleware.django.admin import MFAUserAdminMixin, TwoFactorFilter
 
 admin.site.unregister(User)
 
@@ -15,3 +15,4 @@ admin.site.unregister(User)
 @admin.register(User)
 class DemoUserAdmin(MFAUserAdminMixin, UserAdmin):
     list_display = (*UserAdmin.list_display, "two_factor")
+    list_filter = (*UserAdmin.list_filter, TwoFactorFilter)

@@ -74,12 +74,13 @@ def note(principal: Principal, now: float) -> Generator[Effect, Any, None]:
     yield Put(key, fresh.to_doc())
 
 
-def ensure(user_id: str) -> Generator[Effect, Any, None]:
+def ensure(user_id: str, name: str = "") -> Generator[Effect, Any, None]:
     """An index record for a user an operator acts on (a service account that never signs in
-    with a browser): its id is its only name until the app shows us more."""
+    with a browser), under `name` (the name the operator gave, else the id) until the app
+    shows us more."""
     key = directory_key(user_id)
     if (yield Get(key)) is None:
-        yield Put(key, Entry(name=user_id, seen_at=0.0).to_doc())
+        yield Put(key, Entry(name=(name or user_id)[:MAX_NAME], login=name[:MAX_NAME]).to_doc())
 
 
 def everyone() -> Generator[Effect, Any, list[tuple[str, Entry]]]:

@@ -8,7 +8,8 @@
     class UserAdmin(MFAUserAdminMixin, django.contrib.auth.admin.UserAdmin):
         list_display = (*django.contrib.auth.admin.UserAdmin.list_display, "two_factor")
 
-The actions are the ops the admin pages and `mfa-admin` offer (`mfa_middleware.admin.Admin`),
+`TwoFactorFilter` filters the list by it (`list_filter = (..., TwoFactorFilter)`). The
+actions are the ops the admin pages and `mfa-admin` offer (`mfa_middleware.admin.Admin`),
 by tier (`core.roles`): a helpdesk administrator (`is_admin`, by default Django's staff flag)
 resets, unlocks and signs out the selected users; exempting accounts needs a superadmin
 (`is_superadmin`, by default the superuser flag). Each needs a second factor entered in this
@@ -20,9 +21,10 @@ message (Django's message storage may be a cookie). Importing this module regist
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -70,6 +72,52 @@ if TYPE_CHECKING:
     _AdminBase = admin.ModelAdmin[Any]  # the ModelAdmin the mixin joins
 else:
     _AdminBase = object
+
+
+class TwoFactorFilter(admin.SimpleListFilter):
+    """The user list filtered by two-step verification: set up, not set up, locked out,
+    exempt. It reads the middleware's directory of users (users it has seen sign in, or an
+    operator acted on), as the admin pages' list does."""
+
+    title = "two-step verification"
+    parameter_name = "mfa"
+    WANTED: ClassVar[dict[str, ops.UserFilter]] = {
+        "on": ops.UserFilter(enrolled=True),
+        "off": ops.UserFilter(enrolled=True),  # every user but these
+        "locked": ops.UserFilter(locked=True),
+        "exempt": ops.UserFilter(exempt=True),
+    }
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("on", "Set up"),
+            ("off", "Not set up"),
+            ("locked", "Locked out"),
+            ("exempt", "Exempt"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        wanted = self.WANTED.get(str(self.value()))
+        if wanted is None:
+            return None
+        rt = runtime()
+        rows = rt.run(ops.list_users(wanted, rt.clock(), rt.limits)).rows
+        pks = _primary_keys(queryset.model, [row.user_id for row in rows])
+        return (
+            queryset.exclude(pk__in=pks) if self.value() == "off" else queryset.filter(pk__in=pks)
+        )
+
+
+def _primary_keys(model: Any, ids: list[str]) -> list[Any]:
+    """The ids that are primary keys of `model` (a service account's name is not one)."""
+    field = model._meta.pk
+    keys = []
+    for user_id in ids:
+        try:
+            keys.append(field.to_python(user_id))
+        except ValidationError:
+            continue
+    return keys
 
 
 class MFAUserAdminMixin(_AdminBase):

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Generator
 from functools import partial
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from mfa_middleware.core import directory, enroll_code, ops, roles
 from mfa_middleware.core.effects import Effect, Step, annotated
@@ -28,6 +28,8 @@ from mfa_middleware.web.outcomes import Reply
 from mfa_middleware.web.page import Page
 
 MAX_USER_ID = 200
+PER_PAGE = 25
+METHODS = ("totp", "sms", "email", "webauthn")
 
 
 def admin_get(page: Page) -> Reply:
@@ -36,6 +38,58 @@ def admin_get(page: Page) -> Reply:
     if not query:
         return _admin_page(page, "", done)
     return Step(ops.find_user(query), partial(_found, page, query, done))
+
+
+def users_get(page: Page) -> Reply:
+    """The login list: every user the middleware has seen, with their 2FA status, searchable
+    and filterable, a page at a time, each with a Reset button."""
+    param = page.facts.query_param
+    enrolled = {"yes": True, "no": False}.get(param("enrolled") or "")
+    method = param("method") or ""
+    wanted = ops.UserFilter(
+        search=(param("q") or "").strip()[:MAX_USER_ID],
+        enrolled=enrolled,
+        method=method if method in METHODS else None,
+        exempt=True if param("exempt") == "1" else None,
+        locked=True if param("locked") == "1" else None,
+    )
+    raw_page = param("page") or "1"
+    number = int(raw_page) if raw_page.isdigit() and 0 < int(raw_page) < 100_000 else 1
+    rt = page.rt
+    listing = ops.list_users(
+        wanted, rt.clock(), rt.limits, offset=(number - 1) * PER_PAGE, limit=PER_PAGE
+    )
+    return Step(listing, partial(_users_page, page, wanted))
+
+
+def _users_page(page: Page, wanted: ops.UserFilter, found: ops.Listing) -> Reply:
+    pages = max(1, -(-found.total // PER_PAGE))
+    query = {
+        "q": wanted.search,
+        "enrolled": "" if wanted.enrolled is None else "yes" if wanted.enrolled else "no",
+        "method": wanted.method or "",
+        "exempt": "1" if wanted.exempt else "",
+        "locked": "1" if wanted.locked else "",
+    }
+    kept = urlencode({k: v for k, v in query.items() if v})
+
+    def link(to: int) -> str:
+        return page.url("admin/users?" + (f"{kept}&" if kept else "") + f"page={to}")
+
+    number = found.offset // PER_PAGE + 1  # the page shown (a page past the end: the last)
+    return page.render(
+        "admin_users.html",
+        rows=found.rows,
+        total=found.total,
+        filters=query,
+        methods=METHODS,
+        number=number,
+        pages=pages,
+        first=found.offset + 1,
+        previous=link(number - 1) if number > 1 else "",
+        following=link(number + 1) if number < pages else "",
+        may_reset=roles.allowed(role(page), "reset"),
+    )
 
 
 def _found(page: Page, query: str, done: str, ids: list[str]) -> Reply:

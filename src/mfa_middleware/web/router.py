@@ -231,6 +231,7 @@ ROUTES: dict[str, Route] = {
     "/devices": Route(allowed, device_pages.devices_get, device_pages.devices_post),
     "/disable": Route(recent(), reset_pages.disable_get, reset_pages.disable_post),
     "/admin": Route(admin, admin_pages.admin_get, admin_pages.admin_post),
+    "/admin/users": Route(admin, admin_pages.users_get),
     "/logout": Route(anyone, post=account_pages.logout_post),
 }
 
