@@ -20,7 +20,7 @@ from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.effects import Key
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.stores.sqlite import SQLiteStore
-from mfa_middleware.testing import OutageStore
+from mfa_middleware.testing import FixedClock, OutageStore
 
 ENROLL_CODE = re.compile(r"[0-9a-hjkmnp-tv-z]{4}(-[0-9a-hjkmnp-tv-z]{4}){3}")
 
@@ -717,9 +717,9 @@ def test_reset_asks_on_a_terminal_and_names_the_cli_actor(
     assert re.search(r"reset: alice\nenrollment_code: [0-9a-z]{4}(-[0-9a-z]{4}){3}\n$", out)
     assert doc(db, ALICE)["method"] is None
     actor = f"cli:{getpass.getuser()}"
-    assert events == [
-        {"event": "enroll_code_issued", "user": "alice", "actor": actor},
-        {"event": "mfa_reset", "user": "alice", "actor": actor},
+    assert [(e["event"], e["user"], e["actor"], e["target"]) for e in events] == [
+        ("enroll_code_issued", "alice", actor, "alice"),
+        ("mfa_reset", "alice", actor, "alice"),
     ]
 
 
@@ -761,3 +761,26 @@ def test_list_shows_the_users_seen_with_their_status_and_filters_them(url: str, 
     assert text.stdout.endswith("total: 1\n")
     both = admin("--store", url, "list", "--enrolled", "--not-enrolled")
     assert both.returncode == 2  # one or the other
+
+
+def test_events_shows_a_users_recent_events_newest_first(db: Path, capsys: Any) -> None:
+    clock = FixedClock()
+    runtime = Runtime(MFAConfig(secret_keys=[KEY], store=SQLiteStore(db), clock=clock))
+    assert run_main("logout", "alice", runtime=runtime)[0] == 0
+    clock.advance(60)
+    assert run_main("exempt", "alice", runtime=runtime)[0] == 0
+    code, out = run_main("--json", "events", "alice", runtime=runtime)
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["user"] == "alice"
+    assert [e["event"] for e in shown["events"]] == ["exemption_changed", "forced_logout"]
+    actor = f"cli:{getpass.getuser()}"
+    assert {(e["actor"], e["target"]) for e in shown["events"]} == {(actor, "alice")}
+    assert shown["events"][0]["at"] == clock()
+    code, out = run_main("events", "alice", "--limit", "1", runtime=runtime)
+    assert code == 0
+    assert out.startswith("user: alice\nevents:\n  - event=exemption_changed, id=")
+    assert ", at=2023-11-14 22:14 UTC, " in out
+    assert "forced_logout" not in out
+    assert run_main("events", "alice", "--limit", "0", runtime=runtime)[0] == 2
+    assert "--limit must be 1 or more" in capsys.readouterr().err

@@ -363,3 +363,18 @@ def test_list_shows_who_set_2fa_up_in_the_demo(demo: Demo, alice: Any) -> None:
     shown = demo.text("list", "--enrolled")
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"user=alice, .*last_seen_at=20\d\d-\d\d-\d\d", shown.stdout)
+
+
+def test_events_show_what_happened_to_alice(demo: Demo, alice: Any) -> None:
+    demo.admin("logout", "alice")
+    shown = demo.admin("events", "alice", "--limit", "5")
+    latest = shown["events"][0]
+    assert latest["event"] == "forced_logout"
+    assert latest["actor"].startswith("cli:")
+    assert latest["target"] == "alice"
+    assert any(e["event"] == "enrolled" and e["actor"] == "user:alice" for e in
+               demo.admin("events", "alice")["events"])  # fmt: skip
+    text = demo.text("events", "alice", "--limit", "1")
+    assert re.search(r"event=forced_logout, id=[0-9a-f]{32}, at=20\d\d-\d\d-\d\d \d\d:\d\d UTC",
+                     text.stdout), text.stdout  # fmt: skip
+    assert logged_out(alice[0])  # her browser is signed out: keep this test last

@@ -10,7 +10,7 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 from mfa_middleware.config import parse_duration
-from mfa_middleware.core import devices, directory, enroll_code, ops
+from mfa_middleware.core import audit, devices, directory, enroll_code, ops
 from mfa_middleware.core.effects import Effect, annotated, get
 from mfa_middleware.core.policy import effective
 from mfa_middleware.core.records import load_hot_state, user_key
@@ -72,6 +72,10 @@ class Admin:
         """The users the middleware has seen that `wanted` keeps, ordered by name."""
         rt = self.runtime
         return self._run(ops.list_users(wanted, rt.clock(), rt.limits))
+
+    def events(self, user_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The user's recent events (`events_kept` of them at most), newest first."""
+        return self._run(audit.recent(user_id, limit))
 
     def logout(self, user_id: str, *, revoke_devices: bool = False) -> None:
         self._run(ops.force_logout(user_id, self.actor, revoke_devices=revoke_devices))

@@ -69,6 +69,9 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
 
     status = command("status", help="show a user's 2FA status")
     status.add_argument("user")
+    events = command("events", help="show a user's recent 2FA events, newest first")
+    events.add_argument("user")
+    events.add_argument("--limit", type=int, default=None, help="at most this many")
     listing = command("list", help="list the users the middleware has seen, with their 2FA status")
     enrolled = listing.add_mutually_exclusive_group()
     enrolled.add_argument(
@@ -269,6 +272,11 @@ def run(
     command = args.command
     if command == "status":
         return admin.status(user_id()).to_dict()
+    if command == "events":
+        if args.limit is not None and args.limit < 1:
+            raise CommandError("--limit must be 1 or more")
+        uid = user_id()
+        return {"user": uid, "events": admin.events(uid, args.limit)}
     if command == "list":
         wanted = UserFilter(
             search=args.search,

@@ -40,6 +40,7 @@ PARTS = (
     "recovery",
     "access",
     "pages",
+    "audit",
 )
 
 
@@ -126,6 +127,7 @@ class MFAConfig:
     hsts_max_age: int = 31_536_000  # Strict-Transport-Security on our HTTPS answers; 0: none
     clock: Callable[[], float] = time.time
     on_event: EventHook | None = None
+    events_kept: int = 50  # recent events kept per user (admin pages, mfa-admin events); 0: none
 
     def __post_init__(self) -> None:
         """Validate every part now: a bad value fails at startup, never at a request."""
@@ -245,6 +247,10 @@ class MFAConfig:
             template_dir=self.template_dir,
             max_form_bytes=self.max_form_bytes,
         )
+
+    @cached_property
+    def audit(self) -> options.Audit:
+        return options.Audit.parse(events_kept=self.events_kept)
 
     @classmethod
     def aal2(cls, **options: Any) -> MFAConfig:

@@ -489,3 +489,15 @@ class Pages:
             template_dir,
             max_form_bytes,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """What is kept of the audit events besides the log: the last `events_kept` events about
+    each user (0: none), for the admin pages and `mfa-admin events`."""
+
+    events_kept: int = 50
+
+    @classmethod
+    def parse(cls, *, events_kept: int) -> Audit:
+        return cls(int_range("events_kept", events_kept, 0, 1000))

@@ -5,6 +5,8 @@ emails the user; turning 2FA off keeps the admin page open."""
 from __future__ import annotations
 
 import html
+import io
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -193,3 +195,37 @@ def test_the_login_list_names_django_users_and_filters_them(mfa_store: Store) ->
     assert ">carol<" in off
     assert ">svc-billing<" in off  # never seen: not set up
     assert ">bob<" not in off
+
+
+def test_events_carry_their_stamp_in_signals_and_manage_py_mfa_events(
+    mfa_store: Store, outbox: Outbox
+) -> None:
+    from django.core.management import call_command
+
+    from mfa_middleware.django.signals import mfa_forced_logout
+
+    heard: list[dict[str, Any]] = []
+
+    def receiver(sender: str, user_id: str | None, event: dict[str, Any], **kw: Any) -> None:
+        heard.append(event)
+
+    mfa_forced_logout.connect(receiver)
+    try:
+        bob, alice = Client(), Client()
+        login(bob, "bob")
+        enroll(bob)
+        login(alice, "alice")
+        enroll(alice)
+        page = alice.get("/_mfa/admin?user=bob").content.decode()
+        post_page(alice, "/_mfa/admin", page, action="logout", user=user_pk("bob"))
+    finally:
+        mfa_forced_logout.disconnect(receiver)
+    (event,) = heard
+    assert event["actor"] == f"admin:{user_pk('alice')}"
+    assert event["target"] == user_pk("bob")
+    assert len(event["id"]) == 32
+    out = io.StringIO()
+    call_command("mfa", "--", "--json", "events", "bob", stdout=out)
+    shown = json.loads(out.getvalue())
+    assert shown["events"][0]["id"] == event["id"]
+    assert "Signed out everywhere" in visible(alice.get("/_mfa/admin?user=bob"))

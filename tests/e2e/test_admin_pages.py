@@ -420,8 +420,10 @@ async def test_admin_changes_the_mode_and_the_session_lifetime(clock: FixedClock
         assert store.get(SETTINGS_KEY)["session_lifetime"] == 43200.0
         clock.advance(12 * 3600)
         await expect_logged_out(bob)  # the new lifetime applies to bob's session
-        actors = {e["actor"] for e in events if "actor" in e and e["event"] != "mfa_reset"}
+        changes = ("mode_changed", "session_lifetime_changed")
+        actors = {e["actor"] for e in events if e["event"] in changes}
         assert actors == {"admin:alice"}
+        assert all(e["target"] is None for e in events if e["event"] in changes)  # everyone
 
 
 # --- the ops API: resetting alice leaves bob alone -------------------------------------------
@@ -669,3 +671,40 @@ async def test_with_2fa_off_an_admin_who_never_enrolled_gets_in_and_a_wrong_one_
         assert (await admin_page(bob)).status_code == 403
         r = await bob.get("/_mfa/challenge?reauth=1", headers=HTML)
         assert r.status_code == 303  # no code page for someone with nothing to enter
+
+
+# --- issue 21 point 9: events carry id, time, actor and target; a user's recent ones ------
+
+
+async def test_the_admin_page_shows_a_users_recent_events(clock: FixedClock) -> None:
+    store = MemoryStore()
+    events: list[dict[str, Any]] = []
+    app = admin_app(clock, store, on_event=events.append)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        clock.advance(60)
+        await act(alice, action="logout", user="bob")
+        page = await admin_page(alice, "?user=bob")
+        items = re.findall(r"<ol class=\"events\">(.*?)</ol>", page.text, re.S)[0]
+        rows = [" ".join(visible(li).split()) for li in re.findall(r"<li>(.*?)</li>", items, re.S)]
+        assert rows[0].endswith("Signed out everywhere · alice, an administrator · 127.0.0.1")
+        assert rows[0].startswith("14 Nov 2023, 22:")  # when, to the minute
+        assert any("Added a way to sign in · the user" in r for r in rows[1:])
+        assert any("Signed in with a second step · the user" in r for r in rows[1:])
+        # every event has what the page shows it by, and nothing secret
+        for event in events:
+            assert {"id", "at", "actor", "target"} <= set(event), event
+        forced = next(e for e in events if e["event"] == "forced_logout")
+        assert (forced["actor"], forced["target"], forced["at"]) == ("admin:alice", "bob", clock())
+        assert len({e["id"] for e in events}) == len(events)
+
+
+async def test_with_events_kept_zero_the_page_keeps_none(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store, events_kept=0)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        assert "None kept yet." in visible(await admin_page(alice, "?user=bob"))
+        assert store.get(Key("events", "bob")) is None

@@ -8,10 +8,10 @@ or touched one by one.
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mfa_middleware.core import authenticators, directory
+from mfa_middleware.core import audit, authenticators, directory
 from mfa_middleware.core.devices import DeviceRecord, devices_of
 from mfa_middleware.core.effects import Doc, Effect, delete, emit, get, get_many, put, update
 from mfa_middleware.core.oob import mask
@@ -391,6 +391,7 @@ class UserOverview:
     devices: list[tuple[str, DeviceRecord]]
     codes_left: int | None
     entry: directory.Entry | None = None  # the names and address the app gave us, if seen
+    events: list[dict[str, Any]] = field(default_factory=list)  # the recent ones, newest first
 
 
 def find_user(query: str) -> Generator[Effect, Any, list[str]]:
@@ -412,6 +413,9 @@ def directory_entries(ids: list[str]) -> Generator[Effect, Any, list[tuple[str, 
     return rows
 
 
+OVERVIEW_EVENTS = 20  # the recent events the admin page shows of one user
+
+
 def user_overview(
     user_id: str, now: float, limits: ThrottleParams
 ) -> Generator[Effect, Any, UserOverview]:
@@ -420,4 +424,5 @@ def user_overview(
     rows = yield from devices_of(user_id)
     left = yield from codes_left(user_id)
     seen = yield from directory.entry(user_id)
-    return UserOverview(status, state.user, state.settings, rows, left, seen)
+    recent = yield from audit.recent(user_id, OVERVIEW_EVENTS)
+    return UserOverview(status, state.user, state.settings, rows, left, seen, recent)

@@ -138,6 +138,7 @@ def _shown(page: Page, found: ops.UserOverview) -> dict[str, Any]:
         "locked_forever": forever,
         "locked_minutes": minutes,
         "codes_left": found.codes_left,
+        "events": found.events,
         "devices": [
             {
                 "name": r.name,
