@@ -38,6 +38,7 @@ from examples.starlette_app.pages import (
 )
 from examples.starlette_app.users import USERS, authenticate, user_for_token
 from mfa_middleware import MFAConfig, MFAMiddleware, MFAState, Principal, SQLiteStore
+from mfa_middleware.core.impersonation import session_flag
 from mfa_middleware.senders import ConsoleSender, Sender
 from mfa_middleware.senders.smtp import SMTPSender
 
@@ -154,6 +155,64 @@ async def billing(request: Request) -> Response:
         "<p>Payment details would be here: this page needs a second step from the last five"
         f" minutes.</p><p>{how_verified(request.scope.get('mfa'))}</p>",
     )
+
+
+def is_support(request: Request) -> bool:
+    """Support staff (carol) and staff (alice) may sign in as a customer ("Login with Access")."""
+    return bool({"staff", "helpdesk"} & set(getattr(request.user, "groups", ())))
+
+
+async def support(request: Request) -> Response:
+    """Login with Access: support staff sign in as a customer to see what they see, on their
+    own second factor; the 2FA middleware keeps the customer's 2FA out of their reach and
+    records every request (MFAConfig.is_impersonating reads the session's "impersonator")."""
+    if not request.user.is_authenticated:
+        return RedirectResponse("/login?next=/support", 303)
+    if "impersonator" in request.session:
+        return page(request, "Support", f"<p>{stop_form(request)}</p>")
+    if not is_support(request):
+        return page(request, "Support", "<p>Only support staff can sign in as a customer.</p>", 403)
+    others = [name for name in USERS if name != request.user.display_name]
+    options = "".join(f'<option value="{html.escape(n)}">{html.escape(n)}</option>' for n in others)
+    return page(
+        request,
+        "Support",
+        f"""<form method="post" action="/support/act-as">{csrf_field(request)}
+<label for="customer">Customer</label><select id="customer" name="customer">{options}</select>
+<p><button type="submit">Sign in as this customer</button></p></form>
+<p>You keep your own sign-in and its second step; the customer's two-step verification stays
+theirs: its pages are closed to you, and every request you make is recorded.</p>""",
+    )
+
+
+def stop_form(request: Request) -> str:
+    return (
+        f'<form method="post" action="/support/stop">{csrf_field(request)}'
+        '<button type="submit">Stop acting as this customer</button></form>'
+    )
+
+
+async def act_as(request: Request) -> Response:
+    form = await request.form()
+    if not csrf_valid(request, form) or not is_support(request):
+        return page(request, "Support", "<p>Refused.</p>", 403)
+    customer = str(form.get("customer", ""))
+    if customer not in USERS or customer == request.user.display_name:
+        return page(request, "Support", "<p>There is no such customer.</p>", 400)
+    if "impersonator" not in request.session:  # the session, and the agent's 2FA, go on
+        request.session["impersonator"] = request.user.display_name
+        request.session["user"] = customer
+    return RedirectResponse("/account", 303)
+
+
+async def stop_acting(request: Request) -> Response:
+    form = await request.form()
+    agent = request.session.get("impersonator")
+    if not csrf_valid(request, form) or agent not in USERS:
+        return page(request, "Support", "<p>Refused.</p>", 403)
+    request.session["user"] = agent
+    del request.session["impersonator"]
+    return RedirectResponse("/support", 303)
 
 
 async def health(request: Request) -> Response:
@@ -304,6 +363,8 @@ def mfa_options(**overrides: Any) -> dict[str, Any]:
         ],
         "is_admin": is_staff,
         "is_superadmin": is_superadmin,
+        # Login with Access: support staff signed in as a customer (see /support)
+        "is_impersonating": session_flag("impersonator"),
     }
     # Codes by SMS and email are printed to this terminal in the demo; production passes a
     # TwilioSMSSender and an SMTPSender (see the README).
@@ -351,6 +412,9 @@ def create_app(**mfa_overrides: Any) -> Starlette:
             Route("/health", health),
             Route("/public/{rest:path}", public),
             Route("/admin", admin),
+            Route("/support", support),
+            Route("/support/act-as", act_as, methods=["POST"]),
+            Route("/support/stop", stop_acting, methods=["POST"]),
             *(Route(path, static_file) for path in STATIC_FILES),
             Route("/login", login, methods=["GET", "POST"]),
             Route("/logout", logout, methods=["POST"]),

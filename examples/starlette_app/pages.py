@@ -38,13 +38,24 @@ def page(request: Request, title: str, body: str, status: int = 200) -> HTMLResp
 
 def nav(request: Request) -> str:
     links = [("/", "Home"), ("/account", "Account")]
-    if request.user.is_authenticated:
+    agent = request.session.get("impersonator") if "session" in request.scope else None
+    if request.user.is_authenticated and agent:
+        links.append(("/support", "Support"))  # the customer's 2FA pages are not the agent's
+    elif request.user.is_authenticated:
         links.append(("/_mfa/settings", "Two-step verification"))
         if {"staff", "helpdesk"} & set(getattr(request.user, "groups", ())):
             links.append(("/_mfa/admin", "2FA admin"))
+            links.append(("/support", "Support"))
     else:
         links.append(("/login", "Log in"))
-    return "".join(f'<a href="{href}">{text}</a>' for href, text in links)
+    shown = "".join(f'<a href="{href}">{text}</a>' for href, text in links)
+    if request.user.is_authenticated and agent:
+        who = html.escape(request.user.display_name)
+        shown += (
+            f'<span class="notice" role="status">Signed in as {who} on behalf of'
+            f" {html.escape(str(agent))}</span>"
+        )
+    return shown
 
 
 def csrf_token(conn: HTTPConnection) -> str:

@@ -118,6 +118,7 @@ class MFAConfig:
     webauthn_resident_key: str = "preferred"  # discoverable credentials (passkeys)
     is_admin: Callable[[Principal], bool] | None = None  # helpdesk: one user at a time
     is_superadmin: Callable[[Principal], bool] | None = None  # mode, lifetime, everyone; None: all
+    is_impersonating: Callable[[Any], object] | None = None  # request -> the agent's id, or None
     recovery_code_count: int = 10  # 0: no recovery codes
     brand_color: str | None = None  # e.g. "#0f766e": buttons, links and focus rings
     logo_url: str | None = None  # a same-origin path, e.g. "/static/logo.svg" (strict CSP)
@@ -233,6 +234,7 @@ class MFAConfig:
             forwarded_header=self.forwarded_header,
             is_admin=self.is_admin,
             is_superadmin=self.is_superadmin,
+            is_impersonating=self.is_impersonating,
         )
 
     @cached_property

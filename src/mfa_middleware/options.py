@@ -405,6 +405,7 @@ class Access:
     rules: RuleSet
     is_admin: Callable[[Principal], bool] | None
     is_superadmin: Callable[[Principal], bool] | None = None
+    is_impersonating: Callable[[Any], object] | None = None
 
     @classmethod
     def parse(
@@ -416,6 +417,7 @@ class Access:
         forwarded_header: str,
         is_admin: Callable[[Principal], bool] | None,
         is_superadmin: Callable[[Principal], bool] | None = None,
+        is_impersonating: Callable[[Any], object] | None = None,
     ) -> Access:
         if not isinstance(forwarded_header, str):
             raise ConfigError("forwarded_header", "must be a header name")
@@ -436,10 +438,15 @@ class Access:
             rule_set = RuleSet.build(rules, default_action, trusted_proxies, forwarded_header)
         except ValueError as exc:
             raise ConfigError("rules", str(exc)) from exc
-        for name, check in (("is_admin", is_admin), ("is_superadmin", is_superadmin)):
+        checks = (
+            ("is_admin", is_admin),
+            ("is_superadmin", is_superadmin),
+            ("is_impersonating", is_impersonating),
+        )
+        for name, check in checks:
             if check is not None and not callable(check):
-                raise ConfigError(name, "must be a function of the principal", "principal -> bool")
-        return cls(rule_set, is_admin, is_superadmin)
+                raise ConfigError(name, "must be a function", "see the README")
+        return cls(rule_set, is_admin, is_superadmin, is_impersonating)
 
 
 @dataclass(frozen=True, slots=True)

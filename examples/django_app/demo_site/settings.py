@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mfa_middleware.django.impersonation import hijacker
 from mfa_middleware.senders import ConsoleSender, Sender
 from mfa_middleware.senders.smtp import SMTPSender
 
@@ -53,6 +54,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "mfa_middleware.django",
+    "hijack",  # support staff signed in as a user (django-hijack): see is_impersonating below
+    "hijack.contrib.admin",  # its "impersonate" button in the admin's user list
     "demo_site",
 ]
 
@@ -66,6 +69,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "mfa_middleware.django.MFAMiddleware",
+    # after ours: its banner goes on the app's pages, never on the 2FA pages
+    "hijack.middleware.HijackUserMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -141,7 +146,12 @@ MFA_MIDDLEWARE = {
     "email_codes": True,  # every method on show; off by default (not NIST-conformant)
     # the icon browsers ask for by themselves needs no login and no second step
     "rules": [{"action": "bypass", "paths": ["/favicon.ico"]}],
+    # a staff member signed in as a user through django-hijack passes on their own second
+    # factor, cannot open the user's 2FA pages, and each request is an event naming both
+    "is_impersonating": hijacker,
 }
+# staff may sign in as users who are not staff (carol as bob), superusers as anyone
+HIJACK_PERMISSION_CHECK = "hijack.permissions.superusers_and_staff"
 if redis_url := os.environ.get("REDIS_URL"):
     MFA_MIDDLEWARE["store"] = redis_url
 if brand := os.environ.get("MFA_DEMO_BRAND_COLOR"):  # e.g. "#0f766e": the pages' colour

@@ -45,7 +45,9 @@ class MFAState:
     `amr`: the same as RFC 8176 values (`otp`, `sms`, `email`, `hwk`, `swk`, `device`,
     `exempt`); `verified_at`: when (seconds since the epoch); `trusted_device`: a trusted
     device let this session in without a code; `login_at`, `expires_at`, `idle_expires_at`:
-    when the login began and when it ends (its lifetime, its idle timeout)."""
+    when the login began and when it ends (its lifetime, its idle timeout); `impersonator`: the
+    support agent signed in as the user (see `core.impersonation`): every other field then
+    describes the agent's own second factor, never the user's."""
 
     verified: bool
     reason: str
@@ -56,6 +58,7 @@ class MFAState:
     login_at: float | None = None
     expires_at: float | None = None
     idle_expires_at: float | None = None
+    impersonator: str | None = None  # a support agent signed in as the user: their user id
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
     runtime: Any = field(default=None, repr=False, compare=False)  # internal: answers step-ups
 
@@ -95,6 +98,7 @@ class MFAState:
             "login_at": self.login_at,
             "expires_at": self.expires_at,
             "idle_expires_at": self.idle_expires_at,
+            "impersonator": self.impersonator,
         }
 
 

@@ -133,7 +133,17 @@ def _facts(source: Source, body: bytes) -> RequestFacts:
 @lru_cache(maxsize=4)
 def _entry(rt: Runtime) -> Entry:
     """The entry of the process's runtime (rebuilt with it when settings change)."""
-    return Entry(rt, principal_of=_principal, facts_of=_facts, user_id_of=_user_id)
+    return Entry(
+        rt,
+        principal_of=_principal,
+        facts_of=_facts,
+        user_id_of=_user_id,
+        request_of=_request,  # the config's hooks get Django's HttpRequest
+    )
+
+
+def _request(source: Source) -> HttpRequest:
+    return source.request
 
 
 def incoming(request: HttpRequest, user: Any, groups: frozenset[str] | None = None) -> Incoming:

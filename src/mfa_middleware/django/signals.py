@@ -50,6 +50,8 @@ mfa_session_expired = Signal()
 mfa_signed_out = Signal()
 mfa_forced_logout = Signal()
 mfa_unlocked = Signal()
+mfa_impersonated_request = Signal()
+mfa_impersonation_refused = Signal()
 mfa_all_sessions_cleared = Signal()
 mfa_exemption_changed = Signal()
 mfa_requirement_changed = Signal()
@@ -83,6 +85,8 @@ SIGNALS: dict[str, Signal] = {
     "signed_out": mfa_signed_out,
     "forced_logout": mfa_forced_logout,
     "unlocked": mfa_unlocked,
+    "impersonated_request": mfa_impersonated_request,
+    "impersonation_refused": mfa_impersonation_refused,
     "all_sessions_cleared": mfa_all_sessions_cleared,
     "exemption_changed": mfa_exemption_changed,
     "requirement_changed": mfa_requirement_changed,

@@ -22,6 +22,7 @@ from typing import Any
 
 from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.http import RequestFacts
+from mfa_middleware.core.impersonation import agent_id
 from mfa_middleware.core.mfa_state import BYPASS_STATE
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.rules import Rule
@@ -35,6 +36,8 @@ from mfa_middleware.web.gate import (
     bound,
     end_session,
     gate,
+    gate_agent,
+    rule_for,
 )
 from mfa_middleware.web.messages import misconfigured
 from mfa_middleware.web.outcomes import PASS, Answer, Outcome, Pass, Work
@@ -79,11 +82,13 @@ class Entry:
         principal_of: PrincipalOf,
         facts_of: FactsOf,
         user_id_of: UserIdOf | None = None,
+        request_of: Callable[[Any], Any] | None = None,
     ) -> None:
         self.rt = rt
         self.user_id_of = user_id_of
         self.principal_of = principal_of
         self.facts_of = facts_of
+        self.request_of = request_of  # the framework's own request, for the config's hooks
         self._prefix = rt.prefix
         self._prefix_slash = rt.prefix + "/"
 
@@ -91,11 +96,20 @@ class Entry:
         """A request for one of our pages (the adapter reads a POST's body for it first)."""
         return path == self._prefix or path.startswith(self._prefix_slash)
 
+    def agent_of(self, source: Any) -> str | None:
+        """The support agent signed in as this request's user (`is_impersonating`), if any."""
+        hook = self.rt.config.access.is_impersonating
+        if hook is None:
+            return None
+        return agent_id(hook(source if self.request_of is None else self.request_of(source)))
+
     def handle(self, incoming: Incoming) -> Outcome | Work:
         try:
             if incoming.path == self._prefix or incoming.path.startswith(self._prefix_slash):
                 facts = self.facts_of(incoming.source, incoming.body)
-                return page_work(self.rt, facts, self.principal_of(incoming.source), incoming.app)
+                principal = self.principal_of(incoming.source)
+                agent = None if principal is None else self.agent_of(incoming.source)
+                return page_work(self.rt, facts, principal, incoming.app, agent)
             principal = None
             if self.user_id_of is not None:
                 user_id = self.user_id_of(incoming.source)
@@ -116,6 +130,9 @@ class Entry:
             return self._misconfigured(incoming, exc)
         assert principal is not None
         facts = self.facts_of(incoming.source, b"")
+        agent = self.agent_of(incoming.source)
+        if agent is not None:  # never remembered: each of its requests is recorded
+            return Work(self._gate_agent(facts, principal, incoming.app, agent))
         rule = memo.access(rt, ticket, facts, principal)
         if isinstance(rule, Pass):
             return rule
@@ -137,6 +154,15 @@ class Entry:
         memo.remember(self.rt, ticket, result, passed)
         return passed
 
+    def _gate_agent(
+        self, facts: RequestFacts, principal: Principal, app: AppSession, agent: str
+    ) -> Generator[Effect, Any, Outcome]:
+        rule = rule_for(self.rt, facts, principal)
+        result: GateResult = yield from gate_agent(self.rt, facts, principal, agent, app, rule)
+        if result.response is not None:
+            return Answer(result.response, result.marker, result.end_app_session)
+        return Pass(tuple(result.cookies), result.marker, False, result.mfa or BYPASS_STATE)
+
     def after(self, incoming: Incoming, outcome: Pass, marker_now: str | None) -> Work | None:
         """Once the app answered: when it cleared its session meanwhile (its logout, or a new
         login over an old one), that MFA session is over, server-side, so its cookie replays
@@ -157,7 +183,10 @@ class Entry:
         claims = self.rt.sessions.decode(memo.token(self.rt, incoming.cookies))
         if principal is None or claims is None:
             return None
-        if not bound(self.rt, claims, principal, incoming.app):
+        agent = self.agent_of(incoming.source)  # signed in as a user: the session is the agent's
+        if agent is not None:
+            principal = Principal(agent)
+        if not bound(self.rt, claims, principal, incoming.app, agent=agent is not None):
             return None
         return Work(self._signed_out(claims, principal.id))
 

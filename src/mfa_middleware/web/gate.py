@@ -78,12 +78,22 @@ def _login_tags(rt: Runtime, app: AppSession) -> tuple[str, ...]:
     return rt.login_tag.tags(app.marker) if app.marker and not app.writable else ("",)
 
 
-def bound(rt: Runtime, claims: SessionClaims, principal: Principal, app: AppSession) -> bool:
+def bound(
+    rt: Runtime,
+    claims: SessionClaims,
+    principal: Principal,
+    app: AppSession,
+    *,
+    agent: bool = False,
+) -> bool:
     """Whether the cookie belongs to this user and to this login of the app (its tags made
-    under any configured key: rotating a key in logs nobody out)."""
+    under any configured key: rotating a key in logs nobody out). `agent`: the cookie of a
+    support agent acting as a user, whose app may have switched to a new login to do so
+    (django-hijack logs the agent in as the user): it must be the agent's, and still the app
+    session's own where the app keeps it, but need not be of this login."""
     return (
         claims.user_tag in rt.user_tag.tags(principal.id)
-        and claims.login_tag in _login_tags(rt, app)
+        and (agent or claims.login_tag in _login_tags(rt, app))
         and (not app.writable or app.marker == claims.session_id)
     )
 
@@ -110,15 +120,17 @@ def resolve_session(
     app: AppSession,
     *,
     require: bool = False,
+    agent: bool = False,
 ) -> Generator[Effect, Any, SessionView]:
     """The user's MFA session for this request (a new one when the cookie is missing, foreign
-    or from another login) and the decision on it. `require`: a two_factor rule matched.
+    or from another login) and the decision on it. `require`: a two_factor rule matched;
+    `agent`: `principal` is a support agent acting as the signed-in user (see `gate_agent`).
 
     A token caller (an API client) carries no MFA state: nothing is written and no cookie is
     set for it, whatever the answer."""
     now = rt.clock()
     claims = rt.sessions.decode(facts.cookie(rt.cookie_name))
-    fresh = claims is None or not bound(rt, claims, principal, app)
+    fresh = claims is None or not bound(rt, claims, principal, app, agent=agent)
     tags = None if fresh or claims is None else rt.session_tag.tags(claims.session_id)
     state = yield from load_hot_state(principal.id, tags)
     eff = effective(state.settings, rt.defaults)
@@ -135,7 +147,7 @@ def resolve_session(
             state.settings.global_epoch,
             login_tag=_login_tag(rt, app),
         )
-        if not api:
+        if not api and not agent:
             yield from directory.note(principal, now)  # the admin pages find users by name
             claims, device_cookie = yield from _start_on_device(rt, facts, principal, state, claims)
     lost = fresh and app.writable and app.marker is not None and not api
@@ -362,6 +374,49 @@ def _decide(
         body = {"error": decision.reason, "location": location}
         return GateResult(json_response(401, body, view.cookies), marker=marker)
     return GateResult(redirect(location, view.cookies), marker=marker)
+
+
+def gate_agent(
+    rt: Runtime,
+    facts: RequestFacts,
+    principal: Principal,
+    agent_id: str,
+    app: AppSession,
+    rule: Rule | None,
+) -> Generator[Effect, Any, GateResult]:
+    """A request of a support agent signed in as `principal` (`MFAConfig.is_impersonating`):
+    it passes on the agent's own second factor, never the user's (whose code or phone the agent
+    must neither trigger nor need), and is an `impersonated_request` event naming both. A
+    session where the agent's own factor is not settled ends: the agent signs in again. A page
+    asking for a fresher factor is refused (403): the agent cannot confirm it's them while
+    signed in as someone else. Never remembered by the memo, so every request is recorded."""
+    named = {"user": principal.id, "actor": f"agent:{agent_id}", "ip": facts.client}
+    where = {"method": facts.method, "path": facts.path}
+    hsts = rt.config.sessions.hsts_max_age
+    action = None if rule is None else rule.action
+    if action == "deny":
+        yield from emit("impersonation_refused", **named, **where, reason="denied")
+        return GateResult(with_hsts(denied(rt, facts, principal), facts, hsts))
+    try:
+        view = yield from resolve_session(rt, facts, Principal(agent_id), app, agent=True)
+    except StoreError as exc:
+        logger.error("2FA store unavailable: %s", exc)
+        return GateResult(with_hsts(unavailable(rt, facts, principal), facts, hsts))
+    decision = view.decision
+    if not isinstance(decision, Allow):
+        yield from emit("impersonation_refused", **named, **where, reason=decision.reason)
+        response = expired_response(rt, facts, principal, "impersonation_unverified")
+        return GateResult(with_hsts(response, facts, hsts), end_app_session=True)
+    state = replace(state_of(rt, view), impersonator=agent_id)
+    if (
+        rule is not None
+        and action != "bypass"
+        and not state.fresh(rule.max_age, device_ok=rule.device_ok)
+    ):
+        yield from emit("impersonation_refused", **named, **where, reason="not_recent")
+        return GateResult(with_hsts(denied(rt, facts, principal), facts, hsts), view.cookies)
+    yield from emit("impersonated_request", **named, **where)
+    return GateResult(None, view.cookies, view.marker(app), mfa=state)
 
 
 def survives_outage(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from mfa_middleware.core.effects import Effect, Step
+from mfa_middleware.core.effects import Effect, Step, emit
 from mfa_middleware.core.enroll_code import EnrollCode, blocking
 from mfa_middleware.core.http import RequestFacts, Response
 from mfa_middleware.core.i18n import N_
@@ -57,7 +57,7 @@ from mfa_middleware.web.http import (
     with_hsts,
     with_next,
 )
-from mfa_middleware.web.messages import denied, forbidden, unavailable
+from mfa_middleware.web.messages import denied, forbidden, message, unavailable
 from mfa_middleware.web.outcomes import Answer, Outcome, Reply, Work
 from mfa_middleware.web.page import Handler, Page
 
@@ -268,10 +268,16 @@ def _script_bytes() -> bytes:
 
 
 def page_work(
-    rt: Runtime, facts: RequestFacts, principal: Principal | None, app: AppSession
+    rt: Runtime,
+    facts: RequestFacts,
+    principal: Principal | None,
+    app: AppSession,
+    agent: str | None = None,
 ) -> Answer | Work:
     """A request under the prefix: the stylesheet and the way to the login page at once, a
-    page as work for the driver (a store failure answers "temporarily unavailable")."""
+    page as work for the driver (a store failure answers "temporarily unavailable"). `agent`:
+    a support agent signed in as `principal` gets 403 on every page, the user's 2FA being
+    theirs alone (see `core.impersonation`)."""
     hsts = rt.config.sessions.hsts_max_age
     sub = facts.path[len(rt.prefix) :] or "/"
     method = "GET" if facts.method == "HEAD" else facts.method
@@ -290,7 +296,39 @@ def page_work(
         logger.error("2FA store unavailable, page refused: %s", exc)
         return Answer(with_hsts(unavailable(rt, facts, principal), facts, hsts))
 
+    if agent is not None:
+        return Work(_refused_to_agent(rt, facts, principal, agent), recover)
     return Work(serve(rt, facts, principal, app, sub, method), recover)
+
+
+def _refused_to_agent(
+    rt: Runtime, facts: RequestFacts, principal: Principal, agent: str
+) -> Generator[Effect, Any, Reply]:
+    """A support agent signed in as a user: none of our pages, which show or change that
+    user's 2FA (or sign their session out), is theirs to see."""
+    yield from emit(
+        "impersonation_refused",
+        user=principal.id,
+        actor=f"agent:{agent}",
+        ip=facts.client,
+        method=facts.method,
+        path=facts.path,
+        reason="mfa_page",
+    )
+    response = message(
+        rt,
+        facts,
+        principal,
+        403,
+        N_("Not while signed in as someone else"),
+        N_(
+            "You are signed in as another user, on their behalf. Their two-step verification"
+            " is theirs alone: you can neither see nor change it. Stop acting as them to"
+            " manage your own."
+        ),
+        "impersonating",
+    )
+    return Answer(with_hsts(response, facts, rt.config.sessions.hsts_max_age))
 
 
 def serve(
