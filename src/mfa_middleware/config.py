@@ -98,6 +98,7 @@ class MFAConfig:
     sms_sender: Sender | None = None
     email_sender: Sender | None = None
     email_codes: bool = False  # offer codes by email as a second factor (not NIST-conformant)
+    sms_fallback: str | None = None  # "email": a login code by email when an SMS fails; "off"
     assurance: str | None = None  # "AAL2": refuse what NIST SP 800-63B does not allow there
     code_digits: int = 6
     code_ttl: Duration = "10m"
@@ -191,6 +192,7 @@ class MFAConfig:
             assurance=self.assurance,
             sms_regions=self.sms_regions,
             default_region=self.default_region,
+            sms_fallback=self.sms_fallback,
         )
 
     @cached_property

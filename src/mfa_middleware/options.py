@@ -222,6 +222,7 @@ class Codes:
     assurance: str | None
     sms_regions: tuple[str, ...] | None
     default_region: str
+    sms_fallback: bool = False  # a login code by email when a text message cannot be sent
 
     @classmethod
     def parse(
@@ -239,9 +240,11 @@ class Codes:
         assurance: str | None,
         sms_regions: Sequence[str] | None,
         default_region: str,
+        sms_fallback: str | None = None,
     ) -> Codes:
         int_range("code_digits", code_digits, 6, 8)
         _check_email_codes(email_codes, assurance, email_sender)
+        fallback = _sms_fallback(sms_fallback, email_codes, assurance, email_sender)
         int_range("max_sends_per_hour", max_sends_per_hour, 1, 1000)
         int_range("max_sends_per_destination", max_sends_per_destination, 1, 1000)
         int_range("max_sends_per_ip", max_sends_per_ip, 1, 100_000)
@@ -268,8 +271,42 @@ class Codes:
         )
         regions = tuple(sms_regions) if sms_regions else None
         return cls(
-            params, sms_sender, email_sender, email_codes, assurance, regions, default_region
+            params,
+            sms_sender,
+            email_sender,
+            email_codes,
+            assurance,
+            regions,
+            default_region,
+            fallback,
         )
+
+
+def _sms_fallback(
+    value: str | None, email_codes: bool, assurance: str | None, sender: Sender | None
+) -> bool:
+    """Whether a login code goes by email when a text message cannot be sent: None follows
+    `email_codes` (as before the option existed); "email" sends it to the app's address of
+    record even with email codes off; "off" never. Email is not an out-of-band authenticator
+    (NIST SP 800-63B): "email" is refused at AAL2 and logs a warning."""
+    if value is not None:
+        choice("sms_fallback", value, ("email", "off"))
+    if value != "email":
+        return value is None and email_codes
+    if assurance == "AAL2":
+        raise ConfigError(
+            "sms_fallback",
+            "a code by email is not an authenticator at AAL2 (NIST SP 800-63B)",
+            "None or 'off', or drop assurance='AAL2'",
+        )
+    if sender is None:
+        raise ConfigError("sms_fallback", "needs an email_sender to send the codes")
+    if not email_codes:
+        logger.warning(
+            "sms_fallback='email': a login code goes by email when a text message cannot be"
+            " sent; email does not conform to NIST SP 800-63B as an out-of-band authenticator"
+        )
+    return True
 
 
 def _check_email_codes(email_codes: bool, assurance: str | None, sender: Sender | None) -> None:

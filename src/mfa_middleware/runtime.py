@@ -108,6 +108,7 @@ class Runtime:
             translate=self.translate,
             plural=self.plural,
             webauthn=config.webauthn,
+            sms_fallback=codes.sms_fallback,
         )
         # what a user may enroll, in the order the chooser offers it
         passkeys = ["webauthn"] if config.webauthn is not None else []

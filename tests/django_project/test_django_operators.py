@@ -229,3 +229,38 @@ def test_events_carry_their_stamp_in_signals_and_manage_py_mfa_events(
     shown = json.loads(out.getvalue())
     assert shown["events"][0]["id"] == event["id"]
     assert "Signed out everywhere" in visible(alice.get("/_mfa/admin?user=bob"))
+
+
+def test_sms_fallback_emails_the_django_address_when_a_text_cannot_be_sent(
+    mfa_store: Store,
+) -> None:
+    sms, mail = Outbox("sms"), Outbox("email")
+    options = {
+        **settings.MFA_MIDDLEWARE,
+        "sms_sender": sms,
+        "email_sender": mail,
+        "email_codes": False,
+        "sms_fallback": "email",
+    }
+    with override_settings(MFA_MIDDLEWARE=options):
+        bob = Client()
+        login(bob, "bob")
+        page = bob.get("/_mfa/enroll/sms").content.decode()
+        sent = post_page(bob, "/_mfa/enroll/sms", page, phone="+14155552671", region="US")
+        assert sent.status_code == 303
+        code_page = bob.get(sent["Location"]).content.decode()
+        done = post_page(bob, "/_mfa/enroll/code", code_page, code=sms.last_code())
+        assert done.status_code == 303
+        bob.post("/accounts/logout/")
+        login(bob, "bob")
+        sms.fail = True  # the provider is down
+        challenge_page = bob.get("/_mfa/challenge")
+        assert "so we emailed your code to b***@example.com instead" in " ".join(
+            visible(challenge_page).split()
+        )
+        assert len([m for m in mail.to("bob@example.com") if "code" in m.subject.lower()]) == 1
+        verified = post_page(
+            bob, "/_mfa/challenge", challenge_page.content.decode(), code=mail.last_code()
+        )
+        assert verified.status_code == 303
+        assert bob.get("/account/").status_code == 200

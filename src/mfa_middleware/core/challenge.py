@@ -96,14 +96,15 @@ def record(
 
 
 def login_routes(user: UserRecord, email: str | None, params: Params) -> list[tuple[str, str]]:
-    """Where a login code goes: the enrolled phone, then (with `email_codes`) the app's
-    address of record if the SMS fails. A user who enrolled by email keeps receiving codes
-    there even if `email_codes` was turned off since, or they could not sign in."""
+    """Where a login code goes: the enrolled phone, then (`sms_fallback`: with `email_codes`,
+    or asked for) the app's address of record if the SMS fails. A user who enrolled by email
+    keeps receiving codes there even if `email_codes` was turned off since, or they could not
+    sign in."""
     factor = authenticators.code_factor(user)
     if factor is None or not factor.destination:
         return []
     if factor.kind == "sms":
-        fallback = [("email", email)] if email and "email" in params.code_channels else []
+        fallback = [("email", email)] if email and params.sms_fallback else []
         return [("sms", factor.destination), *fallback]
     return [("email", factor.destination)]
 

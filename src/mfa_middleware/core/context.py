@@ -45,7 +45,8 @@ class Params:
 
     `code_channels`: the channels offered as a second factor ("sms", "email"); `notices`:
     whether an email sender exists, so account notices can be sent; `webauthn`: the relying
-    party when passkeys are on."""
+    party when passkeys are on; `sms_fallback`: a login code goes to the app's address of
+    record when a text message cannot be sent."""
 
     keyring: Keyring
     totp: TotpParams
@@ -58,3 +59,4 @@ class Params:
     translate: Translate = untranslated
     plural: Plural = untranslated_plural
     webauthn: WebAuthnSettings | None = None
+    sms_fallback: bool = False  # a login code by email to the address of record if SMS fails
