@@ -248,7 +248,13 @@ def login_page(
     request: Request, error: str = "", next_path: str = "/", status: int = 200
 ) -> HTMLResponse:
     message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
-    body = f"""{take_notice(request)}{message}<form method="post" action="/login">
+    notice = take_notice(request)
+    if request.query_params.get("mfa") == "enrolled":  # relogin_after_enrollment: say why
+        notice = (
+            '<p class="notice" role="status">Two-step verification is set up. Log in again with'
+            " your password, then a code from your new way to sign in.</p>"
+        )
+    body = f"""{notice}{message}<form method="post" action="/login">
 {csrf_field(request)}<input type="hidden" name="next" value="{html.escape(next_path)}">
 <label for="username">Username</label><input id="username" name="username" autocomplete="username">
 <label for="password">Password</label>

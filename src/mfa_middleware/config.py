@@ -126,6 +126,7 @@ class MFAConfig:
     translations: Any = None  # a gettext.GNUTranslations for the pages' strings
     template_dir: str | Path | Sequence[str | Path] | None = None  # folders searched in order
     max_form_bytes: int = 16_384
+    relogin_after_enrollment: bool = False  # a first enrollment ends the app's login
     hsts_max_age: int = 31_536_000  # Strict-Transport-Security on our HTTPS answers; 0: none
     clock: Callable[[], float] = time.time
     on_event: EventHook | None = None
@@ -250,6 +251,7 @@ class MFAConfig:
             translations=self.translations,
             template_dir=self.template_dir,
             max_form_bytes=self.max_form_bytes,
+            relogin_after_enrollment=self.relogin_after_enrollment,
         )
 
     @cached_property

@@ -498,6 +498,7 @@ class Pages:
     translations: Any
     template_dir: str | Path | Sequence[str | Path] | None  # folders searched in order
     max_form_bytes: int
+    relogin_after_enrollment: bool = False  # the app's login ends after a first enrollment
 
     @classmethod
     def parse(
@@ -511,8 +512,11 @@ class Pages:
         translations: Any,
         template_dir: str | Path | Sequence[str | Path] | None,
         max_form_bytes: int,
+        relogin_after_enrollment: bool = False,
     ) -> Pages:
         int_range("max_form_bytes", max_form_bytes, 1024, 1_048_576)
+        if not isinstance(relogin_after_enrollment, bool):
+            raise ConfigError("relogin_after_enrollment", "must be True or False")
         if brand_color is not None and not re.fullmatch(r"#[0-9a-fA-F]{6}", brand_color):
             raise ConfigError("brand_color", f"{brand_color!r} is not a colour", "'#RRGGBB'")
         if logo_url is not None and not re.fullmatch(r"/[^/\\][^\s\"'<>]*", logo_url):
@@ -532,6 +536,7 @@ class Pages:
             translations,
             template_dir,
             max_form_bytes,
+            relogin_after_enrollment,
         )
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import pyotp
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -264,3 +265,22 @@ def test_sms_fallback_emails_the_django_address_when_a_text_cannot_be_sent(
         )
         assert verified.status_code == 303
         assert bob.get("/account/").status_code == 200
+
+
+def test_relogin_after_enrollment_in_the_django_demo(mfa_store: Store) -> None:
+    options = {**settings.MFA_MIDDLEWARE, "relogin_after_enrollment": True}
+    with override_settings(MFA_MIDDLEWARE=options):
+        bob = Client()
+        login(bob, "bob")
+        page = bob.get("/_mfa/enroll/totp?next=/account/").content.decode()
+        secret = re.search(r"<code>([A-Z2-7 ]+)</code>", page)
+        assert secret
+        code = pyotp.TOTP(secret.group(1).replace(" ", "")).now()
+        done = post_page(bob, "/_mfa/enroll/totp", page, code=code, next="/account/")
+        assert done.status_code == 303
+        assert done["Location"] == "/accounts/login/?mfa=enrolled&next=%2Faccount%2F"
+        shown = bob.get(done["Location"])
+        text = " ".join(visible(shown).split())
+        assert "Two-step verification is set up. Log in again with your password" in text
+        assert "Your session has ended" not in text
+        assert bob.get("/account/")["Location"].startswith("/accounts/login/")

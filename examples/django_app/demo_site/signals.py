@@ -20,7 +20,7 @@ ENDED = (
 
 @receiver(user_logged_out)
 def say_why(sender: Any, request: HttpRequest | None, **kwargs: Any) -> None:
-    if request is None:
-        return
+    if request is None or request.path.startswith("/_mfa/enroll"):
+        return  # a first enrollment ended it (relogin_after_enrollment): the page says so
     own = request.path == reverse("logout") or request.path.endswith("/_mfa/logout")
     messages.info(request, SIGNED_OUT if own else ENDED, fail_silently=True)

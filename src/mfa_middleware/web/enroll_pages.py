@@ -24,19 +24,20 @@ from mfa_middleware.core import (
     otp,
     passkeys,
 )
-from mfa_middleware.core.effects import Step
+from mfa_middleware.core.effects import Step, annotated
 from mfa_middleware.core.flows import Attempt, Enrolled
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.attempts import failure_context, failure_status, with_lock_notice
 from mfa_middleware.web.code_context import resend_context, send_status
 from mfa_middleware.web.device_pages import onward, signed_in
-from mfa_middleware.web.http import with_next
+from mfa_middleware.web.gate import end_session
+from mfa_middleware.web.http import html_response, redirect, with_next
 from mfa_middleware.web.outcomes import Reply
 from mfa_middleware.web.page import Page
 from mfa_middleware.web.phone import normalise_phone, region_choices
 from mfa_middleware.web.qr import qr_svg
-from mfa_middleware.web.recovery_pages import codes_page
+from mfa_middleware.web.recovery_pages import codes_download, codes_page
 
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 
@@ -63,11 +64,55 @@ def enroll_get(page: Page) -> Reply:
     )
 
 
+RELOGIN_QUERY = "mfa=enrolled"
+"""What the login page's URL carries after a first enrollment ended the app's login
+(`relogin_after_enrollment`), so the app can say why its user signs in again."""
+
+
 def enrolled(page: Page, claims: SessionClaims) -> Reply:
     """After an enrollment (the session's new `claims`): a first one shows the recovery codes
-    once, then carries on; a change of method keeps the codes and goes straight on."""
-    finishing = enrollment.finish(page.caller, page.params, first=not _adding(page))
+    once, then carries on (or, with `relogin_after_enrollment`, ends the app's login: the user
+    signs in again with the password and the new factor); a change of method keeps the codes
+    and goes straight on."""
+    first = not _adding(page)
+    finishing = enrollment.finish(page.caller, page.params, first=first)
+    if first and page.rt.config.pages.relogin_after_enrollment:
+        return Step(finishing, partial(_sign_in_again, page))
     return Step(finishing, partial(_after_enrollment, page, claims))
+
+
+def _sign_in_again(page: Page, codes: list[str] | None) -> Reply:
+    """End this login, here and in the app (its MFA session server-side too), and send the
+    user to the login page with `?mfa=enrolled`, by way of the recovery codes (shown once, on
+    a page that belongs to no session any more)."""
+    rt = page.rt
+    login = page.facts.url(rt.config.pages.login_url)
+    target = with_query(login, RELOGIN_QUERY, page.next)
+    cookies = [rt.clear_session_cookie()]
+
+    def ended(_: object) -> Reply:
+        if codes is None:
+            return page.answer(redirect(target, cookies), end_app_session=True)
+        body = rt.renderer.render(
+            "recovery_codes.html",
+            csrf_token="",  # no sign-out form: the session is over
+            user="",
+            next=page.next,
+            prefix=page.prefix,
+            codes=codes,
+            continue_to=target,
+            download=codes_download(rt.config.pages.app_name, codes),
+            relogin=True,
+        )
+        return page.answer(html_response(200, body, cookies), end_app_session=True)
+
+    ending = end_session(rt, page.view.claims, page.principal.id, "system:relogin")
+    return Step(annotated(ending, ip=page.facts.client), ended)
+
+
+def with_query(url: str, query: str, next_path: str) -> str:
+    """`url` with `query` and, unless it is the home page, `next` added."""
+    return with_next(f"{url}{'&' if '?' in url else '?'}{query}", next_path)
 
 
 def _after_enrollment(page: Page, claims: SessionClaims, codes: list[str] | None) -> Reply:

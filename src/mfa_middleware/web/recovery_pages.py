@@ -17,15 +17,19 @@ def codes_page(
 ) -> Reply:
     """The codes, once, with a download and the way on (`target`); with `claims`, as the first
     page of the session they start."""
-    app_name = page.rt.config.pages.app_name
-    text = f"{app_name} recovery codes\n\n" + "\n".join(codes) + "\n"
     return page.render(
         "recovery_codes.html",
         claims=claims,
         codes=codes,
         continue_to=target,
-        download="data:text/plain;charset=utf-8," + quote(text),
+        download=codes_download(page.rt.config.pages.app_name, codes),
     )
+
+
+def codes_download(app_name: str, codes: list[str]) -> str:
+    """The codes as a text file, in a data: URL (nothing to serve, nothing cached)."""
+    text = f"{app_name} recovery codes\n\n" + "\n".join(codes) + "\n"
+    return "data:text/plain;charset=utf-8," + quote(text)
 
 
 def regenerate_post(page: Page) -> Reply:
