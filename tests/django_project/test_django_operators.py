@@ -284,3 +284,37 @@ def test_relogin_after_enrollment_in_the_django_demo(mfa_store: Store) -> None:
         assert "Two-step verification is set up. Log in again with your password" in text
         assert "Your session has ended" not in text
         assert bob.get("/account/")["Location"].startswith("/accounts/login/")
+
+
+def test_carol_sets_bobs_phone_in_the_django_demo_and_bob_confirms_it(mfa_store: Store) -> None:
+    sms = Outbox("sms")
+    options = {**settings.MFA_MIDDLEWARE, "sms_sender": sms}
+    with override_settings(MFA_MIDDLEWARE=options):
+        bob, carol = Client(), Client()
+        login(bob, "bob")
+        bob.get("/account/")  # sent to set 2FA up: he does not, yet
+        login(carol, "carol")
+        enroll(carol)
+        page = carol.get("/_mfa/admin?user=bob").content.decode()
+        r = post_page(
+            carol,
+            "/_mfa/admin",
+            page,
+            action="set_phone",
+            user=user_pk("bob"),
+            phone="(415) 555-2671",
+            region="US",
+        )
+        assert r.status_code == 303
+        assert sms.messages == []
+        bob = Client()  # his next sign-in
+        login(bob, "bob")
+        r = bob.get("/_mfa/enroll")
+        assert r["Location"].startswith("/_mfa/enroll/assigned")
+        r = bob.get(r["Location"])
+        code_page = bob.get(r["Location"])
+        assert "carol, an administrator, set this phone number" in visible(code_page)
+        assert sms.messages[-1].to == "+14155552671"
+        done = post_page(bob, "/_mfa/enroll/code", code_page.content.decode(), code=sms.last_code())
+        assert done.status_code == 303
+        assert bob.get("/account/").status_code == 200

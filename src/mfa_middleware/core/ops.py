@@ -11,6 +11,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mfa_middleware.core import assigned as assigned_phone
 from mfa_middleware.core import audit, authenticators, directory
 from mfa_middleware.core.devices import DeviceRecord, devices_of
 from mfa_middleware.core.effects import Doc, Effect, delete, emit, get, get_many, put, update
@@ -392,6 +393,7 @@ class UserOverview:
     codes_left: int | None
     entry: directory.Entry | None = None  # the names and address the app gave us, if seen
     events: list[dict[str, Any]] = field(default_factory=list)  # the recent ones, newest first
+    assigned: assigned_phone.AssignedPhone | None = None  # a number an admin set, unconfirmed
 
 
 def find_user(query: str) -> Generator[Effect, Any, list[str]]:
@@ -425,4 +427,5 @@ def user_overview(
     left = yield from codes_left(user_id)
     seen = yield from directory.entry(user_id)
     recent = yield from audit.recent(user_id, OVERVIEW_EVENTS)
-    return UserOverview(status, state.user, state.settings, rows, left, seen, recent)
+    phone = yield from assigned_phone.pending(user_id)
+    return UserOverview(status, state.user, state.settings, rows, left, seen, recent, phone)

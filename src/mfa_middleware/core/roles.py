@@ -25,6 +25,7 @@ NEEDS: dict[str, str] = {
     "unlock": HELPDESK,
     "logout": HELPDESK,
     "set_phone": HELPDESK,
+    "clear_phone": HELPDESK,
     "exempt": SUPERADMIN,
     "unexempt": SUPERADMIN,
     "mode": SUPERADMIN,

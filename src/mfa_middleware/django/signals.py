@@ -51,6 +51,8 @@ mfa_signed_out = Signal()
 mfa_forced_logout = Signal()
 mfa_unlocked = Signal()
 mfa_impersonated_request = Signal()
+mfa_phone_assigned = Signal()
+mfa_phone_withdrawn = Signal()
 mfa_impersonation_refused = Signal()
 mfa_all_sessions_cleared = Signal()
 mfa_exemption_changed = Signal()
@@ -86,6 +88,8 @@ SIGNALS: dict[str, Signal] = {
     "forced_logout": mfa_forced_logout,
     "unlocked": mfa_unlocked,
     "impersonated_request": mfa_impersonated_request,
+    "phone_assigned": mfa_phone_assigned,
+    "phone_withdrawn": mfa_phone_withdrawn,
     "impersonation_refused": mfa_impersonation_refused,
     "all_sessions_cleared": mfa_all_sessions_cleared,
     "exemption_changed": mfa_exemption_changed,

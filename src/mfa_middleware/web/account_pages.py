@@ -7,7 +7,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from mfa_middleware.core import authenticators, enrollment, ops, recovery
+from mfa_middleware.core import assigned, authenticators, enrollment, ops, recovery
 from mfa_middleware.core.effects import Step, annotated
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_EXEMPT, Allow
@@ -19,12 +19,20 @@ from mfa_middleware.web.page import Page
 
 
 def settings_get(page: Page) -> Reply:
-    return Step(recovery.codes_left(page.principal.id), partial(_settings, page))
+    return Step(recovery.codes_left(page.principal.id), partial(_with_assigned, page))
 
 
-def _settings(page: Page, left: int | None) -> Reply:
+def _with_assigned(page: Page, left: int | None) -> Reply:
+    """And a phone number an administrator set for this user, still to be confirmed."""
+    if "sms" not in page.rt.enroll_methods:
+        return _settings(page, left, None)
+    return Step(assigned.pending(page.principal.id), partial(_settings, page, left))
+
+
+def _settings(page: Page, left: int | None, phone: assigned.AssignedPhone | None) -> Reply:
     user, decision = page.user, page.decision
     extra: dict[str, Any] = {
+        "assigned": phone,
         "codes_left": left,
         "few_left": left is not None and left <= recovery.FEW_LEFT,
         "can_disable": isinstance(decision, Allow),

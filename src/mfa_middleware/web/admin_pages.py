@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from mfa_middleware.core import directory, enroll_code, ops, roles
+from mfa_middleware.core import assigned, directory, enroll_code, ops, roles
 from mfa_middleware.core.effects import Effect, Step, annotated
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.oob import mask
@@ -26,6 +26,7 @@ from mfa_middleware.errors import ConfigError
 from mfa_middleware.options import seconds, spoken_duration
 from mfa_middleware.web.outcomes import Reply
 from mfa_middleware.web.page import Page
+from mfa_middleware.web.phone import normalise_phone, region_choices
 
 MAX_USER_ID = 200
 PER_PAGE = 25
@@ -106,7 +107,12 @@ def _found(page: Page, query: str, done: str, ids: list[str]) -> Reply:
 def _admin_page(page: Page, target: str, done: str, **extra: Any) -> Reply:
     eff = page.view.eff
     tier = role(page)
+    codes = page.rt.config.codes
+    regions = tuple(codes.sms_regions) if codes.sms_regions else None
     context: dict[str, Any] = {
+        "sms": codes.sms_sender is not None,
+        "regions": region_choices(regions) if codes.sms_sender is not None else [],
+        "region": codes.default_region.upper(),
         "role": tier,
         "may": {action: roles.allowed(tier, action) for action in roles.NEEDS},
         "mode": eff.mode,
@@ -139,6 +145,7 @@ def _shown(page: Page, found: ops.UserOverview) -> dict[str, Any]:
         "locked_minutes": minutes,
         "codes_left": found.codes_left,
         "events": found.events,
+        "assigned": found.assigned,
         "devices": [
             {
                 "name": r.name,
@@ -194,6 +201,12 @@ def admin_post(page: Page) -> Reply:
             changing = ops.set_exempt(target, action == "exempt", actor)
         done = f"{back}?user={quote(target)}&done={action}"
         return Step(acting(changing), lambda _: page.go(done))
+    if action == "set_phone" and target:
+        return _set_phone(page, target, acting)
+    if action == "clear_phone" and target:
+        withdrawing = assigned.withdraw(target, actor)
+        done = f"{back}?user={quote(target)}&done=clear_phone"
+        return Step(acting(withdrawing), lambda _: page.go(done))
     if action == "logout_all" and page.form.get("confirm") != "yes":
         return page.render("admin_logout_all.html")
     if action == "logout_all":
@@ -210,6 +223,33 @@ def admin_post(page: Page) -> Reply:
         setting = ops.set_session_lifetime(lifetime, actor)
         return Step(acting(setting), partial(_lifetime_set, page, lifetime))
     return page.go(back)
+
+
+def _set_phone(
+    page: Page,
+    target: str,
+    acting: Callable[[Generator[Effect, Any, Any]], Generator[Effect, Any, Any]],
+) -> Reply:
+    """Keep a number as the user's pending phone for codes (core.assigned): they confirm it
+    with a code at their next sign-in. A number the phone form would refuse is refused here
+    too, with its message, on the user's page."""
+    rt = page.rt
+    raw, region = page.form.get("phone", "").strip(), page.form.get("region", "")
+    if rt.config.codes.sms_sender is None:
+        return page.message(
+            400, N_("Bad request"), N_("Text messages are not set up on this site."), "no_sms"
+        )
+    regions = rt.config.codes.sms_regions
+    try:
+        phone = normalise_phone(raw, region, tuple(regions) if regions else None)
+    except ValueError as exc:
+        context = {"phone_error": str(exc), "phone": raw[:40], "region": region[:3].upper()}
+        return _admin_page(page, target, "", **context)
+    setting = assigned.assign(
+        target, phone, page.principal.display_name, f"admin:{page.principal.id}", rt.clock()
+    )
+    done = f"{page.url('admin')}?user={quote(target)}&done=set_phone"
+    return Step(acting(setting), lambda _: page.go(done))
 
 
 def _confirm_reset(page: Page, found: ops.UserOverview) -> Reply:

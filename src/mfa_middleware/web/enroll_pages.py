@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from mfa_middleware.core import (
+    assigned,
     authenticators,
     challenge,
     enroll_code,
@@ -51,6 +52,38 @@ ENROLL_PAGES = {"webauthn": "enroll/passkey", "totp": "enroll/totp", "sms": "enr
 
 
 def enroll_get(page: Page) -> Reply:
+    """The methods to choose from; first, a phone number an administrator set for this user
+    (core.assigned), unless they asked for another way."""
+    if "sms" not in page.rt.enroll_methods or page.facts.query_param("other") == "1":
+        return _choices(page)
+    return Step(assigned.pending(page.principal.id), partial(_assigned_first, page))
+
+
+def _assigned_first(page: Page, phone: assigned.AssignedPhone | None) -> Reply:
+    if phone is None:
+        return _choices(page)
+    return page.go(with_next(page.url("enroll/assigned"), page.next))
+
+
+def enroll_assigned_get(page: Page) -> Reply:
+    """The number an administrator set: a code goes to it at once, as at a sign-in; the code
+    page says who set it."""
+    return Step(assigned.pending(page.principal.id), partial(_assigned_send, page))
+
+
+def _assigned_send(page: Page, phone: assigned.AssignedPhone | None) -> Reply:
+    if phone is None:
+        return page.go(with_next(page.url("enroll?other=1"), page.next))
+    starting = enrollment.start(page.caller, page.params, "sms", phone.destination)
+    return Step(
+        starting,
+        lambda sent: page.go(
+            with_next(page.url(f"enroll/code?sent={'1' if sent.ok else '0'}&assigned=1"), page.next)
+        ),
+    )
+
+
+def _choices(page: Page) -> Reply:
     methods = [(m, page.url(ENROLL_PAGES.get(m, f"enroll/{m}"))) for m in page.rt.enroll_methods]
     turned_off = page.facts.query_param("off") == "1"
     current = authenticators.code_factor(page.user) if _adding(page) else None
@@ -272,10 +305,18 @@ def _code_get(page: Page, pending: enrollment.PendingEnrollment | None) -> Reply
         return page.go(page.url("enroll"))
     failed = page.facts.query_param("sent") == "0"
 
-    def shown(locked: dict[str, Any]) -> Reply:
+    def shown(locked: dict[str, Any], by: str = "") -> Reply:
         status = 429 if locked else 503 if failed else 200
-        return _code_page(page, pending, status, send_failed=failed, **locked)
+        return _code_page(page, pending, status, send_failed=failed, assigned_by=by, **locked)
 
+    if page.facts.query_param("assigned") == "1" and pending.channel == "sms":
+        # who set this number: the user is told, and may choose another way
+        def told(phone: assigned.AssignedPhone | None) -> Reply:
+            mine = phone is not None and phone.destination == pending.destination
+            by = phone.set_by if mine and phone is not None else ""
+            return with_lock_notice(page, lambda locked: shown(locked, by))
+
+        return Step(assigned.pending(page.principal.id), told)
     return with_lock_notice(page, shown)
 
 
@@ -316,7 +357,8 @@ def _code_post(page: Page, pending: enrollment.PendingEnrollment | None) -> Repl
             attempt = result.attempt
             return _code_page(page, pending, failure_status(attempt), **failure_context(attempt))
         claims = page.rt.upgraded(page.view.claims, epoch=result.user.epoch, method=pending.channel)
-        return enrolled(page, claims)
+        done = assigned.fulfilled(page.principal.id, pending.destination)
+        return Step(done, lambda _: enrolled(page, claims))
 
     code = page.form.get("code", "")
     return Step(enrollment.confirm(caller, params, pending, code), confirmed)

@@ -218,6 +218,7 @@ ROUTES: dict[str, Route] = {
         enrolling_by("email"), enroll_pages.enroll_email_get, enroll_pages.enroll_email_post
     ),
     "/enroll/code": Route(enrolling, enroll_pages.enroll_code_get, enroll_pages.enroll_code_post),
+    "/enroll/assigned": Route(enrolling_by("sms"), enroll_pages.enroll_assigned_get),
     "/enroll/unlock": Route(unlocking, enroll_pages.unlock_get, enroll_pages.unlock_post),
     "/settings": Route(allowed, account_pages.settings_get),
     "/authenticators": Route(
