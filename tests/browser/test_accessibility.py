@@ -44,10 +44,12 @@ from .flows import (  # noqa: E402
     Authenticator,
     Tab,
     after_verification,
+    answer_trust_prompt,
     choose_authenticator_app,
     confirm_authenticator,
     enroll_authenticator,
     enter_code,
+    expect_account,
     expect_challenge,
     expect_enroll_choice,
     expect_locked_out,
@@ -58,6 +60,7 @@ from .flows import (  # noqa: E402
     press_resend_too_soon,
     reveal_setup_key,
     save_recovery_codes,
+    sign_up,
     submit_login,
     url_of,
 )
@@ -331,6 +334,38 @@ def test_a_helpdesk_administrator_sees_what_she_may_do(audited_tab: Tab, second_
     expect(page.get_by_role("status")).to_contain_text("Users 1 to 1 of 1")
     expect(table.get_by_role("button", name="Reset two-step verification of carol")).to_be_visible()
     for t in (tab, bob):
+        t.guard.assert_clean()
+        assert t.audit is not None
+        t.audit.assert_clean()
+
+
+def test_recognised_devices_after_a_sign_in_on_a_new_device(
+    audited_tab: Tab, second_tab: Tab
+) -> None:
+    """bob set up 2FA on his laptop (not trusted) and named it; signing in on another
+    browser, after the code and "Trust this device?", he is offered the laptop to trust."""
+    laptop, page = audited_tab, audited_tab.page
+    app = sign_up(laptop, "bob")
+    page.goto("/_mfa/devices")
+    page.get_by_label("New name").fill("Work laptop")
+    page.get_by_role("button", name="Rename").click()
+    expect(page.get_by_role("status")).to_have_text("Device renamed.")
+    tablet, other = second_tab, second_tab.page
+    log_in(tablet, "bob")
+    expect_challenge(tablet)
+    enter_code(tablet, app.next_code(), "Verify")
+    answer_trust_prompt(tablet, trust=False)
+    expect(other).to_have_url(url_of("/_mfa/devices/recognised"))
+    expect(other.get_by_role("heading", name="Devices you used recently")).to_be_visible()
+    expect(other.get_by_role("checkbox")).to_have_count(1)
+    tablet.snap("devices-recognised")
+    other.get_by_role("checkbox", name=re.compile("Work laptop")).check()
+    other.get_by_role("button", name="Trust the selected devices").click()
+    expect_account(tablet, "bob")
+    other.goto("/_mfa/devices")
+    row = other.get_by_role("listitem").filter(has_text="Work laptop")
+    expect(row.locator(".badge.trusted")).to_have_text("Trusted")
+    for t in (laptop, tablet):
         t.guard.assert_clean()
         assert t.audit is not None
         t.audit.assert_clean()

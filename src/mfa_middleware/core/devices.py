@@ -277,3 +277,34 @@ def devices_of(user_id: str) -> Generator[Effect, Any, list[tuple[str, DeviceRec
     devices = [(name, DeviceRecord.from_doc(doc)) for name, doc in rows]
     devices.sort(key=lambda item: item[1].last_used, reverse=True)
     return devices
+
+
+RECENT = 30 * 86400.0  # "recently used": what the list after a sign-in offers to trust
+
+
+def recent_untrusted(
+    user_id: str, current: str | None, now: float
+) -> Generator[Effect, Any, list[tuple[str, DeviceRecord]]]:
+    """The user's other devices used within RECENT and not trusted now, most recent first:
+    what the page after a sign-in on a new device offers to trust."""
+    state = yield from load_hot_state(user_id)
+    rows = yield from devices_of(user_id)
+    return [
+        (device_id, record)
+        for device_id, record in rows
+        if device_id != current
+        and now - record.last_used <= RECENT
+        and not record.trusted(now, state.user, state.settings)
+    ]
+
+
+def trust_some(
+    caller: Caller, device_ids: list[str], duration: float, actor: str
+) -> Generator[Effect, Any, int]:
+    """Trust these devices of the caller's (an id that is not theirs trusts nothing); returns
+    how many were trusted."""
+    trusted = 0
+    for device_id in device_ids:
+        done = yield from trust_for(caller, device_id, None, duration, actor)
+        trusted += done is not None
+    return trusted

@@ -65,14 +65,25 @@ def _trust_prompt(page: Page, doc: Doc | None) -> Reply:
 
 def trust_post(page: Page) -> Reply:
     if page.form.get("choice") != "trust":
-        return page.go(page.next)
+        return _then_recognised(page)
     if not page.recently_verified:
         return page.step_up(back=with_next(page.url("trust"), page.next))
     name = page.form.get("name", "")
     trusting = devices.trust_for(
         page.caller, _this_device(page), name, page.rt.trust_seconds, "self"
     )
-    return Step(trusting, lambda _: page.go(page.next))
+    return Step(trusting, lambda _: _then_recognised(page))
+
+
+def _then_recognised(page: Page) -> Reply:
+    """After the prompt, once per sign-in with a code: the user's other recently used devices
+    that are not trusted, to trust some (`recognised_get`); with none, straight on."""
+    if not page.recently_verified:
+        return page.go(page.next)
+    current = current_device(page.rt, page.facts, page.principal)
+    listing = devices.recent_untrusted(page.principal.id, current, page.rt.clock())
+    recognised = with_next(page.url("devices/recognised"), page.next)
+    return Step(listing, lambda rows: page.go(recognised if rows else page.next))
 
 
 def devices_get(page: Page) -> Reply:
@@ -141,3 +152,55 @@ def _device_action(page: Page, device_id: str, doc: Doc | None) -> Reply:
 
 def _renamed(renamed: bool) -> str:
     return "renamed" if renamed else "unnamed"
+
+
+# -- the devices recognised after a sign-in ---------------------------------------------------
+
+TRUST_FIELD = "trust_"  # one checkbox per device: trust_<device id>=1 (a form field appears once)
+
+
+def recognised_get(page: Page) -> Reply:
+    """Right after a sign-in with a code on a new device (the trust prompt sends the user on
+    here): the user's other recently used devices that are not trusted, with checkboxes to
+    trust them. With none, straight on."""
+    if not page.recently_verified:
+        return page.go(page.next)  # only right after a code, never on a trusted device's word
+    current = current_device(page.rt, page.facts, page.principal)
+    listing = devices.recent_untrusted(page.principal.id, current, page.rt.clock())
+    return Step(listing, partial(_recognised_page, page))
+
+
+def _recognised_page(page: Page, rows: list[tuple[str, devices.DeviceRecord]]) -> Reply:
+    if not rows:
+        return page.go(page.next)
+    listed = [
+        {"id": device_id, "name": r.name, "last_used": r.last_used, "last_ip": r.last_ip}
+        for device_id, r in rows
+    ]
+    days = round(page.rt.trust_seconds / 86400)
+    return page.render("devices_recognised.html", devices=listed, days=days)
+
+
+def recognised_post(page: Page) -> Reply:
+    chosen = [
+        key[len(TRUST_FIELD) :]
+        for key, value in page.form.items()
+        if key.startswith(TRUST_FIELD) and value
+    ]
+    if page.form.get("choice") != "trust" or not chosen:
+        return page.go(page.next)
+    if not page.recently_verified:
+        return page.step_up(back=with_next(page.url("devices/recognised"), page.next))
+    current = current_device(page.rt, page.facts, page.principal)
+    listing = devices.recent_untrusted(page.principal.id, current, page.rt.clock())
+    return Step(listing, partial(_trust_chosen, page, chosen))
+
+
+def _trust_chosen(
+    page: Page, chosen: list[str], rows: list[tuple[str, devices.DeviceRecord]]
+) -> Reply:
+    """Trust the chosen devices among those offered (an id that was not offered is ignored)."""
+    offered = {device_id for device_id, _ in rows}
+    wanted = [device_id for device_id in chosen if device_id in offered]
+    trusting = devices.trust_some(page.caller, wanted, page.rt.trust_seconds, "self")
+    return Step(trusting, lambda _: page.go(page.next))

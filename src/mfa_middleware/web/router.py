@@ -230,6 +230,9 @@ ROUTES: dict[str, Route] = {
     "/recovery/regenerate": Route(recent("settings"), post=recovery_pages.regenerate_post),
     "/trust": Route(trusting, device_pages.trust_get, device_pages.trust_post),
     "/devices": Route(allowed, device_pages.devices_get, device_pages.devices_post),
+    "/devices/recognised": Route(
+        trusting, device_pages.recognised_get, device_pages.recognised_post
+    ),
     "/disable": Route(recent(), reset_pages.disable_get, reset_pages.disable_post),
     "/admin": Route(admin, admin_pages.admin_get, admin_pages.admin_post),
     "/admin/users": Route(admin, admin_pages.users_get),
