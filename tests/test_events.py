@@ -121,3 +121,36 @@ def test_nothing_is_logged_below_info(caplog: pytest.LogCaptureFixture) -> None:
     EventSink(seen.append).emit("verify_succeeded", {"user": "alice"})
     assert mfa_records(caplog) == []
     assert len(seen) == 1  # the hook still gets every event
+
+
+def test_listeners_hear_every_event_and_their_failure_changes_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    heard: list[str] = []
+
+    def broken(event: Mapping[str, Any]) -> None:
+        raise RuntimeError("a metrics bug")
+
+    seen: list[Mapping[str, Any]] = []
+    sink = EventSink(seen.append, listeners=(broken, lambda e: heard.append(e["event"])))
+    sink.emit("locked_out", {"user": "bob"})
+    asyncio.run(sink.aemit("unlocked", {"user": "bob"}))
+    assert heard == ["locked_out", "unlocked"]
+    assert [e["event"] for e in seen] == ["locked_out", "unlocked"]
+    assert "an event listener failed on locked_out" in caplog.text
+
+
+def test_emit_now_hands_an_async_hook_to_the_running_loop() -> None:
+    seen: list[Mapping[str, Any]] = []
+
+    async def hook(event: Mapping[str, Any]) -> None:
+        seen.append(event)
+
+    async def outage() -> None:
+        EventSink(hook).emit_now("store_unavailable", {"where": "page"})
+        await asyncio.sleep(0)  # the task runs on the loop
+
+    asyncio.run(outage())
+    assert [e["event"] for e in seen] == ["store_unavailable"]
+    with pytest.raises(TypeError, match="needs the ASGI middleware"):
+        EventSink(hook).emit_now("store_unavailable", {})

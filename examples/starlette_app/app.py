@@ -22,7 +22,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Scope
 from starlette.websockets import WebSocket
@@ -215,6 +221,39 @@ async def stop_acting(request: Request) -> Response:
     return RedirectResponse("/support", 303)
 
 
+def metrics_endpoint(metrics: Any) -> Any:
+    """Prometheus metrics (MFAConfig(metrics=PrometheusMetrics(...))), for a scraper on this
+    machine only: the 2FA rules let /metrics through without a login (see mfa_options)."""
+
+    async def endpoint(request: Request) -> Response:
+        if metrics is None or not on_this_machine(request):
+            return PlainTextResponse("Not found\n", 404)
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return endpoint
+
+
+def on_this_machine(request: Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.client.host if request.client else "").is_loopback
+    except ValueError:
+        return False
+
+
+def demo_metrics() -> Any:
+    """The demo's Prometheus counters, in a registry of their own (None without the metrics
+    extra)."""
+    if importlib.util.find_spec("prometheus_client") is None:
+        return None
+    from prometheus_client import CollectorRegistry
+
+    from mfa_middleware.metrics import PrometheusMetrics
+
+    return PrometheusMetrics(registry=CollectorRegistry())
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
@@ -364,7 +403,7 @@ def mfa_options(**overrides: Any) -> dict[str, Any]:
         "cookie_secure": False,
         # Health checks and public pages need no second factor; everything else does.
         "rules": [
-            {"action": "bypass", "paths": ["/health", "/public/**", *STATIC_FILES]},
+            {"action": "bypass", "paths": ["/health", "/metrics", "/public/**", *STATIC_FILES]},
             STEP_UP_RULE,
         ],
         "is_admin": is_staff,
@@ -382,6 +421,7 @@ def mfa_options(**overrides: Any) -> dict[str, Any]:
     options["webauthn_enabled"] = passkeys_possible(options["public_url"])
     if brand := os.environ.get("MFA_DEMO_BRAND_COLOR"):  # e.g. "#0f766e": the pages' colour
         options["brand_color"] = brand
+    options["metrics"] = demo_metrics()  # served at /metrics to this machine
     options.update(overrides)
     # The demo shows every method, codes by email included (bob uses them); they are off by
     # default because NIST SP 800-63B does not accept email as a second factor.
@@ -416,6 +456,7 @@ def create_app(**mfa_overrides: Any) -> Starlette:
             Route("/api/mfa", api_mfa),
             Route("/billing", billing),
             Route("/health", health),
+            Route("/metrics", metrics_endpoint(options.get("metrics"))),
             Route("/public/{rest:path}", public),
             Route("/admin", admin),
             Route("/support", support),

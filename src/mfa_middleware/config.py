@@ -131,6 +131,7 @@ class MFAConfig:
     clock: Callable[[], float] = time.time
     on_event: EventHook | None = None
     events_kept: int = 50  # recent events kept per user (admin pages, mfa-admin events); 0: none
+    metrics: Any = None  # an observer of every event, e.g. metrics.PrometheusMetrics()
 
     def __post_init__(self) -> None:
         """Validate every part now: a bad value fails at startup, never at a request."""
@@ -256,7 +257,7 @@ class MFAConfig:
 
     @cached_property
     def audit(self) -> options.Audit:
-        return options.Audit.parse(events_kept=self.events_kept)
+        return options.Audit.parse(events_kept=self.events_kept, metrics=self.metrics)
 
     @classmethod
     def aal2(cls, **options: Any) -> MFAConfig:

@@ -30,9 +30,14 @@ def _as_given(name: str, fields: Mapping[str, Any], now: float) -> dict[str, Any
     return {"event": name, **fields}
 
 
+Listener = Callable[[Mapping[str, Any]], None]
+"""A synchronous observer of every event (the Prometheus exporter): cheap, never awaited."""
+
+
 class EventSink:
     """Each event once: stamped (`stamp`: `core.audit.stamp` in the runtime adds its id,
-    time, actor and target), logged, kept by the `journal`, then handed to the hook."""
+    time, actor and target), logged, handed to the `listeners` (the metrics), kept by the
+    `journal`, then handed to the hook."""
 
     def __init__(
         self,
@@ -41,16 +46,46 @@ class EventSink:
         stamp: Stamp = _as_given,
         clock: Callable[[], float] = time.time,
         journal: Journal | None = None,
+        listeners: tuple[Listener, ...] = (),
     ) -> None:
         self.hook = hook
         self.stamp = stamp
         self.clock = clock
         self.journal = journal
+        self.listeners = listeners
+        self._pending: set[Any] = set()  # hooks' coroutines started by `emit_now`
 
     def _record(self, name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         event = self.stamp(name, fields, self.clock())
         logger.info("%s", name, extra={"mfa_event": event})
+        for listener in self.listeners:
+            try:
+                listener(event)
+            except Exception:  # an observer's bug must not change what the event reports
+                logger.exception("an event listener failed on %s", name)
         return event
+
+    def emit_now(self, name: str, fields: Mapping[str, Any]) -> None:
+        """An event from code that runs outside a flow (a page's answer to a store outage,
+        which the driver asks for synchronously on either path): logged and observed at once,
+        never kept (the store is what failed), and handed to the hook; an async hook runs as a
+        task on the running event loop."""
+        event = self._record(name, fields)
+        if self.hook is None:
+            return
+        result = self.hook(event)
+        if inspect.isawaitable(result):
+            import asyncio
+
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise TypeError("an async on_event hook needs the ASGI middleware") from None
+            task = loop.create_task(_awaited(result))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
     def emit(self, name: str, fields: Mapping[str, Any]) -> None:
         event = self._record(name, fields)
@@ -71,3 +106,7 @@ class EventSink:
             result = self.hook(event)
             if inspect.isawaitable(result):
                 await result
+
+
+async def _awaited(result: Awaitable[None]) -> None:
+    await result

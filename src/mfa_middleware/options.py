@@ -542,11 +542,21 @@ class Pages:
 
 @dataclass(frozen=True, slots=True)
 class Audit:
-    """What is kept of the audit events besides the log: the last `events_kept` events about
-    each user (0: none), for the admin pages and `mfa-admin events`."""
+    """What is done with the audit events besides the log: the last `events_kept` events about
+    each user are kept (0: none), for the admin pages and `mfa-admin events`; `listeners`
+    observe every event (the metrics' `observe`)."""
 
     events_kept: int = 50
+    listeners: tuple[Callable[[Mapping[str, Any]], None], ...] = ()
 
     @classmethod
-    def parse(cls, *, events_kept: int) -> Audit:
-        return cls(int_range("events_kept", events_kept, 0, 1000))
+    def parse(cls, *, events_kept: int, metrics: Any = None) -> Audit:
+        kept = int_range("events_kept", events_kept, 0, 1000)
+        if metrics is None:
+            return cls(kept)
+        observe = getattr(metrics, "observe", None)
+        if not callable(observe):
+            raise ConfigError(
+                "metrics", "has no observe(event) method", "metrics.PrometheusMetrics()"
+            )
+        return cls(kept, (observe,))

@@ -41,7 +41,11 @@ class StoreJournal:
         self.store = store
         self.keep = keep
 
+    UNKEPT = frozenset({"store_unavailable"})  # the store just failed: do not wait on it again
+
     def record(self, event: Mapping[str, Any]) -> None:
+        if event.get("event") in self.UNKEPT:
+            return
         for user_id in targets(event):
             try:
                 self.store.update(events_key(user_id), appended(event, self.keep))
@@ -49,6 +53,8 @@ class StoreJournal:
                 logger.warning("event %s not kept for its user: %s", event.get("event"), exc)
 
     async def arecord(self, event: Mapping[str, Any]) -> None:
+        if event.get("event") in self.UNKEPT:
+            return
         for user_id in targets(event):
             try:
                 await self.store.aupdate(events_key(user_id), appended(event, self.keep))
@@ -73,7 +79,13 @@ class Runtime:
         self.session_tag = UserTagger(self.keyring, "mfa.session-hash.v1")  # names a session
         kept = config.audit.events_kept
         journal = StoreJournal(self.store, kept) if kept else None
-        self.events = EventSink(config.on_event, stamp=stamp, clock=config.clock, journal=journal)
+        self.events = EventSink(
+            config.on_event,
+            stamp=stamp,
+            clock=config.clock,
+            journal=journal,
+            listeners=config.audit.listeners,
+        )
         pages = config.pages
         self.translate = pages.translations.gettext if pages.translations else untranslated
         self.plural = pages.translations.ngettext if pages.translations else untranslated_plural

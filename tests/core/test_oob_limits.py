@@ -67,6 +67,7 @@ def test_a_destination_cap_counts_every_user_and_frees_after_an_hour() -> None:
             "user": "carol",
             "limit": "destination",
             "channel": "sms",
+            "purpose": "login",
             "to": "+1 •••-•••-2671",
         }
     ]

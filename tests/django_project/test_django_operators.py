@@ -318,3 +318,22 @@ def test_carol_sets_bobs_phone_in_the_django_demo_and_bob_confirms_it(mfa_store:
         done = post_page(bob, "/_mfa/enroll/code", code_page.content.decode(), code=sms.last_code())
         assert done.status_code == 303
         assert bob.get("/account/").status_code == 200
+
+
+def test_the_django_demo_serves_its_metrics_to_this_machine(mfa_store: Store) -> None:
+    from demo_site.metrics import METRICS
+
+    def enrolled() -> float:
+        labels = {"method": "totp", "step": "enroll", "outcome": "success"}
+        return METRICS.registry.get_sample_value("mfa_verifications_total", labels) or 0.0
+
+    before = enrolled()
+    bob = Client()
+    login(bob, "bob")
+    enroll(bob)
+    assert enrolled() == before + 1
+    text = Client().get("/metrics").content.decode()  # no login: a scraper on this machine
+    assert 'mfa_verifications_total{method="totp",outcome="success",step="enroll"}' in text
+    assert "bob" not in text
+    far = Client(REMOTE_ADDR="203.0.113.9").get("/metrics")
+    assert far.status_code == 404

@@ -538,7 +538,7 @@ async def test_changing_the_factor_ends_the_users_other_sessions(clock: FixedClo
         await expect_logged_out(there)
 
 
-DEMO_EXEMPT = {"/health", "/public/x", *STATIC_FILES}  # the demo's bypass rule
+DEMO_EXEMPT = {"/health", "/metrics", "/public/x", *STATIC_FILES}  # the demo's bypass rule
 
 
 @pytest.mark.anyio

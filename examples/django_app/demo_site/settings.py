@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from demo_site.metrics import METRICS
 from mfa_middleware.django.impersonation import hijacker
 from mfa_middleware.senders import ConsoleSender, Sender
 from mfa_middleware.senders.smtp import SMTPSender
@@ -144,8 +145,10 @@ MFA_MIDDLEWARE = {
     "email_sender": demo_email_sender(),
     "sms_sender": ConsoleSender("sms"),  # text messages are printed to the terminal
     "email_codes": True,  # every method on show; off by default (not NIST-conformant)
-    # the icon browsers ask for by themselves needs no login and no second step
-    "rules": [{"action": "bypass", "paths": ["/favicon.ico"]}],
+    # the icon browsers ask for by themselves needs no login and no second step, nor do the
+    # metrics (served to this machine only: demo_site/metrics.py)
+    "rules": [{"action": "bypass", "paths": ["/favicon.ico", "/metrics"]}],
+    "metrics": METRICS,
     # a staff member signed in as a user through django-hijack passes on their own second
     # factor, cannot open the user's 2FA pages, and each request is an event naming both
     "is_impersonating": hijacker,

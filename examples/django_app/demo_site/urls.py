@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from demo_site import views
+from demo_site.metrics import metrics_view
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,4 +18,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("hijack/", include("hijack.urls")),
     path("favicon.ico", views.favicon, name="favicon"),
+    path("metrics", metrics_view, name="metrics"),
 ]

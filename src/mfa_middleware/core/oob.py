@@ -235,7 +235,7 @@ def send_code(
     if ip:
         wait = yield from _take_send(limit_key(keyring, "oob_ip", ip), now, params.ip_cap)
         if wait:
-            yield from emit("code_send_limited", user=user_id, limit="ip", ip=ip)
+            yield from emit("code_send_limited", user=user_id, limit="ip", purpose=purpose, ip=ip)
             return Sent(False, capped=True, wait=wait)
     code = new_code(params.digits)
     mac = code_mac(keyring, user_id, session_id, purpose, code)
@@ -254,6 +254,7 @@ def send_code(
                 user=user_id,
                 limit="destination",
                 channel=channel,
+                purpose=purpose,
                 to=mask(channel, destination),
                 **where,
             )
@@ -272,6 +273,7 @@ def send_code(
                 "code_delivery_failed",
                 user=user_id,
                 channel=channel,
+                purpose=purpose,
                 to=mask(channel, destination),
                 reason=exc.reason,
                 **where,

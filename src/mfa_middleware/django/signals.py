@@ -52,6 +52,7 @@ mfa_forced_logout = Signal()
 mfa_unlocked = Signal()
 mfa_impersonated_request = Signal()
 mfa_phone_assigned = Signal()
+mfa_store_unavailable = Signal()
 mfa_phone_withdrawn = Signal()
 mfa_impersonation_refused = Signal()
 mfa_all_sessions_cleared = Signal()
@@ -89,6 +90,7 @@ SIGNALS: dict[str, Signal] = {
     "unlocked": mfa_unlocked,
     "impersonated_request": mfa_impersonated_request,
     "phone_assigned": mfa_phone_assigned,
+    "store_unavailable": mfa_store_unavailable,
     "phone_withdrawn": mfa_phone_withdrawn,
     "impersonation_refused": mfa_impersonation_refused,
     "all_sessions_cleared": mfa_all_sessions_cleared,

@@ -336,11 +336,15 @@ def _decide(
     try:
         view = yield from resolve_session(rt, facts, principal, app, require=action == "two_factor")
     except StoreError as exc:
-        return (
-            GateResult(None)
-            if survives_outage(rt, facts, principal, app, exc)
-            else (GateResult(unavailable(rt, facts, principal)))
+        passes = survives_outage(rt, facts, principal, app, exc)
+        yield from emit(
+            "store_unavailable",
+            user=principal.id,
+            where="gate",
+            answered="passed" if passes else 503,
+            ip=facts.client,
         )
+        return GateResult(None) if passes else GateResult(unavailable(rt, facts, principal))
     decision = view.decision
     marker = view.marker(app)
     if isinstance(decision, Allow):
@@ -401,6 +405,7 @@ def gate_agent(
         view = yield from resolve_session(rt, facts, Principal(agent_id), app, agent=True)
     except StoreError as exc:
         logger.error("2FA store unavailable: %s", exc)
+        yield from emit("store_unavailable", **named, where="gate", answered=503)
         return GateResult(with_hsts(unavailable(rt, facts, principal), facts, hsts))
     decision = view.decision
     if not isinstance(decision, Allow):

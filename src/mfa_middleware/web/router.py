@@ -298,6 +298,8 @@ def page_work(
 
     def recover(exc: StoreError) -> Outcome:
         logger.error("2FA store unavailable, page refused: %s", exc)
+        fields = {"user": principal.id, "where": "page", "answered": 503, "ip": facts.client}
+        rt.events.emit_now("store_unavailable", fields)
         return Answer(with_hsts(unavailable(rt, facts, principal), facts, hsts))
 
     if agent is not None:
