@@ -1,11 +1,14 @@
-"""Admin pages: find a user, see their 2FA status and devices, reset them, force them out,
-exempt them; change the global mode and session lifetime.
+"""Admin pages: find a user (by username, id or address of record) or list them all, see their
+2FA status, devices and recent events, reset them (after a confirmation), unlock them, force
+them out, set a phone number they confirm at their next sign-in, exempt them; change the
+global mode and session lifetime, sign everyone out.
 
 Only principals that `MFAConfig.is_admin` accepts, who entered a code in this session within
-`reauth_window` (a trusted device does not count), get in (the router's `admin` state); other
-users get 403, and without an `is_admin` predicate the pages do not exist (404). Every action
-is CSRF-protected and audited with the admin as the actor and their address. An admin can
-reset a factor but never see or set one.
+`reauth_window` (a trusted device does not count; while 2FA is off, see the router's `admin`
+state), get in; other users get 403, and without an `is_admin` predicate the pages do not exist
+(404). What reaches everyone or exempts an account needs a superadmin (`core.roles`). Every
+action is CSRF-protected and audited with the admin as the actor and their address. An admin
+can reset a factor, or propose a phone number the user must confirm, but never see or set one.
 """
 
 from __future__ import annotations
