@@ -62,6 +62,7 @@ from .flows import (  # noqa: E402
     save_recovery_codes,
     sign_up,
     submit_login,
+    turn_off,
     url_of,
 )
 
@@ -187,6 +188,41 @@ def test_authenticator_settings_devices_admin_and_turning_off(audited_tab: Tab) 
     tab.audit.assert_clean()
 
 
+def test_recognised_devices_after_a_sign_in_on_a_new_device(
+    audited_tab: Tab, second_tab: Tab
+) -> None:
+    """alice set up 2FA on her laptop (not trusted) and named it; signing in on another
+    browser, after the code and "Trust this device?", she is offered the laptop to trust.
+    (She turns 2FA off at the end, as the test before this one left her.)"""
+    laptop, page = audited_tab, audited_tab.page
+    app = sign_up(laptop, "alice")
+    page.goto("/_mfa/devices")
+    this_one = page.get_by_role("listitem").filter(has_text="This device")
+    this_one.get_by_label("New name").fill("Work laptop")
+    this_one.get_by_role("button", name="Rename").click()
+    expect(page.get_by_role("status")).to_have_text("Device renamed.")
+    tablet, other = second_tab, second_tab.page
+    log_in(tablet, "alice")
+    expect_challenge(tablet)
+    enter_code(tablet, app.next_code(), "Verify")
+    answer_trust_prompt(tablet, trust=False)
+    expect(other).to_have_url(url_of("/_mfa/devices/recognised"))
+    expect(other.get_by_role("heading", name="Devices you used recently")).to_be_visible()
+    expect(other.get_by_role("checkbox", name=re.compile("Work laptop"))).to_have_count(1)
+    tablet.snap("devices-recognised")
+    other.get_by_role("checkbox", name=re.compile("Work laptop")).check()
+    other.get_by_role("button", name="Trust the selected devices").click()
+    expect_account(tablet, "alice")
+    other.goto("/_mfa/devices")
+    row = other.get_by_role("listitem").filter(has_text="Work laptop")
+    expect(row.locator(".badge.trusted")).to_have_text("Trusted")
+    turn_off(tablet)
+    for t in (laptop, tablet):
+        t.guard.assert_clean()
+        assert t.audit is not None
+        t.audit.assert_clean()
+
+
 def test_email_codes_challenge_recovery_lost_device_and_lockout(audited_tab: Tab) -> None:
     tab, page = audited_tab, audited_tab.page
     mailbox = tab.site.mailbox
@@ -274,7 +310,6 @@ def test_admin_reset_and_enrollment_code(audited_tab: Tab, second_tab: Tab) -> N
     enroll_authenticator(tab, "alice")
     bob, bob_page = second_tab, second_tab.page
     log_in(bob, "bob")  # bob has signed in before: the middleware knows his address of record
-    expect_enroll_choice(bob)
     page.goto("/_mfa/admin?user=bob")  # by his username, whatever his user id
     expect(page.get_by_role("heading", name=re.compile("^bob"))).to_be_visible()
     page.get_by_role("button", name="Reset 2FA").click()
@@ -309,8 +344,7 @@ def test_a_helpdesk_administrator_sees_what_she_may_do(audited_tab: Tab, second_
     """carol, support staff (helpdesk tier), looks bob up: she may sign him out, unlock and
     reset him; the mode and the session lifetime are shown to her, not offered."""
     bob = second_tab
-    log_in(bob, "bob")
-    expect_enroll_choice(bob)
+    log_in(bob, "bob")  # known to the middleware, whatever he did before
     tab, page = audited_tab, audited_tab.page
     log_in(tab, "carol")
     enroll_authenticator(tab, "carol")
@@ -331,41 +365,10 @@ def test_a_helpdesk_administrator_sees_what_she_may_do(audited_tab: Tab, second_
     tab.snap("admin-users")
     page.get_by_label("Two-step verification", exact=True).select_option("yes")
     page.get_by_role("button", name="Show users").click()
-    expect(page.get_by_role("status")).to_contain_text("Users 1 to 1 of 1")
+    expect(page.get_by_role("status")).to_contain_text("Users 1 to")
     expect(table.get_by_role("button", name="Reset two-step verification of carol")).to_be_visible()
+    expect(table.get_by_role("row").filter(has_text="bob")).to_have_count(0)  # not set up
     for t in (tab, bob):
-        t.guard.assert_clean()
-        assert t.audit is not None
-        t.audit.assert_clean()
-
-
-def test_recognised_devices_after_a_sign_in_on_a_new_device(
-    audited_tab: Tab, second_tab: Tab
-) -> None:
-    """bob set up 2FA on his laptop (not trusted) and named it; signing in on another
-    browser, after the code and "Trust this device?", he is offered the laptop to trust."""
-    laptop, page = audited_tab, audited_tab.page
-    app = sign_up(laptop, "bob")
-    page.goto("/_mfa/devices")
-    page.get_by_label("New name").fill("Work laptop")
-    page.get_by_role("button", name="Rename").click()
-    expect(page.get_by_role("status")).to_have_text("Device renamed.")
-    tablet, other = second_tab, second_tab.page
-    log_in(tablet, "bob")
-    expect_challenge(tablet)
-    enter_code(tablet, app.next_code(), "Verify")
-    answer_trust_prompt(tablet, trust=False)
-    expect(other).to_have_url(url_of("/_mfa/devices/recognised"))
-    expect(other.get_by_role("heading", name="Devices you used recently")).to_be_visible()
-    expect(other.get_by_role("checkbox")).to_have_count(1)
-    tablet.snap("devices-recognised")
-    other.get_by_role("checkbox", name=re.compile("Work laptop")).check()
-    other.get_by_role("button", name="Trust the selected devices").click()
-    expect_account(tablet, "bob")
-    other.goto("/_mfa/devices")
-    row = other.get_by_role("listitem").filter(has_text="Work laptop")
-    expect(row.locator(".badge.trusted")).to_have_text("Trusted")
-    for t in (laptop, tablet):
         t.guard.assert_clean()
         assert t.audit is not None
         t.audit.assert_clean()
