@@ -114,14 +114,19 @@ async def account(request: Request) -> Response:
     if not request.user.is_authenticated:
         return RedirectResponse("/login?next=/account", 303)
     user = request.user
+    state = request.scope.get("mfa")
+    settings = (
+        ""  # a support agent acting as the user: the user's 2FA is not theirs to see
+        if isinstance(state, MFAState) and state.impersonator
+        else '<p><a href="/_mfa/settings">Two-step verification settings</a>: how you get'
+        " codes, recovery codes, your devices.</p>"
+    )
     return page(
         request,
         "Account",
         f"<p>Signed in as <strong>{html.escape(user.display_name)}</strong>"
-        f" ({html.escape(user.email)}).</p>"
-        '<p><a href="/_mfa/settings">Two-step verification settings</a>: how you get codes,'
-        " recovery codes, your devices.</p>"
-        f"<p>{how_verified(request.scope.get('mfa'))}</p>"
+        f" ({html.escape(user.email)}).</p>{settings}"
+        f"<p>{how_verified(state)}</p>"
         f"{logout_form(request)}",
     )
 
@@ -130,10 +135,11 @@ def how_verified(state: MFAState | None) -> str:
     """What the app knows of the second factor (`scope["mfa"]`), in words."""
     if state is None or not state.verified:
         return "No second step in this session."
+    whose = f" ({html.escape(state.impersonator)}'s own)" if state.impersonator else ""
     how = {"device": "a trusted device", "totp": "an authenticator app code"}.get(
         state.method, state.method.replace("webauthn", "a passkey").replace(".synced", "")
     )
-    return f"Second step: {html.escape(how)}, {int(state.age or 0)} seconds ago."
+    return f"Second step{whose}: {html.escape(how)}, {int(state.age or 0)} seconds ago."
 
 
 async def api_profile(request: Request) -> Response:

@@ -87,6 +87,8 @@ async def test_carol_acts_as_bob_on_her_own_factor_and_his_2fa_stays_his(
         assert account.status_code == 200  # no code asked of bob, none sent to him
         assert "Signed in as bob" in visible(account)
         assert "on behalf of carol" in visible(account)
+        assert "Second step (carol's own): an authenticator app code" in visible(account)
+        assert "/_mfa/settings" not in account.text  # the demo offers no way to his 2FA
         assert sms.messages == []
         mfa = (await carol.get("/api/mfa", headers={"accept": "application/json"})).json()
         assert (mfa["verified"], mfa["method"], mfa["impersonator"]) == (True, "totp", "carol")
