@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: demo django-demo test lint install system-deps screenshots bench messages security-matrix
+.PHONY: demo django-demo flask-demo test lint install system-deps screenshots bench messages security-matrix
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,6 +19,9 @@ demo: $(STAMP)
 
 django-demo: $(STAMP)
 	cd examples/django_app && ../../$(PY) manage.py rundemo
+
+flask-demo: $(STAMP)
+	$(PY) -m examples.flask_app.app
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[bench]'
