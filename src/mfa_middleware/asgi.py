@@ -91,6 +91,63 @@ def principal_from_scope(scope: Scope) -> Principal | None:
     )
 
 
+NO_SESSION = (
+    "MFAMiddleware found no scope['session']: SessionMiddleware must run before it (with"
+    " FastAPI or Starlette's add_middleware, add MFAMiddleware first, then SessionMiddleware;"
+    " in middleware=[...], list SessionMiddleware first). Every request is refused until then."
+)
+
+
+def session_user(
+    key: str = "user", principal: Callable[[Any], Principal | None] | None = None
+) -> Identify:
+    """An `identify` for apps whose login lives in Starlette's session (a FastAPI dependency
+    reads it too): the value at `key` is the user id, or `principal(value)` makes the
+    `Principal`. A scope without a session (the middleware listed outside SessionMiddleware)
+    is refused with a SetupError, never taken as anonymous."""
+
+    def identify(scope: Scope) -> Principal | None:
+        try:
+            session = scope["session"]
+        except KeyError:
+            raise SetupError(NO_SESSION) from None
+        value = session.get(key)
+        if value is None:
+            return None
+        return principal(value) if principal is not None else Principal(str(value), str(value))
+
+    return identify
+
+
+def bearer_token(lookup: Callable[[str], Principal | None]) -> Identify:
+    """An `identify` for API clients: `lookup(token)` of an `Authorization: Bearer` token
+    gives the `Principal` (make its `auth_method` "token": such callers get JSON answers and
+    may be exempted), or None for an unknown token."""
+
+    def identify(scope: Scope) -> Principal | None:
+        for name, value in scope.get("headers") or ():
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and token.strip():
+                    return lookup(token.strip())
+        return None
+
+    return identify
+
+
+def first_of(*identifies: Identify) -> Identify:
+    """An `identify` that asks each in turn: the first `Principal` wins."""
+
+    def identify(scope: Scope) -> Principal | None:
+        for each in identifies:
+            found = each(scope)
+            if found is not None:
+                return found
+        return None
+
+    return identify
+
+
 def _display_name(user: Any) -> str:
     try:
         return str(user.display_name or "")
