@@ -71,6 +71,12 @@ def user_id_from_scope(scope: Scope) -> str | None:
     return str(user_id)
 
 
+def auth_method_from_scope(scope: Scope) -> str:
+    """How the app authenticated the request, as `principal_from_scope` reads it (bypass rules
+    on `auth_method` are settled from it without building the principal)."""
+    return str(getattr(scope.get("user"), "auth_method", "session"))
+
+
 def principal_from_scope(scope: Scope) -> Principal | None:
     """The default `identify`: Starlette's `scope["user"]` (AuthenticationMiddleware).
 
@@ -270,7 +276,8 @@ class MFAMiddleware:
             self.runtime,
             principal_of=identify or principal_from_scope,
             facts_of=facts_from_scope,
-            user_id_of=user_id_from_scope if identify is None else None,  # the cheap read
+            user_id_of=user_id_from_scope if identify is None else None,  # the cheap reads
+            auth_method_of=auth_method_from_scope if identify is None else None,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

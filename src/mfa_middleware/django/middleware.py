@@ -130,10 +130,21 @@ def _facts(source: Source, body: bytes) -> RequestFacts:
     return facts_from_request(source.request, with_body=bool(body))
 
 
+def _auth_method(source: Source) -> str:
+    """As `principal_from_user` reads it."""
+    return str(getattr(source.user, "auth_method", "session"))
+
+
 @lru_cache(maxsize=4)
 def _entry(rt: Runtime) -> Entry:
     """The entry of the process's runtime (rebuilt with it when settings change)."""
-    return Entry(rt, principal_of=_principal, facts_of=_facts, user_id_of=_user_id)
+    return Entry(
+        rt,
+        principal_of=_principal,
+        facts_of=_facts,
+        user_id_of=_user_id,
+        auth_method_of=_auth_method,
+    )
 
 
 def incoming(request: HttpRequest, user: Any, groups: frozenset[str] | None = None) -> Incoming:
