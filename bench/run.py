@@ -35,6 +35,7 @@ SECTIONS = {
     "challenge": "bench.challenge_bench",
     "django_store": "bench.django_store_bench",
     "factors": "bench.factors_bench",
+    "memory": "bench.memory_bench",
 }
 SECTION_TIMEOUT = 600
 
