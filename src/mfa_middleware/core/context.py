@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mfa_middleware.core.addresses import Address
-from mfa_middleware.core.i18n import Plural, Translate, untranslated, untranslated_plural
+from mfa_middleware.core.i18n import TextsFor, untranslated
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.oob import OobParams
 from mfa_middleware.core.otp import TotpParams
@@ -23,7 +23,8 @@ class Caller:
     the address the connection came from (what events record); `client` the client's address
     resolved through trusted proxies (what notices show and send limits count, None when
     unknown); `email` the app's address of record for this user, the only address notices
-    ever go to."""
+    ever go to; `locale` the language of this request's page, which the codes and notices
+    it causes are written in."""
 
     user_id: str
     session_id: str
@@ -33,6 +34,7 @@ class Caller:
     client: Address | None = None
     user_agent: str = ""
     email: str | None = None
+    locale: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +42,8 @@ class Params:
     """The settings and keys every action may need, built once from the configuration.
 
     `code_channels`: the channels offered as a second factor ("sms", "email"); `notices`:
-    whether an email sender exists, so account notices can be sent."""
+    whether an email sender exists, so account notices can be sent; `texts` a language's
+    messages and formats by its locale name."""
 
     keyring: Keyring
     totp: TotpParams
@@ -50,5 +53,4 @@ class Params:
     code_channels: tuple[str, ...] = ()
     notices: bool = False
     recovery_count: int = 10
-    translate: Translate = untranslated
-    plural: Plural = untranslated_plural
+    texts: TextsFor = untranslated
