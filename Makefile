@@ -36,7 +36,7 @@ messages: $(STAMP)
 	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -k NP_:1,2 --no-location --sort-output --omit-header \
 		-o $(LOCALES)/mfa_middleware.pot .
 	$(VENV)/bin/pybabel update -D mfa_middleware -i $(LOCALES)/mfa_middleware.pot -d $(LOCALES) \
-		--no-fuzzy-matching --ignore-obsolete
+		--no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date
 	$(VENV)/bin/pybabel compile -D mfa_middleware -d $(LOCALES) --statistics
 
 security-matrix: $(STAMP)
