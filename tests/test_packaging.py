@@ -124,3 +124,21 @@ def test_the_license_file_matches_the_declared_license() -> None:
     text = (ROOT / "LICENSE").read_text(encoding="utf-8")
     assert text.startswith("MIT License\n\nCopyright (c) 2026 mfa_middleware contributors\n")
     assert 'THE SOFTWARE IS PROVIDED "AS IS"' in text
+
+
+def test_the_wheel_ships_the_compiled_catalogs(tmp_path: Path) -> None:
+    """The package's languages are in the wheel as compiled .mo files, one per catalog."""
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("mfa_middleware-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {p.relative_to(SRC.parent).as_posix() for p in SRC.glob("locale/*/LC_MESSAGES/*.po")}
+    assert len(shipped) == 11
+    assert {name.removesuffix(".po") + ".mo" for name in shipped} <= names
+    assert "mfa_middleware/locale/mfa_middleware.pot" in names  # to start an app's own catalog

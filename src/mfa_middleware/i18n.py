@@ -146,7 +146,7 @@ class Languages:
                 path = folder / name / "LC_MESSAGES" / f"{DOMAIN}.mo"
                 if path.is_file():
                     with path.open("rb") as fp:
-                        chain.append(gettext.GNUTranslations(fp))
+                        chain.append(_without_untranslated_plurals(gettext.GNUTranslations(fp)))
         if not chain:
             return gettext.NullTranslations()
         for parent, child in zip(chain[1:], chain, strict=False):
@@ -178,6 +178,19 @@ class Languages:
             if (found := self.match(preference)) is not None:
                 return found
         return self.default
+
+
+def _without_untranslated_plurals(
+    translations: gettext.GNUTranslations,
+) -> gettext.GNUTranslations:
+    """Babel's compiler writes the English forms for a plural message a catalog leaves
+    untranslated (single messages it leaves out); those would hide the next catalog's
+    translation (fr's behind fr_CA's, ours behind an operator's), so they are dropped."""
+    catalog = translations._catalog  # type: ignore[attr-defined]  # gettext's own table
+    english = [key for key in catalog if isinstance(key, tuple) and catalog[key[0], 0] == key[0]]
+    for key in english:
+        del catalog[key]
+    return translations
 
 
 def ranked(header: str) -> list[str]:

@@ -258,7 +258,7 @@ def send_code(
             yield Deliver(
                 channel,
                 destination,
-                *_message(channel, code, app_name, params, texts),
+                *code_message(channel, code, app_name, params, texts),
             )
         except DeliveryFailed as exc:  # thrown in by the driver: try the next route
             yield from emit(
@@ -286,7 +286,7 @@ def send_code(
     return Sent(False, failed=True)
 
 
-def _message(
+def code_message(
     channel: str,
     code: str,
     app_name: str,
