@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from django.core.checks import run_checks
 from django.test import Client, override_settings
 
 from mfa_middleware.stores.base import Store
@@ -60,3 +61,13 @@ def test_a_single_language_project_gets_its_language(mfa_store: Store) -> None:
         client = Client()
         login(client, "alice")
         assert page_language(client, HTTP_ACCEPT_LANGUAGE="de") == ("pt-BR", "ltr")
+
+
+def test_manage_py_check_warns_of_locale_middleware_listed_after_ours() -> None:
+    with override_settings(MIDDLEWARE=with_locale_middleware()):
+        assert [m.id for m in run_checks() if m.id == "mfa_middleware.W003"] == []
+    late = [*settings.MIDDLEWARE, "django.middleware.locale.LocaleMiddleware"]
+    with override_settings(MIDDLEWARE=late):
+        warnings = [m for m in run_checks() if m.id == "mfa_middleware.W003"]
+    assert len(warnings) == 1
+    assert "LocaleMiddleware" in (warnings[0].hint or "")
