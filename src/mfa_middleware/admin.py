@@ -87,8 +87,7 @@ class Admin:
             ttl=rt.config.recovery.enroll_code_ttl,
             email=email,
             app_name=rt.config.pages.app_name,
-            translate=rt.translate,
-            plural=rt.plural,
+            texts=rt.languages.texts,
         )
         return self._run(flow)
 

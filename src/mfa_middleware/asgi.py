@@ -13,7 +13,7 @@ from typing import Any
 
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.addresses import peer_text
-from mfa_middleware.core.http import Cookie, RequestFacts, Response
+from mfa_middleware.core.http import LANGUAGE_KEY, Cookie, RequestFacts, Response
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.errors import SetupError
 from mfa_middleware.runtime import Runtime
@@ -214,6 +214,7 @@ def facts_from_scope(scope: Scope, body: bytes = b"") -> RequestFacts:
         body=body,
         is_websocket=scope["type"] == "websocket",
         root_path=root,
+        language=scope.get(LANGUAGE_KEY),
     )
 
 

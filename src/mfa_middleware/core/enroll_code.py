@@ -30,14 +30,7 @@ from mfa_middleware.core.effects import (
     put,
 )
 from mfa_middleware.core.flows import MALFORMED, Attempt, count_attempt, take_attempt
-from mfa_middleware.core.i18n import (
-    N_,
-    NP_,
-    Plural,
-    Translate,
-    untranslated,
-    untranslated_plural,
-)
+from mfa_middleware.core.i18n import N_, NP_, TextsFor, untranslated
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import Record
 from mfa_middleware.core.recovery import new_code, normalise, reset_user, shaped
@@ -143,25 +136,26 @@ def reset_by_admin(
     ttl: float | None,
     email: str | None = None,
     app_name: str = "",
-    translate: Translate = untranslated,
-    plural: Plural = untranslated_plural,
+    texts: TextsFor = untranslated,
 ) -> Generator[Effect, Any, AdminReset]:
     """Reset the user's 2FA and, with a `ttl`, issue their enrollment code and email it to
     `email`: the app's address of record, never the address enrolled as a factor (whoever
     enrolled it may be who the reset locks out). Without one, or when the email fails, the
-    administrator hands the code over."""
+    administrator hands the code over. The email is in the user's language (of their last
+    page), whoever resets."""
     if ttl is None:
         yield from reset_user(user_id, actor)
         return AdminReset(None)
     # the code first, then the reset that keeps it: at no moment does the password alone enroll
     code = yield from issue(user_id, now, ttl, keyring, actor)
-    yield from reset_user(user_id, actor, keep_enroll_code=True)
+    user = yield from reset_user(user_id, actor, keep_enroll_code=True)
     if not email:
         return AdminReset(code)
     hours = max(1, round(ttl / 3600))
     values = {"app": app_name, "code": code, "count": hours}
-    subject = translate(N_("{app}: set up two-step verification again")).format(**values)
-    text = plural(
+    language = texts(user.locale)
+    subject = language.gettext(N_("{app}: set up two-step verification again")).format(**values)
+    text = language.ngettext(
         *NP_(
             "An administrator turned off two-step verification on your {app} account so that"
             " you can set it up again. When you next sign in, enter this enrollment code when"

@@ -91,8 +91,7 @@ def admin_post(page: Page) -> Reply:
             rt.keyring,
             ttl=rt.config.recovery.enroll_code_ttl,
             app_name=rt.config.pages.app_name,
-            translate=rt.translate,
-            plural=rt.plural,
+            texts=rt.languages.texts,
         )
         return Step(acting(resetting), partial(_reset_done, page, target))
     if action in ("logout", "exempt", "unexempt") and target:
