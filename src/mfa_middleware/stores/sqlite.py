@@ -11,30 +11,45 @@ wrote. A force-logout done by another process is therefore seen on the very next
 `change_signal` says how the header is read: `"pread"` (the default: one system call on
 SQLite's own descriptor of the `-shm` file, which cannot fault), `"mapping"` (a copy from
 SQLite's own memory mapping of it: no system call, but a `-shm` truncated under SQLite kills
-the process with SIGBUS) or `"pragma"` (`PRAGMA data_version` on every check, the slowest; also
-what the other two fall back to where they cannot read the header).
+the process with SIGBUS) or `"pragma"` (`PRAGMA data_version` on every check, on the watch's
+own connection, the slowest; also what the other two fall back to where they cannot read the
+header). Where there is no watch at all (a database not in WAL mode), each thread asks
+`PRAGMA data_version` on its own connection, and `cache_generation` cannot say.
 
 A store created before `fork` (a preloading server) opens fresh connections in the child:
 SQLite connections must not cross a fork.
+
+Under an event loop, what can wait runs in the store's own threads (`off_loop`): writes
+(`update` waits up to `timeout` for the write lock another process may hold, and a write may
+purge or checkpoint) in one writer thread, reads that miss the cache in `READ_THREADS` reader
+threads, each with its own connection; the loop's thread opens no connection at all. A cached
+read stays on the loop when the watch alone says the cache is current (`peek`), so the gate's
+read costs what it did. One writer thread because SQLite takes one writer at a time anyway:
+this process's writes queue in order instead of polling the lock against each other, and
+reads never queue behind a write that waits. A call that waited in the queue longer than
+`timeout` fails as a busy database would, so an answer comes within about twice `timeout`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
 import threading
+import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, TypeVar, get_args
 
 from mfa_middleware.core.bounded import Bounded
 from mfa_middleware.core.effects import Doc, Key, Updater
 from mfa_middleware.errors import StoreError
 from mfa_middleware.stores.base import Store
-from mfa_middleware.stores.sqlite_wal import WATCHED, HeaderRead, WalWatch, open_watch
+from mfa_middleware.stores.sqlite_wal import WalWatch, open_watch
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mfa_docs (
@@ -49,8 +64,10 @@ CREATE INDEX IF NOT EXISTS mfa_docs_expires ON mfa_docs (expires) WHERE expires 
 """
 PURGE_EVERY = 500
 CACHE_LIMIT = 10_000  # documents per generation of the bounded cache
+READ_THREADS = 2  # per store, for reads that miss the cache under an event loop
 _Cached = tuple[Doc | None, float | None]
 ChangeSignal = Literal["pread", "mapping", "pragma"]
+T = TypeVar("T")
 
 
 _OPEN_STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
@@ -66,8 +83,6 @@ if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork to surv
 
 
 class SQLiteStore(Store):
-    in_process = True
-
     def __init__(
         self, path: str | Path, *, timeout: float = 5.0, change_signal: ChangeSignal = "pread"
     ) -> None:
@@ -86,11 +101,19 @@ class SQLiteStore(Store):
         self._inherited: list[object] = []  # a parent's connections: kept, never used or closed
         self._seen_header: bytes | None = None
         self._watch: WalWatch | None = None  # opened by the first cache check
-        self._watchable = self.path != ":memory:" and change_signal != "pragma"
+        self._watchable = self.path != ":memory:"
+        # nothing else can hold an in-memory database's lock: its calls never wait
+        self._inline = self.path == ":memory:"
+        self._lanes_lock = threading.Lock()
+        self._writer: ThreadPoolExecutor | None = None  # created by the first off_loop call
+        self._readers: ThreadPoolExecutor | None = None
+        self._lane_conns: list[sqlite3.Connection] = []  # theirs, closed when they stop
         with self._errors():
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._connection().executescript(SCHEMA)
+            conn = self._connection()
+            if not _has_schema(conn):  # CREATE ... IF NOT EXISTS waits for the write lock
+                conn.executescript(SCHEMA)
         if self.path != ":memory:":
             self.close()  # no connection left open by the constructor: a preloading server
             # that builds its app before forking workers hands them no SQLite state
@@ -104,11 +127,17 @@ class SQLiteStore(Store):
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
 
     def _forked(self) -> None:
-        """In a child process: leave the parent's connections alone and open our own."""
+        """In a child process: leave the parent's connections and threads alone (none of its
+        threads exist here) and open our own."""
         self._inherited.append((self._local, self._watch))
+        if self._writer is not None or self._readers is not None:
+            self._inherited.append((self._writer, self._readers, self._lane_conns))
         self._fork_pending = False
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._lanes_lock = threading.Lock()
+        self._writer = self._readers = None
+        self._lane_conns = []
         with self._lock:
             self._cache.clear()
             self._generation += 1
@@ -120,12 +149,18 @@ class SQLiteStore(Store):
             self._forked()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            lane = getattr(self._local, "lane", False)  # one of our threads: closed by close()
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=not lane
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             self._local.conn = conn
             self._local.data_version = None
+            if lane:
+                with self._lanes_lock:
+                    self._lane_conns.append(conn)
         return conn
 
     def _row(self, conn: sqlite3.Connection, key: Key) -> tuple[Doc | None, float | None]:
@@ -142,43 +177,91 @@ class SQLiteStore(Store):
             self._cache.clear()
             self._generation += 1
 
+    def _unchanged(self) -> bool:
+        """Whether the watch alone says the cache is current, without asking SQLite or
+        opening anything (so on an event loop too); the cache is dropped first when anyone
+        committed since the last look. False when only SQLite can say: no watch yet, a fork,
+        a header being written or cut short, a version read that would have waited."""
+        watch = self._watch
+        if watch is None or self._fork_pending:
+            return False
+        try:
+            header = watch.read()
+        except sqlite3.OperationalError:  # a VersionWatch read that would have waited
+            return False
+        if header == self._seen_header:  # nobody committed since: the common case
+            return True
+        if not watch.settled(header):
+            return False
+        self._drop_cache()  # first: a thread that sees the new header finds it dropped
+        self._seen_header = header
+        return True
+
     def _check_cache(self, conn: sqlite3.Connection) -> None:
-        """Drop the cache when any connection committed since we last looked."""
+        """Drop the cache when any connection committed since we last looked; may open the
+        watch and ask SQLite (so never on an event loop)."""
+        if self._unchanged():
+            return
         watch = self._watch
         if watch is None and self._watchable:
             # a new watch's header compares with nothing: an index SQLite rebuilt after every
             # connection closed reads the same whatever was committed meanwhile
             self._seen_header = None
-            how: HeaderRead = "mapping" if self.change_signal == "mapping" else "pread"
-            watch = self._watch = open_watch(self.path, self.timeout, how)
+            watch = self._watch = self._open_watch()
             self._watchable = watch is not None
-        if watch is not None:
-            header = watch.read()
-            if header == self._seen_header:  # nobody committed since: the common case
+            if self._unchanged():
                 return
-            if watch.settled(header):
-                self._drop_cache()  # first: a thread that sees the new header finds it dropped
-                self._seen_header = header
-                return
-            if len(header) < WATCHED:  # SQLite itself would fault on its next read of it
-                raise StoreError(
-                    f"SQLite store {self.path!r}: the -shm file was truncated while in use; "
-                    "waiting for a process that opens the database to rebuild it"
-                )
+        if watch is not None and watch.cut_short():  # SQLite's own next read of it would fault
+            raise StoreError(
+                f"SQLite store {self.path!r}: the -shm file was truncated while in use; "
+                "waiting for a process that opens the database to rebuild it"
+            )
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._local.data_version:
             self._local.data_version = version
             self._drop_cache()
 
+    def _open_watch(self) -> WalWatch | None:
+        """The change signal asked for; `PRAGMA data_version` where the header cannot be read
+        (no /proc, another VFS); None for a database not in WAL mode."""
+        watch = open_watch(self.path, self.timeout, self.change_signal)
+        if watch is None and self.change_signal != "pragma":
+            watch = open_watch(self.path, self.timeout, "pragma")
+        return watch
+
     def cache_generation(self) -> int | None:
-        watch = self._watch
+        """Read from the watch alone, so the memo may ask it on an event loop; None (the gate
+        then runs, and its read opens or asks what is needed) when only SQLite can say."""
         try:
-            if watch is not None and not self._fork_pending and watch.read() == self._seen_header:
-                return self._generation  # nobody committed since we last looked: the common case
-            self._check_cache(self._connection())
+            if self._unchanged():
+                return self._generation
+            if self._inline:
+                self._check_cache(self._connection())
+                return self._generation
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
-        return self._generation
+        return None
+
+    def _cached(self, keys: tuple[Key, ...]) -> tuple[int, list[_Cached | None]]:
+        """The cache's generation and its live entries for `keys` (None: not cached)."""
+        now = self.clock()
+        with self._lock:
+            generation = self._generation
+            hits = [self._cache.get(key) for key in keys]
+        return generation, [
+            hit if hit is not None and (hit[1] is None or hit[1] > now) else None for hit in hits
+        ]
+
+    def peek(self, keys: tuple[Key, ...]) -> list[Doc | None] | None:
+        try:
+            if not self._unchanged():
+                return None
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
+        _, hits = self._cached(keys)
+        if None in hits:
+            return None
+        return [hit[0] for hit in hits if hit is not None]
 
     def get(self, key: Key, *, cached: bool = False) -> Doc | None:
         return self.get_many((key,), cached=cached)[0]
@@ -189,13 +272,10 @@ class SQLiteStore(Store):
             if not cached:
                 return [self._row(conn, key)[0] for key in keys]
             self._check_cache(conn)
-            now = self.clock()
-            with self._lock:
-                generation = self._generation
-                hits = [self._cache.get(key) for key in keys]
+            generation, hits = self._cached(keys)
             docs: list[Doc | None] = []
             for key, hit in zip(keys, hits, strict=True):
-                if hit is not None and (hit[1] is None or hit[1] > now):
+                if hit is not None:
                     docs.append(hit[0])
                     continue
                 doc, expires = self._row(conn, key)
@@ -274,13 +354,80 @@ class SQLiteStore(Store):
             )
             return [(name, json.loads(doc)) for name, doc in rows]
 
+    # -- under an event loop ------------------------------------------------------------
+
+    async def off_loop(self, call: Callable[[], T], *, write: bool) -> T:
+        """In the writer thread or a reader thread (see the module docstring)."""
+        if self._inline:
+            return call()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._lane(write), self._in_lane, call, time.monotonic())
+
+    def _lane(self, write: bool) -> ThreadPoolExecutor:
+        if self._fork_pending:
+            self._forked()
+        lane = self._writer if write else self._readers
+        if lane is None:
+            with self._lanes_lock:
+                lane = self._writer if write else self._readers
+                if lane is None:
+                    lane = ThreadPoolExecutor(
+                        1 if write else READ_THREADS,
+                        thread_name_prefix="mfa-sqlite-writer" if write else "mfa-sqlite-reader",
+                        initializer=self._lane_started,
+                    )
+                    if write:
+                        self._writer = lane
+                    else:
+                        self._readers = lane
+        return lane
+
+    def _lane_started(self) -> None:
+        self._local.lane = True
+
+    def _in_lane(self, call: Callable[[], T], asked: float) -> T:
+        if time.monotonic() - asked > self.timeout:
+            raise StoreError(
+                f"SQLite store {self.path!r}: busy; this call waited {self.timeout} s for the "
+                "store's thread, behind calls that waited for the database's lock"
+            )
+        return call()
+
     def close(self) -> None:
-        """Close this thread's connection; in the thread that created the store, the change
-        watch as well (worker threads close just their own connection when they finish)."""
+        """Close this thread's connection; in the thread that created the store, also the
+        store's own threads (once their calls are done) with their connections, and the change
+        watch (request threads of a server close just their own connection)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
         if threading.get_ident() == self._owner:
-            self._watch = None  # its connection closes when collected, after any reader
-            self._seen_header = None
+            self._shut()
+
+    def _shut(self) -> None:
+        with self._lanes_lock:
+            lanes = [lane for lane in (self._writer, self._readers) if lane is not None]
+            self._writer = self._readers = None
+        for lane in lanes:
+            lane.shutdown(wait=True)
+        with self._lanes_lock:
+            conns, self._lane_conns = self._lane_conns, []
+        for conn in conns:  # their threads are gone: no one else uses them
+            conn.close()
+        self._watch = None  # its connection closes when collected, after any reader
+        self._seen_header = None
+
+    async def aclose(self) -> None:
+        """`close`, waiting for the store's threads (and closing, which may checkpoint) off
+        the event loop."""
+        if threading.get_ident() == self._owner:
+            await asyncio.to_thread(self._shut)
+        self.close()
+
+
+def _has_schema(conn: sqlite3.Connection) -> bool:
+    """The table and its index are there: one read, which waits for no writer in WAL mode."""
+    found = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE name IN ('mfa_docs', 'mfa_docs_expires')"
+    ).fetchone()[0]
+    return bool(found == 2)
