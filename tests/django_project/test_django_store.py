@@ -199,7 +199,9 @@ async def test_an_async_write_waits_for_the_lock_off_the_event_loop(
     store = DjangoStore(using=sqlite_file)
     key = Key("throttle", "alice")
     await store.aput(key, {"n": 1})
-    assert store.peek((key,)) is None  # no process cache: every read is a query, off the loop
+    assert (
+        store.peek((key,), cached=True) is None
+    )  # no process cache: every read is a query, off the loop
     path = Path(connections[sqlite_file].settings_dict["NAME"])
     with holding_write_lock(path, 1.0):
         async with LoopLag() as lag:

@@ -1,12 +1,13 @@
 """Under an event loop no store call that can wait runs on the loop (issue 25).
 
-The contract's async twins (`stores.base`) answer a cached read from memory on the loop when
-the store can vouch for it (`peek`) and hand every other call to the store's `off_loop`:
-SQLite's writer thread for writes, its reader threads for reads that miss the cache, inline
-for a memory store, a thread of the loop's executor for a store that says nothing. Here
-another process holds SQLite's write lock while a coroutine writes, and `LoopLag` measures the
-longest the loop was held up meanwhile. (`test_sqlite_event_loop.py` shows the same through a
-real uvicorn worker; the Django store's twin test is in `tests/django_project`.)
+The contract's async twins (`stores.base`) answer a read on the loop when the store can answer
+it at once (`peek`: SQLite from its cache, or with the loop thread's own connection, which
+refuses to wait) and hand every other call to the store's `off_loop`: SQLite's writer thread
+for writes, its reader threads for reads that would wait, inline for a memory store, a thread
+of the loop's executor for a store that says nothing. Here another process holds SQLite's
+write lock while a coroutine writes, and `LoopLag` measures the longest the loop was held up
+meanwhile. (`test_sqlite_event_loop.py` shows the same through a real uvicorn worker; the
+Django store's twin test is in `tests/django_project`.)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -74,7 +76,7 @@ async def test_a_write_waiting_for_the_lock_leaves_the_loop_and_the_reads_free(
 ) -> None:
     store.put(USER, {"n": 1})
     store.put(OTHER, {"n": 7})
-    assert await store.aget(USER, cached=True) == {"n": 1}  # cached
+    assert await store.aget(USER, cached=True) == {"n": 1}  # cached (in a reader thread)
     calls = threads_of(store, "update", "get_many")
     with holding_write_lock(db, 1.0):
         async with LoopLag() as lag:
@@ -82,7 +84,7 @@ async def test_a_write_waiting_for_the_lock_leaves_the_loop_and_the_reads_free(
             update = asyncio.create_task(store.aupdate(USER, increment))
             await asyncio.sleep(0.1)  # the update is waiting for the lock by now
             assert await store.aget(USER, cached=True) == {"n": 1}  # from memory, on the loop
-            assert await store.aget(OTHER) == {"n": 7}  # a reader thread: no queue behind it
+            assert await store.aget(OTHER) == {"n": 7}  # read at once: WAL readers never wait
             reads_done = time.perf_counter() - started
             old, new = await update
             waited = time.perf_counter() - started
@@ -90,10 +92,34 @@ async def test_a_write_waiting_for_the_lock_leaves_the_loop_and_the_reads_free(
     assert lag.wakes > 50  # the loop ran the watcher all along
     assert (old, new) == ({"n": 1}, {"n": 2})
     assert reads_done < 0.5 < waited  # the reads did not wait for the write
-    assert [name for name, _ in calls] == ["update", "get_many"]  # the cached read: no call
+    assert len(calls) == 1  # both reads answered on the loop
+    assert calls[0][0] == "update"
     assert calls[0][1].startswith("mfa-sqlite-writer")
-    assert calls[1][1].startswith("mfa-sqlite-reader")
     assert await store.aget(USER, cached=True) == {"n": 2}
+
+
+async def test_a_read_that_would_wait_goes_to_a_reader_thread(store: SQLiteStore) -> None:
+    """The loop thread's connection has a busy timeout of 0: SQLite busy (rebuilding its index
+    after a crash, say) fails its read at once, and a reader thread reads, waiting if need be."""
+    store.put(OTHER, {"n": 7})
+    assert await store.aget(OTHER) == {"n": 7}  # the first read: a thread, which opens it
+    quick = store._quick[threading.get_ident()]
+    assert quick.execute("PRAGMA busy_timeout").fetchone()[0] == 0
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        quick.execute("DELETE FROM mfa_docs")  # read-only: no write can happen on the loop
+
+    class Busy:
+        def execute(self, *args: Any) -> Any:
+            raise sqlite3.OperationalError("database is locked")
+
+    store._quick[threading.get_ident()] = Busy()  # type: ignore[assignment]
+    calls = threads_of(store, "get_many")
+    try:
+        assert await store.aget(OTHER) == {"n": 7}
+        assert await store.aget(USER, cached=True) is None
+    finally:
+        store._quick[threading.get_ident()] = quick
+    assert [thread.rsplit("_", 1)[0] for _, thread in calls] == ["mfa-sqlite-reader"] * 2
 
 
 async def test_a_lock_held_past_the_timeout_is_a_store_error_off_the_loop(db: Path) -> None:
@@ -113,35 +139,62 @@ async def test_a_lock_held_past_the_timeout_is_a_store_error_off_the_loop(db: Pa
         store.close()
 
 
-def test_a_call_queued_for_longer_than_the_timeout_fails_without_starting(db: Path) -> None:
-    """Behind writes that each waited for the lock, a queued write would wait on top of them:
-    it fails as a busy database does, so an answer comes within about twice the timeout."""
+async def test_writes_queued_behind_a_waiting_write_answer_within_twice_the_timeout(
+    db: Path,
+) -> None:
+    """Three writes while the lock is held: the first waits the busy timeout; a write that
+    waited that long for the writer thread fails without starting, so none waits 3 x 0.5 s."""
+    store = SQLiteStore(db, timeout=0.5)
+    ran: list[str] = []
+
+    def bump(doc: Doc | None) -> Doc:
+        ran.append("bump")
+        return increment(doc)
+
+    try:
+        with holding_write_lock(db, 3.0):
+            started = time.perf_counter()
+            outcomes = await asyncio.gather(
+                *(store.aupdate(USER, bump) for _ in range(3)), return_exceptions=True
+            )
+            elapsed = time.perf_counter() - started
+        assert all(isinstance(o, StoreError) for o in outcomes), outcomes
+        assert "the store's thread" in str(outcomes[2])  # failed without starting
+        assert 0.5 < elapsed < 1.3, elapsed  # within twice the timeout, not three times
+        assert ran == []  # no update function ran: none got the lock
+    finally:
+        await store.aclose()
+
+
+def test_a_call_that_waited_too_long_for_its_thread_does_not_start(db: Path) -> None:
     store = SQLiteStore(db, timeout=0.5)
     ran: list[str] = []
     try:
         with pytest.raises(StoreError, match="busy"):
-            store._in_lane(lambda: ran.append("late"), time.monotonic() - 0.6)
-        assert store._in_lane(lambda: ran.append("in time") or "done", time.monotonic()) == "done"
+            store._in_lane(lambda: ran.append("late"), time.monotonic() - 0.6, None)
+        in_time = store._in_lane(lambda: ran.append("in time") or "done", time.monotonic(), None)
+        assert in_time == "done"
         assert ran == ["in time"]
     finally:
         store.close()
 
 
-async def test_a_cached_read_stays_on_the_loop_until_someone_else_commits(
+async def test_reads_stay_on_the_loop_once_its_connection_is_open(
     store: SQLiteStore, db: Path
 ) -> None:
     store.put(USER, {"epoch": 1})
-    assert await store.aget(USER, cached=True) == {"epoch": 1}  # reads and caches it
     calls = threads_of(store, "get_many")
     loop_thread = threading.current_thread().name
-    assert await store.aget_many((USER,), cached=True) == [{"epoch": 1}]
-    assert store.cache_generation() is not None  # the memo may replay on the loop too
-    assert calls == []  # answered by peek: no thread
-    write_elsewhere(db, USER, {"epoch": 2})
-    assert store.peek((USER,)) is None  # the watch saw the commit: the cache is dropped
-    assert await store.aget(USER, cached=True) == {"epoch": 2}
+    assert await store.aget(USER, cached=True) == {"epoch": 1}  # nothing open yet: a thread
     assert len(calls) == 1
-    assert calls[0][1] != loop_thread  # read from SQLite in a reader thread
+    assert calls[0][1] != loop_thread
+    assert await store.aget_many((USER,), cached=True) == [{"epoch": 1}]  # from memory
+    assert store.cache_generation() is not None  # the memo may replay on the loop too
+    write_elsewhere(db, USER, {"epoch": 2})  # the watch sees it: the cache is dropped
+    assert await store.aget(USER, cached=True) == {"epoch": 2}  # read at once, on the loop
+    assert await store.aget(OTHER) is None
+    assert len(calls) == 1  # no thread since the first read
+    assert store.peek((USER,), cached=True) == [{"epoch": 2}]  # and cached again
 
 
 async def test_the_loops_thread_opens_no_connection(store: SQLiteStore) -> None:
@@ -152,6 +205,7 @@ async def test_the_loops_thread_opens_no_connection(store: SQLiteStore) -> None:
     assert await store.aget(USER) is None
     assert getattr(store._local, "conn", None) is None  # this (the loop's) thread has none
     assert len(store._lane_conns) >= 2  # the writer's and at least one reader's
+    assert list(store._quick) == [threading.get_ident()]  # opened for it by a reader thread
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/fd"), reason="needs Linux /proc")
@@ -171,6 +225,7 @@ async def test_closing_stops_the_stores_threads_and_closes_their_connections(
     assert not [t for t in threading.enumerate() if t.name.startswith("mfa-sqlite-")]
     assert open_files(db) == []
     assert store._lane_conns == []
+    assert store._quick == {}
     # and it may be used again: new threads, new connections
     assert await store.aupdate(USER, increment) == ({"n": 1}, {"n": 2})
     await store.aclose()
@@ -233,7 +288,7 @@ async def test_a_store_that_says_nothing_waits_in_a_thread() -> None:
         assert await store.aupdate(USER, increment) == (None, {"n": 1})
     assert lag.worst < FREE, lag.worst
     assert lag.wakes > 20
-    assert store.peek((USER,)) is None  # nothing it can vouch for: cached reads go to a thread
+    assert store.peek((USER,), cached=True) is None  # it says nothing: every read in a thread
     assert await store.aget(USER, cached=True) == {"n": 1}
 
 

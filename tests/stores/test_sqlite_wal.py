@@ -318,9 +318,9 @@ def test_open_watch_is_none_without_a_readable_index(
         assert store.cache_generation() == generation  # nothing committed since
         write_elsewhere(db, USER, {"epoch": 2})
         assert store.cache_generation() != generation
-        assert store.peek((USER,)) is None  # dropped: the next read asks SQLite
+        assert store.peek((USER,), cached=True) is None  # dropped: the next read asks SQLite
         assert store.get(USER, cached=True) == {"epoch": 2}
-        assert store.peek((USER,)) == [{"epoch": 2}]
+        assert store.peek((USER,), cached=True) == [{"epoch": 2}]
     finally:
         store.close()
 
@@ -341,7 +341,7 @@ def test_a_new_store_holds_no_connection_until_its_first_cache_check(
 
     # asked on the event loop (the memo), the check opens nothing: only SQLite could say
     assert store.cache_generation() is None
-    assert store.peek((USER,)) is None
+    assert store.peek((USER,), cached=True) is None
     assert store._watch is None
     assert open_files(db) == []
 
@@ -530,7 +530,7 @@ def test_unsettled_header_falls_back_to_data_version(
     assert store.get(USER, cached=True) == {"epoch": 1}
     assert store._local.data_version is not None  # the fallback ran
     assert store.cache_generation() is None  # only SQLite can say: not on the event loop
-    assert store.peek((USER,)) is None
+    assert store.peek((USER,), cached=True) is None
     generation = store._generation
     assert store.get(USER, cached=True) == {"epoch": 1}
     assert store._generation == generation  # and it is exact: no commit, no drop
@@ -608,7 +608,7 @@ def test_a_version_read_that_would_wait_leaves_the_answer_to_sqlite(
 
         monkeypatch.setattr(VersionWatch, "read", busy)
         assert store.cache_generation() is None
-        assert store.peek((USER,)) is None
+        assert store.peek((USER,), cached=True) is None
         write_elsewhere(db, USER, {"epoch": 2})
         assert store.get(USER, cached=True) == {"epoch": 2}
         assert store._local.data_version is not None  # asked on the request's connection
@@ -657,13 +657,42 @@ def test_a_short_header_is_a_store_error_not_a_fallback(
     assert store.get(USER, cached=True) == {"epoch": 1}
     read_header_as(monkeypatch, store, live_header(store)[:3])
     assert store.cache_generation() is None  # the memo cannot say; the gate's read answers
-    assert store.peek((USER,)) is None
+    assert store.peek((USER,), cached=True) is None
     with pytest.raises(StoreError, match="truncated"):
         store.get(USER, cached=True)
     assert store._local.data_version is None  # SQLite was not asked
     monkeypatch.undo()
     write_elsewhere(db, USER, {"epoch": 2})
     assert store.get(USER, cached=True) == {"epoch": 2}
+
+
+def test_no_connection_is_opened_on_an_index_cut_short(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread's first connection reads the index at once, which faults on a -shm file cut
+    short: a reader thread the event loop had not used yet, a server's new request thread.
+    It is refused first, as the cached read is."""
+    store.put(USER, {"epoch": 1})
+    header = live_header(store)
+    read_header_as(monkeypatch, store, header[:3])
+    seen: list[str] = []
+
+    def first_read_of_a_new_thread() -> None:
+        try:
+            seen.append(repr(store.get(USER)))
+        except StoreError as exc:
+            seen.append(str(exc))
+        finally:
+            store.close()
+
+    for _ in range(2):
+        thread = threading.Thread(target=first_read_of_a_new_thread)
+        thread.start()
+        thread.join()
+        monkeypatch.undo()  # whole again: the second thread reads
+    assert len(seen) == 2
+    assert "truncated" in seen[0]
+    assert seen[1] == "{'epoch': 1}"
 
 
 # A -shm file truncated under SQLite, as no SQLite ever does (its first connection truncates

@@ -282,9 +282,9 @@ class DjangoStore(Store):
 
     # -- under an event loop: the ORM is sync ------------------------------------------------
 
-    def peek(self, keys: tuple[Key, ...]) -> list[Doc | None] | None:
+    def peek(self, keys: tuple[Key, ...], *, cached: bool) -> list[Doc | None] | None:
         shared = self.shared
-        if shared is None or not shared.start():  # start: a forked child resets
+        if not cached or shared is None or not shared.start():  # start: a forked child resets
             return None
         found, _ = shared.lookup(keys, self.clock())
         if len(found) != len(keys):  # one is not in memory: a query

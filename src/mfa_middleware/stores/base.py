@@ -11,11 +11,12 @@ write the caller could know about.
 
 Under an event loop (ASGI, async Django) nothing that can wait may run on the loop: one write
 waiting for a lock would hold up every request of the worker. So the async twins are written
-once, here: a cached read the store answers from memory (`peek`) stays inline, which keeps the
-gate's read as cheap as a dict lookup; every other call goes to `off_loop`, which each store
-defines by what its calls can wait for (the default: a thread; memory: inline; SQLite: its own
-threads; Django: `sync_to_async`). Stores with an async client of their own (Redis) override
-the twins instead.
+once, here: a read the store can answer at once, without waiting for anything (`peek`: from
+memory, or for SQLite one read that refuses to wait), stays inline, which keeps the gate's read
+as cheap as it was; every other call goes to `off_loop`, which each store defines by what its
+calls can wait for (the default: a thread; memory: inline; SQLite: its own threads; Django:
+`sync_to_async`). Stores with an async client of their own (Redis) override the twins
+instead.
 """
 
 from __future__ import annotations
@@ -69,16 +70,17 @@ class Store(ABC):
 
     def cache_generation(self) -> int | None:
         """A number that changes whenever a document this process may have cached changes
-        (here or, for shared stores, anywhere); None when the store cannot say. The gate uses
-        it to replay a verified request's answer without reading anything."""
+        (here or, for shared stores, anywhere); None when the store cannot say without
+        waiting (it is asked on the event loop, for every request). The gate uses it to
+        replay a verified request's answer without reading anything."""
         return None
 
     def close(self) -> None:  # noqa: B027 (a no-op by default, on purpose)
         """Release connections; the store may not be used afterwards."""
 
-    def peek(self, keys: tuple[Key, ...]) -> list[Doc | None] | None:
-        """What `get_many(keys, cached=True)` would return, when this process's memory alone
-        can answer it, without waiting for anything; None when only the backend can say."""
+    def peek(self, keys: tuple[Key, ...], *, cached: bool) -> list[Doc | None] | None:
+        """What `get_many(keys, cached=cached)` would return, when the store can answer at
+        once, without waiting for anything (a lock, a connection); None when it cannot."""
         return None
 
     async def off_loop(self, call: Callable[[], T], *, write: bool) -> T:
@@ -91,7 +93,7 @@ class Store(ABC):
         return (await self.aget_many((key,), cached=cached))[0]
 
     async def aget_many(self, keys: tuple[Key, ...], *, cached: bool = False) -> list[Doc | None]:
-        if cached and (docs := self.peek(keys)) is not None:
+        if (docs := self.peek(keys, cached=cached)) is not None:
             return docs
         return await self.off_loop(partial(self.get_many, keys, cached=cached), write=False)
 

@@ -38,8 +38,8 @@ class MemoryStore(Store):
         entry = self._live(key)
         return None if entry is None else entry[0]
 
-    def peek(self, keys: tuple[Key, ...]) -> list[Doc | None] | None:
-        return self.get_many(keys, cached=True)
+    def peek(self, keys: tuple[Key, ...], *, cached: bool) -> list[Doc | None] | None:
+        return self.get_many(keys, cached=cached)
 
     async def off_loop(self, call: Callable[[], T], *, write: bool) -> T:
         return call()

@@ -21,13 +21,20 @@ SQLite connections must not cross a fork.
 
 Under an event loop, what can wait runs in the store's own threads (`off_loop`): writes
 (`update` waits up to `timeout` for the write lock another process may hold, and a write may
-purge or checkpoint) in one writer thread, reads that miss the cache in `READ_THREADS` reader
-threads, each with its own connection; the loop's thread opens no connection at all. A cached
-read stays on the loop when the watch alone says the cache is current (`peek`), so the gate's
-read costs what it did. One writer thread because SQLite takes one writer at a time anyway:
-this process's writes queue in order instead of polling the lock against each other, and
-reads never queue behind a write that waits. A call that waited in the queue longer than
-`timeout` fails as a busy database would, so an answer comes within about twice `timeout`.
+purge or checkpoint) in one writer thread; reads that cannot be answered at once in
+`READ_THREADS` reader threads; each thread has its own connection. One writer thread because
+SQLite takes one writer at a time anyway: this process's writes queue in order instead of
+polling the lock against each other, and reads never queue behind a write that waits. A call
+that waited in the queue longer than `timeout` fails as a busy database would, so an answer
+comes within about twice `timeout`.
+
+Reads stay on the loop when they cannot wait (`peek`), so the gate's read costs what it did: a
+cached read when the watch alone says the cache is current, and otherwise one read on the
+loop thread's own connection, which a reader thread opens for it (the loop opens nothing) with
+a busy timeout of 0 and read-only. In WAL mode a read waits for no writer and no checkpoint;
+when SQLite is busy all the same (rebuilding the index after a crash), it says so at once and
+the read goes to a reader thread, which waits. A thread hop costs some 30-150 µs, three times
+what the read itself does.
 """
 
 from __future__ import annotations
@@ -108,6 +115,7 @@ class SQLiteStore(Store):
         self._writer: ThreadPoolExecutor | None = None  # created by the first off_loop call
         self._readers: ThreadPoolExecutor | None = None
         self._lane_conns: list[sqlite3.Connection] = []  # theirs, closed when they stop
+        self._quick: dict[int, sqlite3.Connection] = {}  # an event loop's thread: no-wait reads
         with self._errors():
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -131,13 +139,14 @@ class SQLiteStore(Store):
         threads exist here) and open our own."""
         self._inherited.append((self._local, self._watch))
         if self._writer is not None or self._readers is not None:
-            self._inherited.append((self._writer, self._readers, self._lane_conns))
+            self._inherited.append((self._writer, self._readers, self._lane_conns, self._quick))
         self._fork_pending = False
         self._local = threading.local()
         self._lock = threading.Lock()
         self._lanes_lock = threading.Lock()
         self._writer = self._readers = None
         self._lane_conns = []
+        self._quick = {}
         with self._lock:
             self._cache.clear()
             self._generation += 1
@@ -149,6 +158,7 @@ class SQLiteStore(Store):
             self._forked()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            self._refuse_if_cut_short()  # a new connection's first look at the index would fault
             lane = getattr(self._local, "lane", False)  # one of our threads: closed by close()
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=not lane
@@ -211,15 +221,19 @@ class SQLiteStore(Store):
             self._watchable = watch is not None
             if self._unchanged():
                 return
-        if watch is not None and watch.cut_short():  # SQLite's own next read of it would fault
-            raise StoreError(
-                f"SQLite store {self.path!r}: the -shm file was truncated while in use; "
-                "waiting for a process that opens the database to rebuild it"
-            )
+        self._refuse_if_cut_short()  # SQLite's own next read of it would fault
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._local.data_version:
             self._local.data_version = version
             self._drop_cache()
+
+    def _refuse_if_cut_short(self) -> None:
+        watch = self._watch
+        if watch is not None and watch.cut_short():
+            raise StoreError(
+                f"SQLite store {self.path!r}: the -shm file was truncated while in use; "
+                "waiting for a process that opens the database to rebuild it"
+            )
 
     def _open_watch(self) -> WalWatch | None:
         """The change signal asked for; `PRAGMA data_version` where the header cannot be read
@@ -252,16 +266,28 @@ class SQLiteStore(Store):
             hit if hit is not None and (hit[1] is None or hit[1] > now) else None for hit in hits
         ]
 
-    def peek(self, keys: tuple[Key, ...]) -> list[Doc | None] | None:
+    def peek(self, keys: tuple[Key, ...], *, cached: bool) -> list[Doc | None] | None:
+        """From the cache, or read with the loop thread's own connection (see the module
+        docstring); only while the watch reads a whole, settled header: SQLite's read of an
+        index cut short would fault, and the cache must be current to be filled."""
         try:
             if not self._unchanged():
                 return None
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"SQLite store {self.path!r}: {exc}") from exc
-        _, hits = self._cached(keys)
-        if None in hits:
+        hits: list[_Cached | None] | None = None
+        generation = 0
+        if cached:
+            generation, hits = self._cached(keys)
+            if None not in hits:  # all in memory: the gate's common case
+                return [hit[0] for hit in hits if hit is not None]
+        quick = self._quick.get(threading.get_ident())
+        if quick is None:
             return None
-        return [hit[0] for hit in hits if hit is not None]
+        try:
+            return self._fetch(quick, keys, hits, generation)
+        except sqlite3.Error:  # busy (it would have waited) or closed: a reader thread asks
+            return None
 
     def get(self, key: Key, *, cached: bool = False) -> Doc | None:
         return self.get_many((key,), cached=cached)[0]
@@ -270,20 +296,34 @@ class SQLiteStore(Store):
         with self._errors():
             conn = self._connection()
             if not cached:
-                return [self._row(conn, key)[0] for key in keys]
+                return self._fetch(conn, keys, None, 0)
             self._check_cache(conn)
             generation, hits = self._cached(keys)
-            docs: list[Doc | None] = []
-            for key, hit in zip(keys, hits, strict=True):
-                if hit is not None:
-                    docs.append(hit[0])
-                    continue
-                doc, expires = self._row(conn, key)
-                with self._lock:
-                    if generation == self._generation:
-                        self._cache[key] = (doc, expires)
-                docs.append(doc)
-            return docs
+            return self._fetch(conn, keys, hits, generation)
+
+    def _fetch(
+        self,
+        conn: sqlite3.Connection,
+        keys: tuple[Key, ...],
+        hits: list[_Cached | None] | None,
+        generation: int,
+    ) -> list[Doc | None]:
+        """The documents: the cached `hits` (None: not a cached read), the others read with
+        `conn` and cached, unless the cache was dropped since `generation` (the read may
+        predate the write that dropped it)."""
+        if hits is None:
+            return [self._row(conn, key)[0] for key in keys]
+        docs: list[Doc | None] = []
+        for key, hit in zip(keys, hits, strict=True):
+            if hit is not None:
+                docs.append(hit[0])
+                continue
+            doc, expires = self._row(conn, key)
+            with self._lock:
+                if generation == self._generation:
+                    self._cache[key] = (doc, expires)
+            docs.append(doc)
+        return docs
 
     def _wrote(self, conn: sqlite3.Connection, key: Key) -> None:
         with self._lock:
@@ -361,7 +401,10 @@ class SQLiteStore(Store):
         if self._inline:
             return call()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._lane(write), self._in_lane, call, time.monotonic())
+        # a reader thread also opens the loop's thread its connection for reads that cannot wait
+        ident = None if write or threading.get_ident() in self._quick else threading.get_ident()
+        lane = self._lane(write)
+        return await loop.run_in_executor(lane, self._in_lane, call, time.monotonic(), ident)
 
     def _lane(self, write: bool) -> ThreadPoolExecutor:
         if self._fork_pending:
@@ -385,13 +428,33 @@ class SQLiteStore(Store):
     def _lane_started(self) -> None:
         self._local.lane = True
 
-    def _in_lane(self, call: Callable[[], T], asked: float) -> T:
+    def _in_lane(self, call: Callable[[], T], asked: float, quick_for: int | None) -> T:
         if time.monotonic() - asked > self.timeout:
             raise StoreError(
                 f"SQLite store {self.path!r}: busy; this call waited {self.timeout} s for the "
                 "store's thread, behind calls that waited for the database's lock"
             )
-        return call()
+        result = call()
+        if quick_for is not None:
+            self._open_quick(quick_for)
+        return result
+
+    def _open_quick(self, ident: int) -> None:
+        """The connection thread `ident` (an event loop's) reads with at once: opened here,
+        since opening may wait; busy timeout 0, so a read that would wait fails instead."""
+        try:
+            self._refuse_if_cut_short()
+            conn = sqlite3.connect(
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA query_only=1")
+        except (StoreError, sqlite3.Error):  # the next read that goes to a thread tries again
+            return
+        with self._lanes_lock:
+            if ident in self._quick:  # two first reads at once
+                conn.close()
+            else:
+                self._quick[ident] = conn
 
     def close(self) -> None:
         """Close this thread's connection; in the thread that created the store, also the
@@ -412,7 +475,9 @@ class SQLiteStore(Store):
             lane.shutdown(wait=True)
         with self._lanes_lock:
             conns, self._lane_conns = self._lane_conns, []
-        for conn in conns:  # their threads are gone: no one else uses them
+            conns += self._quick.values()
+            self._quick = {}
+        for conn in conns:  # their threads are gone, the loops' forgotten: no one uses them
             conn.close()
         self._watch = None  # its connection closes when collected, after any reader
         self._seen_header = None
