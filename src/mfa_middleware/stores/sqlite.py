@@ -119,9 +119,7 @@ class SQLiteStore(Store):
         with self._errors():
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            conn = self._connection()
-            if not _has_schema(conn):  # CREATE ... IF NOT EXISTS waits for the write lock
-                conn.executescript(SCHEMA)
+            self._connection().executescript(SCHEMA)
         if self.path != ":memory:":
             self.close()  # no connection left open by the constructor: a preloading server
             # that builds its app before forking workers hands them no SQLite state
@@ -488,11 +486,3 @@ class SQLiteStore(Store):
         if threading.get_ident() == self._owner:
             await asyncio.to_thread(self._shut)
         self.close()
-
-
-def _has_schema(conn: sqlite3.Connection) -> bool:
-    """The table and its index are there: one read, which waits for no writer in WAL mode."""
-    found = conn.execute(
-        "SELECT count(*) FROM sqlite_master WHERE name IN ('mfa_docs', 'mfa_docs_expires')"
-    ).fetchone()[0]
-    return bool(found == 2)
