@@ -208,6 +208,12 @@ async def test_the_loops_thread_opens_no_connection(store: SQLiteStore) -> None:
     assert list(store._quick) == [threading.get_ident()]  # opened for it by a reader thread
 
 
+def lane_threads(store: SQLiteStore) -> set[threading.Thread]:
+    """The store's own threads (its writer's and its readers')."""
+    lanes = [lane for lane in (store._writer, store._readers) if lane is not None]
+    return {thread for lane in lanes for thread in lane._threads}
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/fd"), reason="needs Linux /proc")
 async def test_closing_stops_the_stores_threads_and_closes_their_connections(
     db: Path,
@@ -215,20 +221,36 @@ async def test_closing_stops_the_stores_threads_and_closes_their_connections(
     store = SQLiteStore(db)
     await store.aupdate(USER, increment)
     assert await store.aget(OTHER) is None
-    assert {t.name.rsplit("_", 1)[0] for t in threading.enumerate()} >= {
+    threads = lane_threads(store)
+    assert {t.name.rsplit("_", 1)[0] for t in threads} == {
         "mfa-sqlite-writer",
         "mfa-sqlite-reader",
     }
     assert open_files(db) != []
     await store.aclose()
     gc.collect()  # the watch's connection closes when collected
-    assert not [t for t in threading.enumerate() if t.name.startswith("mfa-sqlite-")]
+    assert not any(t.is_alive() for t in threads)
     assert open_files(db) == []
     assert store._lane_conns == []
     assert store._quick == {}
     # and it may be used again: new threads, new connections
     assert await store.aupdate(USER, increment) == ({"n": 1}, {"n": 2})
     await store.aclose()
+
+
+async def test_a_store_dropped_unclosed_takes_its_threads_with_it(db: Path) -> None:
+    """Apps (and tests) drop stores without closing them: nothing of the store's own keeps
+    it alive, so its threads end and its connections close when it is collected."""
+    store = SQLiteStore(db)
+    await store.aupdate(USER, increment)
+    assert await store.aget(OTHER) is None
+    threads = lane_threads(store)
+    assert len(threads) == 2
+    del store
+    gc.collect()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not any(t.is_alive() for t in threads)
 
 
 async def test_an_in_memory_database_never_leaves_the_loop() -> None:

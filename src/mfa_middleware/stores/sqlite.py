@@ -71,7 +71,8 @@ CREATE INDEX IF NOT EXISTS mfa_docs_expires ON mfa_docs (expires) WHERE expires 
 """
 PURGE_EVERY = 500
 CACHE_LIMIT = 10_000  # documents per generation of the bounded cache
-READ_THREADS = 2  # per store, for reads that miss the cache under an event loop
+READ_THREADS = 2  # per store, for reads that cannot be answered at once under an event loop
+LANE = "mfa-sqlite-"  # the name of the store's own threads starts with this
 _Cached = tuple[Doc | None, float | None]
 ChangeSignal = Literal["pread", "mapping", "pragma"]
 T = TypeVar("T")
@@ -157,7 +158,8 @@ class SQLiteStore(Store):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             self._refuse_if_cut_short()  # a new connection's first look at the index would fault
-            lane = getattr(self._local, "lane", False)  # one of our threads: closed by close()
+            # one of our threads: its connection is closed by close(), from another thread
+            lane = threading.current_thread().name.startswith(LANE)
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=not lane
             )
@@ -412,19 +414,17 @@ class SQLiteStore(Store):
             with self._lanes_lock:
                 lane = self._writer if write else self._readers
                 if lane is None:
+                    # no initializer: a thread holding the store would keep an unclosed store
+                    # (and its threads, and its connections) alive for good
                     lane = ThreadPoolExecutor(
                         1 if write else READ_THREADS,
-                        thread_name_prefix="mfa-sqlite-writer" if write else "mfa-sqlite-reader",
-                        initializer=self._lane_started,
+                        thread_name_prefix=LANE + ("writer" if write else "reader"),
                     )
                     if write:
                         self._writer = lane
                     else:
                         self._readers = lane
         return lane
-
-    def _lane_started(self) -> None:
-        self._local.lane = True
 
     def _in_lane(self, call: Callable[[], T], asked: float, quick_for: int | None) -> T:
         if time.monotonic() - asked > self.timeout:
