@@ -114,7 +114,8 @@ class Runtime:
         flow: Generator[Effect, Any, T],
         recover: Callable[[StoreError], T] | None = None,
     ) -> T:
-        """Carry out a flow on the event loop (ASGI, async Django)."""
+        """Carry out a flow on the event loop (ASGI, async Django); the store runs whatever
+        may wait off the loop (`Store.off_loop`), so other requests go on meanwhile."""
         return await run_async(flow, self.store, self.events, self.delivery, recover)
 
     def locale_of(self, facts: RequestFacts, principal: Principal | None) -> str:
