@@ -244,8 +244,7 @@ def _reset(
         email=entry.email if entry is not None and entry.email else None,
         by=page.principal.display_name,
         app_name=rt.config.pages.app_name,
-        translate=rt.translate,
-        plural=rt.plural,
+        texts=rt.languages.texts,
     )
     return Step(acting(resetting), partial(_reset_done, page, target))
 

@@ -95,7 +95,7 @@ def _app_page(page: Page, status: int = 200, **context: Any) -> Reply:
 def _app_page_with(page: Page, secret: str, status: int, context: dict[str, Any]) -> Reply:
     rt = page.rt
     uri = otp.provisioning_uri(secret, page.principal.display_name, rt.totp)
-    qr = qr_svg(uri, rt.translate(N_("QR code to scan with your authenticator app")))
+    qr = qr_svg(uri, page.texts.gettext(N_("QR code to scan with your authenticator app")))
     groups = otp.group_secret(secret)
     return page.render(
         "enroll_totp.html", status, qr_svg=qr, secret_groups=groups, adding=_adding(page), **context
@@ -172,7 +172,7 @@ def _phone_page(
         status,
         error=error,
         phone=phone,
-        regions=region_choices(_allowed_regions(page)),
+        regions=region_choices(_allowed_regions(page), page.texts),
         region=(region or page.rt.config.codes.default_region).upper(),
     )
 
