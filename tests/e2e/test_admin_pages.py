@@ -284,8 +284,9 @@ async def test_admin_finds_a_user_without_seeing_their_factor(clock: FixedClock)
         for code in bob_codes:
             assert code not in page
             assert code.replace("-", "") not in page
-        nobody = html.unescape((await admin_page(alice, "?user=nobody")).text)
-        assert "Nobody signed in as nobody yet: no user has that username or user id." in nobody
+        nobody = (await admin_page(alice, "?user=nobody")).text
+        said = visible(nobody)
+        assert "Nobody signed in as nobody yet: no user has that username or user id." in said
         assert "<dt>Two-step verification</dt>" not in nobody  # no empty record shown
 
 
