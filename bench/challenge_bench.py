@@ -385,6 +385,8 @@ def report(results: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
             " same SQLite file or Redis server, as separate server workers would be.",
             "Worst loop lag: how late a task of each worker's event loop, asking to wake every"
             " 5 ms, woke while the codes were posted (the longest any other request of that"
-            " worker, one needing no store included, would have waited).",
+            " worker, one needing no store included, would have waited). It grows with the"
+            " machine's load for every store (Redis never waits on the loop): read it beside"
+            " Redis's.",
         ],
     }

@@ -91,6 +91,13 @@ def create_app(**mfa_options: Any) -> FastAPI:
         """Sensitive: a second factor from the last five minutes."""
         return JSONResponse({"user": user, "mfa": mfa.to_dict()})
 
+    @app.get("/billing/receipts")
+    def receipts(
+        user: User, mfa: Annotated[MFAState, Depends(require_mfa(max_age="5m"))]
+    ) -> dict[str, Any]:
+        """The same requirement on a sync route (FastAPI runs it in its thread pool)."""
+        return {"user": user, "age": mfa.age}
+
     # add_middleware wraps what was added before: MFAMiddleware first, inside the session
     identify = first_of(bearer_token(token_principal), session_user("user"))
     app.add_middleware(MFAMiddleware, config=MFAConfig(**options), identify=identify)

@@ -46,9 +46,11 @@ async def test_require_mfa_answers_as_the_middleware_would() -> None:
         totp = await signed_up(c, clock)
         fresh = await c.get("/billing", headers=JSON)
         assert fresh.status_code == 200
+        assert (await c.get("/billing/receipts", headers=JSON)).json()["age"] == 0  # a sync route
         assert fresh.json()["mfa"]["method"] == "totp"
         clock.advance(301)
         assert (await c.get("/", headers=JSON)).status_code == 200  # no requirement there
+        assert (await c.get("/billing/receipts", headers=JSON)).status_code == 401
         stale = await c.get("/billing", headers=JSON)
         assert stale.status_code == 401
         assert stale.headers["www-authenticate"] == (
