@@ -8,8 +8,9 @@ page state the journeys pass (Tab.snap) is saved as docs/screenshots/<state>-des
 with and without the key, a wrong code, SMS and email forms, the code page and its errors, the
 cooldown answer); recovery codes; "Trust this device?"; the challenge (app and email codes,
 wrong code, lockout); recovery codes in use; the lost-device pages; settings, devices, turning
-2FA off; the admin pages and an administrator's reset; the enrollment code page; not found;
-and a few states in Arabic, Japanese and French at phone width (lang-<language>-<state>-phone.png,
+2FA off; the admin pages (a helpdesk administrator's view, the list of users) and an
+administrator's reset with its confirmation; the enrollment code page; not found; and a few
+states in Arabic, Japanese and French at phone width (lang-<language>-<state>-phone.png,
 tests/browser/test_languages.py).
 The same states are checked by axe-core in tests/browser/test_accessibility.py. Needs Debian's
 chromium and the playwright package, like the tests. Old PNGs are removed first, so a state

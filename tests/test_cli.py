@@ -20,7 +20,7 @@ from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.effects import Key
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.stores.sqlite import SQLiteStore
-from mfa_middleware.testing import OutageStore
+from mfa_middleware.testing import FixedClock, OutageStore
 
 ENROLL_CODE = re.compile(r"[0-9a-hjkmnp-tv-z]{4}(-[0-9a-hjkmnp-tv-z]{4}){3}")
 
@@ -140,7 +140,7 @@ def test_status_human_readable_prints_key_value_lines(url: str) -> None:
     assert "method: totp" in lines
     assert "locked: False" in lines
     assert all(": " in line or line.endswith(":") or line.startswith("  - ") for line in lines)
-    listed = "  - id=legacy, kind=totp, name=, created_at=0.0, last_used_at=0.0, default=True"
+    listed = "  - id=legacy, kind=totp, name=, created_at=never, last_used_at=never, default=True"
     assert listed + ", destination=" in lines
     assert not result.stdout.lstrip().startswith("{")
 
@@ -231,7 +231,7 @@ def test_exempt_browser_flag_exempts_browser_logins_too(url: str, db: Path) -> N
 
 
 def test_mode_off_then_optional_bumps_the_enroll_epoch(url: str, db: Path) -> None:
-    assert as_json(admin("--store", url, "--json", "mode", "off")) == {"mode": "off"}
+    assert as_json(admin("--store", url, "--json", "mode", "off", "--yes")) == {"mode": "off"}
     assert doc(db, SETTINGS)["mode"] == "off"
     assert doc(db, SETTINGS)["enroll_epoch"] == 0
     assert as_json(admin("--store", url, "--json", "mode", "optional")) == {"mode": "optional"}
@@ -369,7 +369,7 @@ def test_store_url_variable_is_read_in_process(
 
 def test_mode_transitions_and_the_enroll_epoch(url: str, db: Path) -> None:
     def mode(name: str) -> int:
-        code, out = run_main("--store", url, "--json", "mode", name)
+        code, out = run_main("--store", url, "--json", "mode", name, "--yes")
         assert code == 0
         assert json.loads(out) == {"mode": name}
         assert doc(db, SETTINGS)["mode"] == name
@@ -383,6 +383,81 @@ def test_mode_transitions_and_the_enroll_epoch(url: str, db: Path) -> None:
     assert mode("optional") == 1
     assert mode("off") == 1
     assert mode("optional") == 2
+
+
+def test_mode_without_an_argument_shows_the_mode_in_force(url: str, db: Path) -> None:
+    assert as_json(admin("--store", url, "--json", "mode")) == {"mode": "required"}  # default
+    result = admin("--store", url, "mode")
+    assert (result.returncode, result.stdout) == (0, "mode: required\n")
+    as_json(admin("--store", url, "--json", "mode", "optional"))
+    assert as_json(admin("--store", url, "--json", "mode")) == {"mode": "optional"}
+    assert doc(db, SETTINGS)["mode"] == "optional"  # showing it changed nothing
+
+
+def test_mode_off_asks_first_and_refuses_without_a_terminal(url: str, db: Path) -> None:
+    result = admin("--store", url, "mode", "off")
+    assert result.returncode == 2
+    assert "Turn two-step verification off for everyone?" in result.stderr
+    assert "Refusing without --yes" in result.stderr
+    assert doc(db, SETTINGS) == {}
+    assert as_json(admin("--store", url, "--json", "mode", "off", "--yes")) == {"mode": "off"}
+    assert admin("--store", url, "mode", "off").returncode == 0  # off already: nothing to ask
+
+
+@pytest.mark.parametrize(("answer", "done"), [("y\n", True), ("\n", False)])
+def test_mode_off_asks_on_a_terminal(
+    url: str, db: Path, monkeypatch: pytest.MonkeyPatch, answer: str, done: bool
+) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeTerminal(answer))
+    code, out = run_main("--store", url, "mode", "off")
+    assert out.startswith("Turn two-step verification off for everyone?")
+    assert "everyone sets it up again. [y/N] " in out
+    assert code == (0 if done else 2)
+    assert doc(db, SETTINGS).get("mode") == ("off" if done else None)
+
+
+def test_a_mistyped_sqlite_path_is_an_error_not_a_new_database(tmp_path: Path) -> None:
+    typo = tmp_path / "mfa.sqlite"  # the app's file is mfa.sqlite3
+    result = admin("--store", f"sqlite://{typo}", "status", "alice")
+    assert result.returncode == 2
+    assert f"no SQLite database at {typo}" in result.stderr
+    assert "three slashes" in result.stderr
+    assert not typo.exists()
+    relative = admin("--store", "sqlite:nowhere/mfa.sqlite3", "mode", env=_env())
+    assert relative.returncode == 2
+    assert "no SQLite database at" in relative.stderr
+
+
+def test_devices_and_status_print_times_people_read(url: str, db: Path) -> None:
+    store = SQLiteStore(db)
+    store.put(
+        Key("device", "alice", "d1"),
+        {"name": "Firefox on Linux", "created_at": 1.7e9, "last_used": 1_700_003_600.0},
+    )
+    store.close()
+    result = admin("--store", url, "devices", "alice")
+    assert result.returncode == 0, result.stderr
+    assert "created_at=2023-11-14 22:13 UTC" in result.stdout
+    assert "last_used=2023-11-14 23:13 UTC" in result.stdout
+    assert "1700003600" not in result.stdout
+    listed = as_json(admin("--store", url, "--json", "devices", "alice"))["devices"]
+    assert listed[0]["last_used"] == 1_700_003_600.0  # JSON keeps numbers for scripts
+
+
+def test_users_are_named_by_id_name_or_address_and_a_shared_name_is_refused(
+    url: str, db: Path
+) -> None:
+    store = SQLiteStore(db)
+    store.put(Key("directory", "_", "1"), {"name": "Bob", "login": "bob", "email": "b@x.test"})
+    store.put(Key("directory", "_", "2"), {"name": "Bob", "login": "bob2", "email": "c@x.test"})
+    store.put(Key("user", "1"), {"exempt": True})
+    store.close()
+    assert as_json(admin("--store", url, "--json", "status", "b@x.test"))["user"] == "1"
+    assert as_json(admin("--store", url, "--json", "status", "bob2"))["user"] == "2"
+    assert as_json(admin("--store", url, "--json", "status", "1"))["exempt"] is True
+    shared = admin("--store", url, "status", "Bob")
+    assert shared.returncode == 2
+    assert "several users are called 'Bob': say which by user id (1, 2)" in shared.stderr
 
 
 def test_unknown_mode_is_refused_by_the_parser(url: str, db: Path, capsys: Any) -> None:
@@ -400,7 +475,15 @@ def test_logout_needs_a_user_or_all(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("duration", "seconds"), [("30m", 1800.0), ("1.5h", 5400.0), ("45", 45.0), ("2w", 1209600.0)]
+    ("duration", "seconds"),
+    [
+        ("30m", 1800.0),
+        ("1.5h", 5400.0),
+        ("45", 45.0),
+        ("2w", 1209600.0),
+        ("12 hours", 43200.0),  # as the admin page shows it
+        ("90 days", 90 * 86400.0),
+    ],
 )
 def test_session_lifetime_forms(url: str, db: Path, duration: str, seconds: float) -> None:
     code, out = run_main("--store", url, "session-lifetime", duration)
@@ -409,7 +492,7 @@ def test_session_lifetime_forms(url: str, db: Path, duration: str, seconds: floa
     assert doc(db, SETTINGS)["session_lifetime"] == seconds
 
 
-@pytest.mark.parametrize("duration", ["0", "0d", "5x", "12 hours", "inf", "nan", ""])
+@pytest.mark.parametrize("duration", ["0", "0d", "5x", "12 hourz", "inf", "nan", ""])
 def test_session_lifetime_bad_values(url: str, db: Path, duration: str, capsys: Any) -> None:
     code, _ = run_main("--store", url, "session-lifetime", duration)
     assert code == 2
@@ -473,7 +556,7 @@ def broken_store() -> OutageStore:
 
 def test_store_failure_exits_1(capsys: Any) -> None:
     runtime = Runtime(MFAConfig(secret_keys=[KEY], store=broken_store()))
-    code, out = run_main("mode", "off", runtime=runtime)
+    code, out = run_main("mode", "off", "--yes", runtime=runtime)
     assert code == 1
     assert out == ""
     assert "the store is unreachable" in capsys.readouterr().err
@@ -634,7 +717,70 @@ def test_reset_asks_on_a_terminal_and_names_the_cli_actor(
     assert re.search(r"reset: alice\nenrollment_code: [0-9a-z]{4}(-[0-9a-z]{4}){3}\n$", out)
     assert doc(db, ALICE)["method"] is None
     actor = f"cli:{getpass.getuser()}"
-    assert events == [
-        {"event": "enroll_code_issued", "user": "alice", "actor": actor},
-        {"event": "mfa_reset", "user": "alice", "actor": actor},
+    assert [(e["event"], e["user"], e["actor"], e["target"]) for e in events] == [
+        ("enroll_code_issued", "alice", actor, "alice"),
+        ("mfa_reset", "alice", actor, "alice"),
     ]
+
+
+def test_unlock_lifts_a_lockout_and_says_when_there_was_none(url: str, db: Path) -> None:
+    store = SQLiteStore(db)
+    store.put(Key("throttle", "alice"), {"failures": 20, "locked_until": 9e9})
+    store.close()
+    assert as_json(admin("--store", url, "--json", "unlock", "alice")) == {
+        "user": "alice",
+        "unlocked": True,
+    }
+    assert doc(db, Key("throttle", "alice")) == {}
+    assert as_json(admin("--store", url, "--json", "unlock", "alice"))["unlocked"] is False
+
+
+def test_list_shows_the_users_seen_with_their_status_and_filters_them(url: str, db: Path) -> None:
+    store = SQLiteStore(db)
+    store.put(Key("directory", "_", "alice"), {"name": "alice", "seen_at": 1.7e9})
+    store.put(Key("directory", "_", "bob"), {"name": "bob", "seen_at": 1.7e9})
+    store.put(Key("directory", "_", "svc"), {"name": "svc"})
+    store.put(Key("user", "svc"), {"exempt": True})
+    store.put(Key("throttle", "bob"), {"failures": 20})
+    store.close()
+    everyone = as_json(admin("--store", url, "--json", "list"))
+    assert everyone["total"] == 3
+    assert [u["user"] for u in everyone["users"]] == ["alice", "bob", "svc"]
+    assert everyone["users"][0]["methods"] == ["totp"]
+    assert as_json(admin("--store", url, "--json", "list", "--enrolled"))["total"] == 1
+    assert [
+        u["user"] for u in as_json(admin("--store", url, "--json", "list", "--exempt"))["users"]
+    ] == ["svc"]
+    locked = as_json(admin("--store", url, "--json", "list", "--locked"))
+    assert [u["user"] for u in locked["users"]] == ["bob"]
+    assert as_json(admin("--store", url, "--json", "list", "--not-enrolled"))["total"] == 2
+    text = admin("--store", url, "list", "--enrolled")
+    assert text.returncode == 0, text.stderr
+    assert "  - user=alice, name=alice, login=, last_seen_at=2023-11-14 22:13 UTC" in text.stdout
+    assert "methods=totp" in text.stdout
+    assert text.stdout.endswith("total: 1\n")
+    both = admin("--store", url, "list", "--enrolled", "--not-enrolled")
+    assert both.returncode == 2  # one or the other
+
+
+def test_events_shows_a_users_recent_events_newest_first(db: Path, capsys: Any) -> None:
+    clock = FixedClock()
+    runtime = Runtime(MFAConfig(secret_keys=[KEY], store=SQLiteStore(db), clock=clock))
+    assert run_main("logout", "alice", runtime=runtime)[0] == 0
+    clock.advance(60)
+    assert run_main("exempt", "alice", runtime=runtime)[0] == 0
+    code, out = run_main("--json", "events", "alice", runtime=runtime)
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["user"] == "alice"
+    assert [e["event"] for e in shown["events"]] == ["exemption_changed", "forced_logout"]
+    actor = f"cli:{getpass.getuser()}"
+    assert {(e["actor"], e["target"]) for e in shown["events"]} == {(actor, "alice")}
+    assert shown["events"][0]["at"] == clock()
+    code, out = run_main("events", "alice", "--limit", "1", runtime=runtime)
+    assert code == 0
+    assert out.startswith("user: alice\nevents:\n  - event=exemption_changed, id=")
+    assert ", at=2023-11-14 22:14 UTC, " in out
+    assert "forced_logout" not in out
+    assert run_main("events", "alice", "--limit", "0", runtime=runtime)[0] == 2
+    assert "--limit must be 1 or more" in capsys.readouterr().err

@@ -39,12 +39,16 @@ class Demo:
             self.env.pop(name, None)
 
     def admin(self, *args: str, config: bool = True) -> Any:
-        command = [str(SCRIPT), *(("--config", CONFIG) if config else ()), "--json", *args]
-        done = subprocess.run(
-            command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=30, check=False
-        )
+        done = self.text("--json", *args, config=config)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
+
+    def text(self, *args: str, config: bool = True) -> subprocess.CompletedProcess[str]:
+        """mfa-admin as a person runs it: its text output, whatever the exit status."""
+        command = [str(SCRIPT), *(("--config", CONFIG) if config else ()), *args]
+        return subprocess.run(
+            command, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=30, check=False
+        )
 
     def browser(self) -> httpx.Client:
         return httpx.Client(base_url=self.base, timeout=5, headers=HTML)
@@ -103,6 +107,14 @@ def code_in(c: httpx.Client, totp: pyotp.TOTP) -> None:
     code = totp.at(int(time.time()) + 30)
     r = c.post("/_mfa/challenge", data={"csrf": csrf(page.text), "code": code})
     assert r.status_code == 303, r.text
+
+
+def emailed_code(printed: str, address: str) -> str:
+    """The enrollment code in the email the demo's console sender printed for `address`."""
+    mail = printed.rpartition(f"[mfa_middleware email to {address}]")[2]
+    match = re.search(r"\n([0-9a-z]{4}(?:-[0-9a-z]{4}){3})\n", mail)
+    assert match, printed
+    return match.group(1)
 
 
 def verified(c: httpx.Client) -> bool:
@@ -219,8 +231,12 @@ def test_reset_prints_an_enrollment_code_that_works(demo: Demo, alice: Any) -> N
     )  # fmt: skip
     assert done.returncode == 2
     assert "needs the app's secret keys" in done.stderr
-    answer = demo.admin("reset", "alice", "--yes")
-    code = answer["enrollment_code"]
+    done = demo.text("--json", "reset", "alice", "--yes")
+    assert json.loads(done.stdout) == {
+        "reset": "alice",
+        "enrollment_code_emailed_to": "a***@example.com",  # her address of record
+    }
+    code = emailed_code(done.stderr, "alice@example.com")
     assert logged_out(c)
     r = log_in(c, "alice")
     assert r.headers["location"].startswith("/_mfa/enroll")
@@ -249,7 +265,8 @@ def add_app(c: httpx.Client, name: str) -> pyotp.TOTP:
 
 def test_remove_authenticator_takes_one_way_away_and_never_the_last(demo: Demo) -> None:
     with demo.browser() as bob:
-        code = demo.admin("reset", "bob", "--yes")["enrollment_code"]  # a known start
+        done = demo.text("reset", "bob", "--yes")  # a known start
+        code = emailed_code(done.stderr, "bob@example.com")
         assert log_in(bob, "bob").headers["location"].startswith("/_mfa/enroll")
         unlock = bob.get("/_mfa/enroll/unlock")
         r = bob.post("/_mfa/enroll/unlock", data={"csrf": csrf(unlock.text), "code": code})
@@ -278,3 +295,86 @@ def test_remove_authenticator_takes_one_way_away_and_never_the_last(demo: Demo) 
         assert refused.returncode == 2
         assert "is the only way 'bob' signs in: use `reset`" in refused.stderr
         assert len(demo.admin("status", "bob")["authenticators"]) == 1
+
+
+def test_mode_is_shown_and_off_is_asked_first(demo: Demo, alice: Any) -> None:
+    assert demo.admin("mode") == {"mode": "required"}
+    refused = demo.text("mode", "off")  # no terminal to ask on: refused, nothing changed
+    assert refused.returncode == 2
+    assert "Turn two-step verification off for everyone?" in refused.stderr
+    assert demo.text("mode").stdout == "mode: required\n"
+    with demo.browser() as bob:
+        assert log_in(bob, "bob").headers["location"].startswith("/_mfa/")  # still asked
+
+
+def test_devices_are_listed_with_times_people_read(demo: Demo, alice: Any) -> None:
+    shown = demo.text("devices", "alice")
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"last_used=20\d\d-\d\d-\d\d \d\d:\d\d UTC", shown.stdout), shown.stdout
+    assert re.search(r"created_at=20\d\d-\d\d-\d\d \d\d:\d\d UTC", shown.stdout)
+
+
+def test_a_mistyped_store_path_is_refused_and_creates_nothing(demo: Demo) -> None:
+    typo = demo.data / "mfa.sqlite"
+    done = demo.text("--store", f"sqlite://{typo}", "status", "alice", config=False)
+    assert done.returncode == 2
+    assert "no SQLite database at" in done.stderr
+    assert not typo.exists()
+    right = demo.text("--store", f"sqlite://{demo.data / 'mfa.sqlite3'}", "status", "alice",
+                      config=False)  # fmt: skip
+    assert right.returncode == 0, right.stderr
+    assert "enrolled: True" in right.stdout
+
+
+def test_unlock_lets_a_locked_out_user_enter_codes_again(demo: Demo) -> None:
+    with demo.browser() as bob:
+        demo.admin("mode", "required")
+        log_in(bob, "bob")  # whatever earlier tests did: bob is known, and starts afresh
+        done = demo.text("reset", "bob", "--yes")
+        code = emailed_code(done.stderr, "bob@example.com")
+        assert logged_out(bob)  # the reset ended his session
+        log_in(bob, "bob")
+        unlock = bob.get("/_mfa/enroll/unlock")
+        bob.post("/_mfa/enroll/unlock", data={"csrf": csrf(unlock.text), "code": code})
+        totp = enroll(bob)
+        demo.admin("logout", "bob")
+        assert logged_out(bob)
+        log_in(bob, "bob")
+        page = bob.get("/_mfa/challenge")
+        for _ in range(5):  # the demo's max_attempts: locked out
+            r = bob.post("/_mfa/challenge", data={"csrf": csrf(page.text), "code": "000000"})
+        assert r.status_code == 429
+        assert demo.admin("status", "bob")["locked"] is True
+        assert demo.admin("unlock", "bob") == {"user": "bob", "unlocked": True}
+        assert demo.admin("status", "bob")["locked"] is False
+        code_in(bob, totp)
+        assert verified(bob)
+
+
+def test_list_shows_who_set_2fa_up_in_the_demo(demo: Demo, alice: Any) -> None:
+    with demo.browser() as carol:
+        log_in(carol, "carol")  # signed in, sent to set 2FA up
+    listed = demo.admin("list")
+    names = [u["user"] for u in listed["users"]]
+    assert {"alice", "carol"} <= set(names)
+    assert demo.admin("list", "--enrolled", "--search", "alice")["users"][0]["methods"] == ["totp"]
+    assert "carol" not in [u["user"] for u in demo.admin("list", "--enrolled")["users"]]
+    assert "carol" in [u["user"] for u in demo.admin("list", "--not-enrolled")["users"]]
+    shown = demo.text("list", "--enrolled")
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"user=alice, .*last_seen_at=20\d\d-\d\d-\d\d", shown.stdout)
+
+
+def test_events_show_what_happened_to_alice(demo: Demo, alice: Any) -> None:
+    demo.admin("logout", "alice")
+    shown = demo.admin("events", "alice", "--limit", "5")
+    latest = shown["events"][0]
+    assert latest["event"] == "forced_logout"
+    assert latest["actor"].startswith("cli:")
+    assert latest["target"] == "alice"
+    assert any(e["event"] == "enrolled" and e["actor"] == "user:alice" for e in
+               demo.admin("events", "alice")["events"])  # fmt: skip
+    text = demo.text("events", "alice", "--limit", "1")
+    assert re.search(r"event=forced_logout, id=[0-9a-f]{32}, at=20\d\d-\d\d-\d\d \d\d:\d\d UTC",
+                     text.stdout), text.stdout  # fmt: skip
+    assert logged_out(alice[0])  # her browser is signed out: keep this test last

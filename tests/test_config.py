@@ -248,6 +248,10 @@ def test_store_must_be_a_store() -> None:
         (timedelta(days=1, minutes=1), 86460.0),
         (3600, 3600.0),
         (0.5, 0.5),
+        ("90 days", 90 * 86400.0),  # in words, as the admin page shows it (issue 21)
+        ("1 Day", 86400.0),
+        ("12 hours", 43200.0),
+        ("30 min", 1800.0),
     ],
 )
 def test_durations(value: Any, seconds: float) -> None:
@@ -261,7 +265,7 @@ def test_durations(value: Any, seconds: float) -> None:
 @pytest.mark.parametrize(
     "value",
     [
-        "90 days",
+        "90 dayz",
         "1y",
         "abc",
         "",

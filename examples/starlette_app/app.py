@@ -7,6 +7,7 @@ import importlib.util
 import ipaddress
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -195,7 +196,8 @@ def login_page(
 <input id="password" name="password" type="password" autocomplete="current-password">
 <p><button type="submit">Log in</button></p></form>
 <p>Demo accounts: <code>alice</code> / <code>alice-password</code> (staff: 2FA admin),
-<code>bob</code> / <code>bob-password</code>.</p>"""
+<code>bob</code> / <code>bob-password</code>, <code>carol</code> / <code>carol-password</code>
+(support: 2FA helpdesk).</p>"""
     return page(request, "Log in", body, status)
 
 
@@ -266,7 +268,14 @@ STEP_UP_RULE = {"action": "two_factor", "paths": ["/billing"], "max_age": "5m", 
 
 
 def is_staff(principal: Principal) -> bool:
-    """Who may use the 2FA admin pages (/_mfa/admin): the demo's staff (alice)."""
+    """Who may use the 2FA admin pages (/_mfa/admin): the demo's staff (alice) and its
+    support staff (carol, helpdesk: one user at a time)."""
+    return bool({"staff", "helpdesk"} & principal.groups)
+
+
+def is_superadmin(principal: Principal) -> bool:
+    """Who may change what reaches everyone (the mode, the session lifetime, everyone's
+    sessions) and exempt accounts: the demo's staff (alice), not its helpdesk (carol)."""
     return "staff" in principal.groups
 
 
@@ -294,6 +303,7 @@ def mfa_options(**overrides: Any) -> dict[str, Any]:
             STEP_UP_RULE,
         ],
         "is_admin": is_staff,
+        "is_superadmin": is_superadmin,
     }
     # Codes by SMS and email are printed to this terminal in the demo; production passes a
     # TwilioSMSSender and an SMTPSender (see the README).
@@ -318,8 +328,13 @@ def mfa_options(**overrides: Any) -> dict[str, Any]:
 
 def mfa_config() -> MFAConfig:
     """The demo's configuration, for the ops CLI:
-    `mfa-admin --config examples.starlette_app.app:mfa_config status alice`."""
-    return MFAConfig(**mfa_options())
+    `mfa-admin --config examples.starlette_app.app:mfa_config status alice`. The messages it
+    sends (a reset's email to the user) are printed to stderr, so `--json` output stays JSON."""
+    options = mfa_options()
+    for name in ("sms_sender", "email_sender"):
+        if isinstance(options[name], ConsoleSender):
+            options[name] = ConsoleSender(options[name].channel, sys.stderr)
+    return MFAConfig(**options)
 
 
 def create_app(**mfa_overrides: Any) -> Starlette:

@@ -40,7 +40,7 @@ def nav(request: Request) -> str:
     links = [("/", "Home"), ("/account", "Account")]
     if request.user.is_authenticated:
         links.append(("/_mfa/settings", "Two-step verification"))
-        if "staff" in getattr(request.user, "groups", ()):
+        if {"staff", "helpdesk"} & set(getattr(request.user, "groups", ())):
             links.append(("/_mfa/admin", "2FA admin"))
     else:
         links.append(("/login", "Log in"))

@@ -28,13 +28,17 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(candidate, digest_hex)
 
 
-DEMO_PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
+DEMO_PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "carol": "carol-password"}
 
 USERS: dict[str, DemoUser] = {
     "alice": DemoUser(
         "alice", "alice@example.com", hash_password(DEMO_PASSWORDS["alice"]), ("staff",)
     ),
     "bob": DemoUser("bob", "bob@example.com", hash_password(DEMO_PASSWORDS["bob"])),
+    # support staff: the helpdesk tier of the 2FA admin pages (one user at a time)
+    "carol": DemoUser(
+        "carol", "carol@example.com", hash_password(DEMO_PASSWORDS["carol"]), ("helpdesk",)
+    ),
 }
 
 

@@ -10,32 +10,80 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 from mfa_middleware.config import parse_duration
-from mfa_middleware.core import devices, enroll_code, ops
-from mfa_middleware.core.effects import Effect, get
+from mfa_middleware.core import audit, devices, directory, enroll_code, ops
+from mfa_middleware.core.effects import Effect, annotated, get
+from mfa_middleware.core.policy import effective
 from mfa_middleware.core.records import load_hot_state, user_key
 from mfa_middleware.runtime import Runtime
 
 T = TypeVar("T")
 
 
+class AmbiguousName(ValueError):
+    """Several users answer to a name: the operator says which by user id."""
+
+    def __init__(self, name: str, ids: list[str]) -> None:
+        super().__init__(
+            f"several users are called {name!r}: say which by user id ({', '.join(ids)})"
+        )
+        self.ids = ids
+
+
 class Admin:
-    def __init__(self, runtime: Runtime, actor: str) -> None:
+    """The operations, as `actor` ("cli:root", "admin:42"); `ip`: where the administrator acts
+    from (the Django admin's actions), added to every event of theirs."""
+
+    def __init__(self, runtime: Runtime, actor: str, *, ip: str | None = None) -> None:
         self.runtime = runtime
         self.actor = actor
+        self.ip = ip
 
     def _run(self, flow: Generator[Effect, Any, T]) -> T:
-        return self.runtime.run(flow)
+        return self.runtime.run(flow if self.ip is None else annotated(flow, ip=self.ip))
 
     def known(self, user_id: str) -> bool:
         """Whether the store holds any 2FA record for this user."""
         return self._run(get(user_key(user_id))) is not None
 
+    def resolve(self, name: str) -> str | None:
+        """The user id an operator means by `name`: a user id the store knows, else the one
+        user whose name, login name or address of record it is (see `core.directory`).
+        Raises ValueError when several users answer to it."""
+        found = self._run(ops.find_user(name))
+        if len(found) > 1 and found[0] != name:
+            raise AmbiguousName(name, found)
+        return found[0] if found else None
+
+    def known_as(self, user_id: str, name: str) -> None:
+        """The operator named `user_id` by `name` (`manage.py mfa` by the Django username):
+        listed under it until the user's next browser login says more."""
+        self._run(directory.ensure(user_id, name))
+
+    def mode(self) -> str:
+        """The mode in force: the runtime setting, else the configuration's."""
+        state = self._run(load_hot_state(""))
+        return effective(state.settings, self.runtime.defaults).mode
+
     def status(self, user_id: str) -> ops.UserStatus:
         rt = self.runtime
         return self._run(ops.user_status(user_id, rt.clock(), rt.limits))
 
+    def list_users(self, wanted: ops.UserFilter) -> ops.Listing:
+        """The users the middleware has seen that `wanted` keeps, ordered by name."""
+        rt = self.runtime
+        return self._run(ops.list_users(wanted, rt.clock(), rt.limits))
+
+    def events(self, user_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The user's recent events (`events_kept` of them at most), newest first."""
+        return self._run(audit.recent(user_id, limit))
+
     def logout(self, user_id: str, *, revoke_devices: bool = False) -> None:
         self._run(ops.force_logout(user_id, self.actor, revoke_devices=revoke_devices))
+
+    def unlock(self, user_id: str) -> bool:
+        """Lift the user's lockout after wrong codes; False when they were not locked out and
+        had no wrong codes counted."""
+        return self._run(ops.unlock(user_id, self.actor))
 
     def logout_all(self, *, revoke_devices: bool = False) -> None:
         self._run(ops.logout_everyone(self.actor, revoke_devices=revoke_devices))
@@ -74,11 +122,17 @@ class Admin:
         changed = self._run(ops.remove_authenticator(user_id, authenticator_id, self.actor))
         return "" if changed.ok else changed.reason
 
-    def reset(self, user_id: str, *, email: str | None = None) -> enroll_code.AdminReset:
+    def reset(
+        self, user_id: str, *, email: str | None = None, by: str = ""
+    ) -> enroll_code.AdminReset:
         """Forget this user's 2FA (only theirs): they enroll again at their next login, first
-        entering the enrollment code returned here (unless `enroll_code_ttl` is None), which
-        is emailed to `email` (the app's address of record) when one is given."""
+        entering the enrollment code returned here (unless `enroll_code_ttl` is None). The
+        user is told by email, with the code, at `email` (the app's address of record), else
+        at the address of record the app gave at their last login (`core.directory`)."""
         rt = self.runtime
+        if email is None and "email" in rt.delivery.channels():
+            seen = self._run(directory.entry(user_id))
+            email = seen.email if seen is not None and seen.email else None
         flow = enroll_code.reset_by_admin(
             user_id,
             self.actor,
@@ -86,6 +140,7 @@ class Admin:
             rt.keyring,
             ttl=rt.config.recovery.enroll_code_ttl,
             email=email,
+            by=by,
             app_name=rt.config.pages.app_name,
             texts=rt.languages.texts,
         )

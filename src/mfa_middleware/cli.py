@@ -16,12 +16,14 @@ import json
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from typing import Any, Protocol, TextIO
 
-from mfa_middleware.admin import Admin
+from mfa_middleware.admin import Admin, AmbiguousName
 from mfa_middleware.config import MFAConfig
+from mfa_middleware.core.ops import UserFilter
 from mfa_middleware.errors import ConfigError, MFAError
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.stores import store_from_url
@@ -67,6 +69,28 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
 
     status = command("status", help="show a user's 2FA status")
     status.add_argument("user")
+    events = command("events", help="show a user's recent 2FA events, newest first")
+    events.add_argument("user")
+    events.add_argument("--limit", type=int, default=None, help="at most this many")
+    listing = command("list", help="list the users the middleware has seen, with their 2FA status")
+    enrolled = listing.add_mutually_exclusive_group()
+    enrolled.add_argument(
+        "--enrolled", action="store_true", default=None, help="only users with 2FA set up"
+    )
+    enrolled.add_argument(
+        "--not-enrolled",
+        dest="enrolled",
+        action="store_false",
+        help="only users without 2FA set up",
+    )
+    listing.add_argument(
+        "--method",
+        choices=["totp", "sms", "email", "webauthn"],
+        help="only users with this kind of authenticator",
+    )
+    listing.add_argument("--exempt", action="store_true", help="only exempt users")
+    listing.add_argument("--locked", action="store_true", help="only users locked out now")
+    listing.add_argument("--search", default="", help="a part of a user id, name or login name")
     logout = command("logout", help="end a user's sessions (or everyone's)")
     target = logout.add_mutually_exclusive_group(required=True)
     target.add_argument("user", nargs="?")
@@ -99,6 +123,8 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
                 " only API authentication, so the account's password alone never opens a"
                 " browser session)",
             )
+    unlock = command("unlock", help="lift a user's lockout after wrong codes")
+    unlock.add_argument("user")
     reset = command(
         "reset",
         help="reset a user's 2FA: they enroll again, after entering a one-time enrollment code"
@@ -119,8 +145,11 @@ def build_parser(prog: str = "mfa-admin") -> argparse.ArgumentParser:
     remove.add_argument("user")
     remove.add_argument("authenticator", help="the authenticator id shown by `status`")
     remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    mode = command("mode", help="set the global mode")
-    mode.add_argument("mode", choices=["off", "optional", "required"])
+    mode = command("mode", help="show the global mode, or set it")
+    mode.add_argument(
+        "mode", nargs="?", choices=["off", "optional", "required"], help="the new mode"
+    )
+    mode.add_argument("--yes", action="store_true", help="do not ask for confirmation (off)")
     lifetime = command("session-lifetime", help="set the login session lifetime")
     lifetime.add_argument("duration", help="e.g. 90d, 12h, 30m")
     return parser
@@ -156,6 +185,13 @@ def load_config(config_path: str | None, store_url: str | None) -> tuple[MFAConf
             raise CommandError(f"{config_path!r} is not an MFAConfig")
         return config, True
     if store_url:
+        missing = missing_sqlite_file(store_url)
+        if missing is not None:
+            raise CommandError(
+                f"no SQLite database at {missing}: check the path in {store_url!r} (mfa-admin"
+                " opens the app's database and never creates one; an absolute path takes"
+                " three slashes, sqlite:///var/lib/app/mfa.sqlite3)"
+            )
         try:
             store = store_from_url(store_url)
         except (ValueError, MFAError) as exc:
@@ -172,6 +208,19 @@ def load_config(config_path: str | None, store_url: str | None) -> tuple[MFAConf
     raise CommandError(
         "say where the 2FA state is: --config, --store, $MFA_CONFIG or $MFA_STORE_URL"
     )
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The path a `sqlite:` store URL names when no database is there (a mistyped path would
+    otherwise open a new, empty database and every user would look unknown); else None."""
+    if not url.startswith("sqlite:"):
+        return None
+    path = url.removeprefix("sqlite:")
+    if path.startswith("//"):
+        path = path[2:]
+    if not path or path == ":memory:" or os.path.isfile(path):
+        return None
+    return os.path.abspath(path)
 
 
 class Writer(Protocol):
@@ -203,9 +252,14 @@ def run(
     """Carry out one command; returns what was done, for text or JSON output."""
 
     def user_id() -> str:
-        resolved = resolve(args.user)
+        try:
+            resolved = resolve(args.user)
+        except AmbiguousName as exc:
+            raise CommandError(str(exc)) from exc
         if resolved is None and getattr(args, "new", False):
             return str(args.user)
+        if resolved is not None and resolved != args.user:
+            admin.known_as(resolved, args.user)
         if resolved is None:
             hint = (
                 " (no 2FA record yet; pass --new to act on it anyway)"
@@ -218,6 +272,21 @@ def run(
     command = args.command
     if command == "status":
         return admin.status(user_id()).to_dict()
+    if command == "events":
+        if args.limit is not None and args.limit < 1:
+            raise CommandError("--limit must be 1 or more")
+        uid = user_id()
+        return {"user": uid, "events": admin.events(uid, args.limit)}
+    if command == "list":
+        wanted = UserFilter(
+            search=args.search,
+            enrolled=args.enrolled,
+            method=args.method,
+            exempt=True if args.exempt else None,
+            locked=True if args.locked else None,
+        )
+        found = admin.list_users(wanted)
+        return {"users": [row.to_dict() for row in found.rows], "total": found.total}
     if command == "logout" and args.all:
         _confirm("Log out every user of every session?", args.yes, stdin, out)
         admin.logout_all(revoke_devices=args.devices)
@@ -226,6 +295,9 @@ def run(
         uid = user_id()
         admin.logout(uid, revoke_devices=args.devices)
         return {"logged_out": uid, "devices_revoked": args.devices}
+    if command == "unlock":
+        uid = user_id()
+        return {"user": uid, "unlocked": admin.unlock(uid)}
     if command in ("exempt", "unexempt"):
         uid = user_id()
         if command == "unexempt":
@@ -243,10 +315,12 @@ def run(
         email = args.email or (email_of(args.user) if email_of is not None else None)
         done = admin.reset(uid, email=email)
         result: dict[str, Any] = {"reset": uid}
-        if done.emailed_to is not None:
+        if done.code_sent:
             result["enrollment_code_emailed_to"] = done.emailed_to
-        elif done.code is not None:  # nobody else has it: the operator hands it over
-            result["enrollment_code"] = done.code
+        elif done.emailed_to is not None:
+            result["user_told_at"] = done.emailed_to
+        if done.handover is not None:  # nobody else has it: the operator hands it over
+            result["enrollment_code"] = done.handover
         return result
     if command == "devices":
         uid = user_id()
@@ -269,7 +343,17 @@ def run(
         if refused:
             raise CommandError(f"{args.user!r} has no authenticator {args.authenticator!r}")
         return {"user": uid, "removed": args.authenticator}
+    if command == "mode" and args.mode is None:
+        return {"mode": admin.mode()}
     if command == "mode":
+        if args.mode == "off" and admin.mode() != "off":
+            _confirm(
+                "Turn two-step verification off for everyone? Nobody is asked for a second"
+                " step until it is turned on again, and then everyone sets it up again.",
+                args.yes,
+                stdin,
+                out,
+            )
         admin.set_mode(args.mode)
         return {"mode": args.mode}
     if command == "session-lifetime":
@@ -281,6 +365,23 @@ def run(
     raise CommandError(f"unknown command {command!r}")  # pragma: no cover
 
 
+TIME_FIELDS = frozenset(
+    {"created_at", "last_used", "last_used_at", "at", "seen_at", "last_seen_at"}
+)
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A value as a person reads it: times (seconds since the epoch) in UTC to the minute,
+    lists as words separated by commas."""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "none"
+    if key in TIME_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
+        if not value:
+            return "never"
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(value))
+    return value
+
+
 def _print(result: dict[str, Any], as_json: bool, out: Writer) -> None:
     if as_json:
         out.write(json.dumps(result, sort_keys=True) + "\n")
@@ -290,10 +391,12 @@ def _print(result: dict[str, Any], as_json: bool, out: Writer) -> None:
             out.write(f"{key}:{'' if value else ' none'}\n")
             for item in value:
                 fields = item.items() if isinstance(item, dict) else [("", item)]
-                out.write("  - " + ", ".join(f"{k}={v}" if k else str(v) for k, v in fields))
+                out.write(
+                    "  - " + ", ".join(f"{k}={_shown(k, v)}" if k else str(v) for k, v in fields)
+                )
                 out.write("\n")
         else:
-            out.write(f"{key}: {value}\n")
+            out.write(f"{key}: {_shown(key, value)}\n")
 
 
 def main(
@@ -323,7 +426,7 @@ def main(
             runtime = Runtime(config)
         admin = Admin(runtime, actor=f"cli:{getpass.getuser()}")
         if resolve is None:
-            resolve = lambda name: name if admin.known(name) else None  # noqa: E731
+            resolve = admin.resolve
         result = run(args, admin, resolve, out, sys.stdin, email_of)
     except CommandError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)

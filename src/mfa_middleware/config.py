@@ -40,6 +40,7 @@ PARTS = (
     "recovery",
     "access",
     "pages",
+    "audit",
 )
 
 
@@ -115,7 +116,8 @@ class MFAConfig:
     webauthn_user_verification: str = "preferred"  # or "required", "discouraged"
     webauthn_attestation: str = "none"  # or "indirect", "direct"
     webauthn_resident_key: str = "preferred"  # discoverable credentials (passkeys)
-    is_admin: Callable[[Principal], bool] | None = None
+    is_admin: Callable[[Principal], bool] | None = None  # helpdesk: one user at a time
+    is_superadmin: Callable[[Principal], bool] | None = None  # mode, lifetime, everyone; None: all
     recovery_code_count: int = 10  # 0: no recovery codes
     brand_color: str | None = None  # e.g. "#0f766e": buttons, links and focus rings
     logo_url: str | None = None  # a same-origin path, e.g. "/static/logo.svg" (strict CSP)
@@ -128,6 +130,7 @@ class MFAConfig:
     hsts_max_age: int = 31_536_000  # Strict-Transport-Security on our HTTPS answers; 0: none
     clock: Callable[[], float] = time.time
     on_event: EventHook | None = None
+    events_kept: int = 50  # recent events kept per user (admin pages, mfa-admin events); 0: none
 
     def __post_init__(self) -> None:
         """Validate every part now: a bad value fails at startup, never at a request."""
@@ -233,6 +236,7 @@ class MFAConfig:
             trusted_proxies=self.trusted_proxies,
             forwarded_header=self.forwarded_header,
             is_admin=self.is_admin,
+            is_superadmin=self.is_superadmin,
         )
 
     @cached_property
@@ -250,6 +254,10 @@ class MFAConfig:
             locales=self.locales,
             locale_dirs=self.locale_dirs,
         )
+
+    @cached_property
+    def audit(self) -> options.Audit:
+        return options.Audit.parse(events_kept=self.events_kept)
 
     @classmethod
     def aal2(cls, **options: Any) -> MFAConfig:

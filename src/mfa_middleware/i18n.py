@@ -99,6 +99,12 @@ class Texts:
         pattern = str(get_datetime_format("medium", locale=self.babel)).replace("'", "")
         return pattern.replace("{1}", date).replace("{0}", clock) + " UTC"
 
+    def date(self, timestamp: float) -> str:
+        """A day as this language writes it, in UTC: "7 mars 2025", "Mar 7, 2025"."""
+        from babel.dates import format_date
+
+        return format_date(datetime.fromtimestamp(timestamp, UTC), "medium", locale=self.babel)
+
     @cached_property
     def region_names(self) -> Mapping[str, str]:
         """Region names in this language ("DE": "Allemagne"), from CLDR."""

@@ -34,8 +34,16 @@ from mfa_middleware.events import logger
 from mfa_middleware.senders.base import Sender
 
 Duration = timedelta | float | int | str
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_UNIT_WORDS = {  # "90 days", "12 hours", "1 week": durations as people write them
+    **dict.fromkeys(("sec", "secs", "second", "seconds"), "s"),
+    **dict.fromkeys(("min", "mins", "minute", "minutes"), "m"),
+    **dict.fromkeys(("hr", "hrs", "hour", "hours"), "h"),
+    **dict.fromkeys(("day", "days"), "d"),
+    **dict.fromkeys(("wk", "wks", "week", "weeks"), "w"),
+}
+_SPOKEN = (("d", "day", "days"), ("h", "hour", "hours"), ("m", "minute", "minutes"))
 MIN_SECRET_LENGTH = 32
 WEAK_SECRETS = frozenset({"changeme", "secret", "password", "default", "insecure", "example"})
 
@@ -48,8 +56,12 @@ def seconds(name: str, value: Duration) -> float:
         raise ConfigError(name, f"{value!r} is not a duration")
     elif isinstance(value, int | float):
         result = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        result = float(match.group(1)) * _UNITS[match.group(2)]
+    elif (
+        isinstance(value, str)
+        and (match := _DURATION.match(value))
+        and ((unit := _unit(match.group(2))) is not None)
+    ):
+        result = float(match.group(1)) * _UNITS[unit]
     else:
         raise ConfigError(name, f"{value!r} is not a duration", "e.g. '90d', '12h', '30m', '45s'")
     if not math.isfinite(result):
@@ -57,6 +69,23 @@ def seconds(name: str, value: Duration) -> float:
     if result <= 0:
         raise ConfigError(name, "must be longer than zero")
     return result
+
+
+def _unit(written: str) -> str | None:
+    """The unit letter of a unit as written ("d", "days", "Day"), or None."""
+    lowered = written.lower()
+    return lowered if lowered in _UNITS else _UNIT_WORDS.get(lowered)
+
+
+def spoken_duration(value: float) -> str:
+    """A duration in words, as people write it and `seconds` reads it back: "90 days",
+    "1 hour", "30 minutes", "45 seconds" (the largest unit that divides it exactly)."""
+    whole = round(value)
+    for unit, one, many in _SPOKEN:
+        if whole and whole % _UNITS[unit] == 0:
+            count = whole // _UNITS[unit]
+            return f"{count} {one if count == 1 else many}"
+    return f"{whole} second" if whole == 1 else f"{whole} seconds"
 
 
 def optional_seconds(name: str, value: Duration | None) -> float | None:
@@ -379,6 +408,7 @@ class Access:
 
     rules: RuleSet
     is_admin: Callable[[Principal], bool] | None
+    is_superadmin: Callable[[Principal], bool] | None = None
 
     @classmethod
     def parse(
@@ -389,6 +419,7 @@ class Access:
         trusted_proxies: Sequence[str],
         forwarded_header: str,
         is_admin: Callable[[Principal], bool] | None,
+        is_superadmin: Callable[[Principal], bool] | None = None,
     ) -> Access:
         if not isinstance(forwarded_header, str):
             raise ConfigError("forwarded_header", "must be a header name")
@@ -409,7 +440,10 @@ class Access:
             rule_set = RuleSet.build(rules, default_action, trusted_proxies, forwarded_header)
         except ValueError as exc:
             raise ConfigError("rules", str(exc)) from exc
-        return cls(rule_set, is_admin)
+        for name, check in (("is_admin", is_admin), ("is_superadmin", is_superadmin)):
+            if check is not None and not callable(check):
+                raise ConfigError(name, "must be a function of the principal", "principal -> bool")
+        return cls(rule_set, is_admin, is_superadmin)
 
 
 LocaleOf = Callable[[RequestFacts, Principal], str | None]
@@ -481,6 +515,18 @@ class Pages:
             offered,
             dirs,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """What is kept of the audit events besides the log: the last `events_kept` events about
+    each user (0: none), for the admin pages and `mfa-admin events`."""
+
+    events_kept: int = 50
+
+    @classmethod
+    def parse(cls, *, events_kept: int) -> Audit:
+        return cls(int_range("events_kept", events_kept, 0, 1000))
 
 
 def _languages(

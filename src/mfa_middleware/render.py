@@ -75,6 +75,7 @@ class Renderer:
         )
         env.globals.update(self._globals)
         env.filters["datetime"] = format_time
+        env.filters["date"] = format_date
         env.filters["nowrap"] = nowrap
         env.filters["ltr"] = ltr
         env.filters["bdi"] = bdi
@@ -124,3 +125,9 @@ def bdi(text: str) -> Markup:
 def format_time(timestamp: float) -> str:
     """A moment as the page's language writes it, to the minute, in UTC."""
     return _RENDERING.get().datetime(timestamp)
+
+
+def format_date(timestamp: float) -> str:
+    """A day as the page's language writes it (UTC): what is known to the day only, such as
+    when a user was last seen."""
+    return _RENDERING.get().date(timestamp)

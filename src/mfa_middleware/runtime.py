@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
 from mfa_middleware.config import MFAConfig
+from mfa_middleware.core.audit import appended, events_key, stamp, targets
 from mfa_middleware.core.bounded import Bounded
 from mfa_middleware.core.context import Params
 from mfa_middleware.core.devices import DeviceCodec, DeviceCookie
@@ -18,7 +19,7 @@ from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.tokens import SessionClaims, UserTagger, new_id, session_codec
 from mfa_middleware.drivers import run_async, run_sync
 from mfa_middleware.errors import StoreError
-from mfa_middleware.events import EventSink
+from mfa_middleware.events import EventSink, logger
 from mfa_middleware.i18n import Languages, Texts
 from mfa_middleware.render import Renderer
 from mfa_middleware.senders.delivery import Delivery
@@ -30,6 +31,30 @@ METHOD_COOKIE = "mfa_method"
 METHOD_COOKIE_AGE = 400 * 86400  # the longest a browser keeps a cookie (RFC 6265bis)
 MEMO_LIMIT = 50_000  # per generation of the bounded memo
 T = TypeVar("T")
+
+
+class StoreJournal:
+    """Keeps each event about a user in that user's record of recent events (`core.audit`):
+    one atomic update per user named. A store failure is logged and the event goes on to
+    the log and the hook: keeping it must never undo what it reports."""
+
+    def __init__(self, store: Store, keep: int) -> None:
+        self.store = store
+        self.keep = keep
+
+    def record(self, event: Mapping[str, Any]) -> None:
+        for user_id in targets(event):
+            try:
+                self.store.update(events_key(user_id), appended(event, self.keep))
+            except StoreError as exc:
+                logger.warning("event %s not kept for its user: %s", event.get("event"), exc)
+
+    async def arecord(self, event: Mapping[str, Any]) -> None:
+        for user_id in targets(event):
+            try:
+                await self.store.aupdate(events_key(user_id), appended(event, self.keep))
+            except StoreError as exc:
+                logger.warning("event %s not kept for its user: %s", event.get("event"), exc)
 
 
 class Runtime:
@@ -47,7 +72,9 @@ class Runtime:
         self.user_tag = UserTagger(self.keyring)
         self.login_tag = UserTagger(self.keyring, "mfa.login-tag.v1")
         self.session_tag = UserTagger(self.keyring, "mfa.session-hash.v1")  # names a session
-        self.events = EventSink(config.on_event)
+        kept = config.audit.events_kept
+        journal = StoreJournal(self.store, kept) if kept else None
+        self.events = EventSink(config.on_event, stamp=stamp, clock=config.clock, journal=journal)
         pages = config.pages
         self.languages = Languages(pages.default_locale, pages.locales, pages.locale_dirs)
         # the memo of verified requests (web.memo): bounded, about 100,000 sessions at most

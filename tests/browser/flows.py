@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 from .audit import Audit
 from .support import NARROWEST, PHONE, SNAP_SIZES, PageGuard, Shots, Site
 
-PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
+PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "carol": "carol-password"}
 MAX_ATTEMPTS = 5  # MFAConfig's default; the demos keep it
 CODE_LABEL = "Verification code"
 ACCOUNT_TEXT = "Signed in as {user}"

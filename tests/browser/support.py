@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -240,6 +241,24 @@ def django_site(
     ):
         ids = {"alice": "1", "bob": "2"}  # created in this order by the demo's migration
         yield Site("django", base, "/accounts/login/", "/account/", data, mailbox, ids)
+
+
+def mfa_admin(site: Site, *args: str) -> str:
+    """An operator's command against a running demo's store: `manage.py mfa` on the Django
+    demo's database (users named by username), `mfa-admin --store` on the Starlette demo's
+    SQLite file. Returns its output."""
+    if site.name == "django":
+        env = {**base_env(), "DJANGO_DEMO_DATA": str(site.data_dir)}
+        command = [sys.executable, "manage.py", "mfa", *args]
+        cwd: Path | None = ROOT / "examples" / "django_app"
+    else:
+        env = None
+        store = f"sqlite://{Path(site.data_dir).resolve() / 'mfa.sqlite3'}"  # sqlite:///abs/path
+        command = [sys.executable, "-m", "mfa_middleware.cli", "--store", store, *args]
+        cwd = None
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 @contextmanager

@@ -66,6 +66,7 @@ DIRECTION = {"en": "ltr", "ar": "rtl", "ja": "ltr", "fr": "ltr"}
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
 ENROLL = re.compile(r"/_mfa/enroll(\?|$)")  # the method chooser, not /enroll/...
 RESET_LINK = re.compile(r"https?://\S+/_mfa/lost/confirm\?token=\S+")
+ENROLL_CODE = re.compile(r"^([0-9a-z]{4}(?:-[0-9a-z]{4}){3})\r?$", re.MULTILINE)
 SHOTS = {"enroll-totp-key", "challenge", "settings", "devices", "enroll-sms-error", "admin-user"}
 
 # Text that is the same in every language: names, and what the app (not us) calls itself.
@@ -152,6 +153,7 @@ class Walk:
     def seen(self, name: str) -> None:
         """Read the page state `name` at phone width, and check it at the narrowest."""
         page = self.page
+        page.wait_for_load_state()  # a form just posted: the page it answers, not a blank one
         assert MFA_PREFIX in page.url, f"{name}: not one of our pages: {page.url}"
         read = page.evaluate(TEXTS)
         overflow = [f"390 px: {item}" for item in page.evaluate(OVERFLOW)]
@@ -205,6 +207,9 @@ def alice(walk: Walk) -> tuple[str, list[str], str]:
     """alice: every page an authenticator-app user and an administrator meets. Returns her
     secret, recovery codes and the enrollment code her reset of bob gave."""
     page, seen = walk.page, walk.seen
+    walk.log_in("bob")  # bob has signed in before: the middleware knows his address of record
+    expect(page).to_have_url(ENROLL)
+    walk.log_out()
     walk.log_in("alice")
     expect(page).to_have_url(ENROLL)
     seen("enroll-choose")
@@ -282,8 +287,13 @@ def alice(walk: Walk) -> tuple[str, list[str], str]:
     seen("admin-user")
     page.goto("/_mfa/admin?user=bob")
     page.click("button[value=reset]")
-    enrollment_code = page.inner_text(".notice code")
+    expect(page.locator("input[name=confirm]")).to_have_count(1)
+    seen("admin-reset-confirm")
+    page.click("form:has(input[name=confirm]) button[value=reset]")
+    expect(page.locator("[role=status]")).to_be_visible()
     seen("admin-reset")
+    assert walk.site.mailbox is not None
+    enrollment_code = walk.site.mailbox.last_match(ENROLL_CODE).group(1)  # emailed to bob
     page.goto("/_mfa/nowhere")
     seen("not-found")
 

@@ -229,7 +229,7 @@ def test_changes_from_manage_py_reach_both_cached_workers(cached: Deployment) ->
         assert signed_out(alice_one)
         assert bob.get("/account/", headers=HTML).status_code == 200  # nobody else
 
-        cached.manage("mfa", "mode", "off")
+        cached.manage("mfa", "mode", "off", "--yes")
         with httpx.Client(base_url=two) as carol:
             log_in(carol, "alice")
             until(lambda: carol.get("/account/", headers=HTML).status_code == 200, "mode off")

@@ -20,7 +20,7 @@ from mfa_middleware.testing import FixedClock, totp_code
 from tests.support.mail_and_sms import Mailbox, TwilioDouble
 
 SECRET_KEY = "e2e-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFG"
-PASSWORDS = {"alice": "alice-password", "bob": "bob-password"}
+PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "carol": "carol-password"}
 COOKIE = "mfa_session"
 HTML = {"accept": "text/html,application/xhtml+xml"}
 

@@ -19,6 +19,7 @@ from mfa_middleware.core.authenticators import kinds
 from mfa_middleware.core.effects import Key
 from mfa_middleware.core.records import SETTINGS_KEY, UserRecord, user_key
 from mfa_middleware.runtime import Runtime
+from mfa_middleware.testing import Outbox
 from tests.e2e.helpers import (
     HTML,
     SECRET_KEY,
@@ -104,6 +105,15 @@ async def act(c: httpx.AsyncClient, **form: str) -> httpx.Response:
     page = await admin_page(c)
     assert page.status_code == 200, page.text
     return await c.post("/_mfa/admin", headers=HTML, data={"csrf": csrf_of(page.text), **form})
+
+
+async def reset(c: httpx.AsyncClient, user: str, **form: str) -> httpx.Response:
+    """The admin page's Reset button, then the confirmation page's."""
+    asked = await act(c, action="reset", user=user, **form)
+    assert asked.status_code == 200, asked.text
+    assert "Reset two-step verification for" in asked.text
+    data = {"csrf": csrf_of(asked.text), "action": "reset", "user": user, "confirm": "yes"}
+    return await c.post("/_mfa/admin", headers=HTML, data={**data, **form})
 
 
 def record(store: Any, user: str) -> UserRecord:
@@ -274,9 +284,10 @@ async def test_admin_finds_a_user_without_seeing_their_factor(clock: FixedClock)
         for code in bob_codes:
             assert code not in page
             assert code.replace("-", "") not in page
-        nobody = html.unescape((await admin_page(alice, "?user=nobody")).text)
-        assert fact(nobody, "Two-step verification") == "Not set up"
-        assert fact(nobody, "Unused recovery codes") == "none issued"
+        nobody = (await admin_page(alice, "?user=nobody")).text
+        said = visible(nobody)
+        assert "Nobody signed in as nobody yet: no user has that username or user id." in said
+        assert "<dt>Two-step verification</dt>" not in nobody  # no empty record shown
 
 
 @pytest.mark.checklist("SES-11", "RST-10")
@@ -305,17 +316,33 @@ async def test_admin_forces_bob_out(clock: FixedClock) -> None:
 async def test_admin_resets_bob_who_must_enroll_again(clock: FixedClock) -> None:
     store = MemoryStore()
     events: list[dict[str, Any]] = []
-    app = admin_app(clock, store, trust_duration="30d", on_event=events.append)
+    outbox = Outbox()
+    app = admin_app(clock, store, trust_duration="30d", on_event=events.append, email_sender=outbox)
     async with client(app) as alice, client(app) as bob:
         await enroll(bob, clock, "bob", trust=True)
         await enroll(alice, clock, "alice", trust=True)
         alice_before = store.get(user_key("alice"))
         alice_devices = store.scan("device", "alice")
-        r = await act(alice, action="reset", user="bob")
-        assert r.status_code == 200  # shown, not redirected: the enrollment code is on it
-        assert "Two-step verification is reset for bob. Their enrollment code:" in visible(r)
+        asked = await act(alice, action="reset", user="bob")
+        assert asked.status_code == 200  # a question first: nothing is done yet
+        question = " ".join(visible(asked).split())
+        assert "Reset two-step verification for bob?" in question
+        assert "Their 1 way to sign in is removed, with their trusted devices" in question
+        assert "a one-time enrollment code, which is emailed to b***@example.com" in question
+        assert kinds(record(store, "bob")) == ["totp"]
+        assert await is_verified(bob)
+        r = await reset(alice, "bob")
+        assert r.status_code == 200  # shown, not redirected
+        assert (
+            "Two-step verification is reset for bob. An enrollment code was emailed to"
+            " b***@example.com" in " ".join(visible(r).split())
+        )
         assert "Done." not in r.text  # one notice says what happened, not two
-        assert re.search(r'<code class="handover">[0-9a-z-]+</code>', r.text)
+        assert "handover" not in r.text  # emailed: the admin never sees it
+        (mail,) = outbox.to("bob@example.com")[-1:]
+        assert "set up two-step verification again" in mail.subject
+        assert "Reset by: alice." in mail.text
+        assert re.search(r"\n[0-9a-z]{4}(-[0-9a-z]{4}){3}\n", mail.text)
         await expect_logged_out(bob)
         await login(bob, "bob")
         r = await bob.get("/account", headers=HTML)
@@ -387,15 +414,17 @@ async def test_admin_changes_the_mode_and_the_session_lifetime(clock: FixedClock
         r = await act(alice, action="lifetime", lifetime="12h")
         assert r.headers["location"] == "/_mfa/admin?done=lifetime"
         assert store.get(SETTINGS_KEY)["session_lifetime"] == 43200.0
-        assert 'value="12h"' in (await admin_page(alice)).text  # as people write it
+        assert 'value="12 hours"' in (await admin_page(alice)).text  # as people write it
         r = await act(alice, action="lifetime", lifetime="soon")
         assert r.headers["location"] == "/_mfa/admin?done=bad_lifetime"
         assert "not understood" in (await alice.get(r.headers["location"], headers=HTML)).text
         assert store.get(SETTINGS_KEY)["session_lifetime"] == 43200.0
         clock.advance(12 * 3600)
         await expect_logged_out(bob)  # the new lifetime applies to bob's session
-        actors = {e["actor"] for e in events if "actor" in e and e["event"] != "mfa_reset"}
+        changes = ("mode_changed", "session_lifetime_changed")
+        actors = {e["actor"] for e in events if e["event"] in changes}
         assert actors == {"admin:alice"}
+        assert all(e["target"] is None for e in events if e["event"] in changes)  # everyone
 
 
 # --- the ops API: resetting alice leaves bob alone -------------------------------------------
@@ -451,7 +480,9 @@ async def test_admin_sees_a_lockout_in_minutes_and_the_lifetime_as_written(
             await submit_code(bob, wrong_code(secret, clock() + 90 * step))
         page = html.unescape((await admin_page(alice, "?user=bob")).text)
         assert fact(page, "Wrong codes in a row") == "2; locked for 1 more minute"
-        assert 'id="lifetime" name="lifetime" type="text" class="text short" value="90d"' in page
+        assert (
+            'id="lifetime" name="lifetime" type="text" class="text short" value="90 days"' in page
+        )
 
 
 @pytest.mark.checklist("RST-08")
@@ -469,10 +500,10 @@ async def test_a_reset_can_neither_set_nor_show_the_users_factor(clock: FixedClo
             "email": "attacker@evil.example",
             "code": "123456",
         }
-        r = await act(alice, action="reset", user="bob", **chosen)
+        r = await reset(alice, "bob", **chosen)
         assert r.status_code == 200
         page = html.unescape(r.text)
-        assert "Two-step verification is reset for bob. Their enrollment code:" in visible(r)
+        assert "Two-step verification is reset for bob." in visible(r)
         for shown in (bob_secret, "otpauth", "<svg", "JBSWY3DP", *bob_codes):
             assert shown not in page.replace(" ", "")
         after = record(store, "bob")
@@ -488,14 +519,15 @@ async def test_admin_actions_are_audited_with_actor_target_and_address_and_no_se
     caplog.set_level("INFO", "mfa_middleware")
     store = MemoryStore()
     events: list[dict[str, Any]] = []
-    app = admin_app(clock, store, on_event=events.append)
+    outbox = Outbox()
+    app = admin_app(clock, store, on_event=events.append, email_sender=outbox)
     async with client(app) as alice, client(app) as bob:
         await enroll(bob, clock, "bob")
         await enroll(alice, clock, "alice")
         events.clear()
         caplog.clear()
-        r = await act(alice, action="reset", user="bob")
-        (shown,) = re.findall(r"\b[0-9a-z]{4}(?:-[0-9a-z]{4}){3}\b", html.unescape(r.text))
+        await reset(alice, "bob")
+        (shown,) = re.findall(r"\b[0-9a-z]{4}(?:-[0-9a-z]{4}){3}\b", outbox.messages[-1].text)
         for action in ("logout", "exempt", "unexempt"):
             await act(alice, action=action, user="bob")
         await act(alice, action="mode", mode="optional")
@@ -519,3 +551,161 @@ async def test_admin_actions_are_audited_with_actor_target_and_address_and_no_se
     logged = repr(events) + "".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
     assert shown not in logged
     assert shown.replace("-", "") not in logged
+
+
+async def test_admin_finds_a_user_by_the_address_of_record_and_saves_a_lifetime_in_words(
+    clock: FixedClock,
+) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        page = html.unescape((await admin_page(alice, "?user=BOB@example.com")).text)
+        assert "<h3>bob</h3>" in page
+        assert fact(page, "Two-step verification") == "On: 1 way to sign in"
+        r = await act(alice, action="lifetime", lifetime="2 weeks")
+        assert r.headers["location"] == "/_mfa/admin?done=lifetime"
+        assert store.get(SETTINGS_KEY)["session_lifetime"] == 14 * 86400.0
+        shown = (await admin_page(alice)).text
+        assert 'value="14 days"' in shown
+        assert "like 90 days, 12 hours or 30 minutes" in shown
+        r = await act(alice, action="lifetime", lifetime="90 days")  # as the field shows it
+        assert store.get(SETTINGS_KEY)["session_lifetime"] == 90 * 86400.0
+
+
+# --- issue 21 point 5: a reset asks first and tells the user; mode off keeps the page open ----
+
+
+@pytest.mark.checklist("RST-10")
+async def test_a_reset_without_enrollment_codes_still_tells_the_user_who_did_it(
+    clock: FixedClock,
+) -> None:
+    store = MemoryStore()
+    outbox = Outbox()
+    app = admin_app(clock, store, email_sender=outbox, enroll_code_ttl=None)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        asked = " ".join(visible(await act(alice, action="reset", user="bob")).split())
+        assert "They are told by email, at b***@example.com." in asked
+        page = (await act(alice, action="reset", user="bob")).text
+        assert 'href="/_mfa/admin?user=bob">Cancel</a>' in page
+        done = " ".join(visible(await reset(alice, "bob")).split())
+        assert "Two-step verification is reset for bob. They were told by email, at" in done
+        (mail,) = outbox.to("bob@example.com")[-1:]
+        assert mail.subject == "Demo app: two-step verification was reset"
+        assert "An administrator reset two-step verification on your Demo app account" in mail.text
+        assert "Reset by: alice." in mail.text
+        assert kinds(record(store, "bob")) == []
+
+
+async def test_when_the_email_fails_the_admin_hands_the_code_over(clock: FixedClock) -> None:
+    store = MemoryStore()
+    events: list[dict[str, Any]] = []
+    app = admin_app(clock, store, email_sender=Outbox(fail=True), on_event=events.append)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        events.clear()
+        r = await reset(alice, "bob")
+        assert "Their enrollment code:" in visible(r)
+        assert re.search(r'<code class="handover">[0-9a-z-]+</code>', r.text)
+        assert "told by email" not in visible(r)
+        failed = [e for e in events if e["event"] == "notification_failed"]
+        assert [e["user"] for e in failed] == ["bob"]
+
+
+async def test_turning_2fa_off_on_the_admin_page_keeps_the_admins_on_it(
+    clock: FixedClock,
+) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store)
+    async with client(app) as alice, client(app) as bob:
+        secret, _ = await enroll(alice, clock, "alice")
+        r = await act(alice, action="mode", mode="off")
+        assert r.headers["location"] == "/_mfa/admin?done=mode"
+        page = await alice.get(r.headers["location"], headers=HTML)
+        assert page.status_code == 200  # not sent to / any more
+        assert '<option value="off" selected>' in page.text
+        await login(bob, "bob")
+        assert await is_verified(bob)  # off: bob passes with his password
+        assert (await admin_page(bob)).status_code == 403  # but is no admin
+        # later, a recent code of her own is asked first, even with 2FA off
+        clock.advance(15 * 60 + 1)
+        r = await admin_page(alice)
+        assert r.status_code == 303
+        assert_step_up(r.headers["location"], "/_mfa/admin")
+        step_up = await alice.get(r.headers["location"], headers=HTML)
+        assert step_up.status_code == 200, step_up.text
+        clock.advance(30)
+        r = await alice.post(
+            "/_mfa/challenge",
+            headers=HTML,
+            data={
+                "csrf": csrf_of(step_up.text),
+                "code": totp(secret, clock()),
+                "reauth": "1",
+                "next": "/_mfa/admin",
+            },
+        )
+        assert r.headers["location"] == "/_mfa/admin"
+        assert (await admin_page(alice)).status_code == 200
+        r = await act(alice, action="mode", mode="required")  # and on again, from the page
+        assert store.get(SETTINGS_KEY)["mode"] == "required"
+        await relogin(bob, "bob")
+        r = await bob.get("/account", headers=HTML)
+        assert r.headers["location"].startswith("/_mfa/enroll")
+
+
+async def test_with_2fa_off_an_admin_who_never_enrolled_gets_in_and_a_wrong_one_does_not(
+    clock: FixedClock,
+) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store, mode="off")
+    async with client(app) as alice, client(app) as bob:
+        await login(alice, "alice")  # nothing to confirm with: 2FA is off for her too
+        page = await admin_page(alice)
+        assert page.status_code == 200
+        assert '<option value="off" selected>' in page.text
+        await login(bob, "bob")
+        assert (await admin_page(bob)).status_code == 403
+        r = await bob.get("/_mfa/challenge?reauth=1", headers=HTML)
+        assert r.status_code == 303  # no code page for someone with nothing to enter
+
+
+# --- issue 21 point 9: events carry id, time, actor and target; a user's recent ones ------
+
+
+async def test_the_admin_page_shows_a_users_recent_events(clock: FixedClock) -> None:
+    store = MemoryStore()
+    events: list[dict[str, Any]] = []
+    app = admin_app(clock, store, on_event=events.append)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        clock.advance(60)
+        await act(alice, action="logout", user="bob")
+        page = await admin_page(alice, "?user=bob")
+        items = re.findall(r"<ol class=\"events\">(.*?)</ol>", page.text, re.S)[0]
+        rows = [" ".join(visible(li).split()) for li in re.findall(r"<li>(.*?)</li>", items, re.S)]
+        assert rows[0].endswith("Signed out everywhere · alice, an administrator · 127.0.0.1")
+        assert re.match(r"Nov 14, 2023, 10:\d\d PM UTC ", rows[0])  # when, to the minute
+        assert any("Added a way to sign in · the user" in r for r in rows[1:])
+        assert any("Signed in with a second step · the user" in r for r in rows[1:])
+        # every event has what the page shows it by, and nothing secret
+        for event in events:
+            assert {"id", "at", "actor", "target"} <= set(event), event
+        forced = next(e for e in events if e["event"] == "forced_logout")
+        assert (forced["actor"], forced["target"], forced["at"]) == ("admin:alice", "bob", clock())
+        assert len({e["id"] for e in events}) == len(events)
+
+
+async def test_with_events_kept_zero_the_page_keeps_none(clock: FixedClock) -> None:
+    store = MemoryStore()
+    app = admin_app(clock, store, events_kept=0)
+    async with client(app) as alice, client(app) as bob:
+        await enroll(bob, clock, "bob")
+        await enroll(alice, clock, "alice")
+        assert "None kept yet." in visible(await admin_page(alice, "?user=bob"))
+        assert store.get(Key("events", "bob")) is None

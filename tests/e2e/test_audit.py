@@ -80,7 +80,7 @@ async def test_one_event_per_decision_with_who_how_outcome_and_where(
         mark = len(events)
         await c.post("/_mfa/disable", headers=HTML, data={"csrf": csrf_of(page.text)})  # disable
         assert ("mfa_reset", "alice", "127.0.0.1") in since(mark)
-        assert events[-1]["actor"] == "self"
+        assert events[-1]["actor"] == "user:alice"  # she did it herself
     async with client(app) as admin:
         await login(admin, "bob")
         await enroll(admin, clock)
@@ -90,7 +90,13 @@ async def test_one_event_per_decision_with_who_how_outcome_and_where(
             await admin.post(
                 "/_mfa/admin",
                 headers=HTML,
-                data={"csrf": csrf_of(page.text), "action": action, "user": "alice"},
+                # a reset is confirmed on a page first (issue 21): confirm=yes is its button
+                data={
+                    "csrf": csrf_of(page.text),
+                    "action": action,
+                    "user": "alice",
+                    "confirm": "yes",
+                },
             )
             decided = [e for e in events[mark:] if e["event"] in ("mfa_reset", "forced_logout")]
             assert [(e["user"], e["actor"], e["ip"]) for e in decided] == [

@@ -14,6 +14,7 @@ import pytest
 from mfa_middleware import MemoryStore, MFAConfig
 from mfa_middleware.admin import Admin
 from mfa_middleware.core.authenticators import kinds
+from mfa_middleware.core.effects import Key
 from mfa_middleware.core.enroll_code import enroll_code_key
 from mfa_middleware.core.records import UserRecord, user_key
 from mfa_middleware.runtime import Runtime
@@ -189,17 +190,24 @@ async def test_without_enrollment_codes_a_reset_user_enrolls_straight_away(
 
 async def test_the_admin_page_shows_the_code_once(clock: FixedClock) -> None:
     store = MemoryStore()
-    app = make_app(clock, store=store, is_admin=lambda p: p.username == "alice")
+    # no email sender: the code cannot be emailed, so the administrator hands it over
+    app = make_app(clock, store=store, is_admin=lambda p: p.username == "alice", email_sender=None)
     async with client(app) as alice, client(app) as bob:
         await login(bob, "bob")
         await enroll(bob, clock)
         await login(alice)
         await enroll(alice, clock)
         page = await alice.get("/_mfa/admin", headers=HTML)
-        r = await alice.post(
+        asked = await alice.post(
             "/_mfa/admin",
             headers=HTML,
             data={"csrf": csrf_of(page.text), "action": "reset", "user": "bob"},
+        )
+        assert "which you are shown once to hand over" in asked.text
+        r = await alice.post(
+            "/_mfa/admin",
+            headers=HTML,
+            data={"csrf": csrf_of(page.text), "action": "reset", "user": "bob", "confirm": "yes"},
         )
         assert r.status_code == 200
         assert r.headers["cache-control"] == "no-store"
@@ -222,6 +230,7 @@ async def test_without_an_address_of_record_the_code_is_not_sent_to_the_enrolled
     async with client(app) as c:
         await login(c)
         await enroll_email(c, mailbox)
+    store.delete(Key("directory", "_", "alice"))  # the app never gave us her address
     sent_before = len(mailbox.messages)
     done = admin(store, clock, email_sender=smtp_sender(mailbox)).reset("alice")
     assert done.emailed_to is None

@@ -667,7 +667,7 @@ async def test_disable_needs_a_recent_code_then_resets(clock: FixedClock, mode: 
         assert store.get(Key("recovery", "alice")) is None
         await expect_logged_out(other)
         resets = [e for e in events if e["event"] == "mfa_reset"]
-        assert [(e["user"], e["actor"]) for e in resets] == [("alice", "self")]
+        assert [(e["user"], e["actor"]) for e in resets] == [("alice", "user:alice")]
         landing = (await c.get(r.headers["location"], headers=HTML)).text
         assert "Two-step verification is now off for your account" in landing
         if mode == "optional":

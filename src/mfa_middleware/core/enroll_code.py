@@ -30,7 +30,7 @@ from mfa_middleware.core.effects import (
     put,
 )
 from mfa_middleware.core.flows import MALFORMED, Attempt, count_attempt, take_attempt
-from mfa_middleware.core.i18n import N_, NP_, TextsFor, untranslated
+from mfa_middleware.core.i18n import N_, NP_, Texts, TextsFor, untranslated
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import Record
 from mfa_middleware.core.recovery import new_code, normalise, reset_user, shaped
@@ -120,11 +120,18 @@ def finish(user_id: str) -> Generator[Effect, Any, None]:
 
 @dataclass(frozen=True, slots=True)
 class AdminReset:
-    """What an administrator's reset left: the code to hand over (None when codes are off),
-    and the address it was emailed to, masked (None when it was not emailed)."""
+    """What an administrator's reset left: the enrollment code (None when codes are off), the
+    address the user was told at, masked (None when no email went out), and whether that email
+    carried the code (else the administrator hands it over)."""
 
     code: str | None
     emailed_to: str | None = None
+    code_sent: bool = False
+
+    @property
+    def handover(self) -> str | None:
+        """The code the administrator must hand over: one that was not emailed."""
+        return None if self.code_sent else self.code
 
 
 def reset_by_admin(
@@ -135,25 +142,54 @@ def reset_by_admin(
     *,
     ttl: float | None,
     email: str | None = None,
+    by: str = "",
     app_name: str = "",
     texts: TextsFor = untranslated,
 ) -> Generator[Effect, Any, AdminReset]:
-    """Reset the user's 2FA and, with a `ttl`, issue their enrollment code and email it to
-    `email`: the app's address of record, never the address enrolled as a factor (whoever
-    enrolled it may be who the reset locks out). Without one, or when the email fails, the
+    """Reset the user's 2FA and, with a `ttl`, issue their enrollment code. The user is told
+    by email at `email`, the app's address of record (never the address enrolled as a factor:
+    whoever enrolled it may be who the reset locks out), with the code in it and `by`, the
+    administrator's name, when given. Without an address, or when the email fails, the
     administrator hands the code over. The email is in the user's language (of their last
     page), whoever resets."""
+    code: str | None = None
     if ttl is None:
-        yield from reset_user(user_id, actor)
-        return AdminReset(None)
-    # the code first, then the reset that keeps it: at no moment does the password alone enroll
-    code = yield from issue(user_id, now, ttl, keyring, actor)
-    user = yield from reset_user(user_id, actor, keep_enroll_code=True)
+        user = yield from reset_user(user_id, actor)
+    else:
+        # the code first, then the reset that keeps it: at no moment does the password alone
+        # enroll
+        code = yield from issue(user_id, now, ttl, keyring, actor)
+        user = yield from reset_user(user_id, actor, keep_enroll_code=True)
     if not email:
         return AdminReset(code)
-    hours = max(1, round(ttl / 3600))
-    values = {"app": app_name, "code": code, "count": hours}
     language = texts(user.locale)
+    subject, text = _reset_mail(code, ttl, app_name, language)
+    if by:
+        text += "\n\n" + language.gettext(N_("Reset by: {admin}.")).format(admin=by)
+    try:
+        yield Deliver("email", email, subject, text + "\n")
+    except DeliveryFailed as exc:
+        yield from emit("notification_failed", user=user_id, reason=exc.reason)
+        return AdminReset(code)
+    local, _, domain = email.partition("@")
+    return AdminReset(code, f"{local[:1]}***@{domain}", code_sent=code is not None)
+
+
+def _reset_mail(code: str | None, ttl: float | None, app: str, language: Texts) -> tuple[str, str]:
+    """The subject and text of the email an administrator's reset sends the user."""
+    if code is None or ttl is None:
+        subject = language.gettext(N_("{app}: two-step verification was reset")).format(app=app)
+        text = language.gettext(
+            N_(
+                "An administrator reset two-step verification on your {app} account: your"
+                " ways to sign in, trusted devices and recovery codes were removed, and you"
+                " set it up again when you next sign in. If you didn't ask your administrator"
+                " for this, tell them now."
+            )
+        ).format(app=app)
+        return subject, text
+    hours = max(1, round(ttl / 3600))
+    values = {"app": app, "code": code, "count": hours}
     subject = language.gettext(N_("{app}: set up two-step verification again")).format(**values)
     text = language.ngettext(
         *NP_(
@@ -170,10 +206,4 @@ def reset_by_admin(
         ),
         hours,
     ).format(**values)
-    try:
-        yield Deliver("email", email, subject, text + "\n")
-    except DeliveryFailed as exc:
-        yield from emit("notification_failed", user=user_id, reason=exc.reason)
-        return AdminReset(code)
-    local, _, domain = email.partition("@")
-    return AdminReset(code, f"{local[:1]}***@{domain}")
+    return subject, text

@@ -21,6 +21,8 @@ class Texts(Protocol):
 
     def datetime(self, timestamp: float) -> str: ...
 
+    def date(self, timestamp: float) -> str: ...
+
 
 TextsFor = Callable[[str], Texts]
 """A language's `Texts` by its locale name ("fr_CA"); an unknown one gets the default's."""
@@ -48,6 +50,9 @@ class Untranslated:
 
     def datetime(self, timestamp: float) -> str:
         return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+    def date(self, timestamp: float) -> str:
+        return time.strftime("%Y-%m-%d", time.gmtime(timestamp))
 
 
 UNTRANSLATED = Untranslated()

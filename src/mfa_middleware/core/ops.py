@@ -8,12 +8,12 @@ or touched one by one.
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mfa_middleware.core import authenticators
+from mfa_middleware.core import audit, authenticators, directory
 from mfa_middleware.core.devices import DeviceRecord, devices_of
-from mfa_middleware.core.effects import Doc, Effect, emit, get, put, update
+from mfa_middleware.core.effects import Doc, Effect, delete, emit, get, get_many, put, update
 from mfa_middleware.core.oob import mask
 from mfa_middleware.core.policy import PolicyDefaults
 from mfa_middleware.core.records import (
@@ -36,7 +36,9 @@ def _update_user(user_id: str, **changes: Any) -> Generator[Effect, Any, UserRec
         values = {k: (v(record) if callable(v) else v) for k, v in changes.items()}
         return replace(record, **values).to_doc()
 
-    _, after = yield from update(user_key(user_id), change)
+    before, after = yield from update(user_key(user_id), change)
+    if before is None:  # a user without a record yet (a service account): listed from now on
+        yield from directory.ensure(user_id)
     return UserRecord.from_doc(after)
 
 
@@ -61,6 +63,19 @@ def force_logout(
     record = yield from _update_user(user_id, **changes)
     yield from emit("forced_logout", user=user_id, actor=actor, devices_revoked=revoke_devices)
     return record
+
+
+def unlock(user_id: str, actor: str) -> Generator[Effect, Any, bool]:
+    """Lift a lockout after wrong codes (and the count toward it), the one that only an
+    administrator may lift included; False when there was nothing to lift."""
+    key = throttle_key(user_id)
+    existing = yield from get(key)
+    if existing is None:
+        return False
+    yield from delete(key)
+    failures = ThrottleState.from_doc(existing).failures
+    yield from emit("unlocked", user=user_id, actor=actor, failures=failures)
+    return True
 
 
 def end_session(
@@ -220,12 +235,15 @@ class UserStatus:
         }
 
 
-def user_status(
-    user_id: str, now: float, limits: ThrottleParams
-) -> Generator[Effect, Any, UserStatus]:
-    settings = RuntimeSettings.from_doc((yield from get(SETTINGS_KEY)))
-    record = UserRecord.from_doc((yield from get(user_key(user_id))))
-    throttle = ThrottleState.from_doc((yield from get(throttle_key(user_id))))
+def status_of(
+    user_id: str,
+    settings: RuntimeSettings,
+    record: UserRecord,
+    throttle: ThrottleState,
+    now: float,
+    limits: ThrottleParams,
+) -> UserStatus:
+    """One user's status from their records (pure: the list reads many users' at once)."""
     locked = throttle.retry_after(now, limits) if throttle.locked(now, limits) else 0.0
     kinds = authenticators.kinds(record)
     return UserStatus(
@@ -241,6 +259,127 @@ def user_status(
     )
 
 
+def user_status(
+    user_id: str, now: float, limits: ThrottleParams
+) -> Generator[Effect, Any, UserStatus]:
+    settings = RuntimeSettings.from_doc((yield from get(SETTINGS_KEY)))
+    record = UserRecord.from_doc((yield from get(user_key(user_id))))
+    throttle = ThrottleState.from_doc((yield from get(throttle_key(user_id))))
+    return status_of(user_id, settings, record, throttle, now, limits)
+
+
+STATUS_BATCH = 250  # users whose records one read asks for, when listing
+
+
+def statuses(
+    user_ids: list[str], now: float, limits: ThrottleParams
+) -> Generator[Effect, Any, list[UserStatus]]:
+    """Several users' statuses, their records read a batch at a time (two keys a user)."""
+    settings = RuntimeSettings.from_doc((yield from get(SETTINGS_KEY)))
+    found: list[UserStatus] = []
+    for start in range(0, len(user_ids), STATUS_BATCH):
+        batch = user_ids[start : start + STATUS_BATCH]
+        keys = tuple(k for uid in batch for k in (user_key(uid), throttle_key(uid)))
+        docs = yield from get_many(keys)
+        for i, uid in enumerate(batch):
+            record = UserRecord.from_doc(docs[2 * i])
+            throttle = ThrottleState.from_doc(docs[2 * i + 1])
+            found.append(status_of(uid, settings, record, throttle, now, limits))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class UserFilter:
+    """What the list shows: a part of an id, a name or a login name (`search`, any case), and
+    only users enrolled or not (`enrolled`), with a way to sign in of one kind (`method`),
+    exempt, or locked out now. None: either."""
+
+    search: str = ""
+    enrolled: bool | None = None
+    method: str | None = None
+    exempt: bool | None = None
+    locked: bool | None = None
+
+    @property
+    def on_status(self) -> bool:
+        """Whether the filter looks at the users' records (not only at the directory)."""
+        return any(v is not None for v in (self.enrolled, self.method, self.exempt, self.locked))
+
+    def keeps(self, status: UserStatus) -> bool:
+        kinds = {a.kind for a in status.authenticators}
+        return (
+            (self.enrolled is None or status.enrolled == self.enrolled)
+            and (self.method is None or (status.enrolled and self.method in kinds))
+            and (self.exempt is None or status.exempt == self.exempt)
+            and (self.locked is None or (status.locked_for > 0) == self.locked)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    user_id: str
+    entry: directory.Entry
+    status: UserStatus
+
+    def to_dict(self) -> dict[str, Any]:
+        status = self.status
+        return {
+            "user": self.user_id,
+            "name": self.entry.name,
+            "login": self.entry.login,
+            "last_seen_at": self.entry.seen_at,
+            "enrolled": status.enrolled,
+            "methods": sorted({a.kind for a in status.authenticators}) if status.enrolled else [],
+            "exempt": status.exempt,
+            "exempt_browser": status.exempt_browser,
+            "failures": status.failures,
+            "locked": status.locked_for > 0,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    rows: list[UserRow]
+    total: int  # users the filter keeps, on every page
+    offset: int
+
+
+def list_users(
+    wanted: UserFilter,
+    now: float,
+    limits: ThrottleParams,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+) -> Generator[Effect, Any, Listing]:
+    """The users the middleware has seen (`core.directory`) that `wanted` keeps, ordered by
+    name, with their statuses; `offset` and `limit` page through them. Without a filter on
+    status, only the page's users' records are read; with one, every candidate's are (in
+    batches), which is fine for thousands of users and says so in the README."""
+
+    def clamp(total: int) -> int:  # a page past the end shows the last one
+        if limit is None or offset < total or total == 0:
+            return offset
+        return (total - 1) // limit * limit
+
+    entries = yield from directory.everyone()
+    if wanted.search:
+        entries = [(uid, e) for uid, e in entries if e.contains(uid, wanted.search)]
+    entries.sort(key=lambda row: ((row[1].name or row[0]).casefold(), row[0]))
+    if wanted.on_status:
+        found = yield from statuses([uid for uid, _ in entries], now, limits)
+        rows = [UserRow(uid, e, st) for (uid, e), st in zip(entries, found, strict=True)]
+        rows = [row for row in rows if wanted.keeps(row.status)]
+        start = clamp(len(rows))
+        shown = rows[start:] if limit is None else rows[start : start + limit]
+        return Listing(shown, len(rows), start)
+    start = clamp(len(entries))
+    entries_shown = entries[start:] if limit is None else entries[start : start + limit]
+    found = yield from statuses([uid for uid, _ in entries_shown], now, limits)
+    rows = [UserRow(uid, e, st) for (uid, e), st in zip(entries_shown, found, strict=True)]
+    return Listing(rows, len(entries), start)
+
+
 @dataclass(frozen=True, slots=True)
 class UserOverview:
     """What support staff see of one user: the status, the records it comes from, the
@@ -251,6 +390,30 @@ class UserOverview:
     settings: RuntimeSettings
     devices: list[tuple[str, DeviceRecord]]
     codes_left: int | None
+    entry: directory.Entry | None = None  # the names and address the app gave us, if seen
+    events: list[dict[str, Any]] = field(default_factory=list)  # the recent ones, newest first
+
+
+def find_user(query: str) -> Generator[Effect, Any, list[str]]:
+    """The ids of the users `query` names, for the admin pages: a user id (of a user with any
+    2FA record, or in the directory), else a name, login name or address of record that the
+    directory holds (see `core.directory`). Several users may share a display name."""
+    found = yield from directory.find(query)
+    if query not in found and (yield from get(user_key(query))) is not None:
+        found.insert(0, query)
+    return found
+
+
+def directory_entries(ids: list[str]) -> Generator[Effect, Any, list[tuple[str, directory.Entry]]]:
+    """The directory's entries of these users, in this order (a user without one: empty)."""
+    rows = []
+    for user_id in ids:
+        seen = yield from directory.entry(user_id)
+        rows.append((user_id, seen or directory.Entry()))
+    return rows
+
+
+OVERVIEW_EVENTS = 20  # the recent events the admin page shows of one user
 
 
 def user_overview(
@@ -260,4 +423,6 @@ def user_overview(
     state = yield from load_hot_state(user_id)
     rows = yield from devices_of(user_id)
     left = yield from codes_left(user_id)
-    return UserOverview(status, state.user, state.settings, rows, left)
+    seen = yield from directory.entry(user_id)
+    recent = yield from audit.recent(user_id, OVERVIEW_EVENTS)
+    return UserOverview(status, state.user, state.settings, rows, left, seen, recent)

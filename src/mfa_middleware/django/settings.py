@@ -32,6 +32,7 @@ def config_from_settings() -> MFAConfig:
         options["secret_keys"] = [*reversed(fallbacks), settings.SECRET_KEY]
     options.setdefault("login_url", str(settings.LOGIN_URL))
     options.setdefault("is_admin", _is_staff)
+    options.setdefault("is_superadmin", _is_superuser)
     if isinstance(options.get("store"), str):
         options["store"] = store_from_url(options["store"])
     elif options.get("store") is None and apps.is_installed(APP):
@@ -65,6 +66,12 @@ def template_dirs(own: str | Path | None) -> list[Path] | None:
 def _is_staff(principal: Principal) -> bool:
     """The default admin check for the 2FA admin pages: Django's staff flag."""
     return bool(principal.attributes.get("is_staff"))
+
+
+def _is_superuser(principal: Principal) -> bool:
+    """The default superadmin check (the mode, the session lifetime, everyone's sessions,
+    exemptions): Django's superuser flag. Staff without it are helpdesk administrators."""
+    return bool(principal.attributes.get("is_superuser"))
 
 
 @cache

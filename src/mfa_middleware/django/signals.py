@@ -49,6 +49,7 @@ mfa_device_revoked = Signal()
 mfa_session_expired = Signal()
 mfa_signed_out = Signal()
 mfa_forced_logout = Signal()
+mfa_unlocked = Signal()
 mfa_all_sessions_cleared = Signal()
 mfa_exemption_changed = Signal()
 mfa_requirement_changed = Signal()
@@ -81,6 +82,7 @@ SIGNALS: dict[str, Signal] = {
     "session_expired": mfa_session_expired,
     "signed_out": mfa_signed_out,
     "forced_logout": mfa_forced_logout,
+    "unlocked": mfa_unlocked,
     "all_sessions_cleared": mfa_all_sessions_cleared,
     "exemption_changed": mfa_exemption_changed,
     "requirement_changed": mfa_requirement_changed,

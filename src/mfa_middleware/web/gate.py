@@ -11,7 +11,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mfa_middleware.core import devices, ops
+from mfa_middleware.core import devices, directory, ops
 from mfa_middleware.core.addresses import Address
 from mfa_middleware.core.effects import Effect, emit, get
 from mfa_middleware.core.http import Cookie, RequestFacts, Response
@@ -137,6 +137,7 @@ def resolve_session(
             login_tag=_login_tag(rt, app),
         )
         if not api:
+            yield from directory.note(principal, now)  # the admin pages find users by name
             claims, device_cookie = yield from _start_on_device(rt, facts, principal, state, claims)
     lost = fresh and app.writable and app.marker is not None and not api
     decision = decide(claims, state, now, eff, require=require, api=api, lost=lost)

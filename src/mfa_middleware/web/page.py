@@ -115,6 +115,19 @@ class Page:
         return Need(self.rt.config.sessions.reauth_window, device_ok=False)
 
     @property
+    def has_factor(self) -> bool:
+        """The user has a way to sign in that counts now (enrolled under the current epoch)."""
+        return self.user.enrolled_in(self.view.state.settings.enroll_epoch)
+
+    @property
+    def recent_factor(self) -> bool:
+        """A real factor (not a trusted device) was entered in this session within
+        `reauth_window`, whatever the mode: what the admin pages ask while 2FA is off."""
+        claims, need = self.view.claims, self.sensitive
+        fresh = need.max_age is None or self.rt.clock() - claims.verified_at <= need.max_age
+        return claims.verified and claims.method != "device" and fresh
+
+    @property
     def recently_verified(self) -> bool:
         """Verified, and the session meets `sensitive`."""
         state = state_of(self.rt, self.view)

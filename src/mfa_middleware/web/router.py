@@ -20,6 +20,7 @@ from mfa_middleware.core.http import RequestFacts, Response
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import (
     ALLOW_NOT_ENROLLED,
+    ALLOW_OFF,
     ALLOW_VERIFIED,
     Allow,
     Challenge,
@@ -79,9 +80,11 @@ def challenged(page: Page, go_on: GoOn) -> Reply:
 
 
 def code_asked(page: Page, go_on: GoOn) -> Reply:
-    """A code is asked: signing in, or a verified user confirming it is them (step-up)."""
+    """A code is asked: signing in, or a verified user confirming it is them (step-up), which
+    an enrolled administrator also does while 2FA is off (see `admin`)."""
     decision = page.decision
-    asked = isinstance(decision, Challenge) or (page.reauth and decision == ALLOW_VERIFIED)
+    confirming = decision == ALLOW_VERIFIED or (decision == ALLOW_OFF and page.has_factor)
+    asked = isinstance(decision, Challenge) or (page.reauth and confirming)
     return go_on() if asked else page.where_to()
 
 
@@ -172,12 +175,18 @@ def trusting(page: Page, go_on: GoOn) -> Reply:
 
 def admin(page: Page, go_on: GoOn) -> Reply:
     """An administrator (`is_admin`), recently verified; without `is_admin` the pages do not
-    exist."""
+    exist. While 2FA is off (perhaps turned off on this very page) an administrator still gets
+    in, with a recent factor of their own if they have one (asked for as a step-up), so the
+    page that turns it on again stays reachable."""
     is_admin = page.rt.config.access.is_admin
     if is_admin is None:
         return page.message(404, N_("Not found"), N_("There is nothing here."), "not_found")
     if not is_admin(page.principal):
         return page.answer(denied(page.rt, page.facts, page.principal))
+    if page.decision == ALLOW_OFF:
+        if not page.has_factor or page.recent_factor:
+            return go_on()
+        return page.step_up()
     return recent()(page, go_on)
 
 
@@ -223,6 +232,7 @@ ROUTES: dict[str, Route] = {
     "/devices": Route(allowed, device_pages.devices_get, device_pages.devices_post),
     "/disable": Route(recent(), reset_pages.disable_get, reset_pages.disable_post),
     "/admin": Route(admin, admin_pages.admin_get, admin_pages.admin_post),
+    "/admin/users": Route(admin, admin_pages.users_get),
     "/logout": Route(anyone, post=account_pages.logout_post),
 }
 

@@ -20,6 +20,6 @@ class Command(BaseCommand):
         call_command("migrate", verbosity=0, interactive=False)
         self.stdout.write(
             "Django demo on http://localhost:{} (users: alice / alice-password, "
-            "bob / bob-password)".format(options["port"])
+            "bob / bob-password, carol / carol-password)".format(options["port"])
         )
         call_command("runserver", f"127.0.0.1:{options['port']}", use_reloader=False)
