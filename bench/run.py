@@ -35,6 +35,8 @@ SECTIONS = {
     "challenge": "bench.challenge_bench",
     "django_store": "bench.django_store_bench",
     "factors": "bench.factors_bench",
+    "memory": "bench.memory_bench",
+    "sizing": "bench.redis_sizing_bench",
 }
 SECTION_TIMEOUT = 600
 

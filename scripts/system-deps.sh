@@ -2,7 +2,8 @@
 # What the test suite drives for real, installed where missing:
 # - system packages (when run as root: CI, fresh machines; otherwise it says what to install):
 #   redis-server (and redis-cli); Debian's Chromium with a font for the browser tests
-#   (Playwright cannot download a browser here); zbarimg (zbar-tools) and oathtool, which read
+#   (Playwright cannot download a browser here) and one for Japanese and Chinese pages
+#   (without it Chromium draws boxes: tests/browser/test_languages.py); zbarimg (zbar-tools) and oathtool, which read
 #   the enrollment page's QR code from a screenshot and compute its codes as a phone would;
 #   node and npm; PostgreSQL (Debian's postgresql: the suite starts its own servers on free
 #   ports with private data directories, for DjangoStore's tests);
@@ -15,6 +16,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+[ -n "$(fc-list :lang=ja 2>/dev/null)" ] || missing+=(fonts-noto-cjk)
 command -v zbarimg >/dev/null 2>&1 || missing+=(zbar-tools)
 command -v oathtool >/dev/null 2>&1 || missing+=(oathtool)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)

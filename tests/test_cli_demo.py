@@ -72,6 +72,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         proc.wait(timeout=10)
 
 
+@pytest.fixture(autouse=True)
+def settings_put_back(demo: Demo) -> Iterator[None]:
+    """The demo's mode and session lifetime as they started, after each test, even a failing
+    one: one failure must not make every later test fail with it."""
+    yield
+    demo.admin("mode", "required")
+    demo.admin("session-lifetime", "90d")
+
+
 def csrf(page: str) -> str:
     match = re.search(r'name="csrf" value="([^"]*)"', page)
     assert match, "no form on the page"

@@ -25,9 +25,9 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["
 KEY = "k3Yq9Zr7Lp3Kd8Wm2Nv5Bt6Yc4Hj0Fs-Xa1Pe"
 
 # Loaded only when first used: a page rendered, a QR code drawn, a code made or checked, a
-# secret encrypted, a cookie signed, a phone number parsed. Starlette and python-multipart are
-# not dependencies at all.
-LATER = ("segno", "jinja2", "markupsafe", "pyotp", "cryptography", "itsdangerous")
+# secret encrypted, a cookie signed, a language negotiated, a phone number parsed. Starlette
+# and python-multipart are not dependencies at all.
+LATER = ("segno", "jinja2", "markupsafe", "pyotp", "cryptography", "itsdangerous", "babel")
 NEVER = ("phonenumbers", "starlette", "multipart", "python_multipart")
 
 IMPORT_THEN_USE = """
@@ -41,6 +41,7 @@ after_import = loaded()
 from mfa_middleware.core import otp
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.tokens import session_codec
+from mfa_middleware.i18n import Languages
 from mfa_middleware.render import Renderer
 from mfa_middleware.web.qr import qr_svg
 
@@ -50,6 +51,7 @@ assert keyring.decrypt(keyring.encrypt(secret)) == secret
 assert session_codec(keyring).decode("not a token") is None
 assert "<svg" in qr_svg(otp.provisioning_uri(secret, "alice", otp.TotpParams()), "QR code")
 assert "nowrap" in Renderer(None, {}).env.filters
+assert Languages().match("en-GB,en;q=0.8") == "en"
 print(json.dumps({"file": mfa_middleware.__file__, "after_import": after_import,
                   "after_use": loaded()}))
 """
@@ -97,7 +99,7 @@ def imported_distributions() -> set[str]:
 
 def test_every_core_dependency_is_imported_by_the_package() -> None:
     core = {name(r) for r in PROJECT["dependencies"]}
-    assert core == {"itsdangerous", "pyotp", "jinja2", "segno", "cryptography"}
+    assert core == {"itsdangerous", "pyotp", "jinja2", "segno", "cryptography", "babel"}
     assert core <= imported_distributions()
     imported = imported_distributions()
     assert "starlette" not in imported
@@ -122,3 +124,21 @@ def test_the_license_file_matches_the_declared_license() -> None:
     text = (ROOT / "LICENSE").read_text(encoding="utf-8")
     assert text.startswith("MIT License\n\nCopyright (c) 2026 mfa_middleware contributors\n")
     assert 'THE SOFTWARE IS PROVIDED "AS IS"' in text
+
+
+def test_the_wheel_ships_the_compiled_catalogs(tmp_path: Path) -> None:
+    """The package's languages are in the wheel as compiled .mo files, one per catalog."""
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("mfa_middleware-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {p.relative_to(SRC.parent).as_posix() for p in SRC.glob("locale/*/LC_MESSAGES/*.po")}
+    assert len(shipped) == 11
+    assert {name.removesuffix(".po") + ".mo" for name in shipped} <= names
+    assert "mfa_middleware/locale/mfa_middleware.pot" in names  # to start an app's own catalog

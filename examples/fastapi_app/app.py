@@ -1,10 +1,13 @@
-"""A small FastAPI app behind the middleware: a session login, and a route that asks for a
-second factor from the last five minutes with `Depends(require_mfa(max_age="5m"))`.
+"""A small FastAPI app whose authentication lives in a dependency (no AuthenticationMiddleware),
+protected by the middleware: browsers log in to a session, API clients send a bearer token.
 
     uvicorn --factory examples.fastapi_app.app:create_app --port 8002
 
-(log in as alice / alice-password at http://localhost:8002/login). The route's dependency
-returns the request's `MFAState`, so it can say how and when the user verified.
+(log in as alice / alice-password at http://localhost:8002/login; bob's API token is in
+examples/starlette_app/users.py). The middleware reads the user the same way the app's
+dependency does, with `identify=first_of(bearer_token(...), session_user("user"))`; /billing
+asks for a second factor from the last five minutes with `Depends(require_mfa(max_age="5m"))`,
+which returns the request's `MFAState`.
 """
 
 from __future__ import annotations
@@ -13,27 +16,36 @@ import os
 import secrets
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
-from starlette.middleware import Middleware
-from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import HTTPConnection
 
-from examples.starlette_app.users import DEMO_PASSWORDS
-from mfa_middleware import MFAConfig, MFAMiddleware, MFAState, SQLiteStore
+from examples.starlette_app.users import DEMO_PASSWORDS, user_for_token
+from mfa_middleware import MFAConfig, MFAMiddleware, MFAState, Principal, SQLiteStore
+from mfa_middleware.asgi import bearer_token, first_of, session_user
 from mfa_middleware.fastapi import require_mfa
 from mfa_middleware.senders import ConsoleSender
 
 
-class SessionLogin(AuthenticationBackend):
-    """The app's own login: the user name its /login route put in the session."""
+def token_principal(token: str) -> Principal | None:
+    """An API client: `auth_method="token"` (JSON answers; an operator may exempt it)."""
+    user = user_for_token(token)
+    return None if user is None else Principal(user.username, user.username, auth_method="token")
 
-    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, SimpleUser] | None:
-        if username := conn.session.get("user"):
-            return AuthCredentials(["authenticated"]), SimpleUser(username)
-        return None
+
+def current_user(request: Request) -> str:
+    """The app's own authentication, as a dependency: a bearer token or the session's user."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        found = token_principal(header[7:].strip())
+        if found is not None:
+            return found.id
+    if user := request.session.get("user"):
+        return str(user)
+    raise HTTPException(401, "login required")
+
+
+User = Annotated[str, Depends(current_user)]
 
 
 def create_app(**mfa_options: Any) -> FastAPI:
@@ -48,12 +60,7 @@ def create_app(**mfa_options: Any) -> FastAPI:
         "sms_sender": ConsoleSender("sms"),
         **mfa_options,
     }
-    middleware = [
-        Middleware(SessionMiddleware, secret_key=secret),
-        Middleware(AuthenticationMiddleware, backend=SessionLogin()),
-        Middleware(MFAMiddleware, config=MFAConfig(**options)),  # last: it sees scope["user"]
-    ]
-    app = FastAPI(middleware=middleware)
+    app = FastAPI()
 
     @app.get("/login", response_class=HTMLResponse)
     async def login_form() -> str:
@@ -74,14 +81,25 @@ def create_app(**mfa_options: Any) -> FastAPI:
         return RedirectResponse("/", 303)
 
     @app.get("/")
-    async def home(request: Request) -> JSONResponse:
-        return JSONResponse({"user": request.user.display_name})
+    async def home(user: User) -> JSONResponse:
+        return JSONResponse({"user": user})
 
     @app.get("/billing")
     async def billing(
-        request: Request, mfa: Annotated[MFAState, Depends(require_mfa(max_age="5m"))]
+        user: User, mfa: Annotated[MFAState, Depends(require_mfa(max_age="5m"))]
     ) -> JSONResponse:
         """Sensitive: a second factor from the last five minutes."""
-        return JSONResponse({"user": request.user.display_name, "mfa": mfa.to_dict()})
+        return JSONResponse({"user": user, "mfa": mfa.to_dict()})
 
+    @app.get("/billing/receipts")
+    def receipts(
+        user: User, mfa: Annotated[MFAState, Depends(require_mfa(max_age="5m"))]
+    ) -> dict[str, Any]:
+        """The same requirement on a sync route (FastAPI runs it in its thread pool)."""
+        return {"user": user, "age": mfa.age}
+
+    # add_middleware wraps what was added before: MFAMiddleware first, inside the session
+    identify = first_of(bearer_token(token_principal), session_user("user"))
+    app.add_middleware(MFAMiddleware, config=MFAConfig(**options), identify=identify)
+    app.add_middleware(SessionMiddleware, secret_key=secret)
     return app

@@ -142,8 +142,7 @@ class Admin:
             email=email,
             by=by,
             app_name=rt.config.pages.app_name,
-            translate=rt.translate,
-            plural=rt.plural,
+            texts=rt.languages.texts,
         )
         return self._run(flow)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.addresses import peer_text
-from mfa_middleware.core.http import Cookie, RequestFacts, Response
+from mfa_middleware.core.http import LANGUAGE_KEY, Cookie, RequestFacts, Response
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.errors import SetupError
 from mfa_middleware.runtime import Runtime
@@ -71,6 +71,12 @@ def user_id_from_scope(scope: Scope) -> str | None:
     return str(user_id)
 
 
+def auth_method_from_scope(scope: Scope) -> str:
+    """How the app authenticated the request, as `principal_from_scope` reads it (bypass rules
+    on `auth_method` are settled from it without building the principal)."""
+    return str(getattr(scope.get("user"), "auth_method", "session"))
+
+
 def principal_from_scope(scope: Scope) -> Principal | None:
     """The default `identify`: Starlette's `scope["user"]` (AuthenticationMiddleware).
 
@@ -89,6 +95,63 @@ def principal_from_scope(scope: Scope) -> Principal | None:
         groups=frozenset(getattr(user, "groups", ()) or ()),
         auth_method=str(getattr(user, "auth_method", "session")),
     )
+
+
+NO_SESSION = (
+    "MFAMiddleware found no scope['session']: SessionMiddleware must run before it (with"
+    " FastAPI or Starlette's add_middleware, add MFAMiddleware first, then SessionMiddleware;"
+    " in middleware=[...], list SessionMiddleware first). Every request is refused until then."
+)
+
+
+def session_user(
+    key: str = "user", principal: Callable[[Any], Principal | None] | None = None
+) -> Identify:
+    """An `identify` for apps whose login lives in Starlette's session (a FastAPI dependency
+    reads it too): the value at `key` is the user id, or `principal(value)` makes the
+    `Principal`. A scope without a session (the middleware listed outside SessionMiddleware)
+    is refused with a SetupError, never taken as anonymous."""
+
+    def identify(scope: Scope) -> Principal | None:
+        try:
+            session = scope["session"]
+        except KeyError:
+            raise SetupError(NO_SESSION) from None
+        value = session.get(key)
+        if value is None:
+            return None
+        return principal(value) if principal is not None else Principal(str(value), str(value))
+
+    return identify
+
+
+def bearer_token(lookup: Callable[[str], Principal | None]) -> Identify:
+    """An `identify` for API clients: `lookup(token)` of an `Authorization: Bearer` token
+    gives the `Principal` (make its `auth_method` "token": such callers get JSON answers and
+    may be exempted), or None for an unknown token."""
+
+    def identify(scope: Scope) -> Principal | None:
+        for name, value in scope.get("headers") or ():
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and token.strip():
+                    return lookup(token.strip())
+        return None
+
+    return identify
+
+
+def first_of(*identifies: Identify) -> Identify:
+    """An `identify` that asks each in turn: the first `Principal` wins."""
+
+    def identify(scope: Scope) -> Principal | None:
+        for each in identifies:
+            found = each(scope)
+            if found is not None:
+                return found
+        return None
+
+    return identify
 
 
 def _display_name(user: Any) -> str:
@@ -151,6 +214,7 @@ def facts_from_scope(scope: Scope, body: bytes = b"") -> RequestFacts:
         body=body,
         is_websocket=scope["type"] == "websocket",
         root_path=root,
+        language=scope.get(LANGUAGE_KEY),
     )
 
 
@@ -213,7 +277,8 @@ class MFAMiddleware:
             self.runtime,
             principal_of=identify or principal_from_scope,
             facts_of=facts_from_scope,
-            user_id_of=user_id_from_scope if identify is None else None,  # the cheap read
+            user_id_of=user_id_from_scope if identify is None else None,  # the cheap reads
+            auth_method_of=auth_method_from_scope if identify is None else None,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -123,7 +123,10 @@ class MFAConfig:
     recovery_code_count: int = 10  # 0: no recovery codes
     brand_color: str | None = None  # e.g. "#0f766e": buttons, links and focus rings
     logo_url: str | None = None  # a same-origin path, e.g. "/static/logo.svg" (strict CSP)
-    translations: Any = None  # a gettext.GNUTranslations for the pages' strings
+    locale: Callable[[RequestFacts, Principal], str | None] | None = None  # a user's language
+    default_locale: str = "en"  # when neither the user, the app nor the browser picks one
+    locales: Sequence[str] | None = None  # the languages offered; None: every one with a catalog
+    locale_dirs: str | Path | Sequence[str | Path] = ()  # your catalogs, read before ours
     template_dir: str | Path | Sequence[str | Path] | None = None  # folders searched in order
     max_form_bytes: int = 16_384
     relogin_after_enrollment: bool = False  # a first enrollment ends the app's login
@@ -194,6 +197,7 @@ class MFAConfig:
             assurance=self.assurance,
             sms_regions=self.sms_regions,
             default_region=self.default_region,
+            public_url=self.public_url,
             sms_fallback=self.sms_fallback,
         )
 
@@ -249,9 +253,12 @@ class MFAConfig:
             prefix=self.prefix,
             brand_color=self.brand_color,
             logo_url=self.logo_url,
-            translations=self.translations,
             template_dir=self.template_dir,
             max_form_bytes=self.max_form_bytes,
+            locale=self.locale,
+            default_locale=self.default_locale,
+            locales=self.locales,
+            locale_dirs=self.locale_dirs,
             relogin_after_enrollment=self.relogin_after_enrollment,
         )
 

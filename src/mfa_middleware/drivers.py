@@ -1,9 +1,10 @@
 """Run a flow of effects (`core.effects`) against a store: one sync driver, one async driver.
 
 `_call` maps each effect to the method that carries it out and its arguments once; the sync
-driver calls the method, the async driver awaits its twin `a<name>`. The flows never touch I/O
-themselves. A store failure is thrown into the flow at the `yield` that asked for it, so flows
-decide what an outage means (the gate fails closed) in one place for every adapter.
+driver calls the method, the async driver awaits its twin `a<name>` (a store's twins keep
+whatever may wait off the event loop: `stores.base`). The flows never touch I/O themselves.
+A store failure is thrown into the flow at the `yield` that asked for it, so flows decide what
+an outage means (the gate fails closed) in one place for every adapter.
 
 A flow that returns a `Step` goes on with the step's flow, whose result goes to the step's
 `then` (see `Chain`); `recover` answers a store failure no flow of the chain handled.

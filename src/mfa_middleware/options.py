@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from mfa_middleware import i18n
 from mfa_middleware.core.addresses import FORWARDED_HEADERS
 from mfa_middleware.core.http import RequestFacts
 from mfa_middleware.core.oob import OobParams
@@ -240,6 +242,7 @@ class Codes:
         assurance: str | None,
         sms_regions: Sequence[str] | None,
         default_region: str,
+        public_url: str | None,
         sms_fallback: str | None = None,
     ) -> Codes:
         int_range("code_digits", code_digits, 6, 8)
@@ -268,6 +271,7 @@ class Codes:
             hourly_cap=max_sends_per_hour,
             destination_cap=max_sends_per_destination,
             ip_cap=max_sends_per_ip,
+            origin_host=(urlsplit(public_url).hostname or "") if public_url else "",
         )
         regions = tuple(sms_regions) if sms_regions else None
         return cls(
@@ -486,18 +490,26 @@ class Access:
         return cls(rule_set, is_admin, is_superadmin, is_impersonating)
 
 
+LocaleOf = Callable[[RequestFacts, Principal], str | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Pages:
-    """The built-in pages: where they are, what they look like, what they read."""
+    """The built-in pages: where they are, what they look like, what they read, and in which
+    languages (`locales`, the `default_locale`, the operator's catalogs in `locale_dirs`, and
+    the app's `locale` callable that picks a user's language)."""
 
     app_name: str
     login_url: str
     prefix: str
     brand_color: str | None
     logo_url: str | None
-    translations: Any
     template_dir: str | Path | Sequence[str | Path] | None  # folders searched in order
     max_form_bytes: int
+    locale: LocaleOf | None
+    default_locale: str
+    locales: tuple[str, ...]
+    locale_dirs: tuple[Path, ...]
     relogin_after_enrollment: bool = False  # the app's login ends after a first enrollment
 
     @classmethod
@@ -509,9 +521,12 @@ class Pages:
         prefix: str,
         brand_color: str | None,
         logo_url: str | None,
-        translations: Any,
         template_dir: str | Path | Sequence[str | Path] | None,
         max_form_bytes: int,
+        locale: LocaleOf | None,
+        default_locale: str,
+        locales: Sequence[str] | None,
+        locale_dirs: str | Path | Sequence[str | Path],
         relogin_after_enrollment: bool = False,
     ) -> Pages:
         int_range("max_form_bytes", max_form_bytes, 1024, 1_048_576)
@@ -527,15 +542,26 @@ class Pages:
             )
         if not prefix.startswith("/") or prefix.endswith("/") or len(prefix) < 2:
             raise ConfigError("prefix", f"{prefix!r} is not a path", "e.g. '/_mfa'")
+        if locale is not None and not callable(locale):
+            raise ConfigError("locale", "is not callable", "(facts, principal) -> 'fr' or None")
+        dirs, offered = _languages(locale_dirs, locales)
+        default = i18n.locale_name(default_locale) if isinstance(default_locale, str) else None
+        if default not in offered:
+            raise ConfigError(
+                "default_locale", f"{default_locale!r} is not offered", ", ".join(offered)
+            )
         return cls(
             app_name,
             login_url,
             prefix,
             brand_color,
             logo_url,
-            translations,
             template_dir,
             max_form_bytes,
+            locale,
+            default,
+            offered,
+            dirs,
             relogin_after_enrollment,
         )
 
@@ -560,3 +586,29 @@ class Audit:
                 "metrics", "has no observe(event) method", "metrics.PrometheusMetrics()"
             )
         return cls(kept, (observe,))
+
+
+def _languages(
+    locale_dirs: str | Path | Sequence[str | Path], locales: Sequence[str] | None
+) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    """The operator's catalog folders (each must exist) and the languages offered: `locales`
+    (each with a catalog, or English), or every language that has one."""
+    listed = [locale_dirs] if isinstance(locale_dirs, str | Path) else list(locale_dirs)
+    dirs = tuple(Path(d) for d in listed)
+    for folder in dirs:
+        if not folder.is_dir():
+            raise ConfigError("locale_dirs", f"{str(folder)!r} is not a folder")
+    known = i18n.shipped_locales().union(*(i18n.catalogs_in(d) for d in dirs))
+    if locales is None:
+        return dirs, tuple(sorted(known))
+    if isinstance(locales, str):
+        raise ConfigError("locales", "must be a list of languages", "e.g. ['en', 'fr']")
+    offered = []
+    for text in locales:
+        name = i18n.locale_name(text) if isinstance(text, str) else None
+        if name is None or name not in known:
+            raise ConfigError(
+                "locales", f"{text!r} has no catalog", ", ".join(sorted(known)) + " or locale_dirs"
+            )
+        offered.append(name)
+    return dirs, tuple(sorted(set(offered)))

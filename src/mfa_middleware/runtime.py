@@ -12,14 +12,15 @@ from mfa_middleware.core.bounded import Bounded
 from mfa_middleware.core.context import Params
 from mfa_middleware.core.devices import DeviceCodec, DeviceCookie
 from mfa_middleware.core.effects import Effect
-from mfa_middleware.core.http import Cookie, clear_cookie, set_cookie
-from mfa_middleware.core.i18n import untranslated, untranslated_plural
+from mfa_middleware.core.http import Cookie, RequestFacts, clear_cookie, set_cookie
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.policy import Effective, PolicyDefaults
+from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.tokens import SessionClaims, UserTagger, new_id, session_codec
 from mfa_middleware.drivers import run_async, run_sync
 from mfa_middleware.errors import StoreError
 from mfa_middleware.events import EventSink, logger
+from mfa_middleware.i18n import Languages, Texts
 from mfa_middleware.render import Renderer
 from mfa_middleware.senders.delivery import Delivery
 from mfa_middleware.stores.base import Store
@@ -87,8 +88,7 @@ class Runtime:
             listeners=config.audit.listeners,
         )
         pages = config.pages
-        self.translate = pages.translations.gettext if pages.translations else untranslated
-        self.plural = pages.translations.ngettext if pages.translations else untranslated_plural
+        self.languages = Languages(pages.default_locale, pages.locales, pages.locale_dirs)
         # the memo of verified requests (web.memo): bounded, about 100,000 sessions at most
         self.verified_memo: Bounded[tuple[str, str | None, str], tuple[int, float, Any]] = Bounded(
             MEMO_LIMIT
@@ -117,8 +117,7 @@ class Runtime:
             code_channels=tuple(self.code_channels),
             notices="email" in self.delivery.channels(),
             recovery_count=config.recovery.code_count,
-            translate=self.translate,
-            plural=self.plural,
+            texts=self.languages.texts,
             webauthn=config.webauthn,
             sms_fallback=codes.sms_fallback,
         )
@@ -138,7 +137,6 @@ class Runtime:
                 "code_digits": max(config.totp.digits, codes.params.digits),
                 "logo_url": pages.logo_url,
             },
-            translations=pages.translations,
             brand_color=pages.brand_color,
         )
 
@@ -156,8 +154,21 @@ class Runtime:
         flow: Generator[Effect, Any, T],
         recover: Callable[[StoreError], T] | None = None,
     ) -> T:
-        """Carry out a flow on the event loop (ASGI, async Django)."""
+        """Carry out a flow on the event loop (ASGI, async Django); the store runs whatever
+        may wait off the loop (`Store.off_loop`), so other requests go on meanwhile."""
         return await run_async(flow, self.store, self.events, self.delivery, recover)
+
+    def locale_of(self, facts: RequestFacts, principal: Principal | None) -> str:
+        """The language of a page: the user's (the app's `locale` callable), else the one the
+        app chose for this request (Django's active language, the `mfa_middleware.language`
+        scope or environ key), else the browser's (Accept-Language), else the default. Asked
+        only where a page or message is rendered, never on the verified-request path."""
+        pick = self.config.pages.locale
+        users = pick(facts, principal) if pick is not None and principal is not None else None
+        return self.languages.choose(users, facts.language, facts.header("accept-language"))
+
+    def texts(self, facts: RequestFacts, principal: Principal | None) -> Texts:
+        return self.languages.texts(self.locale_of(facts, principal))
 
     def url(self, page: str) -> str:
         return f"{self.prefix}/{page}"

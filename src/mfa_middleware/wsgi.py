@@ -15,7 +15,7 @@ from typing import Any
 
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.addresses import peer_text
-from mfa_middleware.core.http import Cookie, RequestFacts, Response, clear_cookie
+from mfa_middleware.core.http import LANGUAGE_KEY, Cookie, RequestFacts, Response, clear_cookie
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.entry import Entry, Incoming
@@ -58,6 +58,7 @@ def facts_from_environ(environ: Environ, body: bytes = b"") -> RequestFacts:
         scheme=environ.get("wsgi.url_scheme", "http"),
         body=body,
         root_path=script_name(environ),
+        language=environ.get(LANGUAGE_KEY),
     )
 
 

@@ -261,6 +261,29 @@ def mfa_admin(site: Site, *args: str) -> str:
     return done.stdout
 
 
+@contextmanager
+def flask_site(python: str, tmp: Path, host: str = "localhost") -> Iterator[Site]:
+    """examples/flask_app (the Flask extension on a Flask-Login app) on Werkzeug's server."""
+    port, data = free_port(), tmp / "flask-data"
+    base = f"http://{host}:{port}"
+    env = {
+        **base_env(),
+        "PORT": str(port),
+        "MFA_DEMO_DATA": str(data),
+        "MFA_DEMO_PUBLIC_URL": base,
+        "MFA_SECRET": MFA_SECRET,
+    }
+    with serve(
+        [python, "-m", "examples.flask_app.app"],
+        cwd=ROOT,
+        env=env,
+        ready_url=f"{base}/login",
+        log_path=tmp / "flask.log",
+        timeout=30,
+    ):
+        yield Site("flask", base, "/login", "/", data)
+
+
 # --- watching a page ------------------------------------------------------------------------
 
 

@@ -332,3 +332,15 @@ def test_user_tag_cache_is_bounded_and_keeps_the_latest_users(
     assert ring.computed == users  # the latest LIMIT users' tags came from the cache
     assert tagger(users[0]) == tags[0]  # an evicted one is computed again, the same
     assert ring.computed == [*users, users[0]]
+
+
+def test_no_id_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mfa-admin revoke-device bob -vEBB…` read the id as an option and failed (one id in 64
+    began with "-"). Ids are drawn again until they do not."""
+    from mfa_middleware.core import authenticators, tokens
+
+    drawn = iter(["-first", "-second", "third"])
+    monkeypatch.setattr(tokens.secrets, "token_urlsafe", lambda n: next(drawn))
+    assert tokens.new_id() == "third"
+    drawn = iter(["-a", "b"])
+    assert authenticators.new_id() == "b"

@@ -1,12 +1,15 @@
 """The store contract against `DjangoStore`: on SQLite (Django's test database), on a real
 PostgreSQL server, and with the process cache kept coherent through Django's cache; plus
-atomic updates from many threads on both databases."""
+atomic updates from many threads on both databases, and an async write that waits for the
+database's lock without holding up the event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +20,7 @@ from mfa_middleware.django.models import Document
 from mfa_middleware.django.store import DjangoStore
 from mfa_middleware.stores.base import Store
 from tests.stores.contract import Api, FakeClock, StoreContract, increment
+from tests.support.stalls import LoopLag, holding_write_lock
 
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "mfa-tests"}
 
@@ -180,3 +184,31 @@ def test_expired_rows_are_purged_every_purge_every_writes() -> None:
     store.put(Key("filler", "_", "b"), {"i": 2})  # write 3: the purge
     assert Document.objects.filter(kind="pending").count() == 0
     assert Document.objects.filter(kind="filler").count() == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_async_write_waits_for_the_lock_off_the_event_loop(
+    sqlite_file: str, anyio_backend: str
+) -> None:
+    """Async Django (or an ASGI app on this store): another process holds the SQLite file's
+    write lock; the update waits for it in a thread, and the loop keeps running."""
+    from django.db import connections
+
+    await asyncio.to_thread(fresh, sqlite_file)
+    store = DjangoStore(using=sqlite_file)
+    key = Key("throttle", "alice")
+    await store.aput(key, {"n": 1})
+    assert (
+        store.peek((key,), cached=True) is None
+    )  # no process cache: every read is a query, off the loop
+    path = Path(connections[sqlite_file].settings_dict["NAME"])
+    with holding_write_lock(path, 1.0):
+        async with LoopLag() as lag:
+            started = time.perf_counter()
+            assert await store.aupdate(key, increment) == ({"n": 1}, {"n": 2})
+            waited = time.perf_counter() - started
+    assert lag.worst < 0.1, lag.worst
+    assert lag.wakes > 50
+    assert waited > 0.5  # it did wait for the lock
+    assert await store.aget(key) == {"n": 2}

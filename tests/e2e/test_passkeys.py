@@ -320,3 +320,26 @@ async def test_a_synced_passkey_says_so_in_the_apps_mfa_state(clock: FixedClock)
         state = (await c.get("/api/mfa", headers={"accept": "application/json"})).json()
         assert state["method"] == "webauthn.synced"
         assert state["amr"] == ["swk"]
+
+
+async def test_showing_the_passkey_page_again_writes_no_user_record(clock: FixedClock) -> None:
+    """The WebAuthn handle is made once; a page view after that only reads the user record (a
+    write would move every worker's cache on)."""
+    store = MemoryStore()
+    async with passkey_client(app_with_passkeys(clock, store)) as c:
+        await login(c)
+        await c.get("/_mfa/enroll/passkey", headers=HTML)
+        handle = record(store).webauthn_handle
+        assert handle
+        writes: list[object] = []
+        original = store.update
+
+        def counting(key: Any, fn: Any, **kw: Any) -> Any:
+            if key == user_key("alice"):
+                writes.append(key)
+            return original(key, fn, **kw)
+
+        store.update = counting  # type: ignore[method-assign]
+        assert (await c.get("/_mfa/enroll/passkey", headers=HTML)).status_code == 200
+        assert writes == []
+        assert record(store).webauthn_handle == handle

@@ -57,7 +57,7 @@ async def test_a_used_recovery_code_shows_what_is_left_and_offers_a_new_set(
             noun = "code" if left == 1 else "codes"
             assert f"You have {left} unused recovery {noun} left." in text
             notice = mailbox.text_of(mailbox.messages[-1])
-            assert f"you have {left} unused codes left" in notice
+            assert f"you have {left} unused {noun} left" in notice
             assert used not in notice
         # the new set, from the same page, with its own (new session's) CSRF token
         new = await c.post(

@@ -3,7 +3,8 @@
 default), its own mapping of it (`mapping`) and `PRAGMA data_version` (`pragma`, and the
 fallback of the other two), SQLite's locks surviving watches that come and go, a truncated
 `-shm` answered with `StoreError` rather than a signal, a store that holds nothing open until
-its first cache check, and the store surviving `fork` and `close` from different threads.
+its first cache check (which `cache_generation`, asked on the event loop, never is), and the
+store surviving `fork` and `close` from different threads.
 
 Other processes write with the plain `sqlite3` module (`write_elsewhere`), so a test proves the
 store sees a commit it had no part in.
@@ -39,6 +40,7 @@ from mfa_middleware.stores.sqlite_wal import (
     DescriptorWatch,
     HeaderRead,
     MappingWatch,
+    VersionWatch,
     WalWatch,
     open_watch,
 )
@@ -149,9 +151,9 @@ needs_proc = pytest.mark.skipif(
 
 
 def live_watch(store: SQLiteStore) -> WalWatch:
-    """The store's watch, opened by a cache check if none has run yet."""
+    """The store's watch, opened by a cache check (a cached read) if none has run yet."""
     if store._watch is None:
-        store.cache_generation()
+        store.get_many((), cached=True)
     watch = store._watch
     assert watch is not None
     return watch
@@ -234,7 +236,9 @@ def test_open_watch_of_a_store_reads_the_same_header(
     store: SQLiteStore, db: Path, how: HeaderRead
 ) -> None:
     assert store._watch is None  # lazy: nothing opened yet
-    store.cache_generation()
+    assert store.cache_generation() is None  # which opens nothing: it may run on an event loop
+    assert store._watch is None
+    store.get_many((), cached=True)  # the first cache check
     assert isinstance(store._watch, DescriptorWatch)  # the default
     watch = open_watch(str(db), 5.0, how)
     assert isinstance(watch, WATCH_CLASS[how])
@@ -283,7 +287,7 @@ def test_open_watch_is_none_without_a_readable_index(
 ) -> None:
     """Where SQLite's descriptor or mapping cannot be found or read, open_watch closes its
     connection and says None, and the store keeps its cache coherent through
-    `PRAGMA data_version`."""
+    `PRAGMA data_version` on a watch of its own, which the event loop may read too."""
     if missing == "no /proc":
         monkeypatch.setattr(sqlite_wal, "FDS", str(tmp_path / "no-such-fd"))
         monkeypatch.setattr(sqlite_wal, "MAPS", str(tmp_path / "no-such-maps"))
@@ -307,11 +311,16 @@ def test_open_watch_is_none_without_a_readable_index(
         assert store._watchable is True
         store.put(USER, {"epoch": 1})
         assert store.get(USER, cached=True) == {"epoch": 1}
-        assert store._watch is None
-        assert store._watchable is False  # not retried on every check
-        assert store._local.data_version is not None  # the fallback ran
+        assert isinstance(store._watch, VersionWatch)  # the fallback, opened once
+        assert store._local.data_version is None  # not asked on the request's connection
+        generation = store.cache_generation()
+        assert generation is not None  # answered by the watch: the memo works on a loop too
+        assert store.cache_generation() == generation  # nothing committed since
         write_elsewhere(db, USER, {"epoch": 2})
+        assert store.cache_generation() != generation
+        assert store.peek((USER,), cached=True) is None  # dropped: the next read asks SQLite
         assert store.get(USER, cached=True) == {"epoch": 2}
+        assert store.peek((USER,), cached=True) == [{"epoch": 2}]
     finally:
         store.close()
 
@@ -330,6 +339,13 @@ def test_a_new_store_holds_no_connection_until_its_first_cache_check(
     assert db.exists()  # the schema is there
     assert not Path(f"{db}-shm").exists()  # and SQLite, last out, removed the index
 
+    # asked on the event loop (the memo), the check opens nothing: only SQLite could say
+    assert store.cache_generation() is None
+    assert store.peek((USER,), cached=True) is None
+    assert store._watch is None
+    assert open_files(db) == []
+
+    assert store.get(USER, cached=True) is None  # the first cache check (off the loop)
     generation = store.cache_generation()
     assert isinstance(generation, int)
     watch = store._watch
@@ -512,13 +528,16 @@ def test_unsettled_header_falls_back_to_data_version(
 
     store.put(USER, {"epoch": 1})
     assert store.get(USER, cached=True) == {"epoch": 1}
-    generation = store.cache_generation()
     assert store._local.data_version is not None  # the fallback ran
-    assert store.cache_generation() == generation  # and it is exact: no commit, no change
+    assert store.cache_generation() is None  # only SQLite can say: not on the event loop
+    assert store.peek((USER,), cached=True) is None
+    generation = store._generation
+    assert store.get(USER, cached=True) == {"epoch": 1}
+    assert store._generation == generation  # and it is exact: no commit, no drop
 
     write_elsewhere(db, USER, {"epoch": 2})
-    assert store.cache_generation() != generation
     assert store.get(USER, cached=True) == {"epoch": 2}
+    assert store._generation != generation
     write_elsewhere(db, USER, {"epoch": 3})
     assert store.get(USER, cached=True) == {"epoch": 3}
     assert store._watch is watch
@@ -554,25 +573,54 @@ def test_any_unsettled_header_falls_back(
 def test_without_a_watch_data_version_keeps_the_cache_coherent(
     store: SQLiteStore, db: Path
 ) -> None:
-    store._watchable = False  # as after open_watch said None
+    store._watchable = False  # as after open_watch said None (a database not in WAL mode)
     store.put(USER, {"epoch": 1})
     assert store.get(USER, cached=True) == {"epoch": 1}
-    generation = store.cache_generation()
-    assert store.cache_generation() == generation
+    assert store.cache_generation() is None  # only SQLite can say: not on the event loop
+    generation = store._generation
+    assert store.get(USER, cached=True) == {"epoch": 1}
+    assert store._generation == generation
 
     write_elsewhere(db, USER, {"epoch": 2})
-    assert store.cache_generation() != generation
     assert store.get(USER, cached=True) == {"epoch": 2}
+    assert store._generation != generation
     write_elsewhere(db, USER, {"epoch": 3})
     assert store.get(USER, cached=True) == {"epoch": 3}
     assert store._watch is None  # never opened: the store was told there is nothing to watch
     assert store._local.data_version is not None
 
 
+def test_a_version_read_that_would_wait_leaves_the_answer_to_sqlite(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pragma watch never waits (busy timeout 0): busy, it says "cannot say" on the event
+    loop, and the cache check off the loop asks SQLite on its own connection, which waits."""
+    store = SQLiteStore(db, change_signal="pragma")
+    try:
+        store.put(USER, {"epoch": 1})
+        assert store.get(USER, cached=True) == {"epoch": 1}
+        watch = store._watch
+        assert isinstance(watch, VersionWatch)
+        assert watch._conn.execute("PRAGMA busy_timeout").fetchone()[0] == 0
+
+        def busy(self: VersionWatch) -> bytes:
+            raise sqlite3.OperationalError("database is locked")
+
+        monkeypatch.setattr(VersionWatch, "read", busy)
+        assert store.cache_generation() is None
+        assert store.peek((USER,), cached=True) is None
+        write_elsewhere(db, USER, {"epoch": 2})
+        assert store.get(USER, cached=True) == {"epoch": 2}
+        assert store._local.data_version is not None  # asked on the request's connection
+        assert store._watch is watch  # kept: the next read may answer again
+    finally:
+        store.close()
+
+
 @needs_proc
 @pytest.mark.parametrize(
     ("change_signal", "watch_class"),
-    [("pread", DescriptorWatch), ("mapping", MappingWatch), ("pragma", type(None))],
+    [("pread", DescriptorWatch), ("mapping", MappingWatch), ("pragma", VersionWatch)],
 )
 def test_each_change_signal_sees_another_processs_commit(
     db: Path, change_signal: Any, watch_class: type
@@ -587,8 +635,7 @@ def test_each_change_signal_sees_another_processs_commit(
         assert store.cache_generation() != generation
         assert store.get(USER, cached=True) == {"epoch": 2}
         assert type(store._watch) is watch_class
-        # the PRAGMA was asked only where there is no watch
-        assert (store._local.data_version is None) == (change_signal != "pragma")
+        assert store._local.data_version is None  # never on the request's own connection
     finally:
         store.close()
 
@@ -609,14 +656,43 @@ def test_a_short_header_is_a_store_error_not_a_fallback(
     store.put(USER, {"epoch": 1})
     assert store.get(USER, cached=True) == {"epoch": 1}
     read_header_as(monkeypatch, store, live_header(store)[:3])
-    with pytest.raises(StoreError, match="truncated"):
-        store.cache_generation()
+    assert store.cache_generation() is None  # the memo cannot say; the gate's read answers
+    assert store.peek((USER,), cached=True) is None
     with pytest.raises(StoreError, match="truncated"):
         store.get(USER, cached=True)
     assert store._local.data_version is None  # SQLite was not asked
     monkeypatch.undo()
     write_elsewhere(db, USER, {"epoch": 2})
     assert store.get(USER, cached=True) == {"epoch": 2}
+
+
+def test_no_connection_is_opened_on_an_index_cut_short(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread's first connection reads the index at once, which faults on a -shm file cut
+    short: a reader thread the event loop had not used yet, a server's new request thread.
+    It is refused first, as the cached read is."""
+    store.put(USER, {"epoch": 1})
+    header = live_header(store)
+    read_header_as(monkeypatch, store, header[:3])
+    seen: list[str] = []
+
+    def first_read_of_a_new_thread() -> None:
+        try:
+            seen.append(repr(store.get(USER)))
+        except StoreError as exc:
+            seen.append(str(exc))
+        finally:
+            store.close()
+
+    for _ in range(2):
+        thread = threading.Thread(target=first_read_of_a_new_thread)
+        thread.start()
+        thread.join()
+        monkeypatch.undo()  # whole again: the second thread reads
+    assert len(seen) == 2
+    assert "truncated" in seen[0]
+    assert seen[1] == "{'epoch': 1}"
 
 
 # A -shm file truncated under SQLite, as no SQLite ever does (its first connection truncates
@@ -652,7 +728,11 @@ print(store.get(alice, cached=True), flush=True)
 @pytest.mark.parametrize(
     ("change_signal", "outcome"),
     [
-        pytest.param("pread", ["truncated", *["StoreError"] * 6, "{'epoch': 2}"], id="pread"),
+        pytest.param(
+            "pread",  # cache_generation answers None (cannot say), the read raises
+            ["truncated", *["answered", "StoreError"] * 3, "{'epoch': 2}"],
+            id="pread",
+        ),
         pytest.param("mapping", ["truncated", "SIGBUS"], id="mapping"),  # its read faults
         pytest.param("pragma", ["truncated", "SIGBUS"], id="pragma"),  # SQLite's own read does
     ],

@@ -3,7 +3,8 @@
 python -X faulthandler -m tests.support.serve_example PORT
     env: MFA_SECRET, MFA_TEST_MAX_ATTEMPTS, and either
     MFA_TEST_REDIS_URL (MFA_TEST_LOCAL_CACHE=1, MFA_TEST_CACHE_TTL): a Redis store, or
-    MFA_TEST_SQLITE_PATH (MFA_TEST_CHANGE_SIGNAL): a SQLite store
+    MFA_TEST_SQLITE_PATH (MFA_TEST_CHANGE_SIGNAL, MFA_TEST_SQLITE_TIMEOUT: its busy timeout
+    in seconds): a SQLite store
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def store_from_env() -> Store:
     path = os.environ.get("MFA_TEST_SQLITE_PATH")
     if path:
         signal = cast(ChangeSignal, os.environ.get("MFA_TEST_CHANGE_SIGNAL", "pread"))
-        return SQLiteStore(path, change_signal=signal)
+        timeout = float(os.environ.get("MFA_TEST_SQLITE_TIMEOUT", "5"))
+        return SQLiteStore(path, change_signal=signal, timeout=timeout)
     from mfa_middleware.stores.redis import RedisStore
 
     return RedisStore(

@@ -7,11 +7,11 @@ read as one authenticator and written in the new shape by whichever change comes
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mfa_middleware.core import tokens
 from mfa_middleware.core.effects import Doc, Effect, Emit, Get, Update
 from mfa_middleware.core.records import (
     SETTINGS_KEY,
@@ -28,7 +28,8 @@ MAX_AUTHENTICATORS = 20
 
 
 def new_id() -> str:
-    return secrets.token_urlsafe(6)
+    """A short id an operator can type: 48 bits, unique within one user's list."""
+    return tokens.new_id(6)
 
 
 def clean_name(name: str) -> str:

@@ -131,8 +131,7 @@ def send(
         caller.session_hash,
         first=first,
         ip=oob.rate_limit_address(caller.client),
-        translate=params.translate,
-        plural=params.plural,
+        texts=params.texts(caller.locale),
         peer=caller.peer,
     )
     return sent

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mfa_middleware.core.addresses import Address
-from mfa_middleware.core.i18n import Plural, Translate, untranslated, untranslated_plural
+from mfa_middleware.core.i18n import TextsFor, untranslated
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.oob import OobParams
 from mfa_middleware.core.otp import TotpParams
@@ -27,7 +27,8 @@ class Caller:
     the address the connection came from (what events record); `client` the client's address
     resolved through trusted proxies (what notices show and send limits count, None when
     unknown); `email` the app's address of record for this user, the only address notices
-    ever go to."""
+    ever go to; `locale` the language of this request's page, which the codes and notices
+    it causes are written in."""
 
     user_id: str
     session_id: str
@@ -37,6 +38,7 @@ class Caller:
     client: Address | None = None
     user_agent: str = ""
     email: str | None = None
+    locale: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +46,10 @@ class Params:
     """The settings and keys every action may need, built once from the configuration.
 
     `code_channels`: the channels offered as a second factor ("sms", "email"); `notices`:
-    whether an email sender exists, so account notices can be sent; `webauthn`: the relying
-    party when passkeys are on; `sms_fallback`: a login code goes to the app's address of
-    record when a text message cannot be sent."""
+    whether an email sender exists, so account notices can be sent; `texts` a language's
+    messages and formats by its locale name; `webauthn`: the relying party when passkeys are
+    on; `sms_fallback`: a login code goes to the app's address of record when a text message
+    cannot be sent."""
 
     keyring: Keyring
     totp: TotpParams
@@ -56,7 +59,6 @@ class Params:
     code_channels: tuple[str, ...] = ()
     notices: bool = False
     recovery_count: int = 10
-    translate: Translate = untranslated
-    plural: Plural = untranslated_plural
+    texts: TextsFor = untranslated
     webauthn: WebAuthnSettings | None = None
     sms_fallback: bool = False  # a login code by email to the address of record if SMS fails

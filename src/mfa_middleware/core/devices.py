@@ -32,6 +32,7 @@ from mfa_middleware.core.effects import (
     scan,
     update,
 )
+from mfa_middleware.core.i18n import N_, UNTRANSLATED, Texts
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import Record, RuntimeSettings, UserRecord, load_hot_state
 from mfa_middleware.core.tokens import MAX_TOKEN_LENGTH, new_id
@@ -115,11 +116,15 @@ _SYSTEMS = (
 )
 
 
-def name_from_user_agent(user_agent: str) -> str:
-    """A default device name such as "Chrome on macOS" (the user can change it)."""
-    browser = next((name for token, name in _BROWSERS if token in user_agent), "Browser")
+def name_from_user_agent(user_agent: str, texts: Texts = UNTRANSLATED) -> str:
+    """A default device name such as "Chrome on macOS" in the user's language (they can
+    change it)."""
+    browser = next((name for token, name in _BROWSERS if token in user_agent), None)
     system = next((name for token, name in _SYSTEMS if token in user_agent), "")
-    return f"{browser} on {system}" if system else browser
+    browser = browser or texts.gettext(N_("Browser"))
+    if not system:
+        return browser
+    return texts.gettext(N_("{browser} on {system}")).format(browser=browser, system=system)
 
 
 def clean_name(name: str) -> str:
@@ -176,16 +181,17 @@ def recognise(
 
 
 def register(
-    user_id: str, now: float, ip: str, user_agent: str, cap: int
+    user_id: str, now: float, ip: str, user_agent: str, cap: int, texts: Texts = UNTRANSLATED
 ) -> Generator[Effect, Any, str]:
     """A new device record for a browser that reached a 2FA page without one of this user's
-    devices; the oldest untrusted devices make room under `cap`. Returns its id."""
+    devices, named in the page's language; the oldest untrusted devices make room under
+    `cap`. Returns its id."""
     rows = yield from scan(DEVICE_KIND, user_id)
     for stale in _prune(rows, cap, now):
         yield from delete(device_key(user_id, stale))
     device_id = new_id()
     record = DeviceRecord(
-        name=name_from_user_agent(user_agent),
+        name=name_from_user_agent(user_agent, texts),
         created_at=now,
         last_used=now,
         last_ip=ip,

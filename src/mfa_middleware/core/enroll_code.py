@@ -30,14 +30,7 @@ from mfa_middleware.core.effects import (
     put,
 )
 from mfa_middleware.core.flows import MALFORMED, Attempt, count_attempt, take_attempt
-from mfa_middleware.core.i18n import (
-    N_,
-    NP_,
-    Plural,
-    Translate,
-    untranslated,
-    untranslated_plural,
-)
+from mfa_middleware.core.i18n import N_, NP_, Texts, TextsFor, untranslated
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import Record
 from mfa_middleware.core.recovery import new_code, normalise, reset_user, shaped
@@ -151,27 +144,28 @@ def reset_by_admin(
     email: str | None = None,
     by: str = "",
     app_name: str = "",
-    translate: Translate = untranslated,
-    plural: Plural = untranslated_plural,
+    texts: TextsFor = untranslated,
 ) -> Generator[Effect, Any, AdminReset]:
     """Reset the user's 2FA and, with a `ttl`, issue their enrollment code. The user is told
     by email at `email`, the app's address of record (never the address enrolled as a factor:
     whoever enrolled it may be who the reset locks out), with the code in it and `by`, the
     administrator's name, when given. Without an address, or when the email fails, the
-    administrator hands the code over."""
+    administrator hands the code over. The email is in the user's language (of their last
+    page), whoever resets."""
     code: str | None = None
     if ttl is None:
-        yield from reset_user(user_id, actor)
+        user = yield from reset_user(user_id, actor)
     else:
         # the code first, then the reset that keeps it: at no moment does the password alone
         # enroll
         code = yield from issue(user_id, now, ttl, keyring, actor)
-        yield from reset_user(user_id, actor, keep_enroll_code=True)
+        user = yield from reset_user(user_id, actor, keep_enroll_code=True)
     if not email:
         return AdminReset(code)
-    subject, text = _reset_mail(code, ttl, app_name, translate, plural)
+    language = texts(user.locale)
+    subject, text = _reset_mail(code, ttl, app_name, language)
     if by:
-        text += "\n\n" + translate(N_("Reset by: {admin}.")).format(admin=by)
+        text += "\n\n" + language.gettext(N_("Reset by: {admin}.")).format(admin=by)
     try:
         yield Deliver("email", email, subject, text + "\n")
     except DeliveryFailed as exc:
@@ -181,13 +175,11 @@ def reset_by_admin(
     return AdminReset(code, f"{local[:1]}***@{domain}", code_sent=code is not None)
 
 
-def _reset_mail(
-    code: str | None, ttl: float | None, app: str, translate: Translate, plural: Plural
-) -> tuple[str, str]:
+def _reset_mail(code: str | None, ttl: float | None, app: str, language: Texts) -> tuple[str, str]:
     """The subject and text of the email an administrator's reset sends the user."""
     if code is None or ttl is None:
-        subject = translate(N_("{app}: two-step verification was reset")).format(app=app)
-        text = translate(
+        subject = language.gettext(N_("{app}: two-step verification was reset")).format(app=app)
+        text = language.gettext(
             N_(
                 "An administrator reset two-step verification on your {app} account: your"
                 " ways to sign in, trusted devices and recovery codes were removed, and you"
@@ -198,8 +190,8 @@ def _reset_mail(
         return subject, text
     hours = max(1, round(ttl / 3600))
     values = {"app": app, "code": code, "count": hours}
-    subject = translate(N_("{app}: set up two-step verification again")).format(**values)
-    text = plural(
+    subject = language.gettext(N_("{app}: set up two-step verification again")).format(**values)
+    text = language.ngettext(
         *NP_(
             "An administrator turned off two-step verification on your {app} account so that"
             " you can set it up again. When you next sign in, enter this enrollment code when"

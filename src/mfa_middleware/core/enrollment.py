@@ -163,6 +163,6 @@ def remove(
     if changed.ok:
         item = changed.item
         assert item is not None
-        notice = notices.authenticator_removed(item.kind, item.name, params.translate)
+        notice = notices.authenticator_removed(item.kind, item.name, params.texts(caller.locale))
         yield from notices.notify(caller, params, notice)
     return changed

@@ -11,6 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+LANGUAGE_KEY = "mfa_middleware.language"
+"""The ASGI scope or WSGI environ key where an app puts the language it chose for a request
+("fr", "pt-BR"), so that our pages follow it."""
+
 
 @dataclass(slots=True)
 class RequestFacts:
@@ -18,7 +22,9 @@ class RequestFacts:
 
     `path` is relative to the app's root, as its router matches it (rules and our prefix are
     matched on it); `root_path` is where the app is mounted (ASGI `root_path`, WSGI
-    `SCRIPT_NAME`), put back in front of every URL we send the browser to."""
+    `SCRIPT_NAME`), put back in front of every URL we send the browser to; `language` the
+    language the app chose for this request, if it chose one (Django's active language, the
+    `LANGUAGE_KEY` of an ASGI scope or WSGI environ)."""
 
     method: str
     path: str
@@ -29,6 +35,7 @@ class RequestFacts:
     body: bytes = b""
     is_websocket: bool = False
     root_path: str = ""
+    language: str | None = None
 
     def header(self, name: str) -> str:
         return self.headers.get(name, "")

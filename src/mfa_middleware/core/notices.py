@@ -4,15 +4,14 @@ translation."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 from mfa_middleware.core.context import Caller, Params
 from mfa_middleware.core.devices import name_from_user_agent
 from mfa_middleware.core.effects import Deliver, Effect, Emit
-from mfa_middleware.core.i18n import N_, NP_
+from mfa_middleware.core.i18n import N_, NP_, Texts
 from mfa_middleware.errors import DeliveryFailed
 
 IF_NOT_YOU = N_(
@@ -40,13 +39,13 @@ def notify(caller: Caller, params: Params, notice: Notice) -> Generator[Effect, 
     notify never blocks the change; it is logged."""
     if not caller.email or not params.notices:
         return
-    t = params.translate
+    texts = params.texts(caller.locale)
     text = notice.text
-    body = t(text) if isinstance(text, str) else params.plural(*text, notice.count)
+    body = texts.gettext(text) if isinstance(text, str) else texts.ngettext(*text, notice.count)
     body = body.format(count=notice.count, **notice.values)
     if notice.footer:
-        body += "\n\n" + t(IF_NOT_YOU)
-    subject = f"{params.app_name}: {t(notice.subject)}"
+        body += "\n\n" + texts.gettext(IF_NOT_YOU)
+    subject = f"{params.app_name}: {texts.gettext(notice.subject)}"
     try:
         yield Deliver("email", caller.email, subject, body + "\n")
     except DeliveryFailed as exc:
@@ -68,6 +67,7 @@ def factor_set(*, first: bool) -> Notice:
 def failed_codes(caller: Caller, params: Params) -> Notice:
     """Someone got past the password and then failed the code until locked out: when, from
     which browser and address (sent once per lockout, so at most a few mails)."""
+    texts = params.texts(caller.locale)
     return Notice(
         N_("wrong sign-in codes"),
         NP_(
@@ -81,8 +81,8 @@ def failed_codes(caller: Caller, params: Params) -> Notice:
             " wasn't, someone knows your password: change it now, and tell your administrator.",
         ),
         {
-            "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(caller.now)),
-            "browser": name_from_user_agent(caller.user_agent),
+            "time": texts.datetime(caller.now),
+            "browser": name_from_user_agent(caller.user_agent, texts),
             "ip": caller.client or "-",
         },
         count=params.limits.limit,
@@ -93,11 +93,13 @@ def failed_codes(caller: Caller, params: Params) -> Notice:
 def recovery_code_used(left: int) -> Notice:
     return Notice(
         N_("a recovery code was used"),
-        N_(
+        NP_(
             "One of your recovery codes was just used to sign in. It no longer works; you have"
-            " {left} unused codes left."
+            " {count} unused code left.",
+            "One of your recovery codes was just used to sign in. It no longer works; you have"
+            " {count} unused codes left.",
         ),
-        {"left": left},
+        count=left,
     )
 
 
@@ -142,8 +144,8 @@ KIND_LABELS = {
 }
 
 
-def authenticator_removed(kind: str, name: str, translate: Callable[[str], str]) -> Notice:
-    label = translate(KIND_LABELS.get(kind, N_("a way to sign in")))
+def authenticator_removed(kind: str, name: str, texts: Texts) -> Notice:
+    label = texts.gettext(KIND_LABELS.get(kind) or N_("a way to sign in"))
     return Notice(
         N_("a way to sign in was removed"),
         N_("{what} was removed from the ways you can sign in to your account."),

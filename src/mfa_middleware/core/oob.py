@@ -36,14 +36,7 @@ from mfa_middleware.core.effects import (
     update,
 )
 from mfa_middleware.core.flows import MALFORMED, Attempt, count_attempt, take_attempt
-from mfa_middleware.core.i18n import (
-    N_,
-    NP_,
-    Plural,
-    Translate,
-    untranslated,
-    untranslated_plural,
-)
+from mfa_middleware.core.i18n import N_, NP_, UNTRANSLATED, Texts
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.otp import is_well_formed
 from mfa_middleware.core.records import Record
@@ -60,6 +53,7 @@ class OobParams:
     hourly_cap: int = 10  # per user
     destination_cap: int = 10  # per phone number or address, per hour
     ip_cap: int = 50  # per client IP address, per hour
+    origin_host: str = ""  # the site's host: text messages end with "@host #code"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +203,7 @@ def send_code(
     *,
     first: bool = False,
     ip: str | None = None,
-    translate: Translate = untranslated,
-    plural: Plural = untranslated_plural,
+    texts: Texts = UNTRANSLATED,
     peer: str | None = None,
 ) -> Generator[Effect, Any, Sent]:
     """Send a new code along the first route that works (SMS, then email as a fallback).
@@ -218,7 +211,7 @@ def send_code(
     `first`: the first code of a login or an enrollment, which the resend cooldown does not
     delay (the hourly caps still count it). `ip`: the client's address, for its hourly cap;
     `peer`: the address events record. A route whose destination reached its cap is skipped
-    (the next route may still be used)."""
+    (the next route may still be used). `texts`: the language of the request that asked."""
 
     where = {} if peer is None else {"ip": peer}  # in each event
 
@@ -266,7 +259,7 @@ def send_code(
             yield Deliver(
                 channel,
                 destination,
-                *_message(channel, code, app_name, params, translate, plural),
+                *code_message(channel, code, app_name, params, texts),
             )
         except DeliveryFailed as exc:  # thrown in by the driver: try the next route
             yield from emit(
@@ -295,28 +288,32 @@ def send_code(
     return Sent(False, failed=True)
 
 
-def _message(
+def code_message(
     channel: str,
     code: str,
     app_name: str,
     params: OobParams,
-    translate: Translate,
-    plural: Plural,
+    texts: Texts,
 ) -> tuple[str, str, str | None]:
+    """(subject, text, html) of a code's message. A text message ends with the origin-bound
+    line "@app.example.com #123456" when the site's host is known: browsers and phones then
+    offer the code only on that site (WICG "Origin-bound one-time codes delivered via SMS")."""
     minutes = max(1, round(params.ttl / 60))
     values = {"code": code, "app": app_name, "count": minutes}
     if channel == "sms":
-        text = plural(
+        text = texts.ngettext(
             *NP_(
                 "{code} is your {app} verification code. It expires in {count} minute.",
                 "{code} is your {app} verification code. It expires in {count} minutes.",
             ),
             minutes,
         ).format(**values)
+        if params.origin_host:
+            text += f"\n\n@{params.origin_host} #{code}"
         return "", text, None
-    subject = translate(N_("Your {app} verification code")).format(**values)
-    intro = translate(N_("Your verification code is"))
-    warning = plural(
+    subject = texts.gettext(N_("Your {app} verification code")).format(**values)
+    intro = texts.gettext(N_("Your verification code is"))
+    warning = texts.ngettext(
         *NP_(
             "It expires in {count} minute. If you did not try to sign in to "
             "{app}, change your password: someone may know it.",

@@ -64,18 +64,24 @@ def _settings(params: Params) -> WebAuthnSettings:
 # -- adding one -------------------------------------------------------------------------------
 
 
-def _user_handle(user_id: str) -> Generator[Effect, Any, bytes]:
-    """The user's WebAuthn handle, made (once, atomically) on their first passkey."""
-    made = to_b64url(new_user_handle())
+def _user_handle(user_id: str) -> Generator[Effect, Any, tuple[bytes, UserRecord]]:
+    """The user's WebAuthn handle and record; the handle is made (once, atomically) on their
+    first passkey. Only that first time writes: a write moves every worker's cache on."""
+    user = UserRecord.from_doc((yield Get(user_key(user_id))))
+    if not user.webauthn_handle:
+        made = to_b64url(new_user_handle())
 
-    def keep(doc: Doc | None) -> Doc:
-        user = UserRecord.from_doc(doc)
-        return (
-            user.to_doc() if user.webauthn_handle else replace(user, webauthn_handle=made).to_doc()
-        )
+        def keep(doc: Doc | None) -> Doc:
+            found = UserRecord.from_doc(doc)
+            return (
+                doc
+                if doc and found.webauthn_handle
+                else replace(found, webauthn_handle=made).to_doc()
+            )
 
-    _, after = yield Update(user_key(user_id), keep)
-    return from_b64url(UserRecord.from_doc(after).webauthn_handle) or b""
+        _, after = yield Update(user_key(user_id), keep)
+        user = UserRecord.from_doc(after)
+    return from_b64url(user.webauthn_handle) or b"", user
 
 
 def creation_options(
@@ -83,8 +89,7 @@ def creation_options(
 ) -> Generator[Effect, Any, str]:
     """The options for the browser's `navigator.credentials.create()`, as JSON (the user's
     passkeys excluded, so one is not added twice)."""
-    handle = yield from _user_handle(caller.user_id)
-    user = UserRecord.from_doc((yield Get(user_key(caller.user_id))))
+    handle, user = yield from _user_handle(caller.user_id)
     existing = [c for _, c in credentials(user)]
     options: str = yield from registration_options(
         caller, params, _settings(params), handle, user_name, display_name, existing

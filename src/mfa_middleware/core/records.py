@@ -12,7 +12,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
-from mfa_middleware.core.effects import Doc, Effect, GetMany, Key
+from mfa_middleware.core.effects import Doc, Effect, GetMany, Key, update
 
 MODES = ("off", "optional", "required")
 R = TypeVar("R", bound="Record")
@@ -96,6 +96,7 @@ class UserRecord(Record):
     exempt: bool = False  # API calls (a token principal) pass without a second factor
     exempt_browser: bool = False  # ... and so do this user's browser logins (explicitly asked)
     required: bool = False
+    locale: str = ""  # the language of the user's last page: what notices from elsewhere use
 
     def factors(self) -> list[Authenticator]:
         """The user's authenticators, the old single factor included."""
@@ -177,6 +178,17 @@ class HotState:
     settings: RuntimeSettings
     user: UserRecord
     session_ended: bool = False  # this MFA session was signed out (logout)
+
+
+def remember_locale(user_id: str, locale: str) -> Generator[Effect, Any, None]:
+    """Keep the language of the user's page on their record, for what is sent to them
+    without a request of theirs (an administrator's reset from the CLI). The caller writes
+    only when it changed, so a page view costs no write."""
+
+    def keep(doc: Doc | None) -> Doc:
+        return {**(doc or {}), "locale": locale}
+
+    yield from update(user_key(user_id), keep)
 
 
 def load_hot_state(

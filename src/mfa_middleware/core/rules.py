@@ -89,6 +89,7 @@ class Rule:
     _path_res: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
     _nets: tuple[Network, ...] = field(init=False, repr=False, compare=False)
     asks_who: bool = field(init=False, repr=False, compare=False)  # the user or the client
+    by_auth_method: bool = field(init=False, repr=False, compare=False)  # of the user, only that
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -114,6 +115,10 @@ class Rule:
         object.__setattr__(self, "methods", methods)
         who = self.users or self.groups or self.attributes or self.networks
         object.__setattr__(self, "asks_who", bool(who))
+        only_method = not (self.users or self.groups or self.networks) and set(self.attributes) == {
+            "auth_method"
+        }
+        object.__setattr__(self, "by_auth_method", only_method)
 
     @property
     def wants_fresh(self) -> bool:
@@ -222,17 +227,25 @@ class RuleSet:
                 return rule
         return self.default_rule
 
-    def rule_by_path(self, path: str, method: str) -> Rule | Unknown | None:
-        """`rule_for` without the caller, where path and method settle it: `UNKNOWN` when a
-        rule that looks at the user or the client matches this path and method (only
-        `rule_for` can tell), else the rule."""
+    def rule_by_path(
+        self, path: str, method: str, auth_method: str | None = None
+    ) -> Rule | Unknown | None:
+        """`rule_for` without the caller, where the request line settles it (and, when given,
+        how the app authenticated it: `auth_method`, as the principal will say): `UNKNOWN` when
+        a rule that looks at more of the user or the client matches (only `rule_for` can
+        tell), else the rule."""
         canonical = normalise_path(path)
         for rule in self.rules:
             if rule.methods and method not in rule.methods:
                 continue
             if not rule._path_matches(path, canonical):
                 continue
-            return UNKNOWN if rule.asks_who else rule
+            if not rule.asks_who:
+                return rule
+            if auth_method is None or not rule.by_auth_method:
+                return UNKNOWN
+            if rule.attributes["auth_method"] == auth_method:
+                return rule
         return self.default_rule
 
     def action_for(

@@ -22,9 +22,14 @@ MAX_TOKEN_LENGTH = 4096
 CACHE_LIMIT = 10_000  # per generation of each bounded cache below
 
 
-def new_id() -> str:
-    """An opaque identifier with 144 bits from the OS CSPRNG."""
-    return secrets.token_urlsafe(18)
+def new_id(nbytes: int = 18) -> str:
+    """An opaque identifier from the OS CSPRNG (144 bits by default).
+
+    It never starts with "-": operators type device and authenticator ids into `mfa-admin`,
+    whose argument parser would read such an id as an option (one id in 64 did)."""
+    while (value := secrets.token_urlsafe(nbytes)).startswith("-"):
+        pass
+    return value
 
 
 class TokenCodec(Generic[T]):

@@ -4,7 +4,8 @@ E001 the middleware before AuthenticationMiddleware; E002 MFA_MIDDLEWARE not a d
 unknown option; E003 an option's value; E004 a store that cannot be reached; E005 a
 SECRET_KEY too weak to sign with; E006 DjangoStore's cache alias missing from CACHES; W001
 DjangoStore's table missing (`check --database` and `migrate` only: no query otherwise);
-W002 DjangoStore's cache not shared by the workers.
+W002 DjangoStore's cache not shared by the workers; W003 LocaleMiddleware after ours (our
+pages would not follow Django's language).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from mfa_middleware.stores.base import Store
 
 MIDDLEWARE_PATH = "mfa_middleware.django.MFAMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+LOCALE_MIDDLEWARE = "django.middleware.locale.LocaleMiddleware"
 
 
 def _is_authentication(path: str) -> bool:
@@ -62,6 +64,26 @@ def middleware_order(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
             " see no user, and every request is refused with a 500 page.",
             hint=f"In MIDDLEWARE, list {MIDDLEWARE_PATH!r} after {AUTH_MIDDLEWARE!r}.",
             id="mfa_middleware.E001",
+        )
+    ]
+
+
+@register()
+def locale_middleware_order(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """LocaleMiddleware activates the request's language; listed after ours, it does so too
+    late for our pages, which then follow the browser instead of the site's choice."""
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    if MIDDLEWARE_PATH not in middleware or LOCALE_MIDDLEWARE not in middleware:
+        return []
+    if middleware.index(LOCALE_MIDDLEWARE) < middleware.index(MIDDLEWARE_PATH):
+        return []
+    return [
+        CheckWarning(
+            "LocaleMiddleware runs after mfa_middleware's: the 2FA pages cannot follow the"
+            " language it activates and follow the browser's instead.",
+            hint=f"In MIDDLEWARE, list {LOCALE_MIDDLEWARE!r} before {MIDDLEWARE_PATH!r}"
+            " (after SessionMiddleware, as Django's documentation places it).",
+            id="mfa_middleware.W003",
         )
     ]
 

@@ -17,8 +17,10 @@ from functools import lru_cache
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
 from django.contrib import auth
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils import translation
 
 from mfa_middleware.core.addresses import peer_text
 from mfa_middleware.core.http import Cookie, RequestFacts, Response
@@ -98,7 +100,18 @@ def facts_from_request(request: HttpRequest, *, with_body: bool) -> RequestFacts
         scheme=request.scheme or "http",
         body=request.body if with_body and request.method == "POST" else b"",
         root_path=full[: len(full) - len(path)].rstrip("/") if full.endswith(path) else "",
+        language=django_language(request),
     )
+
+
+def django_language(request: HttpRequest) -> str | None:
+    """Django's active language, when the project uses Django's translations: with
+    `LocaleMiddleware` (which sets `request.LANGUAGE_CODE`; list it before ours) or with one
+    language for the whole project (`USE_I18N = False`: `LANGUAGE_CODE`). Otherwise None, and
+    our pages follow the browser."""
+    if hasattr(request, "LANGUAGE_CODE") or not settings.USE_I18N:
+        return translation.get_language()
+    return None
 
 
 @dataclass(slots=True)
@@ -130,6 +143,11 @@ def _facts(source: Source, body: bytes) -> RequestFacts:
     return facts_from_request(source.request, with_body=bool(body))
 
 
+def _auth_method(source: Source) -> str:
+    """As `principal_from_user` reads it."""
+    return str(getattr(source.user, "auth_method", "session"))
+
+
 @lru_cache(maxsize=4)
 def _entry(rt: Runtime) -> Entry:
     """The entry of the process's runtime (rebuilt with it when settings change)."""
@@ -138,6 +156,7 @@ def _entry(rt: Runtime) -> Entry:
         principal_of=_principal,
         facts_of=_facts,
         user_id_of=_user_id,
+        auth_method_of=_auth_method,
         request_of=_request,  # the config's hooks get Django's HttpRequest
     )
 

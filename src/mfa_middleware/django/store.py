@@ -19,8 +19,10 @@ costs one query and sees every change at once. With `cache` naming a Django cach
 the workers (Redis, Memcached), they come from a process cache kept coherent through it
 (`shared_cache`): no query at all, and changes reach every worker within `poll_interval`.
 
-The ORM is sync: the async twins run each call in the request's thread through
-`sync_to_async(thread_sensitive=True)`, so no store call that can wait runs on the event loop.
+The ORM is sync. Under ASGI the store follows the contract's rule (`stores.base`): a cached
+read the process cache answers whole stays on the event loop (`peek`); every other call runs
+in the request's thread through `sync_to_async(thread_sensitive=True)` (`off_loop`), so no
+query, write or purge runs on the loop.
 """
 
 from __future__ import annotations
@@ -278,36 +280,18 @@ class DjangoStore(Store):
         if self.shared is not None:
             self.shared.close()
 
-    # -- async twins: the ORM is sync; each call runs in the request's thread ---------------
+    # -- under an event loop: the ORM is sync ------------------------------------------------
 
-    async def _in_thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        result: T = await sync_to_async(fn, thread_sensitive=True)(*args, **kwargs)
-        return result
-
-    async def aget(self, key: Key, *, cached: bool = False) -> Doc | None:
-        return (await self.aget_many((key,), cached=cached))[0]
-
-    async def aget_many(self, keys: tuple[Key, ...], *, cached: bool = False) -> list[Doc | None]:
+    def peek(self, keys: tuple[Key, ...], *, cached: bool) -> list[Doc | None] | None:
         shared = self.shared
-        if cached and shared is not None and shared.start():  # start: a forked child resets
-            found, _ = shared.lookup(keys, self.clock())
-            if len(found) == len(keys):  # all in memory: no thread needed
-                return [found[key] for key in keys]
-        return await self._in_thread(self.get_many, keys, cached=cached)
+        if not cached or shared is None or not shared.start():  # start: a forked child resets
+            return None
+        found, _ = shared.lookup(keys, self.clock())
+        if len(found) != len(keys):  # one is not in memory: a query
+            return None
+        return [found[key] for key in keys]
 
-    async def aput(self, key: Key, doc: Doc, *, ttl: float | None = None) -> None:
-        await self._in_thread(self.put, key, doc, ttl=ttl)
-
-    async def adelete(self, key: Key) -> None:
-        await self._in_thread(self.delete, key)
-
-    async def aupdate(
-        self, key: Key, fn: Updater, *, ttl: float | None = None
-    ) -> tuple[Doc | None, Doc | None]:
-        return await self._in_thread(self.update, key, fn, ttl=ttl)
-
-    async def ascan(self, kind: str, part: str) -> list[tuple[str, Doc]]:
-        return await self._in_thread(self.scan, kind, part)
-
-    async def aclose(self) -> None:
-        self.close()
+    async def off_loop(self, call: Callable[[], T], *, write: bool) -> T:
+        """In the request's thread, as Django runs its own sync code under ASGI."""
+        result: T = await sync_to_async(call, thread_sensitive=True)()
+        return result

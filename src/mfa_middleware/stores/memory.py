@@ -5,15 +5,19 @@ from __future__ import annotations
 import copy
 import json
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from mfa_middleware.core.effects import Doc, Key, Updater
 from mfa_middleware.stores.base import Store
 
 _Entry = tuple[Doc, float | None]
+T = TypeVar("T")
 
 
 class MemoryStore(Store):
-    in_process = True
+    """Every call is a dict operation under a lock held for microseconds: nothing waits, so
+    the async twins run inline, with no thread."""
 
     def __init__(self) -> None:
         self._data: dict[Key, _Entry] = {}
@@ -33,6 +37,12 @@ class MemoryStore(Store):
     def get(self, key: Key, *, cached: bool = False) -> Doc | None:
         entry = self._live(key)
         return None if entry is None else entry[0]
+
+    def peek(self, keys: tuple[Key, ...], *, cached: bool) -> list[Doc | None] | None:
+        return self.get_many(keys, cached=cached)
+
+    async def off_loop(self, call: Callable[[], T], *, write: bool) -> T:
+        return call()
 
     def _write(self, key: Key, doc: Doc | None, expires: float | None) -> None:
         self._generation += 1

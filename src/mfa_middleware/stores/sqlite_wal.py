@@ -22,8 +22,11 @@ processes would then rebuild the index under our connections.
 SQLite keeps that descriptor and mapping as long as one connection of this process has the
 database open, so a watch holds its own connection, closed only when the watch object is
 garbage collected (a reader holds a reference while it reads). Where neither is found (no
-/proc, another VFS, a database not in WAL mode), `open_watch` returns None and the store asks
-SQLite instead.
+/proc, another VFS), or with `change_signal="pragma"`, a `VersionWatch` asks
+`PRAGMA data_version` on its own connection instead, with a busy timeout of 0: any thread (the
+event loop's included) may read it, and a read that would wait says so at once. A database
+not in WAL mode gets no watch at all (`open_watch` returns None): each thread then asks
+SQLite on its own connection.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import threading
 from typing import Any, Literal
 
 WAL_INDEX_VERSION = 3007000
@@ -39,7 +43,7 @@ WATCHED = 2 * HEADER_SIZE
 FDS = "/proc/self/fd"
 MAPS = "/proc/self/maps"
 
-HeaderRead = Literal["pread", "mapping"]
+HeaderRead = Literal["pread", "mapping", "pragma"]
 
 
 class WalWatch:
@@ -65,6 +69,12 @@ class WalWatch:
             and data[12] == 1  # isInit
         )
 
+    def cut_short(self) -> bool:
+        """Whether the -shm file was truncated under SQLite, whose own next read of it would
+        fault, so the store must not ask SQLite either; only a `pread` can tell (a mapping
+        read faults first, `PRAGMA data_version` is SQLite's own read)."""
+        return False
+
 
 class DescriptorWatch(WalWatch):
     """Reads the header with `os.pread` on SQLite's own descriptor of the `-shm` file."""
@@ -78,6 +88,9 @@ class DescriptorWatch(WalWatch):
     def read(self) -> bytes:
         """Fewer than 96 bytes when the file was truncated under SQLite (never a signal)."""
         return os.pread(self._fd, WATCHED, 0)
+
+    def cut_short(self) -> bool:
+        return len(self.read()) < WATCHED
 
 
 class MappingWatch(WalWatch):
@@ -95,6 +108,29 @@ class MappingWatch(WalWatch):
         """SIGBUS if the file was truncated below the header's page under SQLite."""
         data: bytes = self._header.raw
         return data
+
+
+class VersionWatch(WalWatch):
+    """`PRAGMA data_version` on the watch's own connection: it changes with every commit of
+    any other connection. One statement rather than a copy of bytes; used where the header
+    cannot be read (no /proc) and for `change_signal="pragma"`."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__(conn)
+        self._lock = threading.Lock()  # one statement at a time on the shared connection
+
+    def read(self) -> bytes:
+        """sqlite3.OperationalError instead of waiting, when SQLite is busy (rebuilding the
+        index after a crash): the caller asks again off the event loop."""
+        with self._lock:
+            version: int = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        return version.to_bytes(8, "little")
+
+    @staticmethod
+    def settled(data: bytes) -> bool:
+        return True  # any version SQLite answers is a settled one
 
 
 def _shm_descriptor(shm_path: str) -> int | None:
@@ -136,17 +172,21 @@ def _watch(conn: sqlite3.Connection, shm_path: str, how: HeaderRead) -> WalWatch
 
 def open_watch(path: str, timeout: float, how: HeaderRead = "pread") -> WalWatch | None:
     """A watch on `path`, or None where there is no WAL index of SQLite's to read (an
-    in-memory database, a journal mode other than WAL, no /proc, a VFS that keeps it
-    elsewhere)."""
+    in-memory database, a journal mode other than WAL; for "pread" and "mapping" also no
+    /proc, a VFS that keeps it elsewhere). Opening it may wait for SQLite: not on an event
+    loop."""
     if path == ":memory:" or path.startswith("file:"):
         return None
-    if not os.path.exists(FDS if how == "pread" else MAPS):
+    if how != "pragma" and not os.path.exists(FDS if how == "pread" else MAPS):
         return None
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     try:
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if str(mode).lower() == "wal":
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the index
+            if how == "pragma":
+                conn.execute("PRAGMA busy_timeout=0")  # a read that would wait says so
+                return VersionWatch(conn)
             watch = _watch(conn, os.path.realpath(path) + "-shm", how)
             if watch is not None and watch.settled(watch.read()):
                 return watch

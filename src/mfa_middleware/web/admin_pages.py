@@ -29,7 +29,7 @@ from mfa_middleware.errors import ConfigError
 from mfa_middleware.options import seconds, spoken_duration
 from mfa_middleware.web.outcomes import Reply
 from mfa_middleware.web.page import Page
-from mfa_middleware.web.phone import normalise_phone, region_choices
+from mfa_middleware.web.phone import allowed_regions, normalise_phone, region_choices
 
 MAX_USER_ID = 200
 PER_PAGE = 25
@@ -111,10 +111,10 @@ def _admin_page(page: Page, target: str, done: str, **extra: Any) -> Reply:
     eff = page.view.eff
     tier = role(page)
     codes = page.rt.config.codes
-    regions = tuple(codes.sms_regions) if codes.sms_regions else None
+    regions = allowed_regions(codes.sms_regions)
     context: dict[str, Any] = {
         "sms": codes.sms_sender is not None,
-        "regions": region_choices(regions) if codes.sms_sender is not None else [],
+        "regions": region_choices(regions, page.texts) if codes.sms_sender is not None else [],
         "region": codes.default_region.upper(),
         "role": tier,
         "may": {action: roles.allowed(tier, action) for action in roles.NEEDS},
@@ -242,9 +242,8 @@ def _set_phone(
         return page.message(
             400, N_("Bad request"), N_("Text messages are not set up on this site."), "no_sms"
         )
-    regions = rt.config.codes.sms_regions
     try:
-        phone = normalise_phone(raw, region, tuple(regions) if regions else None)
+        phone = normalise_phone(raw, region, allowed_regions(rt.config.codes.sms_regions))
     except ValueError as exc:
         context = {"phone_error": str(exc), "phone": raw[:40], "region": region[:3].upper()}
         return _admin_page(page, target, "", **context)
@@ -287,8 +286,7 @@ def _reset(
         email=entry.email if entry is not None and entry.email else None,
         by=page.principal.display_name,
         app_name=rt.config.pages.app_name,
-        translate=rt.translate,
-        plural=rt.plural,
+        texts=rt.languages.texts,
     )
     return Step(acting(resetting), partial(_reset_done, page, target))
 

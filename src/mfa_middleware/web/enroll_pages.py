@@ -36,7 +36,7 @@ from mfa_middleware.web.gate import end_session
 from mfa_middleware.web.http import html_response, redirect, with_next
 from mfa_middleware.web.outcomes import Reply
 from mfa_middleware.web.page import Page
-from mfa_middleware.web.phone import normalise_phone, region_choices
+from mfa_middleware.web.phone import allowed_regions, normalise_phone, region_choices
 from mfa_middleware.web.qr import qr_svg
 from mfa_middleware.web.recovery_pages import codes_download, codes_page
 
@@ -128,6 +128,7 @@ def _sign_in_again(page: Page, codes: list[str] | None) -> Reply:
             return page.answer(redirect(target, cookies), end_app_session=True)
         body = rt.renderer.render(
             "recovery_codes.html",
+            page.texts,
             csrf_token="",  # no sign-out form: the session is over
             user="",
             next=page.next,
@@ -173,7 +174,7 @@ def _app_page(page: Page, status: int = 200, **context: Any) -> Reply:
 def _app_page_with(page: Page, secret: str, status: int, context: dict[str, Any]) -> Reply:
     rt = page.rt
     uri = otp.provisioning_uri(secret, page.principal.display_name, rt.totp)
-    qr = qr_svg(uri, rt.translate(N_("QR code to scan with your authenticator app")))
+    qr = qr_svg(uri, page.texts.gettext(N_("QR code to scan with your authenticator app")))
     groups = otp.group_secret(secret)
     return page.render(
         "enroll_totp.html", status, qr_svg=qr, secret_groups=groups, adding=_adding(page), **context
@@ -238,8 +239,7 @@ def _passkey_added(page: Page, name: str, result: passkeys.Added) -> Reply:
 
 
 def _allowed_regions(page: Page) -> tuple[str, ...] | None:
-    regions = page.rt.config.codes.sms_regions
-    return tuple(regions) if regions else None
+    return allowed_regions(page.rt.config.codes.sms_regions)
 
 
 def _phone_page(
@@ -250,7 +250,7 @@ def _phone_page(
         status,
         error=error,
         phone=phone,
-        regions=region_choices(_allowed_regions(page)),
+        regions=region_choices(_allowed_regions(page), page.texts),
         region=(region or page.rt.config.codes.default_region).upper(),
     )
 

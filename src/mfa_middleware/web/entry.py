@@ -40,7 +40,7 @@ from mfa_middleware.web.gate import (
     rule_for,
 )
 from mfa_middleware.web.messages import misconfigured
-from mfa_middleware.web.outcomes import PASS, Answer, Outcome, Pass, Work
+from mfa_middleware.web.outcomes import BYPASSED, PASS, Answer, Outcome, Pass, Work
 from mfa_middleware.web.router import page_work
 
 
@@ -65,6 +65,7 @@ class Incoming:
 
 
 UserIdOf = Callable[[Any], str | None]
+AuthMethodOf = Callable[[Any], str]
 PrincipalOf = Callable[[Any], Principal | None]
 FactsOf = Callable[[Any, bytes], RequestFacts]
 
@@ -82,10 +83,12 @@ class Entry:
         principal_of: PrincipalOf,
         facts_of: FactsOf,
         user_id_of: UserIdOf | None = None,
+        auth_method_of: AuthMethodOf | None = None,
         request_of: Callable[[Any], Any] | None = None,
     ) -> None:
         self.rt = rt
         self.user_id_of = user_id_of
+        self.auth_method_of = auth_method_of
         self.principal_of = principal_of
         self.facts_of = facts_of
         self.request_of = request_of  # the framework's own request, for the config's hooks
@@ -125,6 +128,8 @@ class Entry:
             if isinstance(ticket, Pass):  # a verified session seen before: nothing else to do
                 return ticket
             if principal is None:
+                if self._bypassed(incoming):  # e.g. an API token exempt by its auth method
+                    return BYPASSED
                 principal = self.principal_of(incoming.source)
         except SetupError as exc:
             return self._misconfigured(incoming, exc)
@@ -137,6 +142,15 @@ class Entry:
         if isinstance(rule, Pass):
             return rule
         return Work(self._gate(facts, principal, incoming.app, ticket, rule))
+
+    def _bypassed(self, incoming: Incoming) -> bool:
+        """A bypass rule that the request line and the app's auth method settle (see
+        `RuleSet.rule_by_path`): no principal, no request facts, no store."""
+        if self.auth_method_of is None:
+            return False
+        auth_method = self.auth_method_of(incoming.source)
+        rule = self.rt.config.access.rules.rule_by_path(incoming.path, incoming.method, auth_method)
+        return isinstance(rule, Rule) and rule.action == "bypass"
 
     def _gate(
         self,

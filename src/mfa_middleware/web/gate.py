@@ -15,6 +15,7 @@ from mfa_middleware.core import devices, directory, ops
 from mfa_middleware.core.addresses import Address
 from mfa_middleware.core.effects import Effect, emit, get
 from mfa_middleware.core.http import Cookie, RequestFacts, Response
+from mfa_middleware.core.i18n import Texts
 from mfa_middleware.core.mfa_state import (
     BYPASS_STATE,
     EXEMPT,
@@ -197,10 +198,11 @@ def _start_on_device(
 
 
 def register_device(
-    rt: Runtime, facts: RequestFacts, principal: Principal, view: SessionView
+    rt: Runtime, facts: RequestFacts, principal: Principal, view: SessionView, texts: Texts
 ) -> Generator[Effect, Any, None]:
     """Give a browser that reached a 2FA page without a device of this user its device record
-    and cookie (the trust prompt and the device list need one)."""
+    (named in the page's language, `texts`) and cookie (the trust prompt and the device list
+    need one)."""
     if principal.is_token:
         return
     known = current_device(rt, facts, principal)
@@ -212,6 +214,7 @@ def register_device(
         facts.client or "",
         facts.header("user-agent"),
         rt.config.devices.max_devices,
+        texts,
     )
     view.cookies.append(rt.device_cookie(device_id, rt.user_tag(principal.id)))
 

@@ -17,11 +17,17 @@ def message(
     title: str,
     text: str,
     error: str,
+    locale: str | None = None,
 ) -> Response:
+    """A message page (or its JSON twin) in `locale`, else in the language negotiated here."""
+    if locale is None:
+        locale = rt.locale_of(facts, principal)
+    texts = rt.languages.texts(locale)
     if wants_json(facts, principal):
-        return json_response(status, {"error": error, "message": text})
+        return json_response(status, {"error": error, "message": texts.gettext(text)})
     body = rt.renderer.render(
         "message.html",
+        texts,
         title=title,
         message=text,
         csrf_token="",

@@ -20,6 +20,7 @@ from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.records import UserRecord
 from mfa_middleware.core.redirects import safe_next
 from mfa_middleware.core.tokens import SessionClaims, csrf_token
+from mfa_middleware.i18n import Texts
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import AppSession, SessionView, client_address, state_of
 from mfa_middleware.web.http import html_response, redirect, with_hsts, with_next
@@ -39,6 +40,18 @@ class Page:
     app: AppSession
     form: dict[str, str] = field(default_factory=dict)
     _caller: Caller | None = None
+    _locale: str | None = None
+
+    @property
+    def locale(self) -> str:
+        """This page's language, negotiated once (see `Runtime.locale_of`)."""
+        if self._locale is None:
+            self._locale = self.rt.locale_of(self.facts, self.principal)
+        return self._locale
+
+    @property
+    def texts(self) -> Texts:
+        return self.rt.languages.texts(self.locale)
 
     @property
     def user(self) -> UserRecord:
@@ -66,6 +79,7 @@ class Page:
                 client=client_address(rt, facts),
                 user_agent=facts.header("user-agent"),
                 email=self.principal.email,
+                locale=self.locale,
             )
         return self._caller
 
@@ -155,6 +169,7 @@ class Page:
         digits = self.code_digits(context.get("channel") or context.get("method"))
         body = self.rt.renderer.render(
             template,
+            self.texts,
             csrf_token=csrf_token(self.rt.keyring, session_id),
             next=self.next,
             user=self.principal.display_name,
@@ -170,7 +185,9 @@ class Page:
         return self.answer(redirect(location, self.view.cookies if cookies is None else cookies))
 
     def message(self, status: int, title: str, text: str, error: str) -> Answer:
-        return self.answer(message(self.rt, self.facts, self.principal, status, title, text, error))
+        return self.answer(
+            message(self.rt, self.facts, self.principal, status, title, text, error, self.locale)
+        )
 
     def where_to(self) -> Answer:
         """The page the decision calls for, when it is not the one asked for."""

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from functools import cache
 
 from mfa_middleware.core.i18n import N_
-from mfa_middleware.web.region_names import NAMES
+from mfa_middleware.i18n import Texts
+
+
+def allowed_regions(sms_regions: Sequence[str] | None) -> tuple[str, ...] | None:
+    """`sms_regions` as `region_choices` and `normalise_phone` take it (None: every one)."""
+    return tuple(sms_regions) if sms_regions else None
 
 
 @cache
-def region_choices(allowed: tuple[str, ...] | None) -> list[tuple[str, str]]:
-    """The phone form's countries as (code, "United Kingdom (+44)"), sorted by name: the
-    regions `sms_regions` allows, or every region phonenumbers can parse."""
+def region_choices(allowed: tuple[str, ...] | None, texts: Texts) -> list[tuple[str, str]]:
+    """The phone form's countries as (code, "United Kingdom (+44)") in the page's language
+    (CLDR's names), sorted by name: the regions `sms_regions` allows, or every region
+    phonenumbers can parse. One list per language and setting: a handful at most."""
     import phonenumbers
 
+    names = texts.region_names
     regions = allowed or tuple(phonenumbers.SUPPORTED_REGIONS)
     choices = []
     for code in regions:
-        name = NAMES.get(code, code)
+        name = names.get(code, code)
         calling = phonenumbers.country_code_for_region(code)
         choices.append((code, f"{name} (+{calling})" if calling else name))
     return sorted(choices, key=lambda choice: _folded(choice[1]))

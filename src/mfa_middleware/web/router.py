@@ -28,6 +28,7 @@ from mfa_middleware.core.policy import (
     Expired,
 )
 from mfa_middleware.core.principal import Principal
+from mfa_middleware.core.records import remember_locale
 from mfa_middleware.core.tokens import csrf_valid
 from mfa_middleware.errors import StoreError
 from mfa_middleware.events import logger
@@ -350,8 +351,11 @@ def serve(
         response = expired_response(rt, facts, principal, view.decision.reason)
         hsts = rt.config.sessions.hsts_max_age
         return Answer(with_hsts(response, facts, hsts), end_app_session=True)
-    yield from register_device(rt, facts, principal, view)
-    return dispatch(Page(rt, facts, principal, view, app), sub, method)
+    page = Page(rt, facts, principal, view, app)
+    yield from register_device(rt, facts, principal, view, page.texts)
+    if not principal.is_token and page.locale != view.state.user.locale:
+        yield from remember_locale(principal.id, page.locale)  # only when it changed
+    return dispatch(page, sub, method)
 
 
 def dispatch(page: Page, sub: str, method: str) -> Reply:

@@ -1,0 +1,52 @@
+"""`RuleSet.rule_by_path`: what the request line (and the app's auth method) settles without
+the principal, and what it leaves to `rule_for` (issue 22: the token path skips the principal
+where a bypass rule on `auth_method` decides; issue 18: a memo hit asks step-up rules)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mfa_middleware.core.principal import Principal
+from mfa_middleware.core.rules import UNKNOWN, Rule, RuleSet
+
+RULES = [
+    {"action": "bypass", "paths": ["/health"]},
+    {"action": "bypass", "attributes": {"auth_method": "token"}, "paths": ["/api/**"]},
+    {"action": "deny", "groups": ["contractors"], "paths": ["/admin/**"]},
+    {"action": "two_factor", "paths": ["/billing/**"], "max_age": 300.0},
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "auth_method", "expected"),
+    [
+        ("/health", None, "bypass"),
+        ("/api/x", "token", "bypass"),
+        ("/api/x", "session", None),  # the token rule does not match: nothing else does
+        ("/api/x", None, UNKNOWN),  # not told how the app authenticated: only rule_for knows
+        ("/admin/x", "session", UNKNOWN),  # groups: only the principal can tell
+        ("/billing/x", None, "two_factor"),
+        ("/other", None, None),
+    ],
+)
+def test_what_the_request_line_settles(
+    path: str, auth_method: str | None, expected: object
+) -> None:
+    rules = RuleSet.build(RULES, None)
+    found = rules.rule_by_path(path, "GET", auth_method)
+    if expected is UNKNOWN or expected is None:
+        assert found is expected
+    else:
+        assert isinstance(found, Rule)
+        assert found.action == expected
+
+
+@pytest.mark.parametrize("path", ["/health", "/api/x", "/billing/x", "/other", "/admin/x"])
+@pytest.mark.parametrize("auth_method", ["token", "session"])
+def test_it_never_disagrees_with_rule_for(path: str, auth_method: str) -> None:
+    rules = RuleSet.build(RULES, None)
+    settled = rules.rule_by_path(path, "GET", auth_method)
+    for groups in (frozenset(), frozenset({"contractors"})):
+        principal = Principal("u", groups=groups, auth_method=auth_method)
+        if settled is not UNKNOWN:
+            assert settled is rules.rule_for(path, "GET", principal)
