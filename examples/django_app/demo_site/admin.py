@@ -12,6 +12,8 @@ from django.contrib.auth.models import User
 from mfa_middleware.django.admin import MFA_COLUMNS, MFA_FILTERS, MFAUserAdminMixin
 
 admin.site.unregister(User)
+# the list's columns and filters take the width: no app list beside them (it is on /admin/)
+admin.site.enable_nav_sidebar = False
 
 
 @admin.register(User)

@@ -93,7 +93,7 @@ def kind_names(status: ops.UserStatus) -> list[str]:
 def exemption_text(status: ops.UserStatus) -> str:
     if not status.exempt:
         return "No"
-    return "API calls and browser logins" if status.exempt_browser else "API calls"
+    return "API and browser" if status.exempt_browser else "API calls"
 
 
 def when_text(at: float, now: float) -> str:
@@ -105,7 +105,7 @@ def when_text(at: float, now: float) -> str:
     if now - at < 60:
         ago = "just now"
     else:
-        ago = timesince(moment, now=datetime.fromtimestamp(now, tz=UTC)) + " ago"
+        ago = timesince(moment, now=datetime.fromtimestamp(now, tz=UTC), depth=1) + " ago"
     return format_html('<time datetime="{}" title="{}">{}</time>', moment.isoformat(), exact, ago)
 
 
@@ -278,7 +278,7 @@ class MFAUserAdminMixin(_AdminBase):
         row: ops.UserRow = getattr(obj, ROW_ATTR)
         return row
 
-    @admin.display(description="Two-step verification")
+    @admin.display(description="2FA")
     def two_factor(self, obj: Any) -> str:
         return state_text(self.mfa_row(obj).status)
 
@@ -287,14 +287,15 @@ class MFAUserAdminMixin(_AdminBase):
         status = self.mfa_row(obj).status
         if not status.enrolled or not status.authenticators:
             return str(self.get_empty_value_display())
-        return kind_names(status)[0]
+        return kind_names(status)[0].capitalize()
 
     @admin.display(description="Authenticators")
     def mfa_authenticators(self, obj: Any) -> str:
         status = self.mfa_row(obj).status
         if not status.enrolled:
             return "0"
-        return f"{len(status.authenticators)} ({', '.join(kind_names(status))})"
+        kinds = ", ".join(kind_names(status))
+        return format_html('<span title="{}">{}</span>', kinds, len(status.authenticators))
 
     @admin.display(description="Trusted devices")
     def mfa_trusted_devices(self, obj: Any) -> int:
@@ -304,7 +305,7 @@ class MFAUserAdminMixin(_AdminBase):
     def mfa_exemption(self, obj: Any) -> str:
         return exemption_text(self.mfa_row(obj).status)
 
-    @admin.display(description="Last verification")
+    @admin.display(description="Last verified")
     def mfa_last_verified(self, obj: Any) -> str:
         return when_text(self.mfa_row(obj).status.last_verified_at, runtime().clock())
 
