@@ -320,7 +320,7 @@ class MFAUserAdminMixin(_AdminBase):
     def has_mfa_unlock_permission(self, request: HttpRequest) -> bool:
         return self._may(request, "unlock")
 
-    def has_mfa_logout_permission(self, request: HttpRequest) -> bool:
+    def has_mfa_force_logout_permission(self, request: HttpRequest) -> bool:
         return self._may(request, "logout")
 
     def has_mfa_exempt_permission(self, request: HttpRequest) -> bool:
@@ -447,7 +447,7 @@ class MFAUserAdminMixin(_AdminBase):
     def mfa_unlock(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
         return self._act(request, queryset, "mfa_unlock", Admin.unlock)
 
-    @admin.action(description="Sign out everywhere", permissions=["mfa_logout"])
+    @admin.action(description="Sign out everywhere", permissions=["mfa_force_logout"])
     def mfa_force_logout(
         self, request: HttpRequest, queryset: QuerySet[Any]
     ) -> HttpResponse | None:
