@@ -272,3 +272,26 @@ def test_user_status_reports_flags(env: Env) -> None:
     result = status(env)
     assert result.exempt is True
     assert result.required is True
+
+
+def test_user_rows_count_only_trusted_devices_and_know_the_last_verification(env: Env) -> None:
+    from mfa_middleware.core.devices import DeviceRecord, device_key
+    from mfa_middleware.core.directory import Entry, directory_key
+    from mfa_middleware.core.records import Authenticator
+
+    app = Authenticator("a1", "totp", "", NOW - 500, last_used_at=NOW - 60)
+    key = Authenticator("k1", "webauthn", "", NOW - 30)  # set up after the app's last use
+    env.store.put(
+        user_key("alice"), UserRecord(authenticators=[app.to_doc(), key.to_doc()]).to_doc()
+    )
+    env.store.put(directory_key("alice"), Entry("Alice", "alice", "a@example.com", NOW).to_doc())
+    trusted = DeviceRecord("Firefox", NOW, NOW, trusted_until=NOW + 60)
+    env.store.put(device_key("alice", "d1"), trusted.to_doc())
+    env.store.put(device_key("alice", "d2"), DeviceRecord("Old", trusted_until=NOW - 1).to_doc())
+    env.store.put(device_key("bob", "d3"), trusted.to_doc())  # bob's: not alice's
+    alice, nobody = env.run(ops.user_rows(["alice", "nobody"], NOW, LIMITS))
+    assert (alice.user_id, alice.entry.name, alice.trusted_devices) == ("alice", "Alice", 1)
+    assert alice.status.enrolled
+    assert alice.status.last_verified_at == NOW - 30
+    assert (nobody.trusted_devices, nobody.status.enrolled, nobody.entry) == (0, False, Entry())
+    assert nobody.status.last_verified_at == 0.0

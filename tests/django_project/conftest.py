@@ -36,6 +36,7 @@ from django.test.utils import (  # noqa: E402
 
 from mfa_middleware import MemoryStore  # noqa: E402
 from mfa_middleware.stores.base import Store  # noqa: E402
+from mfa_middleware.testing import FixedClock, Outbox  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -61,6 +62,30 @@ def mfa_store() -> Iterator[Store]:
     }
     with override_settings(MFA_MIDDLEWARE=options):
         yield store
+
+
+@pytest.fixture
+def outbox() -> Iterator[Outbox]:
+    """The demo's settings with every email kept in memory."""
+    from django.conf import settings
+
+    box = Outbox()
+    options = {**settings.MFA_MIDDLEWARE, "email_sender": box}
+    with override_settings(MFA_MIDDLEWARE=options):
+        yield box
+
+
+@pytest.fixture
+def clocked(mfa_store: Store, outbox: Outbox) -> Iterator[FixedClock]:
+    """The demo's settings on a clock the test moves (codes are still typed at wall time)."""
+    import time
+
+    from django.conf import settings
+
+    clock = FixedClock(time.time())
+    options = {**settings.MFA_MIDDLEWARE, "clock": clock}
+    with override_settings(MFA_MIDDLEWARE=options):
+        yield clock
 
 
 def add_database(alias: str, entry: dict[str, object]) -> None:
