@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: demo django-demo flask-demo test lint install system-deps screenshots bench messages security-matrix
+.PHONY: demo django-demo flask-demo spa-demo test lint install system-deps screenshots bench messages security-matrix
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +22,9 @@ django-demo: $(STAMP)
 
 flask-demo: $(STAMP)
 	$(PY) -m examples.flask_app.app
+
+spa-demo: $(STAMP)
+	$(PY) -m examples.spa.app
 
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[bench]'

@@ -37,6 +37,7 @@ SECTIONS = {
     "factors": "bench.factors_bench",
     "memory": "bench.memory_bench",
     "sizing": "bench.redis_sizing_bench",
+    "api": "bench.api_bench",
 }
 SECTION_TIMEOUT = 600
 

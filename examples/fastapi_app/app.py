@@ -7,7 +7,8 @@ protected by the middleware: browsers log in to a session, API clients send a be
 examples/starlette_app/users.py). The middleware reads the user the same way the app's
 dependency does, with `identify=first_of(bearer_token(...), session_user("user"))`; /billing
 asks for a second factor from the last five minutes with `Depends(require_mfa(max_age="5m"))`,
-which returns the request's `MFAState`.
+which returns the request's `MFAState`; /docs describes the app and the 2FA JSON API
+(`include_mfa_api`), which a single-page front end uses to sign in.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from examples.starlette_app.users import DEMO_PASSWORDS, user_for_token
 from mfa_middleware import MFAConfig, MFAMiddleware, MFAState, Principal, SQLiteStore
 from mfa_middleware.asgi import bearer_token, first_of, session_user
-from mfa_middleware.fastapi import require_mfa
+from mfa_middleware.fastapi import include_mfa_api, require_mfa
 from mfa_middleware.senders import ConsoleSender
 
 
@@ -53,13 +54,15 @@ def create_app(**mfa_options: Any) -> FastAPI:
     secret = os.environ.get("MFA_SECRET") or secrets.token_urlsafe(48)
     options: dict[str, Any] = {
         "secret_keys": [secret],
-        "store": SQLiteStore("fastapi-demo.sqlite3"),
         "login_url": "/login",
         "app_name": "FastAPI demo",
         "cookie_secure": False,  # served over plain HTTP in development
         "sms_sender": ConsoleSender("sms"),
         **mfa_options,
     }
+    options.setdefault("store", None)
+    if options["store"] is None:  # made only when the caller gives none (no file otherwise)
+        options["store"] = SQLiteStore("fastapi-demo.sqlite3")
     app = FastAPI()
 
     @app.get("/login", response_class=HTMLResponse)
@@ -99,7 +102,9 @@ def create_app(**mfa_options: Any) -> FastAPI:
         return {"user": user, "age": mfa.age}
 
     # add_middleware wraps what was added before: MFAMiddleware first, inside the session
+    config = MFAConfig(**options)
+    include_mfa_api(app, config)  # /docs shows the 2FA JSON API under /_mfa/api too
     identify = first_of(bearer_token(token_principal), session_user("user"))
-    app.add_middleware(MFAMiddleware, config=MFAConfig(**options), identify=identify)
+    app.add_middleware(MFAMiddleware, config=config, identify=identify)
     app.add_middleware(SessionMiddleware, secret_key=secret)
     return app

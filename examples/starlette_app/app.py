@@ -351,12 +351,12 @@ async def live(websocket: WebSocket) -> None:
     await websocket.close()
 
 
-def demo_secret() -> str:
-    """MFA_SECRET from the environment, or a random key kept in the data folder."""
+def demo_secret(folder: Path = DATA_DIR) -> str:
+    """MFA_SECRET from the environment, or a random key kept in the data `folder`."""
     if secret := os.environ.get("MFA_SECRET"):
         return secret
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    key_file = DATA_DIR / "secret.key"
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file = folder / "secret.key"
     if not key_file.exists():
         key_file.write_text(secrets.token_urlsafe(48))
         key_file.chmod(0o600)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyotp
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from .audit import Audit
-from .support import NARROWEST, PHONE, SNAP_SIZES, PageGuard, Shots, Site
+from .support import DESKTOP, NARROWEST, PHONE, SNAP_SIZES, PageGuard, Shots, Site
 
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "carol": "carol-password"}
 MAX_ATTEMPTS = 5  # MFAConfig's default; the demos keep it
@@ -297,3 +299,21 @@ def expect_on_one_row(tab: Tab, *names: str) -> None:
     tops = {name: round(box["y"]) for name, box in zip(names, boxes, strict=True) if box}
     assert len(tops) == len(names), f"not all of {names} are visible"
     assert len(set(tops.values())) == 1, f"{tab.page.url}: buttons on different rows: {tops}"
+
+
+@contextmanager
+def desktop_tab(
+    browser: Browser, site: Site, *, screenshots: bool = False, saw_mfa_pages: bool = True
+) -> Iterator[Tab]:
+    """A desktop-size tab on `site`, watched by a PageGuard that must stay clean (for a
+    single-page app that shows no 2FA page: `saw_mfa_pages=False`)."""
+    context = browser.new_context(base_url=site.base_url, viewport=DESKTOP)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    guard = PageGuard(origin=site.base_url)
+    guard.watch(page)
+    try:
+        yield Tab(page, site, guard, Shots(enabled=screenshots))
+        guard.assert_clean(saw_mfa_pages=saw_mfa_pages)
+    finally:
+        context.close()

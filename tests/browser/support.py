@@ -284,6 +284,23 @@ def flask_site(python: str, tmp: Path, host: str = "localhost") -> Iterator[Site
         yield Site("flask", base, "/login", "/", data)
 
 
+@contextmanager
+def spa_site(python: str, tmp: Path, host: str = "localhost") -> Iterator[Site]:
+    """examples/spa (a single-page app on the 2FA JSON API) on uvicorn."""
+    port, data = free_port(), tmp / "spa-data"
+    base = f"http://{host}:{port}"
+    env = {**base_env(), "PORT": str(port), "MFA_DEMO_DATA": str(data), "MFA_SECRET": MFA_SECRET}
+    with serve(
+        [python, "-m", "examples.spa.app"],
+        cwd=ROOT,
+        env=env,
+        ready_url=f"{base}/",
+        log_path=tmp / "spa.log",
+        timeout=30,
+    ):
+        yield Site("spa", base, "/", "/", data)
+
+
 # --- watching a page ------------------------------------------------------------------------
 
 
@@ -325,10 +342,12 @@ class PageGuard:
         if "Content Security Policy" in message.text:
             self.csp_violations.append(message.text)
 
-    def assert_clean(self) -> None:
+    def assert_clean(self, *, saw_mfa_pages: bool = True) -> None:
+        """Nothing foreign, no CSP violation, and (`saw_mfa_pages`: a single-page app shows
+        none) every 2FA page seen with a strict policy."""
         assert not self.foreign_requests, f"requests to other origins: {self.foreign_requests}"
         assert not self.csp_violations, f"CSP violations: {self.csp_violations}"
-        assert self.mfa_pages, "no 2FA page was seen"
+        assert self.mfa_pages or not saw_mfa_pages, "no 2FA page was seen"
         for url, csp in self.mfa_pages.items():
             assert csp, f"{url} has no Content-Security-Policy header"
             assert "default-src 'none'" in csp, f"{url}: weak CSP {csp!r}"

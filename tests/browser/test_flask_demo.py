@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pyotp
 import pytest
 
-from .support import DESKTOP, PageGuard, Shots, flask_site, require_browser
+from .support import flask_site, require_browser
 
 require_browser(module_level=True)
 
@@ -24,6 +24,7 @@ from .flows import (  # noqa: E402
     Tab,
     answer_trust_prompt,
     choose_authenticator_app,
+    desktop_tab,
     reveal_setup_key,
     save_recovery_codes,
     submit_login,
@@ -36,17 +37,8 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def flask_tab(browser: Browser, tmp_path: Path) -> Iterator[Tab]:
-    with flask_site(sys.executable, tmp_path) as site:
-        context = browser.new_context(base_url=site.base_url, viewport=DESKTOP)
-        context.set_default_timeout(10_000)
-        page = context.new_page()
-        guard = PageGuard(origin=site.base_url)
-        guard.watch(page)
-        try:
-            yield Tab(page, site, guard, Shots(enabled=False))
-            guard.assert_clean()
-        finally:
-            context.close()
+    with flask_site(sys.executable, tmp_path) as site, desktop_tab(browser, site) as tab:
+        yield tab
 
 
 def test_the_flask_demo_journey(flask_tab: Tab) -> None:

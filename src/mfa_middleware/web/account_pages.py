@@ -3,12 +3,13 @@ logging out other sessions, and signing out."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from mfa_middleware.core import assigned, authenticators, enrollment, ops, recovery
-from mfa_middleware.core.effects import Step, annotated
+from mfa_middleware.core.effects import Effect, Step, annotated
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_EXEMPT, Allow
 from mfa_middleware.core.records import UserRecord
@@ -77,22 +78,9 @@ def authenticators_post(page: Page) -> Reply:
             404, N_("Not found"), N_("That is not one of your ways to sign in."), "not_found"
         )
     back = page.url("authenticators")
-    user_id = page.principal.id
-    if action == "rename":
-        name = page.form.get("name", "")
-        renaming = authenticators.change(
-            user_id, item_id, partial(_renamed, item_id, name), "authenticator_renamed", "self"
-        )
-        return Step(renaming, lambda _: page.go(f"{back}?done=renamed"))
-    if action == "default":
-        choosing = authenticators.change(
-            user_id,
-            item_id,
-            partial(authenticators.made_default, authenticator_id=item_id),
-            "authenticator_default",
-            "self",
-        )
-        return Step(choosing, lambda _: page.go(f"{back}?done=default"))
+    if (changing := authenticator_change(page, item_id, action)) is not None:
+        done = "renamed" if action == "rename" else "default"
+        return Step(changing, lambda _: page.go(f"{back}?done={done}"))
     if action == "confirm_remove":
         if len(page.user.factors()) < 2:
             return _authenticators_page(page, 409, refused=True)
@@ -102,6 +90,23 @@ def authenticators_post(page: Page) -> Reply:
         removing = enrollment.remove(page.caller, page.params, item_id)
         return Step(removing, partial(_removed, page))
     return page.go(back)
+
+
+def authenticator_change(
+    page: Page, item_id: str, action: str
+) -> Generator[Effect, Any, authenticators.Changed] | None:
+    """The core change of a rename (the form's `name`) or a "make default" of one of the
+    user's authenticators; None for any other action."""
+    user_id = page.principal.id
+    if action == "rename":
+        rename = partial(_renamed, item_id, page.form.get("name", ""))
+        return authenticators.change(user_id, item_id, rename, "authenticator_renamed", "self")
+    if action == "default":
+        make_default = partial(authenticators.made_default, authenticator_id=item_id)
+        return authenticators.change(
+            user_id, item_id, make_default, "authenticator_default", "self"
+        )
+    return None
 
 
 def _renamed(item_id: str, name: str, user: UserRecord) -> UserRecord:

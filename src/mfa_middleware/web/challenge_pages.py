@@ -10,6 +10,7 @@ from typing import Any
 from mfa_middleware.core import authenticators, challenge, oob, passkeys, recovery
 from mfa_middleware.core.effects import Step
 from mfa_middleware.core.flows import Attempt
+from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.runtime import METHOD_COOKIE
 from mfa_middleware.web.attempts import failure_context, failure_status, with_lock_notice
 from mfa_middleware.web.code_context import send_status, sent_context
@@ -83,10 +84,16 @@ def challenge_post(page: Page) -> Reply:
     return Step(checking, partial(_checked, page, kind))
 
 
+def verified_claims(page: Page, kind: str, attempt: Attempt) -> SessionClaims:
+    """The session's claims after a right answer of `kind` (a synced passkey or a device-bound
+    one named apart: `amr` swk or hwk)."""
+    method = passkeys.session_method(page.user, attempt.factor) if kind == "webauthn" else kind
+    return page.rt.upgraded(page.view.claims, epoch=page.user.epoch, method=method)
+
+
 def _checked(page: Page, kind: str, attempt: Attempt) -> Reply:
     if attempt.ok:
-        method = passkeys.session_method(page.user, attempt.factor) if kind == "webauthn" else kind
-        claims = page.rt.upgraded(page.view.claims, epoch=page.user.epoch, method=method)
+        claims = verified_claims(page, kind, attempt)
         return signed_in(page, claims, page.rt.method_cookie(kind))
     status, failed = failure_status(attempt), failure_context(attempt)
     if kind == passkeys.KIND and not attempt.locked:

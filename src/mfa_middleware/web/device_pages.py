@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from mfa_middleware.core import devices
 from mfa_middleware.core.effects import Doc, Step, annotated, get
@@ -90,11 +91,12 @@ def devices_get(page: Page) -> Reply:
     return Step(devices.devices_of(page.principal.id), partial(_device_list, page))
 
 
-def _device_list(page: Page, rows: list[tuple[str, devices.DeviceRecord]]) -> Reply:
+def device_rows(page: Page, rows: list[tuple[str, devices.DeviceRecord]]) -> list[dict[str, Any]]:
+    """The user's devices as the list shows them: this one marked, trusted or not now."""
     now = page.rt.clock()
     current = current_device(page.rt, page.facts, page.principal)
     state = page.view.state
-    listed = [
+    return [
         {
             "id": device_id,
             "name": record.name,
@@ -105,9 +107,12 @@ def _device_list(page: Page, rows: list[tuple[str, devices.DeviceRecord]]) -> Re
         }
         for device_id, record in rows
     ]
+
+
+def _device_list(page: Page, rows: list[tuple[str, devices.DeviceRecord]]) -> Reply:
     return page.render(
         "devices.html",
-        devices=listed,
+        devices=device_rows(page, rows),
         trust_open=trust_open(page),
         done=page.facts.query_param("done") or "",
     )

@@ -43,7 +43,7 @@ from mfa_middleware.web.recovery_pages import codes_download, codes_page
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 
 
-def _adding(page: Page) -> bool:
+def adding(page: Page) -> bool:
     """Enrolled already: a new authenticator is added beside the others."""
     return page.user.enrolled_in(page.view.state.settings.enroll_epoch)
 
@@ -86,12 +86,12 @@ def _assigned_send(page: Page, phone: assigned.AssignedPhone | None) -> Reply:
 def _choices(page: Page) -> Reply:
     methods = [(m, page.url(ENROLL_PAGES.get(m, f"enroll/{m}"))) for m in page.rt.enroll_methods]
     turned_off = page.facts.query_param("off") == "1"
-    current = authenticators.code_factor(page.user) if _adding(page) else None
+    current = authenticators.code_factor(page.user) if adding(page) else None
     return page.render(
         "enroll_choose.html",
         methods=methods,
         turned_off=turned_off,
-        adding=_adding(page),
+        adding=adding(page),
         replaces=current.kind if current else "",
         passkeys="webauthn" in page.rt.enroll_methods,
     )
@@ -107,11 +107,24 @@ def enrolled(page: Page, claims: SessionClaims) -> Reply:
     once, then carries on (or, with `relogin_after_enrollment`, ends the app's login: the user
     signs in again with the password and the new factor); a change of method keeps the codes
     and goes straight on."""
-    first = not _adding(page)
+    first = not adding(page)
     finishing = enrollment.finish(page.caller, page.params, first=first)
     if first and page.rt.config.pages.relogin_after_enrollment:
         return Step(finishing, partial(_sign_in_again, page))
     return Step(finishing, partial(_after_enrollment, page, claims))
+
+
+def relogin_target(page: Page) -> str:
+    """The login page with `?mfa=enrolled` (and `next`), where a first enrollment sends the
+    user under `relogin_after_enrollment`."""
+    login = page.facts.url(page.rt.config.pages.login_url)
+    return with_query(login, RELOGIN_QUERY, page.next)
+
+
+def signing_in_again(page: Page, then: Callable[[], Reply]) -> Reply:
+    """End this MFA session server-side (the answer `then` gives ends the app's login)."""
+    ending = end_session(page.rt, page.view.claims, page.principal.id, "system:relogin")
+    return Step(annotated(ending, ip=page.facts.client), lambda _: then())
 
 
 def _sign_in_again(page: Page, codes: list[str] | None) -> Reply:
@@ -119,11 +132,10 @@ def _sign_in_again(page: Page, codes: list[str] | None) -> Reply:
     user to the login page with `?mfa=enrolled`, by way of the recovery codes (shown once, on
     a page that belongs to no session any more)."""
     rt = page.rt
-    login = page.facts.url(rt.config.pages.login_url)
-    target = with_query(login, RELOGIN_QUERY, page.next)
+    target = relogin_target(page)
     cookies = [rt.clear_session_cookie()]
 
-    def ended(_: object) -> Reply:
+    def ended() -> Reply:
         if codes is None:
             return page.answer(redirect(target, cookies), end_app_session=True)
         body = rt.renderer.render(
@@ -140,8 +152,7 @@ def _sign_in_again(page: Page, codes: list[str] | None) -> Reply:
         )
         return page.answer(html_response(200, body, cookies), end_app_session=True)
 
-    ending = end_session(rt, page.view.claims, page.principal.id, "system:relogin")
-    return Step(annotated(ending, ip=page.facts.client), ended)
+    return signing_in_again(page, ended)
 
 
 def with_query(url: str, query: str, next_path: str) -> str:
@@ -177,7 +188,7 @@ def _app_page_with(page: Page, secret: str, status: int, context: dict[str, Any]
     qr = qr_svg(uri, page.texts.gettext(N_("QR code to scan with your authenticator app")))
     groups = otp.group_secret(secret)
     return page.render(
-        "enroll_totp.html", status, qr_svg=qr, secret_groups=groups, adding=_adding(page), **context
+        "enroll_totp.html", status, qr_svg=qr, secret_groups=groups, adding=adding(page), **context
     )
 
 
@@ -216,7 +227,7 @@ def _passkey_page(page: Page, status: int = 200, reason: str = "", name: str = "
             options=options,
             reason=reason,
             name=name,
-            adding=_adding(page),
+            adding=adding(page),
             scripts=True,
         ),
     )
@@ -238,7 +249,7 @@ def _passkey_added(page: Page, name: str, result: passkeys.Added) -> Reply:
 # -- a phone or an address --------------------------------------------------------------------
 
 
-def _allowed_regions(page: Page) -> tuple[str, ...] | None:
+def allowed_phone_regions(page: Page) -> tuple[str, ...] | None:
     return allowed_regions(page.rt.config.codes.sms_regions)
 
 
@@ -250,7 +261,7 @@ def _phone_page(
         status,
         error=error,
         phone=phone,
-        regions=region_choices(_allowed_regions(page), page.texts),
+        regions=region_choices(allowed_phone_regions(page), page.texts),
         region=(region or page.rt.config.codes.default_region).upper(),
     )
 
@@ -262,7 +273,7 @@ def enroll_sms_get(page: Page) -> Reply:
 def enroll_sms_post(page: Page) -> Reply:
     raw, region = page.form.get("phone", "").strip(), page.form.get("region", "")
     try:
-        phone = normalise_phone(raw, region, _allowed_regions(page))
+        phone = normalise_phone(raw, region, allowed_phone_regions(page))
     except ValueError as exc:
         return _phone_page(page, 400, str(exc), raw[:40], region[:3])
     return _verify_contact(page, "sms", phone)

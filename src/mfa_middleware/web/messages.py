@@ -7,6 +7,12 @@ from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.http import html_response, json_response, wants_json
+from mfa_middleware.web.problems import problem_response
+
+
+def is_api(rt: Runtime, facts: RequestFacts) -> bool:
+    """A call to the JSON API (`web.api`): its refusals are RFC 9457 problems."""
+    return facts.path.startswith(rt.prefix + "/api/")
 
 
 def message(
@@ -23,6 +29,8 @@ def message(
     if locale is None:
         locale = rt.locale_of(facts, principal)
     texts = rt.languages.texts(locale)
+    if is_api(rt, facts):
+        return problem_response(status, error, texts.gettext(title), texts.gettext(text))
     if wants_json(facts, principal):
         return json_response(status, {"error": error, "message": texts.gettext(text)})
     body = rt.renderer.render(

@@ -15,6 +15,7 @@ from typing import Any
 
 from mfa_middleware.core.context import Caller, Params
 from mfa_middleware.core.http import Cookie, RequestFacts, Response
+from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import Challenge, Decision, Enroll
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.core.records import UserRecord
@@ -23,10 +24,11 @@ from mfa_middleware.core.tokens import SessionClaims, csrf_token
 from mfa_middleware.i18n import Texts
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.gate import AppSession, SessionView, client_address, state_of
-from mfa_middleware.web.http import html_response, redirect, with_hsts, with_next
+from mfa_middleware.web.http import html_response, json_response, redirect, with_hsts, with_next
 from mfa_middleware.web.messages import message
 from mfa_middleware.web.outcomes import Answer, Reply
-from mfa_middleware.web.stepup import Need, step_up
+from mfa_middleware.web.problems import problem_response
+from mfa_middleware.web.stepup import INSUFFICIENT, Need, step_up
 
 
 @dataclass(slots=True)
@@ -39,6 +41,7 @@ class Page:
     view: SessionView
     app: AppSession
     form: dict[str, str] = field(default_factory=dict)
+    api: bool = False  # a call to the JSON API (web.api): JSON answers, RFC 9457 problems
     _caller: Caller | None = None
     _locale: str | None = None
 
@@ -181,7 +184,41 @@ class Page:
         cookie = self.rt.session_cookie(claims, self.view.eff)
         return self.answer(html_response(status, body, [cookie], scripts=scripts), claims)
 
+    def json(
+        self,
+        payload: dict[str, Any],
+        status: int = 200,
+        *,
+        claims: SessionClaims | None = None,
+        cookies: tuple[Cookie, ...] = (),
+        ended: bool = False,
+    ) -> Answer:
+        """A JSON API answer; with `claims`, the session it starts (its cookie and CSRF token);
+        `ended`: the MFA session and the app's login are over (the cookie cleared)."""
+        if ended:
+            response = json_response(status, payload, [self.rt.clear_session_cookie()])
+            return self.answer(response, end_app_session=True)
+        if claims is None:
+            jar = [*self.view.cookies, *cookies]
+        else:  # a new session id: its CSRF token comes with it
+            jar = [self.rt.session_cookie(claims, self.view.eff), *cookies]
+            payload = {**payload, "csrf_token": csrf_token(self.rt.keyring, claims.session_id)}
+        return self.answer(json_response(status, payload, jar), claims)
+
+    def problem(
+        self, status: int, code: str, title: str, detail: str = "", **members: Any
+    ) -> Answer:
+        """An RFC 9457 problem (see `web.problems`), `title` and `detail` in the page's language."""
+        gettext = self.texts.gettext
+        response = problem_response(
+            status, code, gettext(title), gettext(detail) if detail else "", members,
+            self.view.cookies,
+        )  # fmt: skip
+        return self.answer(response)
+
     def go(self, location: str, cookies: list[Cookie] | None = None) -> Answer:
+        if self.api:  # a page of ours comes first (a guard's answer): the API says which
+            return self._not_now(location)
         return self.answer(redirect(location, self.view.cookies if cookies is None else cookies))
 
     def message(self, status: int, title: str, text: str, error: str) -> Answer:
@@ -198,9 +235,42 @@ class Page:
             return self.go(with_next(self.url("enroll"), self.next))
         return self.go(self.next)
 
+    @property
+    def state(self) -> str:
+        """What this session needs next, as the JSON API names it: "challenge", "enroll",
+        or "done" (verified, or not asked for a second factor)."""
+        if isinstance(self.decision, Challenge):
+            return "challenge"
+        if isinstance(self.decision, Enroll):
+            return "enroll"
+        return "done"
+
+    def _not_now(self, location: str) -> Answer:
+        """A call this session cannot make in its state: 409, with the state and the page the
+        HTML flow would go to."""
+        return self.problem(
+            409,
+            "wrong_state",
+            N_("Not now"),
+            N_("This step does not fit where you are in signing in. Ask for the state again."),
+            state=self.state,
+            location=location,
+        )
+
     def step_up(self, back: str | None = None) -> Answer:
         """Ask for a code before a sensitive change, then come back here (a GET), or to `back`
-        (the page a refused POST came from: its form cannot be replayed)."""
+        (the page a refused POST came from: its form cannot be replayed). The JSON API answers
+        401 with the requirement (RFC 9470's error name); the client confirms with a code at
+        `/api/challenge` (`reauth: true`) and calls again."""
+        if self.api:
+            max_age = self.sensitive.max_age
+            return self.problem(
+                401,
+                INSUFFICIENT,
+                N_("Confirm it's you"),
+                N_("Enter a code first: this change needs a recent second factor."),
+                max_age=None if max_age is None else int(max_age),
+            )
         back = back or safe_next(self.facts.full_path, self.facts.url("/"))
         rt, cookies = self.rt, self.view.cookies
         return self.answer(

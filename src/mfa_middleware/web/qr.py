@@ -11,7 +11,17 @@ http.client and email: a sizeable share of `import mfa_middleware` otherwise).
 
 from __future__ import annotations
 
+from typing import Any
+
 QUIET_ZONE = 4  # modules of light border, as ISO/IEC 18004 asks
+
+
+SVG_OPTIONS: dict[str, Any] = {
+    "border": QUIET_ZONE,
+    "dark": "#000",
+    "light": "#fff",
+    "omitsize": True,
+}
 
 
 def qr_svg(data: str, title: str) -> str:
@@ -20,12 +30,20 @@ def qr_svg(data: str, title: str) -> str:
 
     return str(
         segno.make(data, error="m").svg_inline(
-            omitsize=True,
-            border=QUIET_ZONE,
-            dark="#000",
-            light="#fff",
-            title=title,
-            svgclass="qr-code",
-            lineclass="qr-dark",
+            title=title, svgclass="qr-code", lineclass="qr-dark", **SVG_OPTIONS
         )
     )
+
+
+def qr_images(data: str, title: str) -> tuple[str, str]:
+    """`data` as a standalone SVG document (its namespace declared: it works inline and as an
+    image) and as a `data:` URI for an <img> (the JSON API gives a front end both)."""
+    import io
+
+    import segno
+
+    code = segno.make(data, error="m")
+    out = io.BytesIO()
+    code.save(out, kind="svg", xmldecl=False, svgclass="qr-code", title=title, **SVG_OPTIONS)
+    uri = code.svg_data_uri(xmldecl=False, svgclass="qr-code", title=title, **SVG_OPTIONS)
+    return out.getvalue().decode(), str(uri)

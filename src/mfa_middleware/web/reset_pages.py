@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 from mfa_middleware.core import recovery
 from mfa_middleware.core.effects import Step
 from mfa_middleware.core.records import UserRecord
+from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.http import redirect
 from mfa_middleware.web.outcomes import Reply
 from mfa_middleware.web.page import Page
 
 
-def _lost_possible(page: Page) -> bool:
+def lost_possible(page: Page) -> bool:
     """The link goes to the app's address of record only, never to one a factor's enrollment
     supplied (which an attacker with the password could have set)."""
     return (
@@ -26,18 +28,20 @@ def _lost_possible(page: Page) -> bool:
 
 
 def lost_get(page: Page) -> Reply:
-    return page.render("lost.html", possible=_lost_possible(page))
+    return page.render("lost.html", possible=lost_possible(page))
 
 
 def lost_post(page: Page) -> Reply:
-    if not _lost_possible(page):  # the page says so; nothing is sent
+    if not lost_possible(page):  # the page says so; nothing is sent
         return page.render("lost.html", sent=True, possible=True)
+    return Step(send_lost_link(page), lambda _: page.render("lost.html", sent=True, possible=True))
+
+
+def send_lost_link(page: Page) -> Any:
+    """Email the user a link to turn 2FA off (its page needs their login too)."""
     settings = page.rt.config.recovery
     confirm_url = f"{settings.public_url}{page.url('lost/confirm')}"
-    sending = recovery.send_reset_link(
-        page.caller, page.params, settings.reset_link_ttl, confirm_url
-    )
-    return Step(sending, lambda _: page.render("lost.html", sent=True, possible=True))
+    return recovery.send_reset_link(page.caller, page.params, settings.reset_link_ttl, confirm_url)
 
 
 def _token(page: Page, value: str | None) -> str:
@@ -78,9 +82,13 @@ def _link_spent(page: Page, ok: bool) -> Reply:
 def _restart(page: Page, onward: str, record: UserRecord) -> Reply:
     """Carry on as an unverified session of the reset user (every other session ended): the
     user enrolls again, or continues unenrolled in optional mode."""
-    claims = replace(page.view.claims, epoch=record.epoch, verified_at=0, method="")
-    cookie = page.rt.session_cookie(claims, page.view.eff)
+    cookie = page.rt.session_cookie(restarted(page, record), page.view.eff)
     return page.answer(redirect(page.url(onward), [cookie]))
+
+
+def restarted(page: Page, record: UserRecord) -> SessionClaims:
+    """This session's claims after a reset of its user: unverified, under the new epoch."""
+    return replace(page.view.claims, epoch=record.epoch, verified_at=0, method="")
 
 
 def disable_get(page: Page) -> Reply:

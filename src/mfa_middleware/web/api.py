@@ -1,0 +1,205 @@
+"""The JSON API under `<prefix>/api/` for single-page apps: one table of calls, each with the
+page state it needs (the same guards as the HTML pages, `web.router`), the fields its body may
+carry, and its handler (`web.api_calls`).
+
+Cookie-authenticated, like the pages: a POST carries the session's CSRF token (from
+`GET /api/state`) in the `X-CSRF-Token` header, which a cross-site form cannot set, and a
+JSON body, which a cross-site form cannot send without a CORS preflight. Every refusal is an
+RFC 9457 problem with a stable `code`. `GET /api/openapi.json` describes it all
+(`web.openapi`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from mfa_middleware.core.i18n import N_
+from mfa_middleware.core.tokens import csrf_valid
+from mfa_middleware.web import api_calls as calls
+from mfa_middleware.web.guards import (
+    Guard,
+    allowed,
+    allowed_recent_if_verified,
+    anyone,
+    challenged,
+    code_asked,
+    enrolling,
+    enrolling_by,
+    recent,
+    trusting,
+    unlocking,
+)
+from mfa_middleware.web.outcomes import Reply
+from mfa_middleware.web.page import Handler, Page
+from mfa_middleware.web.problems import BodyError, Field, parse_body
+
+OPENAPI = "/api/openapi.json"  # served to anyone: it describes, it holds nothing
+CSRF_HEADER = "x-csrf-token"
+MAX_BODY = 32_768  # a WebAuthn credential with its attestation fits
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One method of one path: its guard, handler, body fields, and what OpenAPI says."""
+
+    when: Guard
+    handler: Handler
+    summary: str
+    fields: Mapping[str, Field] = field(default_factory=dict)
+    query: tuple[str, ...] = ()  # query parameters it reads
+
+
+CODE = Field(required=True, max_length=64)
+METHOD = Field(max_length=16)
+NAME = Field(max_length=80)
+CREDENTIAL = Field("object", required=True, max_length=MAX_BODY)
+
+CALLS: dict[tuple[str, str], Call] = {
+    ("/api/state", "GET"): Call(
+        anyone, calls.state_get, "What the session needs next, the user's methods, the CSRF token"
+    ),
+    ("/api/challenge", "GET"): Call(
+        code_asked,
+        calls.challenge_get,
+        "Start the second step with a method: a passkey's options, or a code sent",
+        query=("method", "reauth"),
+    ),
+    ("/api/challenge", "POST"): Call(
+        code_asked,
+        calls.challenge_post,
+        "Answer the second step: a code, or a passkey's assertion",
+        {
+            "method": METHOD,
+            "code": Field(max_length=64),
+            "credential": Field("object", max_length=MAX_BODY),
+            "reauth": Field("boolean"),
+        },
+    ),
+    ("/api/challenge/send", "POST"): Call(
+        code_asked,
+        calls.send_post,
+        "Send a new code by SMS or email",
+        {"method": METHOD, "reauth": Field("boolean")},
+    ),
+    ("/api/recovery", "POST"): Call(
+        challenged, calls.recovery_post, "Sign in with a recovery code", {"code": CODE}
+    ),
+    ("/api/enroll/unlock", "POST"): Call(
+        unlocking,
+        calls.unlock_post,
+        "The enrollment code an administrator's reset asks for first",
+        {"code": CODE},
+    ),
+    ("/api/enroll/totp", "GET"): Call(
+        enrolling, calls.totp_get, "A secret for an authenticator app, its URI and QR code"
+    ),
+    ("/api/enroll/totp", "POST"): Call(
+        enrolling,
+        calls.totp_post,
+        "Confirm the authenticator app with its code",
+        {"code": CODE, "name": NAME},
+    ),
+    ("/api/enroll/passkey", "GET"): Call(
+        enrolling_by("webauthn"), calls.passkey_get, "Options to create a passkey"
+    ),
+    ("/api/enroll/passkey", "POST"): Call(
+        enrolling_by("webauthn"),
+        calls.passkey_post,
+        "Add the passkey the browser created",
+        {"credential": CREDENTIAL, "name": NAME},
+    ),
+    ("/api/enroll/sms", "POST"): Call(
+        enrolling_by("sms"),
+        calls.sms_post,
+        "Send a code to a phone number to confirm it",
+        {"phone": Field(required=True, max_length=40), "region": Field(max_length=3)},
+    ),
+    ("/api/enroll/email", "POST"): Call(
+        enrolling_by("email"),
+        calls.email_post,
+        "Send a code to an email address to confirm it",
+        {"email": Field(max_length=254)},
+    ),
+    ("/api/enroll/code", "POST"): Call(
+        enrolling,
+        calls.code_post,
+        "Confirm the phone number or address with the code sent (or send a new one)",
+        {"code": Field(max_length=64), "resend": Field("boolean")},
+    ),
+    ("/api/trust", "POST"): Call(
+        trusting,
+        calls.trust_post,
+        "Trust this browser after a code (no code for trust_duration)",
+        {"trust": Field("boolean", required=True), "name": NAME},
+    ),
+    ("/api/devices", "GET"): Call(allowed, calls.devices_get, "The user's devices"),
+    ("/api/devices", "POST"): Call(
+        allowed,
+        calls.devices_post,
+        "Rename, trust or delete one of the user's devices",
+        {
+            "device": Field(required=True, max_length=64),
+            "action": Field(required=True, max_length=16),
+            "name": NAME,
+        },
+    ),
+    ("/api/authenticators", "GET"): Call(
+        recent(), calls.authenticators_get, "The user's ways to sign in (a recent code first)"
+    ),
+    ("/api/authenticators", "POST"): Call(
+        recent(),
+        calls.authenticators_post,
+        "Rename one, make it the default, or remove it (never the last one)",
+        {
+            "authenticator": Field(required=True, max_length=64),
+            "action": Field(required=True, max_length=16),
+            "name": NAME,
+        },
+    ),
+    ("/api/lost", "POST"): Call(
+        challenged, calls.lost_post, 'Email a link to turn 2FA off ("I can\'t use my device")'
+    ),
+    ("/api/disable", "POST"): Call(
+        recent(), calls.disable_post, "Turn 2FA off (a recent code first)"
+    ),
+    ("/api/recovery/regenerate", "POST"): Call(
+        recent(), calls.regenerate_post, "A new set of recovery codes (the old ones stop working)"
+    ),
+    ("/api/sessions/others", "POST"): Call(
+        allowed_recent_if_verified("settings"),
+        calls.end_others_post,
+        "Sign out every other session of this user",
+    ),
+    ("/api/logout", "POST"): Call(anyone, calls.logout_post, "Sign out (the app's login too)"),
+}
+
+PATHS = frozenset(path for path, _ in CALLS)
+
+
+def dispatch(page: Page, sub: str, method: str) -> Reply:
+    """One call under `/api/`: 404, 405, the body and CSRF checks, the state, the handler."""
+    page.api = True
+    call = CALLS.get((sub, method))
+    if call is None:
+        if sub in PATHS:
+            return page.problem(
+                405, "method_not_allowed", N_("Method not allowed"), N_("There is nothing here.")
+            )
+        return page.problem(404, "not_found", N_("Not found"), N_("There is nothing here."))
+    if method == "POST":
+        if not csrf_valid(
+            page.rt.keyring, page.view.claims.session_id, page.facts.header(CSRF_HEADER)
+        ):
+            return page.problem(
+                403,
+                "csrf_failed",
+                N_("Request refused"),
+                N_("Send the session's CSRF token (GET /api/state) in the X-CSRF-Token header."),
+            )
+        try:
+            page.form = parse_body(page.facts, call.fields, MAX_BODY)
+        except BodyError as exc:
+            members = {"field": exc.field} if exc.field else {}
+            return page.problem(exc.status, exc.code, N_("Bad request"), str(exc), **members)
+    return call.when(page, lambda: call.handler(page))

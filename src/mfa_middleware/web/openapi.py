@@ -1,0 +1,135 @@
+"""The JSON API's OpenAPI 3.1 document, built from its table of calls (`web.api.CALLS`), so
+what it documents is what the router serves: the paths, each body's fields and types, the
+CSRF header, and the problem details every refusal is."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from mfa_middleware.core.http import RequestFacts, Response
+from mfa_middleware.runtime import Runtime
+from mfa_middleware.web.api import CALLS, CSRF_HEADER, Call
+from mfa_middleware.web.problems import PROBLEM_CONTENT_TYPE, Field
+
+PROBLEM = {"$ref": "#/components/responses/Problem"}
+PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}
+JSON_TYPES = {"string": "string", "boolean": "boolean", "object": "object"}
+
+
+def openapi_response(rt: Runtime, facts: RequestFacts) -> Response:
+    body = document(rt.prefix, rt.config.pages.app_name)
+    headers = [
+        ("content-type", "application/json"),
+        ("cache-control", "no-cache"),
+        ("x-content-type-options", "nosniff"),
+        ("access-control-allow-origin", "*"),  # a description, no credentials: any viewer
+    ]
+    return Response(200, headers, body)
+
+
+@cache
+def document(prefix: str, app_name: str) -> bytes:
+    return json.dumps(build(prefix, app_name), indent=1).encode()
+
+
+def build(prefix: str, app_name: str) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for (path, method), call in CALLS.items():
+        paths.setdefault(prefix + path, {})[method.lower()] = _operation(path, method, call)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": f"{app_name}: two-step verification API",
+            "version": "1",
+            "description": (
+                "The sign-in's second step for single-page apps. Calls are authenticated by"
+                " the app's own login (its session cookie) and the MFA session's cookie, as the"
+                " HTML pages are. Every POST carries the CSRF token of `GET state` in the"
+                f" `{CSRF_HEADER}` header and a JSON body. Refusals are RFC 9457 problem"
+                " details with a stable `code`."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {"Problem": _problem_schema()},
+            "responses": {
+                "Problem": {
+                    "description": "A refusal (RFC 9457 problem details)",
+                    "content": {
+                        PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    },
+                }
+            },
+            "parameters": {
+                "CSRF": {
+                    "name": CSRF_HEADER,
+                    "in": "header",
+                    "required": True,
+                    "description": "The session's CSRF token (`csrf_token` of GET state)",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+    }
+
+
+def _operation(path: str, method: str, call: Call) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": (method.lower() + path.replace("/api", "").replace("/", "_")),
+        "summary": call.summary,
+        "responses": {
+            "200": {
+                "description": "Done",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "default": PROBLEM,
+        },
+    }
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in call.query
+    ]
+    if method == "POST":
+        parameters.append({"$ref": "#/components/parameters/CSRF"})
+        operation["requestBody"] = {
+            "required": any(f.required for f in call.fields.values()),
+            "content": {"application/json": {"schema": _body_schema(call.fields)}},
+        }
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+def _body_schema(fields: Mapping[str, Field]) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for name, spec in fields.items():
+        schema: dict[str, Any] = {"type": JSON_TYPES[spec.type]}
+        if spec.type == "string":
+            schema["maxLength"] = spec.max_length
+        properties[name] = schema
+    required = [name for name, spec in fields.items() if spec.required]
+    body: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        body["required"] = required
+    return body
+
+
+def _problem_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["type", "title", "status", "code"],
+        "properties": {
+            "type": {"type": "string", "description": "urn:mfa-middleware:problem:<code>"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "code": {"type": "string", "description": "Stable: a front end branches on it"},
+            "detail": {"type": "string"},
+        },
+    }

@@ -1,0 +1,61 @@
+"""The JSON API in the FastAPI example (issue 20 point 3): FastAPI's own OpenAPI document and
+/docs describe it beside the app's routes, the document validates, and a front end enrolls and
+signs in through it behind FastAPI's session (no AuthenticationMiddleware)."""
+
+from __future__ import annotations
+
+import httpx
+import pyotp
+import pytest
+from examples.fastapi_app.app import create_app
+from openapi_spec_validator import validate
+
+from mfa_middleware import MemoryStore
+from mfa_middleware.testing import FixedClock
+from mfa_middleware.web.api import CALLS
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_docs_describe_the_app_and_the_2fa_api() -> None:
+    app = create_app(store=MemoryStore())
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        document = (await c.get("/openapi.json")).json()
+        docs = await c.get("/docs")
+    validate(document)
+    assert "/billing" in document["paths"]  # the app's own routes
+    ours = {path for path in document["paths"] if path.startswith("/_mfa/api/")}
+    assert ours == {"/_mfa" + path for path, _ in CALLS}
+    state = document["paths"]["/_mfa/api/state"]["get"]
+    assert state["tags"] == ["Two-step verification"]
+    assert "Problem" in document["components"]["schemas"]
+    assert docs.status_code == 200
+    assert "swagger-ui" in docs.text
+
+
+async def test_a_front_end_enrolls_and_signs_in_through_the_api() -> None:
+    clock = FixedClock(1_800_000_000)
+    app = create_app(store=MemoryStore(), clock=clock, recovery_code_count=0, trust_duration=0)
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        r = await c.post("/login", data={"username": "alice", "password": "alice-password"})
+        assert r.status_code == 303
+        state = (await c.get("/_mfa/api/state")).json()
+        assert state["state"] == "enroll"
+        secret = (await c.get("/_mfa/api/enroll/totp")).json()["secret"]
+        code = pyotp.TOTP(secret).at(clock())
+        done = await c.post(
+            "/_mfa/api/enroll/totp",
+            json={"code": code},
+            headers={"x-csrf-token": state["csrf_token"]},
+        )
+        assert done.status_code == 200, done.text
+        assert (await c.get("/", headers={"accept": "application/json"})).json() == {
+            "user": "alice"
+        }
