@@ -13,7 +13,8 @@ view, the list of users) and an administrator's reset with its confirmation; the
 code page; not found; a few states in Arabic, Japanese and French at phone width
 (lang-<language>-<state>-phone.png, tests/browser/test_languages.py); and the Django demo's
 admin user list with its 2FA columns (django-admin-users-desktop.png,
-tests/browser/test_django_admin.py).
+tests/browser/test_django_admin.py); and the single-page app example signing in through the
+JSON API (spa-*.png, tests/browser/test_spa.py).
 The same states are checked by axe-core in tests/browser/test_accessibility.py. Needs Debian's
 chromium and the playwright package, like the tests. Old PNGs are removed first, so a state
 that is gone leaves no stale picture.
@@ -43,7 +44,7 @@ def main(argv: list[str]) -> int:
     env = {**os.environ, "MFA_SCREENSHOTS": "1"}
     command = [
         python(), "-m", "pytest", "tests/browser", "-q", "-p", "no:cacheprovider",
-        "-k", "starlette or languages or django_admin", *argv,
+        "-k", "starlette or languages or django_admin or spa", *argv,
     ]  # fmt: skip
     code = subprocess.call(command, cwd=ROOT, env=env)  # noqa: S603 (a fixed command)
     written = sorted(p.name for p in SCREENSHOTS.glob("*.png"))
