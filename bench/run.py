@@ -38,6 +38,7 @@ SECTIONS = {
     "memory": "bench.memory_bench",
     "sizing": "bench.redis_sizing_bench",
     "api": "bench.api_bench",
+    "flask": "bench.flask_bench",
 }
 SECTION_TIMEOUT = 600
 
