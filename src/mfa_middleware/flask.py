@@ -73,14 +73,15 @@ def flask_login_user() -> Principal | None:
     `username`, `email`, `phone` where the user model has them)."""
     from flask_login import current_user
 
-    if not getattr(current_user, "is_authenticated", False):
+    user = current_user._get_current_object()  # once: each proxy access looks the user up
+    if not getattr(user, "is_authenticated", False):
         return None
-    user_id = str(current_user.get_id())
+    user_id = str(user.get_id())
     return Principal(
         id=user_id,
-        username=str(getattr(current_user, "username", "") or user_id),
-        email=getattr(current_user, "email", None) or None,
-        phone=getattr(current_user, "phone", None) or None,
+        username=str(getattr(user, "username", "") or user_id),
+        email=getattr(user, "email", None) or None,
+        phone=getattr(user, "phone", None) or None,
     )
 
 
