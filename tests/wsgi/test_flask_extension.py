@@ -123,3 +123,21 @@ def test_the_apps_logout_ends_the_mfa_session_server_side(app: Flask, clock: Fix
     r = thief.get("/", headers=HTML)
     assert r.status_code in (302, 303)
     assert "/login" in r.headers["location"]
+
+
+def test_the_json_api_through_the_extension(app: Flask, clock: FixedClock) -> None:
+    """A front end on a Flask app signs in through /_mfa/api as on any other adapter."""
+    c = app.test_client()
+    log_in(c)
+    state = c.get("/_mfa/api/state").get_json()
+    assert state["state"] == "enroll"
+    secret = c.get("/_mfa/api/enroll/totp").get_json()["secret"]
+    token = {"x-csrf-token": state["csrf_token"]}
+    wrong = c.post("/_mfa/api/enroll/totp", json={"code": "12"}, headers=token)
+    assert wrong.status_code == 400
+    assert wrong.get_json()["code"] == "malformed_code"
+    code = pyotp.TOTP(secret).at(clock())
+    done = c.post("/_mfa/api/enroll/totp", json={"code": code}, headers=token)
+    assert done.status_code == 200, done.get_data(as_text=True)
+    assert c.get("/_mfa/api/state").get_json()["state"] == "done"
+    assert c.get("/", headers=HTML).status_code == 200
