@@ -98,6 +98,52 @@ def test_parallel_updates_are_all_counted(server: RedisServer) -> None:
     assert stores[0].get(key) == {"n": 400}
 
 
+def calls_of(store: RedisStore) -> list[str]:
+    """The names of the calls `store` sends to Redis from now on (one per round trip)."""
+    sent: list[str] = []
+    real = store._call_sync
+
+    def counting(call: tuple[str, tuple[object, ...]]) -> object:
+        sent.append(call[0])
+        return real(call)
+
+    store._call_sync = counting  # type: ignore[method-assign]
+    return sent
+
+
+def test_an_update_after_a_read_is_one_round_trip(server: RedisServer) -> None:
+    """The gate reads a record, then the flow updates it: the compare-and-set goes at once
+    from the value read (the challenge POST's 9 round trips became 7)."""
+    server.client().flushall()
+    store = RedisStore(server.url)
+    key = Key("user", "alice")
+    store.put(key, {"n": 1})
+    sent = calls_of(store)
+    assert store.get(key) == {"n": 1}
+    assert store.update(key, increment) == ({"n": 1}, {"n": 2})
+    assert sent == ["mget", "cas"]
+    assert store.update(key, increment) == ({"n": 2}, {"n": 3})  # from the value it wrote
+    assert sent == ["mget", "cas", "cas"]
+    cold = RedisStore(server.url)  # never saw the key: reads it first, as before
+    cold_sent = calls_of(cold)
+    assert cold.update(key, increment) == ({"n": 3}, {"n": 4})
+    assert cold_sent == ["get", "cas"]
+
+
+def test_an_update_from_an_old_value_applies_to_the_current_one(server: RedisServer) -> None:
+    """Another process wrote since this one read: the script refuses the old value and
+    answers the current one, which the update is applied to (no lost write, no extra read)."""
+    server.client().flushall()
+    store, other = RedisStore(server.url), RedisStore(server.url)
+    key = Key("throttle", "alice")
+    store.put(key, {"n": 10})
+    assert other.update(key, increment) == ({"n": 10}, {"n": 11})
+    sent = calls_of(store)
+    assert store.update(key, increment) == ({"n": 11}, {"n": 12})
+    assert sent == ["cas", "cas"]  # the first from its old value, refused with the current one
+    assert other.get(key) == {"n": 12}
+
+
 def test_cache_is_invalidated_by_another_process_write(server: RedisServer) -> None:
     server.client().flushall()
     reader = RedisStore(server.url, local_cache=True, cache_ttl=60)

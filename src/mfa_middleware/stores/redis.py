@@ -5,7 +5,10 @@ hash tag keeps every key of one user (and the index of their records of a kind) 
 slot. TTLs are Redis expiries. Writes are small Lua scripts, so each is atomic on the server:
 `update` reads the document, runs the caller's pure function, and commits with a compare-and-set
 script that only writes if the document is still what was read (retried on conflict), so
-parallel requests can never both spend the same code or slot.
+parallel requests can never both spend the same code or slot. The read is skipped when this
+process read or wrote the key lately (usually earlier in the same request): the script is sent
+from that value, and if another writer changed it meanwhile, the script's refusal carries the
+current value to try again from. A challenge POST thus makes 7 round trips instead of 9.
 
 Every operation is written once as a short program of Redis calls (`_Program`); one runner
 executes it with the sync client and one with the asyncio client.
@@ -45,13 +48,15 @@ AsyncClient: TypeAlias = "redis.asyncio.Redis | redis.asyncio.RedisCluster"
 _Call = tuple[str, tuple[Any, ...]]
 _Cached = tuple[Doc | None, float | None, float]  # document, its expiry, when it was fetched
 CACHE_LIMIT = 10_000  # documents per generation of the bounded local cache
+SEEN_LIMIT = 1_024  # raw values kept per generation as the next update's expected value
 _Program = Generator[_Call, Any, Any]
 
 # KEYS: doc, index. ARGV: expected ('' = absent), new ('' = delete), ttl ('' = none, else
-# milliseconds), name in the index, channel ('' = no invalidation messages).
+# milliseconds), name in the index, channel ('' = no invalidation messages). Returns 1, or
+# {0, the current value} when it was not the one expected (the caller tries again from it).
 _COMPARE_AND_SET = """
 local current = redis.call('GET', KEYS[1]) or ''
-if current ~= ARGV[1] then return 0 end
+if current ~= ARGV[1] then return {0, current} end
 if ARGV[2] == '' then
   redis.call('DEL', KEYS[1])
   redis.call('SREM', KEYS[2], ARGV[4])
@@ -114,6 +119,13 @@ def _opened(raw: bytes | str | None, now: float) -> tuple[Doc | None, float | No
     return doc, expires
 
 
+def _text(raw: bytes | str | None) -> str:
+    """A stored value as the scripts compare it ('' for an absent key)."""
+    if raw is None:
+        return ""
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
 def _ttl_ms(expires: float | None, now: float) -> str:
     return "" if expires is None else str(max(1, int((expires - now) * 1000) + 1000))
 
@@ -152,6 +164,10 @@ class RedisStore(Store):
         # the local cache, shared with the listener thread: read and written under the lock
         self._lock = threading.Lock()
         self._cache: Bounded[str, _Cached] = Bounded(CACHE_LIMIT)
+        # the value each key had when this process last read or wrote it: an update sends its
+        # compare-and-set from it at once (one round trip, not a GET first); a stale one only
+        # costs the conflict, whose reply carries the current value
+        self._seen: Bounded[str, str] = Bounded(SEEN_LIMIT)
         self._generation = 0  # moves on every invalidation: a read older than it is not cached
         self._cache_live = threading.Event()
         self._listener: threading.Thread | None = None
@@ -240,6 +256,7 @@ class RedisStore(Store):
             generation = self._generation
             raws = yield ("mget", tuple(missing))
             for name, raw in zip(missing, raws, strict=True):
+                self._saw(name, raw)
                 doc, expires = _opened(raw, now)
                 results[name] = doc
                 if use_cache:
@@ -251,17 +268,23 @@ class RedisStore(Store):
     def _write_program(self, key: Key, doc: Doc | None, ttl: float | None) -> _Program:
         now = self.clock()
         expires = None if ttl is None else now + ttl
-        args = (_envelope(doc, expires), _ttl_ms(expires, now), key.name, self._publish_to)
+        stored = _envelope(doc, expires)
+        args = (stored, _ttl_ms(expires, now), key.name, self._publish_to)
         yield ("write", ((self.redis_key(key), self._index(key)), args))
+        self._saw(self.redis_key(key), stored)
         self._invalidate(self.redis_key(key))
 
     def _update_program(self, key: Key, fn: Updater, ttl: float | None) -> _Program:
+        """Read, apply `fn`, compare-and-set; from the value this process last saw when it has
+        one (no read first), and after a conflict from the value the script answered with."""
         rkey = self.redis_key(key)
-        for attempt in range(self.max_update_retries):
-            if attempt:  # lost a race: back off a little, with jitter, before trying again
-                yield ("sleep", (min(0.05, 0.001 * 2 ** min(attempt, 6)) * random.random(),))  # noqa: S311 (jitter)
-            raw = yield ("get", (rkey,))
-            current = "" if raw is None else (raw.decode() if isinstance(raw, bytes) else raw)
+        with self._lock:
+            current = self._seen.get(rkey)
+        guessed = current is not None
+        races = 0
+        while True:
+            if current is None:
+                current = _text((yield ("get", (rkey,))))
             now = self.clock()
             old, expires = _opened(current, now)
             new = fn(copy.deepcopy(old))
@@ -269,10 +292,24 @@ class RedisStore(Store):
                 expires = now + ttl
             stored = _envelope(new, expires)
             args = (current, stored, _ttl_ms(expires, now), key.name, self._publish_to)
-            if (yield ("cas", ((rkey, self._index(key)), args))):
+            answer = yield ("cas", ((rkey, self._index(key)), args))
+            if answer == 1:
+                self._saw(rkey, stored)
                 self._invalidate(rkey)
                 return old, new
-        raise StoreConflict(f"update of {key.kind} kept conflicting; gave up")
+            current = _text(answer[1])  # what the key holds now
+            if guessed:  # only our remembered value was old: no race, no back-off
+                guessed = False
+                continue
+            races += 1
+            if races >= self.max_update_retries:
+                raise StoreConflict(f"update of {key.kind} kept conflicting; gave up")
+            # lost a race: back off a little, with jitter, before trying again
+            yield ("sleep", (min(0.05, 0.001 * 2 ** min(races, 6)) * random.random(),))  # noqa: S311 (jitter)
+
+    def _saw(self, rkey: str, raw: bytes | str | None) -> None:
+        with self._lock:
+            self._seen[rkey] = _text(raw)
 
     def _scan_program(self, kind: str, part: str) -> _Program:
         index = self._index_key(kind, part)
