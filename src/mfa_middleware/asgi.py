@@ -300,8 +300,10 @@ class MFAMiddleware:
             scope,
         )
         entry = self.entry
-        if kind == "http" and incoming.method == "POST" and entry.is_page(incoming.path):
-            incoming.body = await read_body(receive, self.runtime.config.pages.max_form_bytes)
+        if kind == "http" and incoming.method == "POST":
+            limit = entry.body_limit(incoming.path)
+            if limit is not None:
+                incoming.body = await read_body(receive, limit)
         outcome = entry.handle(incoming)
         if outcome.__class__ is Pass and outcome.plain:
             # the common case: a verified session, an anonymous request

@@ -137,8 +137,8 @@ class MFA:
         assert self.entry is not None
         assert self.runtime is not None
         incoming = self._incoming()
-        if incoming.method == "POST" and self.entry.is_page(incoming.path):
-            limit = self.runtime.config.pages.max_form_bytes
+        limit = self.entry.body_limit(incoming.path) if incoming.method == "POST" else None
+        if limit is not None:
             incoming.body = read_body(request.environ, limit)
         handled = self.entry.handle(incoming)
         outcome: Outcome = (

@@ -125,8 +125,9 @@ class MFAMiddleware:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         incoming = self._incoming(environ)
-        if incoming.method == "POST" and self.entry.is_page(incoming.path):
-            incoming.body = read_body(environ, self.runtime.config.pages.max_form_bytes)
+        limit = self.entry.body_limit(incoming.path) if incoming.method == "POST" else None
+        if limit is not None:
+            incoming.body = read_body(environ, limit)
         outcome = self.entry.handle(incoming)
         if isinstance(outcome, Work):
             outcome = self.runtime.run(outcome.flow, outcome.recover)

@@ -308,6 +308,10 @@ async def test_a_passkey_through_the_api(clock: FixedClock) -> None:
         state = await api.state()
         assert state["methods"] == ["webauthn"]
         asked = (await api.get("challenge", method="webauthn")).json()
+        junk = {"id": "x", "rawId": "x", "type": "public-key", "response": {}}
+        refused = await api.post("challenge", {"method": "webauthn", "credential": junk})
+        problem(refused, 400, "passkey_refused")  # said as a passkey's, not as a code's
+        asked = (await api.get("challenge", method="webauthn")).json()
         assertion = key.assertion(asked["options"]["challenge"], origin, "localhost")
         r = await api.post("challenge", {"method": "webauthn", "credential": assertion})
         assert r.status_code == 200, r.text
@@ -545,3 +549,68 @@ async def test_the_enrollment_code_after_a_reset_and_the_default_authenticator(
         assert unlocked.status_code == 200, unlocked.text
         assert (await api.get("enroll/totp")).status_code == 200
         assert (await api.state())["enroll_code_required"] is False
+
+
+async def test_what_a_review_found(clock: FixedClock) -> None:
+    """Deep JSON, an ended session, a method the site does not offer, the enrollment code with
+    none waiting, the trust prompt after enrolling, and the headers beside the problems."""
+    app = make_app(clock, MemoryStore(), session_lifetime="1h", trust_duration="30d")
+    async with client(app) as c:
+        api = Api(c)
+        await login(c)
+        state = await api.state()
+        headers = {"x-csrf-token": state["csrf_token"], "content-type": "application/json"}
+        deep = b'{"code": ' + b"[" * 5000 + b"]" * 5000 + b"}"  # a RecursionError in json
+        problem(await c.post(f"{API}/enroll/totp", content=deep, headers=headers), 400, "bad_json")
+        padded = b" " * 20_000 + b'{"code": "12"}'  # larger than a form, smaller than the limit
+        problem(
+            await c.post(f"{API}/enroll/totp", content=padded, headers=headers),
+            400,
+            "malformed_code",
+        )
+        offered = problem(await api.get("enroll/passkey"), 404, "method_not_offered")
+        assert "webauthn" not in offered["enroll_methods"]
+        nothing = await api.post("enroll/unlock", {"code": "aaaa-bbbb-cccc-dddd"})
+        problem(nothing, 409, "wrong_state")  # no code waiting: no attempt spent either
+        secret = (await api.get("enroll/totp")).json()["secret"]
+        done = await api.post("enroll/totp", {"code": totp(secret, clock())})
+        assert done.json()["trust_offered"] is True  # as the pages: "Trust this device?" next
+        await relogin(c)
+        await api.state()
+        for _ in range(10):
+            locked = await api.post("challenge", {"code": wrong_code(secret, clock())})
+            if locked.status_code == 429:
+                break
+        assert problem(locked, 429, "locked")["retry_after"] == int(locked.headers["retry-after"])
+        clock.advance(7200)  # past the session's lifetime
+        ended = problem(await api.get("state"), 401, "session_expired")
+        assert ended["location"] == "/login"
+
+
+async def test_a_step_up_problem_carries_rfc_9470s_header(clock: FixedClock) -> None:
+    async with client(make_app(clock, MemoryStore())) as c:
+        api = Api(c)
+        await api_sign_up(api, clock)
+        clock.advance(3600)
+        asked = await api.get("authenticators")
+        problem(asked, 401, "insufficient_user_authentication")
+        assert 'error="insufficient_user_authentication"' in asked.headers["www-authenticate"]
+
+
+async def test_an_expired_enrollment_code_says_so_and_spends_no_attempt(clock: FixedClock) -> None:
+    from mfa_middleware.admin import Admin
+
+    app = make_app(clock, MemoryStore(), enroll_code_ttl="1h", email_sender=None)
+    async with client(app) as c:
+        api = Api(c)
+        await api_sign_up(api, clock)
+        layer = app.middleware_stack
+        while not hasattr(layer, "runtime"):
+            layer = layer.app  # type: ignore[attr-defined]
+        Admin(layer.runtime, "cli:test").reset("alice")  # type: ignore[attr-defined]
+        clock.advance(7200)
+        await relogin(c)
+        await api.state()
+        for _ in range(6):  # more than max_attempts: an expired code is no guess
+            expired = await api.post("enroll/unlock", {"code": "aaaa-bbbb-cccc-dddd"})
+            problem(expired, 400, "enroll_code_expired")

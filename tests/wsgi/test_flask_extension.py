@@ -136,6 +136,11 @@ def test_the_json_api_through_the_extension(app: Flask, clock: FixedClock) -> No
     wrong = c.post("/_mfa/api/enroll/totp", json={"code": "12"}, headers=token)
     assert wrong.status_code == 400
     assert wrong.get_json()["code"] == "malformed_code"
+    padded = b" " * 20_000 + b'{"code": "12"}'  # WSGI read only a form's 16 KB of it
+    read = c.post(
+        "/_mfa/api/enroll/totp", data=padded, content_type="application/json", headers=token
+    )
+    assert read.get_json()["code"] == "malformed_code"  # read whole: parsed, not "bad_json"
     code = pyotp.TOTP(secret).at(clock())
     done = c.post("/_mfa/api/enroll/totp", json={"code": code}, headers=token)
     assert done.status_code == 200, done.get_data(as_text=True)

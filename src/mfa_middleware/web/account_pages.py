@@ -13,9 +13,10 @@ from mfa_middleware.core.effects import Effect, Step, annotated
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_EXEMPT, Allow
 from mfa_middleware.core.records import UserRecord
+from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.gate import end_session
 from mfa_middleware.web.http import redirect
-from mfa_middleware.web.outcomes import Reply
+from mfa_middleware.web.outcomes import Answer, Reply
 from mfa_middleware.web.page import Page
 
 
@@ -116,32 +117,43 @@ def _renamed(item_id: str, name: str, user: UserRecord) -> UserRecord:
 def _removed(page: Page, changed: authenticators.Changed) -> Reply:
     if not changed.ok:
         return _authenticators_page(page, 409, refused=True)
-    # this session carries on under the user's new epoch; the others verify again
-    claims = replace(page.view.claims, epoch=changed.user.epoch)
-    cookie = page.rt.session_cookie(claims, page.view.eff)
+    cookie = page.rt.session_cookie(carried_on(page, changed.user), page.view.eff)
     return page.answer(redirect(page.url("authenticators?done=removed"), [cookie]))
+
+
+def carried_on(page: Page, record: UserRecord) -> SessionClaims:
+    """This session's claims under the user's new epoch: it carries on, the others (which
+    still hold the old one) must verify again."""
+    return replace(page.view.claims, epoch=record.epoch)
 
 
 def end_other_sessions_post(page: Page) -> Reply:
     """Log out every other session of this user; this one carries on with the new epoch. An
     enrolled user enters a code first (SES-13, the router's `recent_if_verified`): a stolen
     old session must not evict the owner and stay in."""
-    ending = annotated(ops.force_logout(page.principal.id, actor="self"), ip=page.facts.client)
-    return Step(ending, partial(_others_ended, page))
+    return Step(ending_others(page), partial(_others_ended, page))
+
+
+def ending_others(page: Page) -> Generator[Effect, Any, UserRecord]:
+    """Sign out every other session of this user (the record with its new epoch)."""
+    return annotated(ops.force_logout(page.principal.id, actor="self"), ip=page.facts.client)
 
 
 def _others_ended(page: Page, record: UserRecord) -> Reply:
-    claims = replace(page.view.claims, epoch=record.epoch)
-    cookie = page.rt.session_cookie(claims, page.view.eff)
+    cookie = page.rt.session_cookie(carried_on(page, record), page.view.eff)
     return page.answer(redirect(page.url("settings?ended=1"), [cookie]))
 
 
 def logout_post(page: Page) -> Reply:
     rt = page.rt
     response = redirect(page.facts.url(rt.config.pages.login_url), [rt.clear_session_cookie()])
-    signed_out = page.answer(response, end_app_session=True)
+    return signing_out(page, page.answer(response, end_app_session=True))
+
+
+def signing_out(page: Page, signed_out: Answer) -> Reply:
+    """End this MFA session server-side too (a copy of its cookie replays nothing), then
+    answer `signed_out` (which ends the app's login)."""
     if page.view.fresh:
         return signed_out
-    # end it server-side too: a copy of the cookie replays nothing
-    signing_out = end_session(rt, page.view.claims, page.principal.id, actor="self")
-    return Step(annotated(signing_out, ip=page.facts.client), lambda _: signed_out)
+    ending = end_session(page.rt, page.view.claims, page.principal.id, actor="self")
+    return Step(annotated(ending, ip=page.facts.client), lambda _: signed_out)

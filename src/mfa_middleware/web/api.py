@@ -200,6 +200,7 @@ def dispatch(page: Page, sub: str, method: str) -> Reply:
         try:
             page.form = parse_body(page.facts, call.fields, MAX_BODY)
         except BodyError as exc:
-            members = {"field": exc.field} if exc.field else {}
-            return page.problem(exc.status, exc.code, N_("Bad request"), str(exc), **members)
+            if exc.field is None:
+                return page.problem(exc.status, exc.code, N_("Bad request"), str(exc))
+            return page.problem(exc.status, exc.code, N_("Bad request"), str(exc), field=exc.field)
     return call.when(page, lambda: call.handler(page))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -27,25 +26,31 @@ from mfa_middleware.core import (
     passkeys,
     recovery,
 )
-from mfa_middleware.core.effects import Doc, Step, annotated, get
+from mfa_middleware.core.effects import Doc, Step, get
 from mfa_middleware.core.flows import Attempt, Enrolled
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.records import UserRecord
 from mfa_middleware.core.tokens import SessionClaims, csrf_token
-from mfa_middleware.web.account_pages import authenticator_change
+from mfa_middleware.web.account_pages import (
+    authenticator_change,
+    carried_on,
+    ending_others,
+    signing_out,
+)
 from mfa_middleware.web.attempts import with_lock_notice
 from mfa_middleware.web.challenge_pages import chosen, verified_claims
 from mfa_middleware.web.code_context import resend_context
-from mfa_middleware.web.device_pages import device_rows, onward, trust_open
+from mfa_middleware.web.device_pages import device_change, device_rows, onward, trust_open
 from mfa_middleware.web.enroll_pages import (
     EMAIL_RE,
     adding,
     allowed_phone_regions,
     relogin_target,
     signing_in_again,
+    with_enroll_code,
 )
-from mfa_middleware.web.gate import current_device, end_session, state_of
-from mfa_middleware.web.outcomes import Reply
+from mfa_middleware.web.gate import current_device, state_of
+from mfa_middleware.web.outcomes import Answer, Reply
 from mfa_middleware.web.page import Page
 from mfa_middleware.web.phone import normalise_phone
 from mfa_middleware.web.qr import qr_images
@@ -109,13 +114,15 @@ def attempt_problem(page: Page, attempt: Attempt) -> Reply:
 
 def _locked(page: Page, retry_after: float) -> Reply:
     permanent = math.isinf(retry_after)
+    seconds = None if permanent else max(1, math.ceil(retry_after))
     return page.problem(
         429,
         "locked",
         N_("Too many wrong codes"),
         N_("Too many wrong codes were entered. Wait, or contact your administrator."),
+        headers=() if seconds is None else (("retry-after", str(seconds)),),
         permanent=permanent,
-        retry_after=None if permanent else max(1, math.ceil(retry_after)),
+        retry_after=seconds,
     )
 
 
@@ -144,6 +151,7 @@ def _sent(page: Page, channel: str, sent: oob.Sent, destination: str = "") -> Re
             "resend_too_soon",
             N_("Wait a moment"),
             N_("A code was sent moments ago. Wait before asking for another."),
+            headers=(("retry-after", str(context["resend_refused"])),),
             retry_after=context["resend_refused"],
         )
     if sent.capped:
@@ -229,6 +237,14 @@ def challenge_post(page: Page) -> Reply:
 
 
 def _checked(page: Page, kind: str, attempt: Attempt) -> Reply:
+    if not attempt.ok and kind == passkeys.KIND and not attempt.locked:
+        return page.problem(
+            400,
+            "passkey_refused",
+            N_("Bad request"),
+            N_("Something went wrong with your passkey. Try again."),
+            reason=attempt.reason,
+        )
     if not attempt.ok:
         return attempt_problem(page, attempt)
     claims = verified_claims(page, kind, attempt)
@@ -260,7 +276,9 @@ def send_post(page: Page) -> Reply:
 
 
 def _resent(page: Page, kind: str, sent: oob.Sent, live: oob.PendingCode | None) -> Reply:
-    return _sent(page, kind, sent, live.destination if live is not None else "")
+    if live is None:
+        return _sent(page, kind, sent)
+    return _sent(page, live.channel, sent, live.destination)  # the fallback's, if it went there
 
 
 def recovery_post(page: Page) -> Reply:
@@ -289,8 +307,16 @@ def _enrolled(page: Page, claims: SessionClaims, method: str) -> Reply:
         return Step(finishing, partial(_relogin, page))
 
     def finished(codes: list[str] | None) -> Reply:
-        body = {"state": "done", "enrolled": method, "recovery_codes": codes or []}
-        return page.json(body, claims=claims)
+        def answered(target: str) -> Reply:  # as the pages: "Trust this device?" or not
+            body = {
+                "state": "done",
+                "enrolled": method,
+                "recovery_codes": codes or [],
+                "trust_offered": target != page.next,
+            }
+            return page.json(body, claims=claims)
+
+        return onward(page, answered)
 
     return Step(finishing, finished)
 
@@ -424,15 +450,30 @@ def _code_checked(page: Page, pending: enrollment.PendingEnrollment | None) -> R
 
 
 def unlock_post(page: Page) -> Reply:
-    """The enrollment code an administrator's reset asks for before enrolling."""
-    unlocking = enrollment.unlock(page.caller, page.params, page.form.get("code", ""))
+    """The enrollment code an administrator's reset asks for before enrolling: as its page,
+    only while one is waiting (else 409), and an expired one says so (no attempt spent)."""
 
-    def unlocked(attempt: Attempt) -> Reply:
-        if not attempt.ok:
-            return attempt_problem(page, attempt)
-        return page.json({"state": page.state, "unlocked": True})
+    def entered(code: enroll_code.EnrollCode) -> Reply:
+        if code.expires_at <= page.rt.clock():
+            return page.problem(
+                400,
+                "enroll_code_expired",
+                N_("Enrollment code"),
+                N_(
+                    "Your enrollment code has expired. Ask your administrator to reset"
+                    " two-step verification again for a new one."
+                ),
+            )
+        unlocking = enrollment.unlock(page.caller, page.params, page.form.get("code", ""))
+        return Step(unlocking, partial(_unlocked, page))
 
-    return Step(unlocking, unlocked)
+    return with_enroll_code(page, entered)
+
+
+def _unlocked(page: Page, attempt: Attempt) -> Reply:
+    if not attempt.ok:
+        return attempt_problem(page, attempt)
+    return page.json({"state": page.state, "unlocked": True})
 
 
 # -- after signing in -------------------------------------------------------------------------
@@ -469,25 +510,15 @@ def devices_post(page: Page) -> Reply:
 
 def _device_action(page: Page, device_id: str, action: str, doc: Doc | None) -> Reply:
     if doc is None or not device_id:
-        return page.message(
-            404, N_("Not found"), N_("That device is not on your list."), "not_found"
+        return page.problem(
+            404, "not_found", N_("Not found"), N_("That device is not on your list.")
         )
-    user_id = page.principal.id
-
-    def done(_: object) -> Reply:  # the list as it is now
-        return devices_get(page)
-
-    if action == "rename":
-        return Step(devices.rename(user_id, device_id, page.form.get("name", "")), done)
-    if action == "delete":
-        forgetting = devices.forget(user_id, device_id, actor="self")
-        return Step(annotated(forgetting, ip=page.facts.client), done)
-    if action == "trust" and trust_open(page):
-        if not page.recently_verified:
-            return page.step_up()
-        trusting = devices.trust_for(page.caller, device_id, None, page.rt.trust_seconds, "self")
-        return Step(trusting, done)
-    return _bad_action(page)
+    change = device_change(page, device_id, action, page.url("devices"))
+    if change is None:
+        return _bad_action(page)
+    if isinstance(change, Answer):  # a fresh code first
+        return change
+    return Step(change, lambda _: devices_get(page))  # the list as it is now
 
 
 def _bad_action(page: Page) -> Reply:
@@ -503,8 +534,8 @@ def authenticators_post(page: Page) -> Reply:
     """Rename one, make one the default, or remove one (never the last one)."""
     item_id, action = page.form.get("authenticator", ""), page.form.get("action", "")
     if authenticators.find(page.user, item_id) is None:
-        return page.message(
-            404, N_("Not found"), N_("That is not one of your ways to sign in."), "not_found"
+        return page.problem(
+            404, "not_found", N_("Not found"), N_("That is not one of your ways to sign in.")
         )
     if (changing := authenticator_change(page, item_id, action)) is not None:
         return Step(changing, lambda changed: _listed(page, changed))
@@ -527,9 +558,8 @@ def _removed(page: Page, changed: authenticators.Changed) -> Reply:
             N_("Not removed"),
             N_("This is your only way to sign in. Add another first, or turn 2FA off."),
         )
-    claims = replace(page.view.claims, epoch=changed.user.epoch)  # the others verify again
     items = [info.to_dict() for info in ops.authenticator_info(changed.user)]
-    return page.json({"authenticators": items}, claims=claims)
+    return page.json({"authenticators": items}, claims=carried_on(page, changed.user))
 
 
 def lost_post(page: Page) -> Reply:
@@ -560,22 +590,13 @@ def regenerate_post(page: Page) -> Reply:
 
 def end_others_post(page: Page) -> Reply:
     """Sign out every other session of this user; this one carries on."""
-    ending = annotated(ops.force_logout(page.principal.id, actor="self"), ip=page.facts.client)
-
-    def ended(record: UserRecord) -> Reply:
-        claims = replace(page.view.claims, epoch=record.epoch)
-        return page.json({"ended_others": True}, claims=claims)
-
-    return Step(ending, ended)
+    return Step(
+        ending_others(page),
+        lambda record: page.json({"ended_others": True}, claims=carried_on(page, record)),
+    )
 
 
 def logout_post(page: Page) -> Reply:
     """Sign out: this MFA session ends server-side, and the app's login with it."""
-    rt = page.rt
-    signed_out = page.json(
-        {"state": "login", "location": page.facts.url(rt.config.pages.login_url)}, ended=True
-    )
-    if page.view.fresh:
-        return signed_out
-    signing_out = end_session(rt, page.view.claims, page.principal.id, actor="self")
-    return Step(annotated(signing_out, ip=page.facts.client), lambda _: signed_out)
+    login = page.facts.url(page.rt.config.pages.login_url)
+    return signing_out(page, page.json({"state": "login", "location": login}, ended=True))

@@ -4,18 +4,18 @@ that is not theirs is answered like an id that does not exist (404)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from functools import partial
 from typing import Any
 
 from mfa_middleware.core import devices
-from mfa_middleware.core.effects import Doc, Step, annotated, get
+from mfa_middleware.core.effects import Doc, Effect, Step, annotated, get
 from mfa_middleware.core.http import Cookie
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.gate import current_device
 from mfa_middleware.web.http import redirect, with_next
-from mfa_middleware.web.outcomes import Reply
+from mfa_middleware.web.outcomes import Answer, Reply
 from mfa_middleware.web.page import Page
 
 
@@ -135,24 +135,36 @@ def _device_action(page: Page, device_id: str, doc: Doc | None) -> Reply:
         return _not_found(page)
     action = page.form.get("action", "")
     back = page.url("devices")
-    user_id = page.principal.id
-    if action == "rename":
-        renaming = devices.rename(user_id, device_id, page.form.get("name", ""))
-        return Step(renaming, lambda renamed: page.go(f"{back}?done={_renamed(renamed)}"))
     if action == "confirm_delete":
         name = devices.DeviceRecord.from_doc(doc).name
         return page.render("device_delete.html", device_id=device_id, device_name=name)
+    change = device_change(page, device_id, action, back)
+    if change is None:
+        return page.go(back)
+    if isinstance(change, Answer):  # a fresh code first
+        return change
+    if action == "rename":
+        return Step(change, lambda renamed: page.go(f"{back}?done={_renamed(renamed)}"))
+    done = "deleted" if action == "delete" else "trusted"
+    return Step(change, lambda _: page.go(f"{back}?done={done}"))
+
+
+def device_change(
+    page: Page, device_id: str, action: str, back: str
+) -> Generator[Effect, Any, Any] | Answer | None:
+    """The core change of a rename (the form's `name`), a delete or a trust of one of the
+    user's devices; trusting one needs a recent code (a step-up answer, back to `back`, until
+    then); None for any other action."""
+    user_id = page.principal.id
+    if action == "rename":
+        return devices.rename(user_id, device_id, page.form.get("name", ""))
     if action == "delete":
-        forgetting = devices.forget(user_id, device_id, actor="self")
-        return Step(
-            annotated(forgetting, ip=page.facts.client), lambda _: page.go(f"{back}?done=deleted")
-        )
+        return annotated(devices.forget(user_id, device_id, actor="self"), ip=page.facts.client)
     if action == "trust" and trust_open(page):
         if not page.recently_verified:  # trusting another browser remotely is an elevation
             return page.step_up(back=back)
-        trusting = devices.trust_for(page.caller, device_id, None, page.rt.trust_seconds, "self")
-        return Step(trusting, lambda _: page.go(f"{back}?done=trusted"))
-    return page.go(back)
+        return devices.trust_for(page.caller, device_id, None, page.rt.trust_seconds, "self")
+    return None
 
 
 def _renamed(renamed: bool) -> str:

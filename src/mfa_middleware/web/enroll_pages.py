@@ -378,7 +378,7 @@ def _code_post(page: Page, pending: enrollment.PendingEnrollment | None) -> Repl
 # -- the enrollment code after an administrator's reset ---------------------------------------
 
 
-def _with_enroll_code(page: Page, then: Callable[[enroll_code.EnrollCode], Reply]) -> Reply:
+def with_enroll_code(page: Page, then: Callable[[enroll_code.EnrollCode], Reply]) -> Reply:
     """`then` with the enrollment code this session must still enter; when there is none
     (entered already, or none asked), on to enrolling."""
 
@@ -400,7 +400,7 @@ def unlock_get(page: Page) -> Reply:
             ),
         )
 
-    return _with_enroll_code(page, shown)
+    return with_enroll_code(page, shown)
 
 
 def unlock_post(page: Page) -> Reply:
@@ -410,7 +410,7 @@ def unlock_post(page: Page) -> Reply:
         unlocking = enrollment.unlock(page.caller, page.params, page.form.get("code", ""))
         return Step(unlocking, partial(_unlocked, page))
 
-    return _with_enroll_code(page, entered)
+    return with_enroll_code(page, entered)
 
 
 def _unlocked(page: Page, attempt: Attempt) -> Reply:

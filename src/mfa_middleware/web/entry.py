@@ -30,6 +30,7 @@ from mfa_middleware.errors import SetupError, StoreError
 from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web import memo
+from mfa_middleware.web.api import MAX_BODY as API_MAX_BODY
 from mfa_middleware.web.gate import (
     AppSession,
     GateResult,
@@ -94,10 +95,21 @@ class Entry:
         self.request_of = request_of  # the framework's own request, for the config's hooks
         self._prefix = rt.prefix
         self._prefix_slash = rt.prefix + "/"
+        self._api_slash = rt.prefix + "/api/"
 
     def is_page(self, path: str) -> bool:
         """A request for one of our pages (the adapter reads a POST's body for it first)."""
         return path == self._prefix or path.startswith(self._prefix_slash)
+
+    def body_limit(self, path: str) -> int | None:
+        """How much of a POST's body the adapter reads for `path` (None: not ours, the app's
+        to read): a form's `max_form_bytes`, or a JSON API call's larger limit (a passkey's
+        attestation). A body cut there is refused as too large, never parsed."""
+        if not self.is_page(path):
+            return None
+        if path.startswith(self._api_slash):
+            return API_MAX_BODY
+        return self.rt.config.pages.max_form_bytes
 
     def agent_of(self, source: Any) -> str | None:
         """The support agent signed in as this request's user (`is_impersonating`), if any."""

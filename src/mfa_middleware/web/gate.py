@@ -15,7 +15,7 @@ from mfa_middleware.core import devices, directory, ops
 from mfa_middleware.core.addresses import Address
 from mfa_middleware.core.effects import Effect, emit, get
 from mfa_middleware.core.http import Cookie, RequestFacts, Response
-from mfa_middleware.core.i18n import Texts
+from mfa_middleware.core.i18n import N_, Texts
 from mfa_middleware.core.mfa_state import (
     BYPASS_STATE,
     EXEMPT,
@@ -49,7 +49,8 @@ from mfa_middleware.errors import StoreError
 from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.http import json_response, redirect, wants_json, with_hsts, with_next
-from mfa_middleware.web.messages import denied, unavailable
+from mfa_middleware.web.messages import denied, is_api, unavailable
+from mfa_middleware.web.problems import problem_response
 from mfa_middleware.web.stepup import Need, step_up
 
 
@@ -311,6 +312,11 @@ def expired_response(
 ) -> Response:
     cookies = [rt.clear_session_cookie()]
     login = facts.url(rt.config.pages.login_url)
+    if is_api(rt, facts):
+        texts = rt.languages.texts(rt.locale_of(facts, principal))
+        title = texts.gettext(N_("Session ended"))
+        members = {"reason": reason, "location": login}
+        return problem_response(401, "session_expired", title, "", members, cookies)
     if wants_json(facts, principal):
         return json_response(
             401, {"error": "session_expired", "reason": reason, "location": login}, cookies

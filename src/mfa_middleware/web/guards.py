@@ -107,6 +107,14 @@ def enrolling_by(method: str) -> Guard:
         def offered() -> Reply:
             if method in page.rt.enroll_methods:
                 return go_on()
+            if page.api:  # asking the state again would not help: say what is offered
+                return page.problem(
+                    404,
+                    "method_not_offered",
+                    N_("Not found"),
+                    N_("There is nothing here."),
+                    enroll_methods=list(page.rt.enroll_methods),
+                )
             return page.go(page.url("enroll"))
 
         return enrolling(page, offered)

@@ -28,7 +28,7 @@ from mfa_middleware.web.http import html_response, json_response, redirect, with
 from mfa_middleware.web.messages import message
 from mfa_middleware.web.outcomes import Answer, Reply
 from mfa_middleware.web.problems import problem_response
-from mfa_middleware.web.stepup import INSUFFICIENT, Need, step_up
+from mfa_middleware.web.stepup import INSUFFICIENT, Need, insufficient_challenge, step_up
 
 
 @dataclass(slots=True)
@@ -206,13 +206,21 @@ class Page:
         return self.answer(json_response(status, payload, jar), claims)
 
     def problem(
-        self, status: int, code: str, title: str, detail: str = "", **members: Any
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str = "",
+        *,
+        headers: tuple[tuple[str, str], ...] = (),
+        **members: Any,
     ) -> Answer:
-        """An RFC 9457 problem (see `web.problems`), `title` and `detail` in the page's language."""
+        """An RFC 9457 problem (see `web.problems`), `title` and `detail` in the page's
+        language; `headers` such as Retry-After beside it."""
         gettext = self.texts.gettext
         response = problem_response(
             status, code, gettext(title), gettext(detail) if detail else "", members,
-            self.view.cookies,
+            self.view.cookies, headers,
         )  # fmt: skip
         return self.answer(response)
 
@@ -263,13 +271,15 @@ class Page:
         401 with the requirement (RFC 9470's error name); the client confirms with a code at
         `/api/challenge` (`reauth: true`) and calls again."""
         if self.api:
-            max_age = self.sensitive.max_age
+            age = self.sensitive.max_age
+            max_age = None if age is None else int(age)
             return self.problem(
                 401,
                 INSUFFICIENT,
                 N_("Confirm it's you"),
                 N_("Enter a code first: this change needs a recent second factor."),
-                max_age=None if max_age is None else int(max_age),
+                headers=(("www-authenticate", insufficient_challenge(max_age)),),
+                max_age=max_age,
             )
         back = back or safe_next(self.facts.full_path, self.facts.url("/"))
         rt, cookies = self.rt, self.view.cookies

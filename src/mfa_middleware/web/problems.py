@@ -77,7 +77,7 @@ def parse_body(facts: RequestFacts, fields: Mapping[str, Field], limit: int) -> 
             raise BodyError(415, "unsupported_media_type", "Send the body as application/json.")
         try:
             data = json.loads(facts.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # deep nesting too
             raise BodyError(400, "bad_json", "The body is not valid JSON.") from exc
     if not isinstance(data, dict):
         raise BodyError(400, "bad_json", "The body must be a JSON object.")

@@ -68,16 +68,20 @@ def step_up(
     location = with_next(facts.url(page), back or _back_to(facts))
     if wants_json(facts, principal) or facts.is_websocket:
         max_age = None if need.max_age is None else int(need.max_age)
-        challenge = (
-            f'Bearer error="{INSUFFICIENT}",'
-            ' error_description="A more recent second factor is required"'
-        )
-        if max_age is not None:
-            challenge += f", max_age={max_age}"
         body = {"error": INSUFFICIENT, "location": location, "max_age": max_age}
         answer = json_response(401, body, list(cookies))
+        challenge = insufficient_challenge(max_age)
         return replace(answer, headers=[*answer.headers, ("www-authenticate", challenge)])
     return redirect(location, list(cookies))
+
+
+def insufficient_challenge(max_age: int | None) -> str:
+    """RFC 9470's WWW-Authenticate value: a more recent factor, within `max_age` seconds."""
+    challenge = (
+        f'Bearer error="{INSUFFICIENT}",'
+        ' error_description="A more recent second factor is required"'
+    )
+    return challenge if max_age is None else f"{challenge}, max_age={max_age}"
 
 
 UNGATED = Response(403, [("content-type", "text/plain; charset=utf-8")], b"Forbidden\n")
