@@ -78,6 +78,7 @@ def test_the_spa_enrolls_and_signs_in_through_the_json_api(spa_tab: Tab, tmp_pat
     page.get_by_role("button", name="Turn on two-step verification").click()
     expect(page.get_by_role("heading", name="Save your recovery codes")).to_be_visible()
     expect(page.locator("#code-list li")).to_have_count(10)
+    recovery_codes = page.locator("#code-list li").all_inner_texts()
     page.get_by_role("button", name="I saved them, continue").click()
     expect(page.get_by_text("Signed in as alice. Second step: totp.")).to_be_visible()
     tab.snap("spa-done")
@@ -96,3 +97,14 @@ def test_the_spa_enrolls_and_signs_in_through_the_json_api(spa_tab: Tab, tmp_pat
     page.get_by_label("Code", exact=True).fill(totp.at(int(time.time()) + 30))
     page.get_by_role("button", name="Verify").click()
     expect(page.get_by_text("Signed in as alice. Second step: totp.")).to_be_visible()
+    expect(page.get_by_role("heading", name="Signed in")).to_be_focused()  # not "Log out"
+
+    # her phone is not at hand: a recovery code instead
+    page.get_by_role("button", name="Log out").click()
+    log_in(tab)
+    expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
+    page.get_by_text("Other ways to sign in").click()
+    page.get_by_label("Recovery code", exact=True).fill(recovery_codes[0])
+    page.get_by_role("button", name="Use this recovery code").click()
+    expect(page.get_by_text("Signed in with a recovery code: 9 left.")).to_be_visible()
+    expect(page.get_by_text("Signed in as alice. Second step: recovery.")).to_be_visible()
