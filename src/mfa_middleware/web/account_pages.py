@@ -82,7 +82,7 @@ def authenticators_post(page: Page) -> Reply:
         done = "renamed" if action == "rename" else "default"
         return Step(changing, lambda _: page.go(f"{back}?done={done}"))
     if action == "confirm_remove":
-        if len(page.user.factors()) < 2:
+        if authenticators.last_one(page.user, item_id):
             return _authenticators_page(page, 409, refused=True)
         info = next(a for a in ops.authenticator_info(page.user) if a.id == item_id)
         return page.render("authenticator_remove.html", item=info)
