@@ -386,3 +386,50 @@ async def test_an_approver_is_not_the_last_factor_and_needs_a_trusted_browser(
     assert refused.status_code == 400
     assert "subscription could not be used" in visible(refused)
     assert len(UserRecord.from_doc(store.get(user_key("alice"))).factors()) == 2
+
+
+async def test_the_json_api_asks_polls_answers_and_finishes(
+    clock: FixedClock, push: WebPushService, phone: httpx.AsyncClient, laptop: httpx.AsyncClient
+) -> None:
+    """The same steps through /_mfa/api: an approver subscribed by the API, the request, the
+    poll, the answer on the approver, and the sign-in finished."""
+    from tests.e2e.test_json_api import Api, problem  # noqa: PLC0415
+
+    await login(phone)
+    await enroll_to_prompt(phone, clock)
+    await answer_prompt(phone, "trust")
+    on_phone = Api(phone)
+    subscription = push.subscribe(VAPID.public)
+    added = await on_phone.post(
+        "approvers", {"subscription": subscription.to_json(), "name": "Tablet"}
+    )
+    assert added.status_code == 200, added.text
+    assert added.json()["name"] == "Tablet"
+
+    await login(laptop)
+    on_laptop = Api(laptop)
+    assert (await on_laptop.state())["state"] == "challenge"
+    problem(await on_laptop.post("approval/finish"), 409, "not_approved")
+    asked = await on_laptop.post("approval")
+    assert asked.status_code == 200, asked.text
+    number = asked.json()["number"]
+    assert asked.json()["sent"] == 1 and asked.json()["expires_in"] == 120
+    assert (await on_laptop.get("approval")).json() == {
+        "state": "pending",
+        "number": number,
+        "expires_in": 120,
+    }
+    waiting = (await on_phone.get("approve")).json()["approvals"]
+    assert len(waiting) == 1 and number in waiting[0]["choices"]
+    problem(await on_phone.post("approve", {"approval": "nope", "choice": "1"}), 404, "not_found")
+    done = await on_phone.post("approve", {"approval": waiting[0]["id"], "choice": str(number)})
+    assert done.json() == {"outcome": "approved"}
+    problem(
+        await on_phone.post("approve", {"approval": waiting[0]["id"], "choice": str(number)}),
+        410,
+        "answered",
+    )
+    finished = await on_laptop.post("approval/finish")
+    assert finished.status_code == 200, finished.text
+    assert finished.json()["verified"] is True
+    assert await is_verified(laptop)

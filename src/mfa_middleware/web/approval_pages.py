@@ -197,13 +197,13 @@ ANSWERS = {  # outcome -> status, title, text
 }
 
 
+NOT_FOUND = (
+    404,
+    N_("Not found"),
+    N_("There is no such request for this browser. Only your approvers can answer it."),
+)
+
+
 def _answered(page: Page, decided: approvals.Decided) -> Reply:
-    status, title, text = ANSWERS.get(
-        decided.outcome,
-        (
-            404,
-            N_("Not found"),
-            N_("There is no such request for this browser. Only your approvers can answer it."),
-        ),
-    )
+    status, title, text = ANSWERS.get(decided.outcome, NOT_FOUND)
     return page.message(status, title, text, decided.outcome)
