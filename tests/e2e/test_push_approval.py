@@ -31,6 +31,7 @@ from tests.e2e.helpers import (
     visible,
 )
 from tests.e2e.test_devices import answer_prompt, enroll_to_prompt
+from tests.e2e.test_json_api import Api, problem
 from tests.support.mail_and_sms import Mailbox
 from tests.support.webpush import Subscription, VapidKeys, WebPushService, webpush_service
 
@@ -393,8 +394,6 @@ async def test_the_json_api_asks_polls_answers_and_finishes(
 ) -> None:
     """The same steps through /_mfa/api: an approver subscribed by the API, the request, the
     poll, the answer on the approver, and the sign-in finished."""
-    from tests.e2e.test_json_api import Api, problem  # noqa: PLC0415
-
     await login(phone)
     await enroll_to_prompt(phone, clock)
     await answer_prompt(phone, "trust")
@@ -413,14 +412,16 @@ async def test_the_json_api_asks_polls_answers_and_finishes(
     asked = await on_laptop.post("approval")
     assert asked.status_code == 200, asked.text
     number = asked.json()["number"]
-    assert asked.json()["sent"] == 1 and asked.json()["expires_in"] == 120
+    assert asked.json()["sent"] == 1
+    assert asked.json()["expires_in"] == 120
     assert (await on_laptop.get("approval")).json() == {
         "state": "pending",
         "number": number,
         "expires_in": 120,
     }
     waiting = (await on_phone.get("approve")).json()["approvals"]
-    assert len(waiting) == 1 and number in waiting[0]["choices"]
+    assert len(waiting) == 1
+    assert number in waiting[0]["choices"]
     problem(await on_phone.post("approve", {"approval": "nope", "choice": "1"}), 404, "not_found")
     done = await on_phone.post("approve", {"approval": waiting[0]["id"], "choice": str(number)})
     assert done.json() == {"outcome": "approved"}
