@@ -434,3 +434,25 @@ async def test_the_json_api_asks_polls_answers_and_finishes(
     assert finished.status_code == 200, finished.text
     assert finished.json()["verified"] is True
     assert await is_verified(laptop)
+
+
+async def test_an_approver_whose_trust_was_revoked_answers_nothing(
+    clock: FixedClock,
+    push: WebPushService,
+    phone: httpx.AsyncClient,
+    laptop: httpx.AsyncClient,
+    store: MemoryStore,
+) -> None:
+    sub, _ = await make_approver(phone, clock, push)
+    _, number = await ask(laptop)
+    page = await opened(phone, push, sub)
+    assert page.status_code == 200
+    [device] = [name for name, doc in store.scan("device", "alice") if doc["trusted_until"]]
+    devices = await phone.get("/_mfa/devices", headers=HTML)
+    data = {"csrf": csrf_of(devices.text), "device": device, "action": "delete"}
+    assert (await phone.post("/_mfa/devices", data=data, headers=HTML)).status_code == 303
+    refused = await pick(phone, page, str(number))
+    assert refused.status_code == 404
+    assert await state(laptop) == "pending"
+    listed = await phone.get("/_mfa/approve", headers=HTML)
+    assert f'value="{number}"' not in listed.text

@@ -189,13 +189,31 @@ def add(
 
 
 def _trusted(caller: Caller, device_id: str) -> Generator[Effect, Any, bool]:
-    docs = yield GetMany(
-        (SETTINGS_KEY, user_key(caller.user_id), device_key(caller.user_id, device_id))
-    )
+    """This browser is a device of the caller's, trusted now."""
+    return (yield from _device_state(caller, device_id))[0]
+
+
+def _device_state(
+    caller: Caller, device_id: str
+) -> Generator[Effect, Any, tuple[bool, UserRecord]]:
+    """Whether the device is trusted now, and the user's record (one read)."""
+    keys = (SETTINGS_KEY, user_key(caller.user_id), device_key(caller.user_id, device_id))
+    docs = yield GetMany(keys)
     settings, user = RuntimeSettings.from_doc(docs[0]), UserRecord.from_doc(docs[1])
-    return docs[2] is not None and DeviceRecord.from_doc(docs[2]).trusted(
+    device = docs[2]
+    trusted = device is not None and DeviceRecord.from_doc(device).trusted(
         caller.now, user, settings
     )
+    return trusted, user
+
+
+def is_approver(caller: Caller, device_id: str | None) -> Generator[Effect, Any, bool]:
+    """This browser is one of the caller's approvers, and still a trusted device of theirs
+    (deleting it from the device list, or any revocation of trust, ends its approvals)."""
+    if device_id is None:
+        return False
+    trusted, user = yield from _device_state(caller, device_id)
+    return trusted and approver_of_device(user, device_id) is not None
 
 
 # -- asking for approval ---------------------------------------------------------------------
@@ -310,10 +328,7 @@ def finish(caller: Caller, params: Params) -> Generator[Effect, Any, Attempt]:
 
 def pending(caller: Caller, device_id: str | None) -> Generator[Effect, Any, list[Approval]]:
     """The user's pending approvals, for this browser if it is one of their approvers."""
-    if device_id is None:
-        return []
-    user = UserRecord.from_doc((yield Get(user_key(caller.user_id))))
-    if approver_of_device(user, device_id) is None:
+    if not (yield from is_approver(caller, device_id)):
         return []
     rows: list[tuple[str, Doc]] = yield from _scan(caller.user_id)
     found = [Approval.from_doc(doc) for _, doc in rows]
@@ -339,10 +354,7 @@ def find(
     caller: Caller, device_id: str | None, approval_id: str
 ) -> Generator[Effect, Any, Decided]:
     """The approval `approval_id` of the caller's, for this browser (one of their approvers)."""
-    if device_id is None or not approval_id:
-        return Decided("not_found")
-    user = UserRecord.from_doc((yield Get(user_key(caller.user_id))))
-    if approver_of_device(user, device_id) is None:
+    if not approval_id or not (yield from is_approver(caller, device_id)):
         return Decided("not_found")
     rows = yield from _scan(caller.user_id)
     wanted = approval_id.encode()
