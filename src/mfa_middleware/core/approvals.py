@@ -244,17 +244,19 @@ def start(
         return Started(None, "locked")
     now = caller.now
 
+    def recent(doc: Doc | None) -> list[float]:
+        return [t for t in (doc or {}).get("times", []) if t > now - PUSH_WINDOW]
+
     def count(doc: Doc | None) -> Doc:
-        times = [t for t in (doc or {}).get("times", []) if t > now - PUSH_WINDOW]
+        times = recent(doc)
         return {"times": [*times, now] if len(times) < push.limit else times}
 
-    before, after = yield Update(pushes_key(caller.user_id), count, PUSH_WINDOW)
-    kept = (after or {}).get("times", [])
-    if now not in kept or len(kept) == len((before or {}).get("times", [])):
-        yield Emit(
-            "approval_refused", {"user": caller.user_id, "reason": "limit", "ip": caller.peer}
-        )
-        return Started(None, "limit", retry_after=max(0.0, min(kept) + PUSH_WINDOW - now))
+    before, _ = yield Update(pushes_key(caller.user_id), count, PUSH_WINDOW)
+    earlier = recent(before)  # what the winning run of `count` saw
+    if len(earlier) >= push.limit:
+        fields = {"user": caller.user_id, "reason": "limit", "ip": caller.peer}
+        yield Emit("approval_refused", fields)
+        return Started(None, "limit", retry_after=max(0.0, min(earlier) + PUSH_WINDOW - now))
     approval = new_approval(caller)
     yield Put(approval_key(caller.user_id, caller.session_hash), approval.to_doc(), TTL + 60)
     texts = params.texts(caller.locale)
