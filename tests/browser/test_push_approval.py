@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -25,10 +24,18 @@ from playwright.sync_api import Browser, expect  # noqa: E402
 
 from tests.support.webpush import VapidKeys, webpush_service  # noqa: E402
 
-from .flows import after_verification, desktop_tab, log_in, sign_up, url_of  # noqa: E402
-from .support import starlette_site  # noqa: E402
+from .flows import Tab, after_verification, desktop_tab, log_in, sign_up, url_of  # noqa: E402
+from .support import Shots, screenshots_wanted, starlette_site  # noqa: E402
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+def snap(tab: Tab, name: str) -> None:
+    """This test's own states, at desktop and phone width, with MFA_SCREENSHOTS=1 (its tabs
+    take no others: the shared states are the other journeys')."""
+    before, tab.shots = tab.shots, Shots(enabled=screenshots_wanted())
+    try:
+        tab.snap(name)
+    finally:
+        tab.shots = before
 
 
 def test_the_login_browser_goes_on_once_the_approver_picks_its_number(
@@ -49,6 +56,7 @@ def test_the_login_browser_goes_on_once_the_approver_picks_its_number(
             page.get_by_role("link", name="Approve sign-ins from this browser").click()
             expect(page).to_have_url(url_of("/_mfa/approvers"))
             expect(page.locator("[data-approver-message=nojs]")).to_be_hidden()  # script ran
+            snap(approver, "push-approval-approvers")
             scope = page.evaluate(
                 "navigator.serviceWorker.register('/_mfa/approver-sw.js', {scope: '/_mfa/'})"
                 ".then(r => r.scope)"
@@ -67,11 +75,12 @@ def test_the_login_browser_goes_on_once_the_approver_picks_its_number(
             # the login browser asks, and waits on its number
             log_in(laptop, "alice")
             expect(laptop.page).to_have_url(url_of("/_mfa/challenge"))
+            snap(laptop, "push-approval-challenge")
             laptop.page.get_by_role("button", name="Approve on your other device").click()
             number_shown = laptop.page.locator("[data-approval-number]")
             expect(number_shown).to_have_text(re.compile(r"^\d\d$"))
             number = number_shown.inner_text()
-            laptop.page.screenshot(path=tmp_path / "waiting.png")
+            snap(laptop, "push-approval-waiting")
 
             # the notification, decrypted as the approver's browser would, opened there
             payload = subscription.read_json(push.wait_for(subscription, timeout=10))
@@ -81,7 +90,7 @@ def test_the_login_browser_goes_on_once_the_approver_picks_its_number(
             expect(page.get_by_role("heading", name="Is it you signing in?")).to_be_visible()
             choices = page.locator("button[name=choice][value]:not([value=deny])")
             expect(choices).to_have_count(3)
-            page.screenshot(path=tmp_path / "approve.png")
+            snap(approver, "push-approval-approve")
             page.get_by_role("button", name=number, exact=True).click()
             expect(page.get_by_role("heading", name="Sign-in approved")).to_be_visible()
 
@@ -93,6 +102,3 @@ def test_the_login_browser_goes_on_once_the_approver_picks_its_number(
             again = page.goto(payload["url"])
             assert again is not None
             assert again.status in (404, 410)
-    if SCREENSHOTS.is_dir():
-        for name in ("waiting", "approve"):
-            shutil.copy(tmp_path / f"{name}.png", SCREENSHOTS / f"push-approval-{name}.png")
