@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, expect  # noqa: E402
 
 from tests.support.webpush import VapidKeys, webpush_service  # noqa: E402
 
+from .audit import Audit, missing_axe  # noqa: E402
 from .flows import Tab, after_verification, desktop_tab, log_in, sign_up, url_of  # noqa: E402
 from .support import Shots, screenshots_wanted, starlette_site  # noqa: E402
 
@@ -49,6 +50,8 @@ def test_the_login_browser_goes_on_once_the_approver_picks_its_number(
             desktop_tab(browser, site) as approver,
             desktop_tab(browser, site) as laptop,
         ):
+            audit = None if missing_axe() else Audit()  # axe-core on this test's own states
+            approver.audit = laptop.audit = audit
             # the approver: signed up and trusted, then made an approver from its settings
             sign_up(approver, "alice", trust=True)
             page = approver.page
@@ -102,3 +105,6 @@ def test_the_login_browser_goes_on_once_the_approver_picks_its_number(
             again = page.goto(payload["url"])
             assert again is not None
             assert again.status in (404, 410)
+            if audit is not None:
+                assert len(audit.states) >= 8
+                audit.assert_clean()
