@@ -456,3 +456,26 @@ async def test_an_approver_whose_trust_was_revoked_answers_nothing(
     assert await state(laptop) == "pending"
     listed = await phone.get("/_mfa/approve", headers=HTML)
     assert f'value="{number}"' not in listed.text
+
+
+async def test_subscribing_again_replaces_the_browsers_subscription(
+    clock: FixedClock, push: WebPushService, phone: httpx.AsyncClient, store: MemoryStore
+) -> None:
+    first, _ = await make_approver(phone, clock, push)
+    before = UserRecord.from_doc(store.get(user_key("alice"))).factors()[1]
+    page = await phone.get("/_mfa/approvers", headers=HTML)
+    assert "This browser" in visible(page)  # listed as this browser's approver
+    renewed = push.subscribe(VAPID.public)
+    data = {
+        "csrf": csrf_of(page.text),
+        "subscription": json.dumps(renewed.to_json()),
+        "name": "Renewed phone",
+    }
+    assert (await phone.post("/_mfa/approvers", data=data, headers=HTML)).status_code == 303
+    factors = UserRecord.from_doc(store.get(user_key("alice"))).factors()
+    assert [f.kind for f in factors] == ["totp", "approver"]
+    after = factors[1]
+    assert after.id == before.id
+    assert after.name == "Renewed phone"
+    assert after.credential is not None
+    assert after.credential["subscription"]["endpoint"] == renewed.endpoint != first.endpoint

@@ -153,17 +153,19 @@ def add(
     caller: Caller, params: Params, device_id: str | None, name: str, posted: str
 ) -> Generator[Effect, Any, Added]:
     """Make this browser (`device_id`, trusted) an approver with its push subscription. The
-    same browser subscribing again replaces its subscription, keeping its name. Unlike a new
-    factor, it moves no epoch: the browser's own trust is what it stands on."""
+    same browser subscribing again replaces its subscription (and its name, when one is
+    given). Unlike a new factor, it moves no epoch: the browser's own trust is what it stands
+    on. One approver per browser, and browsers are capped (`max_devices`), so approvers are."""
     subscription = subscription_from(posted, _settings(params).endpoints)
     if subscription is None:
         return Added(False, "subscription")
     if device_id is None or not (yield from _trusted(caller, device_id)):
         return Added(False, "untrusted")
+    renamed = authenticators.clean_name(name)
     item = Authenticator(
         authenticators.new_id(),
         KIND,
-        authenticators.clean_name(name) or name_from_user_agent(caller.user_agent),
+        renamed or name_from_user_agent(caller.user_agent),
         caller.now,
         credential={"device": device_id, "subscription": subscription},
     )
@@ -173,8 +175,8 @@ def add(
         if not authenticators.counted(user):
             return doc  # no factor to stand on (2FA was reset meanwhile)
         old = approver_of_device(user, device_id)
-        factors = [f for f in user.factors() if f is not old and f.id != getattr(old, "id", "")]
-        new = item if old is None else replace(item, id=old.id, name=old.name)
+        factors = [f for f in user.factors() if old is None or f.id != old.id]
+        new = item if old is None else replace(item, id=old.id, name=renamed or old.name)
         return authenticators.written(
             user, [*factors, new], authenticators.default_id(user)
         ).to_doc()
