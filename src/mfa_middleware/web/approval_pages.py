@@ -206,4 +206,4 @@ NOT_FOUND = (
 
 def _answered(page: Page, decided: approvals.Decided) -> Reply:
     status, title, text = ANSWERS.get(decided.outcome, NOT_FOUND)
-    return page.message(status, title, text, decided.outcome)
+    return page.render("message.html", status, title=title, message=text)
