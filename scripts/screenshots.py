@@ -10,11 +10,12 @@ cooldown answer); recovery codes; "Trust this device?"; the challenge (app and e
 wrong code, lockout); recovery codes in use; the lost-device pages; settings, devices, turning
 2FA off; the devices offered after a sign-in; the admin pages (a helpdesk administrator's
 view, the list of users) and an administrator's reset with its confirmation; the enrollment
-code page; not found; a few states in Arabic, Japanese and French at phone width
-(lang-<language>-<state>-phone.png, tests/browser/test_languages.py); and the Django demo's
-admin user list with its 2FA columns (django-admin-users-desktop.png,
-tests/browser/test_django_admin.py); and the single-page app example signing in through the
-JSON API (spa-*.png, tests/browser/test_spa.py).
+code page; not found; approving a sign-in from another browser (the login screen's number
+and the approver's choices, tests/browser/test_push_approval.py); a few states in Arabic,
+Japanese and French at phone width (lang-<language>-<state>-phone.png,
+tests/browser/test_languages.py); the Django demo's admin user list with its 2FA columns
+(django-admin-users-desktop.png, tests/browser/test_django_admin.py); and the single-page app
+example signing in through the JSON API (spa-*.png, tests/browser/test_spa.py).
 The same states are checked by axe-core in tests/browser/test_accessibility.py. Needs Debian's
 chromium and the playwright package, like the tests. Old PNGs are removed first, so a state
 that is gone leaves no stale picture.

@@ -428,6 +428,12 @@ def mfa_options(**overrides: Any) -> dict[str, Any]:
     if brand := os.environ.get("MFA_DEMO_BRAND_COLOR"):  # e.g. "#0f766e": the pages' colour
         options["brand_color"] = brand
     options["metrics"] = demo_metrics()  # served at /metrics to this machine
+    # approving sign-ins from another browser by Web Push: a VAPID private key (README)
+    if push_key := os.environ.get("MFA_DEMO_PUSH_KEY"):
+        options["push_vapid_private_key"] = push_key
+        options["push_contact"] = "mailto:ops@example.com"
+        if services := os.environ.get("MFA_DEMO_PUSH_SERVICES"):  # the tests' push service
+            options["push_services"] = services.split(",")
     options.update(overrides)
     # The demo shows every method, codes by email included (bob uses them); they are off by
     # default because NIST SP 800-63B does not accept email as a second factor.

@@ -36,6 +36,7 @@ PARTS = (
     "attempts",
     "codes",
     "webauthn",
+    "push",
     "devices",
     "recovery",
     "access",
@@ -117,6 +118,10 @@ class MFAConfig:
     webauthn_user_verification: str = "preferred"  # or "required", "discouraged"
     webauthn_attestation: str = "none"  # or "indirect", "direct"
     webauthn_resident_key: str = "preferred"  # discoverable credentials (passkeys)
+    push_vapid_private_key: str | None = None  # approving sign-ins by Web Push: needs [push]
+    push_contact: str | None = None  # "mailto:ops@example.com": for the push services
+    push_services: Sequence[str] | None = None  # allowed endpoint prefixes; None: the big four
+    push_limit: int = 3  # approval requests per user per 10 minutes
     is_admin: Callable[[Principal], bool] | None = None  # helpdesk: one user at a time
     is_superadmin: Callable[[Principal], bool] | None = None  # mode, lifetime, everyone; None: all
     is_impersonating: Callable[[Any], object] | None = None  # request -> the agent's id, or None
@@ -214,6 +219,16 @@ class MFAConfig:
             attestation=self.webauthn_attestation,
             resident_key=self.webauthn_resident_key,
             app_name=self.app_name,
+        )
+
+    @cached_property
+    def push(self) -> options.Push | None:
+        """Approving sign-ins from an approver browser (Web Push), or None when off."""
+        return options.push(
+            private_key=self.push_vapid_private_key,
+            contact=self.push_contact,
+            services=self.push_services,
+            limit=self.push_limit,
         )
 
     @cached_property

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from mfa_middleware import i18n
 from mfa_middleware.core.addresses import FORWARDED_HEADERS
+from mfa_middleware.core.approvals import PushSettings
 from mfa_middleware.core.http import RequestFacts
 from mfa_middleware.core.oob import OobParams
 from mfa_middleware.core.otp import ALGORITHMS, TotpParams
@@ -368,6 +369,75 @@ def webauthn(
         attestation=attestation,
         resident_key=resident_key,
     )
+
+
+PUSH_SERVICES = (  # where browsers' subscriptions point: Chrome, Firefox, Edge and Windows, Safari
+    "https://fcm.googleapis.com/",
+    "https://updates.push.services.mozilla.com/",
+    "https://wns2-",  # wns2-<region>.notify.windows.com
+    "https://web.push.apple.com/",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """Approving sign-ins by Web Push: the sender's VAPID key and contact, and what the core
+    needs (`settings`)."""
+
+    private_key: str
+    contact: str
+    settings: PushSettings
+
+
+def push(
+    *,
+    private_key: str | None,
+    contact: str | None,
+    services: Sequence[str] | None,
+    limit: int,
+) -> Push | None:
+    """None when `push_vapid_private_key` is unset. On, it needs pywebpush, a P-256 private
+    key (base64url, as `vapid --gen` or the README's snippet make it), a contact the push
+    services can write to, and https push services to allow."""
+    int_range("push_limit", limit, 1, 100)
+    if private_key is None:
+        return None
+    if importlib.util.find_spec("pywebpush") is None:
+        raise ConfigError(
+            "push_vapid_private_key", "needs pywebpush", "pip install 'mfa_middleware[push]'"
+        )
+    public_key = _vapid_public_key(private_key)
+    if not isinstance(contact, str) or not re.fullmatch(r"(mailto:\S+@\S+|https://\S+)", contact):
+        raise ConfigError(
+            "push_contact", f"{contact!r} is not a contact", "mailto:<address> or https://..."
+        )
+    allowed = PUSH_SERVICES if services is None else tuple(services)
+    for prefix in allowed:
+        parts = urlsplit(prefix) if isinstance(prefix, str) else None
+        if parts is None or parts.scheme not in ("https", "http") or not parts.netloc:
+            raise ConfigError("push_services", f"{prefix!r} is not a URL prefix", "https://...")
+    return Push(private_key, contact, PushSettings(public_key, allowed, limit))
+
+
+def _vapid_public_key(private_key: object) -> str:
+    """The public point (uncompressed, base64url) browsers subscribe with."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    try:
+        assert isinstance(private_key, str)
+        raw = base64.urlsafe_b64decode(private_key + "=" * (-len(private_key) % 4))
+        key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
+    except (AssertionError, ValueError):
+        raise ConfigError(
+            "push_vapid_private_key", "is not a P-256 private key", "32 bytes, base64url"
+        ) from None
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return base64.urlsafe_b64encode(point).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True, slots=True)

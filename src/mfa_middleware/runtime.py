@@ -23,6 +23,7 @@ from mfa_middleware.events import EventSink, logger
 from mfa_middleware.i18n import Languages, Texts
 from mfa_middleware.render import Renderer
 from mfa_middleware.senders.delivery import Delivery
+from mfa_middleware.senders.webpush import WebPushSender
 from mfa_middleware.stores.base import Store
 from mfa_middleware.stores.sqlite import SQLiteStore
 
@@ -94,9 +95,11 @@ class Runtime:
             MEMO_LIMIT
         )  # key -> (store generation, valid until, the gate's web.outcomes.Pass)
         codes = config.codes
-        self.delivery = Delivery(sms=codes.sms_sender, email=codes.email_sender)
+        push = config.push
+        pusher = None if push is None else WebPushSender(push.private_key, push.contact)
+        self.delivery = Delivery(sms=codes.sms_sender, email=codes.email_sender, push=pusher)
         # channels offered as a second factor (an email sender alone only sends notices)
-        self.code_channels = [c for c in self.delivery.channels() if c != "email"]
+        self.code_channels = [c for c in self.delivery.channels() if c not in ("email", "push")]
         if codes.email_codes:
             self.code_channels.append("email")
         self.trust_seconds = config.devices.trust_seconds
@@ -120,6 +123,7 @@ class Runtime:
             texts=self.languages.texts,
             webauthn=config.webauthn,
             sms_fallback=codes.sms_fallback,
+            push=None if push is None else push.settings,
         )
         # what a user may enroll, in the order the chooser offers it
         passkeys = ["webauthn"] if config.webauthn is not None else []

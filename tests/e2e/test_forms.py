@@ -14,6 +14,7 @@ from mfa_middleware.core.effects import Key
 from mfa_middleware.core.records import UserRecord, user_key
 from mfa_middleware.web.router import ROUTES
 from tests.support.mail_and_sms import Mailbox, TwilioDouble
+from tests.support.webpush import VapidKeys
 
 from .helpers import (
     HTML,
@@ -386,6 +387,8 @@ async def test_every_form_refuses_another_sessions_token_and_a_get(clock: FixedC
         store=store,
         is_admin=lambda p: p.id == "alice",
         trust_duration="30d",
+        push_vapid_private_key=VapidKeys.generate().private,  # the approval pages exist
+        push_contact="mailto:ops@example.com",
     )
     async with client(app) as c, client(app) as other:
         await login(c)

@@ -66,6 +66,12 @@ def of_kind(user: UserRecord, kind: str) -> list[Authenticator]:
     return [f for f in user.factors() if f.kind == kind]
 
 
+def counted(user: UserRecord) -> list[Authenticator]:
+    """The authenticators that stand on their own: every one but approvers (an approver is a
+    trusted browser answering for the user, and trust comes from one of these)."""
+    return [f for f in user.factors() if f.kind != "approver"]
+
+
 def code_factor(user: UserRecord) -> Authenticator | None:
     """The user's phone or address for codes, if any."""
     return next((f for f in user.factors() if f.kind in CODE_KINDS), None)
@@ -128,6 +134,11 @@ def renamed(user: UserRecord, authenticator_id: str, name: str) -> UserRecord:
 
 
 def made_default(user: UserRecord, authenticator_id: str) -> UserRecord:
+    """The challenge opens on that one (an approver is offered beside the default, never as
+    it: the record is unchanged)."""
+    item = find(user, authenticator_id)
+    if item is None or item.kind == "approver":
+        return user
     return written(user, user.factors(), authenticator_id)
 
 
@@ -154,6 +165,11 @@ def add(user_id: str, now: float, item: Authenticator) -> Generator[Effect, Any,
     return UserRecord.from_doc(after)
 
 
+def last_one(user: UserRecord, authenticator_id: str) -> bool:
+    """Removing that one would leave no authenticator that stands on its own (`counted`)."""
+    return not [f for f in counted(user) if f.id != authenticator_id]
+
+
 @dataclass(frozen=True, slots=True)
 class Changed:
     """The outcome of a change to one authenticator: done, or why not."""
@@ -178,7 +194,7 @@ def change(
 
     def apply(doc: Doc | None) -> Doc | None:
         user = UserRecord.from_doc(doc)
-        if find(user, authenticator_id) is None or (keep_one and len(user.factors()) < 2):
+        if find(user, authenticator_id) is None or (keep_one and last_one(user, authenticator_id)):
             return doc
         return how(user).to_doc()
 
@@ -187,7 +203,7 @@ def change(
     item = find(seen, authenticator_id)
     if item is None:
         return Changed(False, user, "not_found")
-    if keep_one and len(seen.factors()) < 2:
+    if keep_one and last_one(seen, authenticator_id):
         return Changed(False, user, "last_one")
     yield Emit(event, {"user": user_id, "kind": item.kind, "actor": actor})
     return Changed(True, user, item=item)

@@ -15,7 +15,8 @@ from mfa_middleware.core.oob import OobParams
 from mfa_middleware.core.otp import TotpParams
 from mfa_middleware.core.throttle import ThrottleParams
 
-if TYPE_CHECKING:  # core.webauthn builds on this module
+if TYPE_CHECKING:  # core.webauthn and core.approvals build on this module
+    from mfa_middleware.core.approvals import PushSettings
     from mfa_middleware.core.webauthn import WebAuthnSettings
 
 
@@ -62,3 +63,4 @@ class Params:
     texts: TextsFor = untranslated
     webauthn: WebAuthnSettings | None = None
     sms_fallback: bool = False  # a login code by email to the address of record if SMS fails
+    push: PushSettings | None = None  # approving sign-ins from an approver browser (Web Push)

@@ -23,6 +23,7 @@ AMR = {  # how a method is named in an `amr` claim (RFC 8176)
     "webauthn": "hwk",  # a security key or a device-bound passkey
     "webauthn.synced": "swk",  # a passkey synced between devices (its key leaves the device)
     "device": "device",
+    "approver": "mca",  # approved on another device: multiple-channel authentication
 }
 
 VERIFIED = "verified"

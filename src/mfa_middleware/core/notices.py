@@ -141,6 +141,7 @@ KIND_LABELS = {
     "sms": N_("text messages to your phone"),
     "email": N_("codes by email"),
     "webauthn": N_("a passkey or security key"),
+    "approver": N_("a browser that approves sign-ins"),
 }
 
 
@@ -151,4 +152,28 @@ def authenticator_removed(kind: str, name: str, texts: Texts) -> Notice:
         N_("{what} was removed from the ways you can sign in to your account."),
         {"what": f"{label} ({name})" if name else label},
         footer=True,
+    )
+
+
+def approver_added(name: str) -> Notice:
+    return Notice(
+        N_("a browser can now approve sign-ins"),
+        N_("{name} can now approve sign-ins to your account."),
+        {"name": name},
+    )
+
+
+def approval_denied(browser: str, ip: str, caller: Caller, params: Params) -> Notice:
+    """An approver refused a sign-in (a wrong number, or "This wasn't me"): someone who knows
+    the password may be asking in the hope of a careless tap."""
+    texts = params.texts(caller.locale)
+    return Notice(
+        N_("a sign-in was refused"),
+        N_(
+            "A sign-in to your account from {browser} (IP address {ip}) on {time} was refused"
+            " on your approver. Someone may know your password: change it now, and tell"
+            " your administrator."
+        ),
+        {"browser": browser or "-", "ip": ip or "-", "time": texts.datetime(caller.now)},
+        footer=False,
     )

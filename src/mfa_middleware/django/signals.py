@@ -32,6 +32,12 @@ mfa_webauthn_registration_failed = Signal()
 mfa_step_up_required = Signal()
 mfa_locked_out = Signal()
 mfa_enrolled = Signal()
+mfa_approver_added = Signal()
+mfa_approval_requested = Signal()
+mfa_approval_refused = Signal()
+mfa_approval_push_failed = Signal()
+mfa_approval_approved = Signal()
+mfa_approval_denied = Signal()
 mfa_enroll_code_issued = Signal()
 mfa_enroll_code_used = Signal()
 mfa_reset = Signal()
@@ -70,6 +76,12 @@ SIGNALS: dict[str, Signal] = {
     "step_up_required": mfa_step_up_required,
     "locked_out": mfa_locked_out,
     "enrolled": mfa_enrolled,
+    "approver_added": mfa_approver_added,
+    "approval_requested": mfa_approval_requested,
+    "approval_refused": mfa_approval_refused,
+    "approval_push_failed": mfa_approval_push_failed,
+    "approval_approved": mfa_approval_approved,
+    "approval_denied": mfa_approval_denied,
     "enroll_code_issued": mfa_enroll_code_issued,
     "enroll_code_used": mfa_enroll_code_used,
     "mfa_reset": mfa_reset,

@@ -7,8 +7,10 @@ from mfa_middleware.senders.base import Message, Sender
 
 
 class Delivery:
-    def __init__(self, sms: Sender | None = None, email: Sender | None = None) -> None:
-        self.senders = {"sms": sms, "email": email}
+    def __init__(
+        self, sms: Sender | None = None, email: Sender | None = None, push: Sender | None = None
+    ) -> None:
+        self.senders = {"sms": sms, "email": email, "push": push}
 
     def channels(self) -> list[str]:
         return [channel for channel, sender in self.senders.items() if sender is not None]

@@ -8,13 +8,13 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from mfa_middleware.core import assigned, authenticators, enrollment, ops, recovery
+from mfa_middleware.core import approvals, assigned, authenticators, enrollment, ops, recovery
 from mfa_middleware.core.effects import Effect, Step, annotated
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.policy import ALLOW_EXEMPT, Allow
 from mfa_middleware.core.records import UserRecord
 from mfa_middleware.core.tokens import SessionClaims
-from mfa_middleware.web.gate import end_session
+from mfa_middleware.web.gate import current_device, end_session
 from mfa_middleware.web.http import redirect
 from mfa_middleware.web.outcomes import Answer, Reply
 from mfa_middleware.web.page import Page
@@ -27,17 +27,33 @@ def settings_get(page: Page) -> Reply:
 def _with_assigned(page: Page, left: int | None) -> Reply:
     """And a phone number an administrator set for this user, still to be confirmed."""
     if "sms" not in page.rt.enroll_methods:
-        return _settings(page, left, None)
-    return Step(assigned.pending(page.principal.id), partial(_settings, page, left))
+        return _with_approvals(page, left, None)
+    return Step(assigned.pending(page.principal.id), partial(_with_approvals, page, left))
 
 
-def _settings(page: Page, left: int | None, phone: assigned.AssignedPhone | None) -> Reply:
+def _with_approvals(page: Page, left: int | None, phone: assigned.AssignedPhone | None) -> Reply:
+    """And, on an approver (push approval on), the sign-ins waiting for its approval."""
+    device = current_device(page.rt, page.facts, page.principal)
+    if page.params.push is None or device is None:
+        return _settings(page, left, phone, [])
+    waiting = approvals.pending(page.caller, device)
+    return Step(waiting, partial(_settings, page, left, phone))
+
+
+def _settings(
+    page: Page,
+    left: int | None,
+    phone: assigned.AssignedPhone | None,
+    waiting: list[approvals.Approval],
+) -> Reply:
     user, decision = page.user, page.decision
     extra: dict[str, Any] = {
         "assigned": phone,
         "codes_left": left,
         "few_left": left is not None and left <= recovery.FEW_LEFT,
         "can_disable": isinstance(decision, Allow),
+        "push_on": page.params.push is not None,
+        "approvals_waiting": len(waiting),
     }
     return page.render(
         "settings.html",
@@ -83,7 +99,7 @@ def authenticators_post(page: Page) -> Reply:
         done = "renamed" if action == "rename" else "default"
         return Step(changing, lambda _: page.go(f"{back}?done={done}"))
     if action == "confirm_remove":
-        if len(page.user.factors()) < 2:
+        if authenticators.last_one(page.user, item_id):
             return _authenticators_page(page, 409, refused=True)
         info = next(a for a in ops.authenticator_info(page.user) if a.id == item_id)
         return page.render("authenticator_remove.html", item=info)

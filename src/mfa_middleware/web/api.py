@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.tokens import csrf_valid
 from mfa_middleware.web import api_calls as calls
+from mfa_middleware.web import approval_pages
 from mfa_middleware.web.guards import (
     Guard,
     allowed,
@@ -81,6 +82,34 @@ CALLS: dict[tuple[str, str], Call] = {
         calls.send_post,
         "Send a new code by SMS or email",
         {"method": METHOD, "reauth": Field("boolean")},
+    ),
+    ("/api/approval", "POST"): Call(
+        challenged,
+        calls.approval_post,
+        "Ask the user's approvers to approve this sign-in: the number they must pick",
+    ),
+    ("/api/approval", "GET"): Call(
+        challenged, approval_pages.status_get, "The state of this sign-in's approval request"
+    ),
+    ("/api/approval/finish", "POST"): Call(
+        challenged,
+        calls.approval_finish_post,
+        "Sign in once an approver approved (as after a right code)",
+    ),
+    ("/api/approvers", "POST"): Call(
+        recent(),
+        calls.approvers_post,
+        "Make this trusted browser an approver (its PushSubscription.toJSON())",
+        {"subscription": Field("object", required=True, max_length=4096), "name": NAME},
+    ),
+    ("/api/approve", "GET"): Call(
+        allowed, calls.approve_get, "On an approver: the sign-ins waiting for its answer"
+    ),
+    ("/api/approve", "POST"): Call(
+        allowed,
+        calls.approve_post,
+        'On an approver: pick the number shown at the sign-in, or "deny" ("This wasn\'t me")',
+        {"approval": Field(required=True, max_length=64), "choice": Field(max_length=8)},
     ),
     ("/api/recovery", "POST"): Call(
         challenged, calls.recovery_post, "Sign in with a recovery code", {"code": CODE}

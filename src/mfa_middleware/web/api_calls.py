@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 from mfa_middleware.core import (
+    approvals,
     assigned,
     authenticators,
     challenge,
@@ -37,8 +38,9 @@ from mfa_middleware.web.account_pages import (
     ending_others,
     signing_out,
 )
+from mfa_middleware.web.approval_pages import ANSWERS, NOT_FOUND
 from mfa_middleware.web.attempts import with_lock_notice
-from mfa_middleware.web.challenge_pages import chosen, verified_claims
+from mfa_middleware.web.challenge_pages import approvals_offered, chosen, verified_claims
 from mfa_middleware.web.code_context import resend_context
 from mfa_middleware.web.device_pages import device_change, device_rows, onward, trust_open
 from mfa_middleware.web.enroll_pages import (
@@ -600,3 +602,134 @@ def logout_post(page: Page) -> Reply:
     """Sign out: this MFA session ends server-side, and the app's login with it."""
     login = page.facts.url(page.rt.config.pages.login_url)
     return signing_out(page, page.json({"state": "login", "location": login}, ended=True))
+
+
+# -- approving a sign-in from another browser (push) ------------------------------------------
+
+
+def _push_off(page: Page) -> Reply | None:
+    if page.params.push is None:
+        return page.problem(404, "not_found", N_("Not found"), N_("There is nothing here."))
+    return None
+
+
+def approval_post(page: Page) -> Reply:
+    """Ask the user's approvers to approve this sign-in: the number to show."""
+    if (off := _push_off(page)) is not None:
+        return off
+    if not approvals_offered(page):
+        return page.problem(
+            409,
+            "no_approver",
+            N_("No approver"),
+            N_("Make one of your trusted browsers an approver first, in your sign-in settings."),
+        )
+    asking = approvals.start(page.caller, page.params, page.user, page.url("approve"))
+    return Step(asking, partial(_approval_started, page))
+
+
+def _approval_started(page: Page, started: approvals.Started) -> Reply:
+    approval = started.approval
+    if approval is None and started.reason == "limit":
+        return page.problem(
+            429,
+            "approval_limit",
+            N_("Too many approval requests"),
+            N_("Wait a few minutes, or use a code."),
+            headers=(("retry-after", str(max(1, math.ceil(started.retry_after)))),),
+            retry_after=max(1, math.ceil(started.retry_after)),
+        )
+    if approval is None:
+        return _unless_locked(page, lambda: _locked(page, 1.0))
+    expires_in = max(0, round(approval.expires_at - page.caller.now))
+    body = {"state": approval.state, "number": approval.number, "expires_in": expires_in}
+    return page.json({**body, "sent": started.sent})
+
+
+def approval_finish_post(page: Page) -> Reply:
+    """Sign in once an approver approved (as after a right code); else 409 with the state."""
+    if (off := _push_off(page)) is not None:
+        return off
+    return Step(approvals.finish(page.caller, page.params), partial(_approval_finished, page))
+
+
+def _approval_finished(page: Page, attempt: Attempt) -> Reply:
+    if attempt.ok:
+        return _verified(page, verified_claims(page, approvals.KIND, attempt))
+    return page.problem(
+        409,
+        "not_approved",
+        N_("Not approved"),
+        N_("This sign-in was not approved."),
+        state=attempt.reason,
+    )
+
+
+APPROVER_REFUSALS = {
+    "untrusted": N_(
+        "Only a trusted browser can approve sign-ins. Trust this browser first, then try again."
+    ),
+    "subscription": N_(
+        "This browser's notification subscription could not be used. Allow notifications and"
+        " try again."
+    ),
+}
+
+
+def approvers_post(page: Page) -> Reply:
+    """Make this (trusted) browser an approver with its push subscription."""
+    if (off := _push_off(page)) is not None:
+        return off
+    device = current_device(page.rt, page.facts, page.principal)
+    subscription, name = page.form.get("subscription", ""), page.form.get("name", "")
+    adding_one = approvals.add(page.caller, page.params, device, name, subscription)
+    return Step(adding_one, partial(_approver_added, page))
+
+
+def _approver_added(page: Page, added: approvals.Added) -> Reply:
+    if not added.ok or added.item is None:
+        detail = APPROVER_REFUSALS.get(added.reason, APPROVER_REFUSALS["subscription"])
+        return page.problem(400, f"approver_{added.reason}", N_("Request refused"), detail)
+    return page.json({"id": added.item.id, "name": added.item.name})
+
+
+def approve_get(page: Page) -> Reply:
+    """On an approver: the sign-ins waiting for its answer."""
+    if (off := _push_off(page)) is not None:
+        return off
+    device = current_device(page.rt, page.facts, page.principal)
+    return Step(approvals.pending(page.caller, device), partial(_waiting_list, page))
+
+
+def _waiting_list(page: Page, rows: list[approvals.Approval]) -> Reply:
+    listed = [
+        {
+            "id": a.id,
+            "browser": a.browser,
+            "ip": a.ip,
+            "created_at": a.created_at,
+            "expires_in": max(0, round(a.expires_at - page.caller.now)),
+            "choices": a.choices,
+        }
+        for a in rows
+    ]
+    return page.json({"approvals": listed})
+
+
+def approve_post(page: Page) -> Reply:
+    """On an approver: the number picked (`choice`), or "deny" for "This wasn't me"."""
+    if (off := _push_off(page)) is not None:
+        return off
+    device = current_device(page.rt, page.facts, page.principal)
+    picked = page.form.get("choice", "")
+    choice = int(picked) if picked.isdigit() and len(picked) <= 3 else None
+    approval_id = page.form.get("approval", "")
+    deciding = approvals.decide(page.caller, page.params, device, approval_id, choice)
+    return Step(deciding, partial(_decided, page))
+
+
+def _decided(page: Page, decided: approvals.Decided) -> Reply:
+    if decided.outcome in (approvals.APPROVED, approvals.DENIED):
+        return page.json({"outcome": decided.outcome})
+    status, title, text = ANSWERS.get(decided.outcome, NOT_FOUND)
+    return page.problem(status, decided.outcome, title, text)

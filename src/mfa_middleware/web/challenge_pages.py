@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from mfa_middleware.core import authenticators, challenge, oob, passkeys, recovery
+from mfa_middleware.core import approvals, authenticators, challenge, oob, passkeys, recovery
 from mfa_middleware.core.effects import Step
 from mfa_middleware.core.flows import Attempt
 from mfa_middleware.core.tokens import SessionClaims
@@ -47,8 +47,16 @@ def _challenge_page(page: Page, kind: str, status: int = 200, **context: Any) ->
         stepup=_stepup(page),
         method=kind,
         others=others,
+        approvable=approvals_offered(page),
         **context,
     )
+
+
+def approvals_offered(page: Page) -> bool:
+    """ "Approve on another device" (`web.approval_pages`): push is on, the user has an
+    approver, and this is a sign-in (a step-up asks for a code or passkey)."""
+    push_on = page.params.push is not None
+    return push_on and bool(approvals.approvers(page.user)) and not page.reauth
 
 
 def challenge_get(page: Page) -> Reply:

@@ -52,7 +52,12 @@ def with_hsts(response: Response, facts: RequestFacts, max_age: int) -> Response
 
 
 SCRIPT_PAGE_HEADERS = tuple(
-    (name, f"{value}; script-src 'self'" if name == "content-security-policy" else value)
+    (
+        name,
+        f"{value}; script-src 'self'; connect-src 'self'"
+        if name == "content-security-policy"
+        else value,
+    )
     for name, value in PAGE_HEADERS
 )
 

@@ -28,6 +28,7 @@ from mfa_middleware.web import (
     account_pages,
     admin_pages,
     api,
+    approval_pages,
     challenge_pages,
     device_pages,
     enroll_pages,
@@ -82,6 +83,12 @@ ROUTES: dict[str, Route] = {
     "/challenge": Route(code_asked, challenge_pages.challenge_get, challenge_pages.challenge_post),
     "/challenge/resend": Route(code_asked, post=challenge_pages.resend_post),
     "/challenge/other": Route(code_asked, challenge_pages.other_ways_get),
+    "/challenge/approve": Route(challenged, approval_pages.wait_get, approval_pages.wait_post),
+    "/challenge/approve/status": Route(challenged, approval_pages.status_get),
+    "/approvers": Route(
+        recent("approvers"), approval_pages.approvers_get, approval_pages.approvers_post
+    ),
+    "/approve": Route(allowed, approval_pages.approve_get, approval_pages.approve_post),
     "/recovery": Route(challenged, challenge_pages.recovery_get, challenge_pages.recovery_post),
     "/lost": Route(challenged, reset_pages.lost_get, reset_pages.lost_post),
     "/lost/confirm": Route(anyone, reset_pages.lost_confirm_get, reset_pages.lost_confirm_post),
@@ -134,20 +141,31 @@ def stylesheet(rt: Runtime) -> Response:
 
 def passkey_script() -> Response:
     """The passkey pages' one script (same origin: the pages allow no other)."""
+    return script("webauthn.js")
+
+
+def script(name: str, max_age: int = 3600) -> Response:
+    """One of our same-origin scripts (a service worker is asked for afresh: `max_age` 0)."""
     headers = [
         ("content-type", "text/javascript; charset=utf-8"),
-        ("cache-control", "public, max-age=3600"),
+        ("cache-control", f"public, max-age={max_age}" if max_age else "no-cache"),
         ("x-content-type-options", "nosniff"),
         ("referrer-policy", "no-referrer"),
     ]
-    return Response(200, headers, _script_bytes())
+    return Response(200, headers, _script_bytes(name))
 
 
 @cache
-def _script_bytes() -> bytes:
+def _script_bytes(name: str = "webauthn.js") -> bytes:
     from importlib.resources import files
 
-    return (files("mfa_middleware") / "web/static/webauthn.js").read_bytes()
+    return (files("mfa_middleware") / "web/static" / name).read_bytes()
+
+
+PUSH_SCRIPTS = {  # served when push approval is on: the pages' script, the service worker
+    "/static/approval.js": ("approval.js", 3600),
+    "/approver-sw.js": ("approver-sw.js", 0),  # at the prefix: its scope covers our pages
+}
 
 
 def page_work(
@@ -168,6 +186,9 @@ def page_work(
         return Answer(with_hsts(stylesheet(rt), facts, hsts))
     if sub == "/static/webauthn.js" and method == "GET" and rt.config.webauthn is not None:
         return Answer(with_hsts(passkey_script(), facts, hsts))
+    if sub in PUSH_SCRIPTS and method == "GET" and rt.config.push is not None:
+        name, max_age = PUSH_SCRIPTS[sub]
+        return Answer(with_hsts(script(name, max_age), facts, hsts))
     if sub == api.OPENAPI and method == "GET":
         return Answer(with_hsts(openapi_response(rt, facts), facts, hsts))
     if principal is None:
