@@ -26,7 +26,9 @@ from mfa_middleware.web.openapi import build
 from tests.support.example_server import Served, serving_example, sign_up
 
 SECRET = "api-contract-tests-2b7d9f1e3a5c7e9b1d3f5a7c9e1b3d5f-Lq8Rw"
-schema = schemathesis.openapi.from_dict(build("/_mfa", "Demo app"))
+# signing out would end alice's session for the calls after it: tests/e2e/test_json_api.py
+# covers it
+schema = schemathesis.openapi.from_dict(build("/_mfa", "Demo app")).exclude(path="/_mfa/api/logout")
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +67,6 @@ def test_every_call_answers_as_documented(
     case: Any, served: Served, alice: tuple[requests.Session, str]
 ) -> None:
     session, csrf = alice
-    if case.path.endswith("/logout"):  # it would sign alice out for the calls after it
-        pytest.skip("signing out is tested in tests/e2e/test_json_api.py")
     if case.headers and "x-csrf-token" in case.headers:
         case.headers["x-csrf-token"] = csrf  # the bodies get past the CSRF check
     response = case.call(base_url=served.base, session=session)
