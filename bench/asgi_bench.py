@@ -228,7 +228,7 @@ def component_samplers(
     async def memo(n: int) -> int:
         start = perf_counter_ns()
         for _ in range(n):
-            replay(rt, header, marker, "alice")
+            replay(rt, header, marker, "alice", "/account", "GET")
         return perf_counter_ns() - start
 
     def generation_of(store: Store) -> Callable[[int], Awaitable[int]]:

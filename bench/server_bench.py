@@ -278,7 +278,10 @@ def report(
         ]
         for name, rs in runs.items()
     }
-    clean = not any(bad.values()) and not any(wrong_size.values()) and sizes == after
+    # still the page afterwards (the session held): its size may move by a byte or two, since
+    # the demo's page says how many seconds ago the code was entered
+    held = all(abs(after[name] - sizes[name]) <= 8 for name in sizes)
+    clean = not any(bad.values()) and not any(wrong_size.values()) and held
     rows = []
     for name, label in (("bare", "example without ours"), ("ours", "example with ours, verified")):
         rs = sorted(x["rps"] for x in runs[name])
