@@ -479,3 +479,34 @@ async def test_subscribing_again_replaces_the_browsers_subscription(
     assert after.name == "Renewed phone"
     assert after.credential is not None
     assert after.credential["subscription"]["endpoint"] == renewed.endpoint != first.endpoint
+
+
+async def test_the_api_says_no_approver_when_the_approvers_went_meanwhile(
+    clock: FixedClock,
+    push: WebPushService,
+    phone: httpx.AsyncClient,
+    laptop: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The core found no approver after the page's check did (one removed in between): the
+    answer is no_approver, not a lockout the user does not have."""
+    from mfa_middleware.core import approvals
+    from mfa_middleware.web import api_calls
+
+    await login(phone)
+    await enroll_to_prompt(phone, clock)
+    await answer_prompt(phone, "trust")
+    added = await Api(phone).post(
+        "approvers", {"subscription": push.subscribe(VAPID.public).to_json(), "name": "Tablet"}
+    )
+    assert added.status_code == 200, added.text
+
+    def none_left(*args: Any) -> Any:
+        return approvals.Started(None, "none")
+        yield  # a flow that asks the store nothing
+
+    monkeypatch.setattr(api_calls.approvals, "start", none_left)
+    await login(laptop)
+    on_laptop = Api(laptop)
+    await on_laptop.state()
+    problem(await on_laptop.post("approval"), 409, "no_approver")

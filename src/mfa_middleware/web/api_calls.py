@@ -618,14 +618,18 @@ def approval_post(page: Page) -> Reply:
     if (off := _push_off(page)) is not None:
         return off
     if not approvals_offered(page):
-        return page.problem(
-            409,
-            "no_approver",
-            N_("No approver"),
-            N_("Make one of your trusted browsers an approver first, in your sign-in settings."),
-        )
+        return _no_approver(page)
     asking = approvals.start(page.caller, page.params, page.user, page.url("approve"))
     return Step(asking, partial(_approval_started, page))
+
+
+def _no_approver(page: Page) -> Reply:
+    return page.problem(
+        409,
+        "no_approver",
+        N_("No approver"),
+        N_("Make one of your trusted browsers an approver first, in your sign-in settings."),
+    )
 
 
 def _approval_started(page: Page, started: approvals.Started) -> Reply:
@@ -639,7 +643,9 @@ def _approval_started(page: Page, started: approvals.Started) -> Reply:
             headers=(("retry-after", str(max(1, math.ceil(started.retry_after)))),),
             retry_after=max(1, math.ceil(started.retry_after)),
         )
-    if approval is None:
+    if approval is None and started.reason == "none":  # its approvers went meanwhile
+        return _no_approver(page)
+    if approval is None:  # locked out: for as long as the lockout says (at least a second)
         return _unless_locked(page, lambda: _locked(page, 1.0))
     expires_in = max(0, round(approval.expires_at - page.caller.now))
     body = {"state": approval.state, "number": approval.number, "expires_in": expires_in}
