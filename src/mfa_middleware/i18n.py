@@ -99,6 +99,20 @@ class Texts:
         pattern = str(get_datetime_format("medium", locale=self.babel)).replace("'", "")
         return pattern.replace("{1}", date).replace("{0}", clock) + " UTC"
 
+    def duration(self, value: float) -> str:
+        """A duration in words of this language, in the largest unit that divides it exactly
+        ("90 jours", "12 hours", "30 分"): CLDR's unit patterns, plurals included."""
+        whole = round(value)
+        for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+            if whole and whole % size == 0:
+                return self._unit(whole // size, unit)
+        return self._unit(whole, "second")
+
+    def _unit(self, count: int, unit: str) -> str:
+        from babel.units import format_unit
+
+        return str(format_unit(count, f"duration-{unit}", "long", locale=self.babel))
+
     def date(self, timestamp: float) -> str:
         """A day as this language writes it, in UTC: "7 mars 2025", "Mar 7, 2025"."""
         from babel.dates import format_date

@@ -155,3 +155,23 @@ async def test_a_verified_user_who_is_no_admin_still_gets_403(clock: FixedClock)
     async with client(app) as bob:
         await enroll(bob, clock, "bob")
         assert (await admin_page(bob)).status_code == 403
+
+
+async def test_the_lifetime_is_written_in_the_pages_language(clock: FixedClock) -> None:
+    """Shown as the page's language writes durations; in the form, as that language's hint
+    says to type it (the parser reads English words and the short form): never "90 days" on
+    a French page."""
+    store = MemoryStore()
+    app = demo(clock, store, email_sender=Outbox())
+    french = {**HTML, "accept-language": "fr"}
+    async with client(app) as carol, client(app) as alice:
+        await enroll(carol, clock, "carol")
+        await enroll(alice, clock, "alice")
+        helpdesk = text(await carol.get("/_mfa/admin?user=carol", headers=french))
+        assert "90 jours" in helpdesk
+        assert "days" not in helpdesk
+        superadmin = html.unescape((await alice.get("/_mfa/admin", headers=french)).text)
+        assert 'name="lifetime" type="text" class="text short" value="90d"' in superadmin
+        assert "90d" in superadmin.split('id="lifetime-hint"')[1]  # what the hint asks for
+        english = html.unescape((await admin_page(alice)).text)
+        assert 'class="text short" value="90 days"' in english

@@ -26,7 +26,7 @@ from mfa_middleware.core.oob import mask
 from mfa_middleware.core.policy import effective
 from mfa_middleware.core.records import MODES, RuntimeSettings
 from mfa_middleware.errors import ConfigError
-from mfa_middleware.options import seconds, spoken_duration
+from mfa_middleware.options import format_duration, seconds, spoken_duration
 from mfa_middleware.web.outcomes import Reply
 from mfa_middleware.web.page import Page
 from mfa_middleware.web.phone import allowed_regions, normalise_phone, region_choices
@@ -120,7 +120,8 @@ def _admin_page(page: Page, target: str, done: str, **extra: Any) -> Reply:
         "may": {action: roles.allowed(tier, action) for action in roles.NEEDS},
         "mode": eff.mode,
         "modes": MODES,
-        "lifetime": spoken_duration(eff.session_lifetime),
+        "lifetime": page.texts.duration(eff.session_lifetime),
+        "lifetime_field": _as_typed(page, eff.session_lifetime),
         "target": target,
         "query": target,
         "done": done,
@@ -130,6 +131,14 @@ def _admin_page(page: Page, target: str, done: str, **extra: Any) -> Reply:
         return page.render("admin.html", **context)
     looking = ops.user_overview(target, page.rt.clock(), page.rt.limits)
     return Step(looking, lambda found: page.render("admin.html", **context, **_shown(page, found)))
+
+
+def _as_typed(page: Page, value: float) -> str:
+    """The lifetime as the form's hint tells the admin to type it: words in English ("90
+    days"), the short form the translations give ("90d") in every other language, since the
+    parser reads only those."""
+    english = page.texts.locale == "en" or page.texts.locale.startswith("en_")
+    return spoken_duration(value) if english else format_duration(value)
 
 
 def _shown(page: Page, found: ops.UserOverview) -> dict[str, Any]:
