@@ -50,3 +50,27 @@ def test_it_never_disagrees_with_rule_for(path: str, auth_method: str) -> None:
         principal = Principal("u", groups=groups, auth_method=auth_method)
         if settled is not UNKNOWN:
             assert settled is rules.rule_for(path, "GET", principal)
+
+
+@pytest.mark.parametrize("path", ["/health", "/api/x", "/billing/x", "/other", "/admin/x"])
+def test_a_repeated_request_line_gets_the_same_answer_from_the_cache(path: str) -> None:
+    """The answers are kept by request line (a verified session's next request asks again):
+    the kept answer is the one matching gives, None and UNKNOWN included, and a request line
+    that differs only in its method or auth method is not served another's answer."""
+    rules = RuleSet.build(RULES, None)
+    first = rules.rule_by_path(path, "GET", "token")
+    assert (path, "GET", "token") in rules._by_path
+    assert rules.rule_by_path(path, "GET", "token") is first
+    for method, auth_method in (("GET", "session"), ("POST", "token"), ("GET", None)):
+        matched = rules._rule_by_path(path, method, auth_method)
+        assert rules.rule_by_path(path, method, auth_method) is matched
+        assert rules.rule_by_path(path, method, auth_method) is matched  # kept, the same
+
+
+def test_long_paths_are_matched_but_not_kept() -> None:
+    rules = RuleSet.build(RULES, None)
+    path = "/billing/" + "x" * 400
+    found = rules.rule_by_path(path, "GET")
+    assert isinstance(found, Rule)
+    assert found.action == "two_factor"
+    assert len(rules._by_path) == 0

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from mfa_middleware.core.addresses import Address, ClientAddresses, Network
+from mfa_middleware.core.bounded import Bounded
 from mfa_middleware.core.principal import Principal
 
 ACTIONS = ("bypass", "two_factor", "deny")
@@ -171,6 +172,10 @@ class Rule:
         return self._path_matches(raw_path, canonical)
 
 
+BY_PATH_LIMIT = 2048  # request lines kept per generation of `RuleSet._by_path`
+BY_PATH_LONGEST = 256  # longer paths are matched every time, never kept
+
+
 class Unknown:
     """The rule depends on who asks (see `RuleSet.rule_by_path`)."""
 
@@ -187,6 +192,11 @@ class RuleSet:
     may_deny: bool = False  # whether a rule (or the default action) can deny a request
     may_step_up: bool = False  # whether a rule asks for a fresh factor
     default_rule: Rule | None = None
+    # `rule_by_path`'s answers by request line: a verified session's next request asks it
+    # again with the same path (bounded; long paths are not kept)
+    _by_path: Bounded[tuple[str, str, str | None], tuple[Rule | Unknown | None]] = field(
+        default_factory=lambda: Bounded(BY_PATH_LIMIT), compare=False, repr=False
+    )
 
     @classmethod
     def build(
@@ -234,6 +244,18 @@ class RuleSet:
         how the app authenticated it: `auth_method`, as the principal will say): `UNKNOWN` when
         a rule that looks at more of the user or the client matches (only `rule_for` can
         tell), else the rule."""
+        key = (path, method, auth_method)
+        known = self._by_path.get(key)
+        if known is not None:
+            return known[0]
+        found = self._rule_by_path(path, method, auth_method)
+        if len(path) <= BY_PATH_LONGEST:
+            self._by_path[key] = (found,)
+        return found
+
+    def _rule_by_path(
+        self, path: str, method: str, auth_method: str | None
+    ) -> Rule | Unknown | None:
         canonical = normalise_path(path)
         for rule in self.rules:
             if rule.methods and method not in rule.methods:
