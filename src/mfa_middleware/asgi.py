@@ -66,6 +66,8 @@ def user_id_from_scope(scope: Scope) -> str | None:
         user_id = user.identity
     except (AttributeError, NotImplementedError):
         user_id = getattr(user, "username", None)
+    if type(user_id) is str and user_id:
+        return user_id
     if user_id is None or user_id == "":
         raise SetupError(NO_USER_ID)
     return str(user_id)
@@ -287,10 +289,17 @@ class MFAMiddleware:
             await self.app(scope, receive, send)
             return
         session = scope.get("session")
-        writable = type(session) is dict or (
-            session is not None and isinstance(session, MutableMapping)
-        )
-        marker = _marker_in(session) if writable else None
+        if isinstance(session, dict):  # Starlette's Session is a dict: no ABC check
+            writable = True
+            marker = session.get(SESSION_MARKER)
+            if type(marker) is not str:
+                marker = None
+        elif session is not None and isinstance(session, MutableMapping):
+            writable = True
+            marker = _marker_in(session)
+        else:
+            writable = False
+            marker = None
         incoming = Incoming(
             scope["path"] if not scope.get("root_path") else split_root(scope)[1],
             scope.get("method", "GET"),
@@ -309,7 +318,12 @@ class MFAMiddleware:
             # the common case: a verified session, an anonymous request
             scope["mfa"] = outcome.mfa
             await self.app(scope, receive, send)
-            if marker is not None and _marker_in(session) != marker:
+            if (
+                marker is not None
+                and session is not None
+                and session.get(SESSION_MARKER) is not marker  # the same object: unchanged
+                and _marker_in(session) != marker
+            ):
                 await self._after(incoming, PASS, scope)
             return
         if isinstance(outcome, Work):
