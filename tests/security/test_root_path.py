@@ -93,14 +93,23 @@ async def test_rules_pages_and_links_under_a_mount(clock: FixedClock, mailbox: M
     assert links[-1].startswith("/app/_mfa/lost/confirm?token=")
 
 
+def app_denying_admin() -> Starlette:
+    """The demo with the Mount test's deny rule, for `uvicorn --factory`."""
+    from examples.starlette_app.app import create_app
+
+    return create_app(rules=DENY_ADMIN)
+
+
 @pytest.mark.checklist("EX-03")
 def test_under_uvicorn_root_path(tmp_path: Path) -> None:
     """As behind a proxy that strips /app: the browser asks for /app/..., the app is asked
-    for /..., and every location we answer must lead the browser back through /app."""
+    for /..., and every location we answer must lead the browser back through /app; a deny
+    rule on /admin still holds (uvicorn puts the root path in the scope's path too)."""
     port = free_port()
     env = {**os.environ, "MFA_DEMO_DATA": str(tmp_path), "MFA_SECRET": SECRET_KEY}
     command = [
-        sys.executable, "-m", "uvicorn", "--factory", "examples.starlette_app.app:create_app",
+        sys.executable, "-m", "uvicorn",
+        "--factory", "tests.security.test_root_path:app_denying_admin",
         "--host", "127.0.0.1", "--port", str(port), "--root-path", "/app",
         "--log-level", "warning",
     ]  # fmt: skip
@@ -120,6 +129,7 @@ def test_under_uvicorn_root_path(tmp_path: Path) -> None:
                     "csrf": csrf_of(form.text),
                 },
             )
+            assert c.get("/admin", headers=HTML).status_code == 403  # the deny rule
             r = c.get("/account", headers=HTML)
             assert r.status_code == 303
             assert r.headers["location"] == "/app/_mfa/enroll?next=%2Fapp%2Faccount"
@@ -138,6 +148,7 @@ def test_under_uvicorn_root_path(tmp_path: Path) -> None:
             assert done.status_code == 200  # the recovery codes, shown once
             assert 'href="/app/_mfa/trust?next=%2Fapp%2Faccount"' in done.text  # then "Trust?"
             assert c.get("/account", headers=HTML).status_code == 200
+            assert c.get("/admin", headers=HTML).status_code == 403  # verified: still denied
     finally:
         proc.terminate()
         proc.wait(timeout=10)

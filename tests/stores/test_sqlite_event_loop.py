@@ -27,6 +27,7 @@ from tests.support.stalls import holding_write_lock
 
 SECRET = secrets.token_urlsafe(48)
 POLL_EVERY = 0.05
+# looser than the 0.1 s on purpose: CI shares its machine (the README gives 2-4 ms)
 WORST_ALLOWED = 0.5  # generous: measured 2-4 ms here, against 2.0 s (1.0 s) on 6e239bb
 
 
