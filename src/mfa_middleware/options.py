@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from mfa_middleware import i18n
 from mfa_middleware.core.addresses import FORWARDED_HEADERS
-from mfa_middleware.core.approvals import PushSettings
+from mfa_middleware.core.context import PushSettings
 from mfa_middleware.core.http import RequestFacts
 from mfa_middleware.core.oob import OobParams
 from mfa_middleware.core.otp import ALGORITHMS, TotpParams

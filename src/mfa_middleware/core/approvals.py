@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mfa_middleware.core import authenticators, notices
-from mfa_middleware.core.context import Caller, Params
+from mfa_middleware.core.context import Caller, Params, PushSettings
 from mfa_middleware.core.devices import DeviceRecord, device_key, name_from_user_agent
 from mfa_middleware.core.effects import (
     Deliver,
@@ -59,17 +59,6 @@ TTL = 120.0  # a pending approval lives 2 minutes
 PUSH_WINDOW = 600.0  # the push limit counts requests in the last 10 minutes
 PENDING, APPROVED, DENIED = "pending", "approved", "denied"
 MAX_ENDPOINT = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class PushSettings:
-    """Push approval, when configured: the VAPID public key browsers subscribe with, the push
-    services a subscription may point at (URL prefixes), and the requests allowed per user in
-    `PUSH_WINDOW`."""
-
-    public_key: str
-    endpoints: tuple[str, ...]
-    limit: int = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,20 @@ from mfa_middleware.core.oob import OobParams
 from mfa_middleware.core.otp import TotpParams
 from mfa_middleware.core.throttle import ThrottleParams
 
-if TYPE_CHECKING:  # core.webauthn and core.approvals build on this module
-    from mfa_middleware.core.approvals import PushSettings
+if TYPE_CHECKING:  # core.webauthn builds on this module
     from mfa_middleware.core.webauthn import WebAuthnSettings
+
+
+@dataclass(frozen=True, slots=True)
+class PushSettings:
+    """Push approval (`core.approvals`), when configured: the VAPID public key browsers
+    subscribe with, the push services a subscription may point at (URL prefixes), and the
+    requests allowed per user in `approvals.PUSH_WINDOW`. Here, not in `core.approvals`, so
+    reading the configuration does not load the approval flows."""
+
+    public_key: str
+    endpoints: tuple[str, ...]
+    limit: int = 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,6 @@ browser gave it (JSON) and its `text` the payload (JSON the service worker reads
 
 from __future__ import annotations
 
-import asyncio
 import json
 from urllib.parse import urlsplit
 
@@ -49,4 +48,6 @@ class WebPushSender(Sender):
             ) from None
 
     async def asend(self, message: Message) -> None:
+        import asyncio  # loaded by the running loop: not made part of `import mfa_middleware`
+
         await asyncio.to_thread(self.send, message)

@@ -21,7 +21,6 @@ instead.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -87,6 +86,8 @@ class Store(ABC):
         """Carry out a sync call that may wait (a lock, a disk, a network) without holding up
         the event loop: by default in a thread of the loop's executor. `write` says whether
         the call writes, for stores that keep writes apart from reads."""
+        import asyncio  # loaded by the running loop: not made part of `import mfa_middleware`
+
         return await asyncio.to_thread(call)
 
     async def aget(self, key: Key, *, cached: bool = False) -> Doc | None:

@@ -39,7 +39,6 @@ idle machine and 100-230 µs on a busy 2-core VM, several times what the read it
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
@@ -400,6 +399,8 @@ class SQLiteStore(Store):
         """In the writer thread or a reader thread (see the module docstring)."""
         if self._inline:
             return call()
+        import asyncio  # loaded by the running loop: not made part of `import mfa_middleware`
+
         loop = asyncio.get_running_loop()
         # a reader thread also opens the loop's thread its connection for reads that cannot wait
         ident = None if write or threading.get_ident() in self._quick else threading.get_ident()
@@ -484,5 +485,7 @@ class SQLiteStore(Store):
         """`close`, waiting for the store's threads (and closing, which may checkpoint) off
         the event loop."""
         if threading.get_ident() == self._owner:
+            import asyncio
+
             await asyncio.to_thread(self._shut)
         self.close()

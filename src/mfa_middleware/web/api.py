@@ -33,11 +33,11 @@ from mfa_middleware.web.guards import (
 )
 from mfa_middleware.web.outcomes import Reply
 from mfa_middleware.web.page import Handler, Page
+from mfa_middleware.web.problems import API_MAX_BODY as MAX_BODY
 from mfa_middleware.web.problems import BodyError, Field, parse_body
 
 OPENAPI = "/api/openapi.json"  # served to anyone: it describes, it holds nothing
 CSRF_HEADER = "x-csrf-token"
-MAX_BODY = 32_768  # a WebAuthn credential with its attestation fits
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,6 @@ from mfa_middleware.errors import SetupError, StoreError
 from mfa_middleware.events import logger
 from mfa_middleware.runtime import Runtime
 from mfa_middleware.web import memo
-from mfa_middleware.web.api import MAX_BODY as API_MAX_BODY
 from mfa_middleware.web.gate import (
     AppSession,
     GateResult,
@@ -42,7 +41,7 @@ from mfa_middleware.web.gate import (
 )
 from mfa_middleware.web.messages import misconfigured
 from mfa_middleware.web.outcomes import BYPASSED, PASS, Answer, Outcome, Pass, Work
-from mfa_middleware.web.router import page_work
+from mfa_middleware.web.problems import API_MAX_BODY
 
 
 @dataclass(slots=True)
@@ -121,6 +120,10 @@ class Entry:
     def handle(self, incoming: Incoming) -> Outcome | Work:
         try:
             if incoming.path == self._prefix or incoming.path.startswith(self._prefix_slash):
+                # the pages and the JSON API are imported by the first request for one, not by
+                # `import mfa_middleware` (a third of its import time)
+                from mfa_middleware.web.router import page_work
+
                 facts = self.facts_of(incoming.source, incoming.body)
                 principal = self.principal_of(incoming.source)
                 agent = None if principal is None else self.agent_of(incoming.source)

@@ -16,6 +16,7 @@ from mfa_middleware.core.http import Cookie, RequestFacts, Response
 from mfa_middleware.web.http import PAGE_HEADERS
 
 PROBLEM_TYPE = "urn:mfa-middleware:problem:"
+API_MAX_BODY = 32_768  # a JSON API body: a WebAuthn credential with its attestation fits
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 FieldType = Literal["string", "boolean", "object"]
