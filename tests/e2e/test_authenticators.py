@@ -36,6 +36,7 @@ from tests.e2e.helpers import (
 from tests.support.mail_and_sms import Mailbox, TwilioDouble
 
 pytestmark = pytest.mark.anyio
+JSON = {"accept": "application/json"}
 
 
 def text_of(r: httpx.Response) -> str:
@@ -95,6 +96,8 @@ async def test_a_user_with_an_app_and_a_phone_chooses_either_at_login(
         assert r.status_code == 303
         assert r.cookies.get(METHOD_COOKIE) == "sms"
         assert await is_verified(c)
+        state = (await c.get("/api/mfa", headers=JSON)).json()  # what the app sees
+        assert (state["method"], state["amr"]) == ("sms", ["sms"])
         # this browser used SMS last: the next challenge opens on it
         await relogin(c)
         page = await challenge_page(c)
