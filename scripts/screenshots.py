@@ -8,11 +8,12 @@ page state the journeys pass (Tab.snap) is saved as docs/screenshots/<state>-des
 with and without the key, a wrong code, SMS and email forms, the code page and its errors, the
 cooldown answer); recovery codes; "Trust this device?"; the challenge (app and email codes,
 wrong code, lockout); recovery codes in use; the lost-device pages; settings, devices, turning
-2FA off; the devices offered after a sign-in; the admin pages (a helpdesk administrator's
-view, the list of users) and an administrator's reset with its confirmation; the enrollment
-code page; not found; approving a sign-in from another browser (the login screen's number
-and the approver's choices, tests/browser/test_push_approval.py); a few states in Arabic,
-Japanese and French at phone width (lang-<language>-<state>-phone.png,
+2FA off; the devices offered after a sign-in; passkeys and several ways to sign in, removing
+one and the refusal to remove the only one (tests/browser/test_passkeys.py); the admin pages
+(a helpdesk administrator's view, the list of users) and an administrator's reset with its
+confirmation; the enrollment code page; not found; approving a sign-in from another browser
+(the login screen's number and the approver's choices, tests/browser/test_push_approval.py); a
+few states in Arabic, Japanese and French at phone width (lang-<language>-<state>-phone.png,
 tests/browser/test_languages.py); the Django demo's admin user list with its 2FA columns
 (django-admin-users-desktop.png, tests/browser/test_django_admin.py); and the single-page app
 example signing in through the JSON API (spa-*.png, tests/browser/test_spa.py).

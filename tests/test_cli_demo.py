@@ -274,8 +274,10 @@ def add_app(c: httpx.Client, name: str) -> pyotp.TOTP:
 
 def test_remove_authenticator_takes_one_way_away_and_never_the_last(demo: Demo) -> None:
     with demo.browser() as bob:
+        log_in(bob, "bob")  # run alone too: the store knows bob once he has signed in
         done = demo.text("reset", "bob", "--yes")  # a known start
         code = emailed_code(done.stderr, "bob@example.com")
+        assert logged_out(bob)  # the reset ended his session
         assert log_in(bob, "bob").headers["location"].startswith("/_mfa/enroll")
         unlock = bob.get("/_mfa/enroll/unlock")
         r = bob.post("/_mfa/enroll/unlock", data={"csrf": csrf(unlock.text), "code": code})

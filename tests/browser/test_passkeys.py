@@ -232,7 +232,14 @@ def test_register_sign_in_add_a_key_and_remove_one(browsing: Browsing) -> None:
     laptop = page.locator("li.device", has_text="Laptop")
     laptop.get_by_role("button", name="Remove").click()
     expect(page.get_by_role("heading", name=re.compile("Remove"))).to_be_visible()
+    tab.snap("authenticator-remove")
     page.get_by_role("button", name=re.compile("^Remove")).click()
+    assert ways_to_sign_in(tab) == ["YubiKey Passkey or security key"]
+    # the last one stays: asking to remove it is refused, and the page says what to do instead
+    page.goto("/_mfa/authenticators")
+    page.locator("li.device", has_text="YubiKey").get_by_role("button", name="Remove").click()
+    expect(page.get_by_role("alert")).to_contain_text("This is your only way to sign in")
+    tab.snap("authenticators-only-one")
     assert ways_to_sign_in(tab) == ["YubiKey Passkey or security key"]
 
     log_out(tab)

@@ -13,6 +13,7 @@ from mfa_middleware.core.authenticators import kinds
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import UserRecord, user_key
 from mfa_middleware.runtime import METHOD_COOKIE
+from mfa_middleware.testing import Outbox
 from tests.e2e.helpers import (
     HTML,
     SECRET_KEY,
@@ -35,6 +36,7 @@ from tests.e2e.helpers import (
 from tests.support.mail_and_sms import Mailbox, TwilioDouble
 
 pytestmark = pytest.mark.anyio
+JSON = {"accept": "application/json"}
 
 
 def text_of(r: httpx.Response) -> str:
@@ -94,6 +96,8 @@ async def test_a_user_with_an_app_and_a_phone_chooses_either_at_login(
         assert r.status_code == 303
         assert r.cookies.get(METHOD_COOKIE) == "sms"
         assert await is_verified(c)
+        state = (await c.get("/api/mfa", headers=JSON)).json()  # what the app sees
+        assert (state["method"], state["amr"]) == ("sms", ["sms"])
         # this browser used SMS last: the next challenge opens on it
         await relogin(c)
         page = await challenge_page(c)
@@ -189,8 +193,8 @@ async def test_adding_and_managing_needs_a_recent_code(clock: FixedClock) -> Non
 
 
 async def test_two_apps_each_sign_in_and_each_step_is_used_once(clock: FixedClock) -> None:
-    store = MemoryStore()
-    app = make_app(clock, store=store)
+    store, outbox = MemoryStore(), Outbox()
+    app = make_app(clock, store=store, email_sender=outbox)
     async with client(app) as c:
         await login(c)
         phone = await enroll(c, clock)
@@ -207,6 +211,13 @@ async def test_two_apps_each_sign_in_and_each_step_is_used_once(clock: FixedCloc
         assert r.status_code == 303
         names = [(a.kind, a.name) for a in record(store).factors()]
         assert names == [("totp", ""), ("totp", "Tablet")]
+        first, added = outbox.to("alice@example.com")  # her address of record
+        assert first.subject.endswith("two-step verification turned on")
+        assert added.subject.endswith("a way to sign in was added")
+        text = " ".join(added.text.split())
+        assert "to your account was added: an authenticator app (Tablet)." in text
+        assert "If this wasn't you" in text
+        assert "sign-in codes was changed" not in text
         for secret in (tablet, phone):
             await relogin(c)
             clock.advance(30)

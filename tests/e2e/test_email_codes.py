@@ -80,6 +80,10 @@ async def test_an_email_user_keeps_codes_by_email_after_they_are_turned_off(
         await login(c)
         page = await c.get("/_mfa/challenge", headers=HTML)
         assert "We emailed a code to a***@example.com" in visible(page)
+        data = {"csrf": csrf_of(page.text), "code": mailbox.last_code()}
+        assert (await c.post("/_mfa/challenge", data=data, headers=HTML)).status_code == 303
+        state = (await c.get("/api/mfa", headers={"accept": "application/json"})).json()
+        assert (state["method"], state["amr"]) == ("email", ["email"])  # what the app sees
 
 
 @pytest.mark.checklist("OOB-08")

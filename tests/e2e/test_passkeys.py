@@ -20,6 +20,7 @@ from mfa_middleware.core.records import UserRecord, user_key
 from mfa_middleware.core.throttle import ThrottleState
 from mfa_middleware.core.webauthn import credential_from_dict
 from mfa_middleware.runtime import METHOD_COOKIE
+from mfa_middleware.testing import Outbox
 from tests.e2e.helpers import (
     HTML,
     FixedClock,
@@ -249,8 +250,8 @@ async def test_a_passkey_made_for_another_site_is_not_added(clock: FixedClock) -
 
 
 async def test_step_up_and_a_backup_app_accept_the_passkey(clock: FixedClock) -> None:
-    store = MemoryStore()
-    async with passkey_client(app_with_passkeys(clock, store)) as c:
+    store, outbox = MemoryStore(), Outbox()
+    async with passkey_client(app_with_passkeys(clock, store, email_sender=outbox)) as c:
         await login(c)
         key = SoftAuthenticator()
         assert (await add_passkey(c, key)).status_code == 303
@@ -266,6 +267,11 @@ async def test_step_up_and_a_backup_app_accept_the_passkey(clock: FixedClock) ->
         assert (await c.get("/_mfa/authenticators", headers=HTML)).status_code == 200
         secret = await enroll(c, clock)  # a backup app, added after the recent passkey
         assert [a.kind for a in record(store).factors()] == ["webauthn", "totp"]
+        first, added = outbox.to("alice@example.com")
+        assert first.subject.endswith("two-step verification turned on")
+        assert added.subject.endswith("a way to sign in was added")
+        assert "was added: an authenticator app." in " ".join(added.text.split())
+        assert "sign-in codes was changed" not in added.text
         await relogin(c)
         other = await c.get("/_mfa/challenge/other", headers=HTML)
         assert "Passkey or security key" in text_of(other)
@@ -273,6 +279,20 @@ async def test_step_up_and_a_backup_app_accept_the_passkey(clock: FixedClock) ->
         app_page = await c.get("/_mfa/challenge?via=totp", headers=HTML)
         data = {"csrf": csrf_of(app_page.text), "code": totp(secret, clock()), "via": "totp"}
         assert (await c.post("/_mfa/challenge", data=data, headers=HTML)).status_code == 303
+
+
+async def test_a_passkey_added_beside_an_app_is_announced_by_its_name(clock: FixedClock) -> None:
+    """An addition is told as one (what and its name), never as "codes now come elsewhere"."""
+    outbox = Outbox()
+    async with passkey_client(app_with_passkeys(clock, MemoryStore(), email_sender=outbox)) as c:
+        await login(c)
+        await enroll(c, clock)
+        assert (await add_passkey(c, SoftAuthenticator(), "Laptop")).status_code == 303
+        added = outbox.to("alice@example.com")[-1]
+        assert added.subject.endswith("a way to sign in was added")
+        text = " ".join(added.text.split())
+        assert "was added: a passkey or security key (Laptop)." in text
+        assert "sign-in codes was changed" not in text
 
 
 async def test_the_script_is_served_only_when_passkeys_are_on(clock: FixedClock) -> None:

@@ -220,6 +220,8 @@ async def test_the_right_number_signs_the_waiting_browser_in(
     assert r.status_code == 303
     assert r.headers["location"] == "/_mfa/trust?next=%2Faccount"
     assert await is_verified(laptop)
+    mfa = (await laptop.get("/api/mfa", headers={"accept": "application/json"})).json()
+    assert (mfa["method"], mfa["amr"]) == ("approver", ["mca"])  # what the app sees
     assert {"approval_requested", "approval_approved"} <= set(names(events))
     used = UserRecord.from_doc(store.get(user_key("alice"))).factors()[1]
     assert used.last_used_at == clock()

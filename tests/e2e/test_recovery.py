@@ -884,7 +884,7 @@ async def test_every_change_of_factor_or_codes_is_announced_without_secrets(
     subjects = [str(m["Subject"]).removeprefix("Demo app: ") for m in mailbox.messages]
     assert subjects == [
         "two-step verification turned on",
-        "two-step verification changed",
+        "a way to sign in was added",  # the second app, beside the first
         "new recovery codes",
         "a recovery code was used",
         "two-step verification was reset",

@@ -9,11 +9,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from examples.starlette_app.users import DEMO_API_TOKENS
 
-from mfa_middleware import MemoryStore
+from mfa_middleware import MemoryStore, MFAConfig
+from mfa_middleware.admin import Admin
 from mfa_middleware.core.rules import Rule
+from mfa_middleware.runtime import Runtime
 from tests.e2e.helpers import (
     HTML,
+    SECRET_KEY,
     FixedClock,
     client,
     csrf_of,
@@ -43,8 +47,9 @@ async def step_up_with(c: httpx.AsyncClient, location: str, code: str) -> httpx.
     return await c.post("/_mfa/challenge", data=data, headers=HTML)
 
 
-async def mfa_of(c: httpx.AsyncClient) -> dict[str, object]:
-    r = await c.get("/api/mfa", headers=JSON)
+async def mfa_of(c: httpx.AsyncClient, headers: dict[str, str] = JSON) -> dict[str, object]:
+    """What the app sees of the second factor (the demo's /api/mfa shows `scope["mfa"]`)."""
+    r = await c.get("/api/mfa", headers=headers)
     assert r.status_code == 200, r.text
     state = r.json()
     assert isinstance(state, dict)
@@ -158,15 +163,25 @@ async def test_a_trusted_device_session_is_stepped_up_where_devices_do_not_count
 
 
 async def test_exempt_and_not_enrolled_users_are_not_stepped_up(clock: FixedClock) -> None:
-    async with client(make_app(clock, mode="optional")) as c:
+    store = MemoryStore()
+    app = make_app(clock, store=store, mode="optional")
+    async with client(app) as c:
         await login(c)
         assert (await c.get("/account", headers=HTML)).status_code == 200
         state = await mfa_of(c)
         assert state["verified"] is False
         assert state["reason"] == "not_enrolled"
+        assert state["amr"] == []
         r = await c.get("/billing", headers=HTML)  # the rule asks for 2FA: enroll first
         assert r.status_code == 303
         assert r.headers["location"].startswith("/_mfa/enroll")
+    config = MFAConfig(secret_keys=[SECRET_KEY], store=store, clock=clock)
+    Admin(Runtime(config), "test").exempt("bob")  # a service account's API token
+    token = {"authorization": f"Bearer {DEMO_API_TOKENS['bob']}", **JSON}
+    async with client(app) as api:
+        state = await mfa_of(api, token)
+        assert (state["verified"], state["reason"], state["amr"]) == (False, "exempt", ["exempt"])
+        assert (await api.get("/billing", headers=token)).status_code == 200  # no step-up
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Setting up a factor: an authenticator app (a secret confirmed by a code), or a phone or an
-address (verified by a sent code before it is saved). Enrolling one method replaces any other.
-After the first enrollment the user gets recovery codes, shown once; every enrollment is
-announced by email."""
+address (verified by a sent code before it is saved), which replaces the user's other phone or
+address. After the first enrollment the user gets recovery codes, shown once; every enrollment
+is announced by email."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from mfa_middleware.core.challenge import record, send
 from mfa_middleware.core.context import Caller, Params
 from mfa_middleware.core.effects import Delete, Effect, Emit, Get, Key, Put
 from mfa_middleware.core.flows import Attempt, Enrolled, confirm_totp, pending_totp
-from mfa_middleware.core.records import Authenticator, Record
+from mfa_middleware.core.i18n import Texts
+from mfa_middleware.core.records import Authenticator, Record, UserRecord
 
 PENDING_TTL = 15 * 60.0
 
@@ -121,13 +122,15 @@ def confirm(
 
 
 def finish(
-    caller: Caller, params: Params, *, first: bool
+    caller: Caller, params: Params, *, first: bool, before: UserRecord, after: UserRecord
 ) -> Generator[Effect, Any, list[str] | None]:
-    """After an enrollment: no enrollment code is needed any more, the user is told, and a
-    first enrollment gets its recovery codes (returned once, to show; None otherwise: a change
-    of method keeps the codes the user has)."""
+    """After an enrollment (the user's record `before` and `after` it): no enrollment code is
+    needed any more, the user is told, and a first enrollment gets its recovery codes
+    (returned once, to show; None otherwise: a change of method keeps the codes the user
+    has)."""
     yield Delete(enroll_code.enroll_code_key(caller.user_id))
-    yield from notices.notify(caller, params, notices.factor_set(first=first))
+    notice = enrolled_notice(first, before, after, params.texts(caller.locale))
+    yield from notices.notify(caller, params, notice)
     left = yield from recovery.codes_left(caller.user_id)
     if left is not None or params.recovery_count == 0:
         return None
@@ -135,6 +138,23 @@ def finish(
         caller.user_id, caller.now, params.keyring, params.recovery_count
     )
     return codes
+
+
+def enrolled_notice(
+    first: bool, before: UserRecord, after: UserRecord, texts: Texts
+) -> notices.Notice:
+    """What an enrollment tells the user: two-step verification is on (a first factor), the
+    way codes come changed (a phone or an address replaced the other), or which authenticator
+    was added beside the others."""
+    if first:
+        return notices.factor_set(first=True)
+    had = {f.id for f in before.factors()}
+    kept = {f.id for f in after.factors()}
+    new = [f for f in after.factors() if f.id not in had]
+    code = authenticators.code_factor(before)
+    if (code is not None and code.id not in kept) or not new:
+        return notices.factor_set(first=False)
+    return notices.authenticator_added(new[0].kind, new[0].name, texts)
 
 
 def unlock(caller: Caller, params: Params, code: str) -> Generator[Effect, Any, Attempt]:

@@ -1,9 +1,9 @@
 """What the app behind the middleware may know of a request's second factor: `MFAState`.
 
-ASGI apps read it in `scope["mfa"]`, WSGI apps in `environ["mfa"]`, Django views in
-`request.mfa`. It is made from what the gate already read (the session cookie's claims, the
-deadlines in force), once per verified session and then shared by its requests: reading it costs
-nothing, and `age` is computed when asked.
+ASGI apps read it in `scope["mfa"]`, WSGI apps in `environ["mfa"]`, Flask views in `g.mfa`,
+Django views in `request.mfa`. It is made from what the gate already read (the session cookie's
+claims, the deadlines in force), once per verified session and then shared by its requests:
+reading it costs nothing, and `age` is computed when asked.
 
 The shape is public and stable: new fields may be added, none removed or renamed.
 """
@@ -42,13 +42,14 @@ class MFAState:
     `verified`: a factor was passed in this session (a code, a passkey, a recovery code, or a
     trusted device); `reason`: why the request is let through (`verified`, `exempt`,
     `mode_off`, `not_enrolled`, `bypass`, `anonymous`); `method`: how the last factor was
-    passed ("totp", "sms", "email", "webauthn", "webauthn.synced", "recovery", "device");
-    `amr`: the same as RFC 8176 values (`otp`, `sms`, `email`, `hwk`, `swk`, `device`,
-    `exempt`); `verified_at`: when (seconds since the epoch); `trusted_device`: a trusted
-    device let this session in without a code; `login_at`, `expires_at`, `idle_expires_at`:
-    when the login began and when it ends (its lifetime, its idle timeout); `impersonator`: the
-    support agent signed in as the user (see `core.impersonation`): every other field then
-    describes the agent's own second factor, never the user's."""
+    passed ("totp", "sms", "email", "webauthn", "webauthn.synced", "recovery", "device",
+    "approver"); `amr`: the same as RFC 8176 values, by `AMR` (`otp`, `sms`, `email`, `hwk`,
+    `swk`, `device`, `mca`), or `exempt` for an exempt user (empty otherwise when unverified);
+    `verified_at`: when (seconds since the epoch); `trusted_device`: a trusted device let this
+    session in without a code; `login_at`, `expires_at`, `idle_expires_at`: when the login
+    began and when it ends (its lifetime, its idle timeout); `impersonator`: the support agent
+    signed in as the user (see `core.impersonation`): every other field then describes the
+    agent's own second factor, never the user's."""
 
     verified: bool
     reason: str

@@ -145,13 +145,26 @@ KIND_LABELS = {
 }
 
 
-def authenticator_removed(kind: str, name: str, texts: Texts) -> Notice:
+def _what(kind: str, name: str, texts: Texts) -> str:
+    """An authenticator as a notice names it: its kind, then the name the user gave it."""
     label = texts.gettext(KIND_LABELS.get(kind) or N_("a way to sign in"))
+    return f"{label} ({name})" if name else label
+
+
+def authenticator_added(kind: str, name: str, texts: Texts) -> Notice:
+    """A new way in beside the others: if someone else added it, they can sign in with it."""
+    return Notice(
+        N_("a way to sign in was added"),
+        N_("A new way to sign in to your account was added: {what}."),
+        {"what": _what(kind, name, texts)},
+    )
+
+
+def authenticator_removed(kind: str, name: str, texts: Texts) -> Notice:
     return Notice(
         N_("a way to sign in was removed"),
         N_("{what} was removed from the ways you can sign in to your account."),
-        {"what": f"{label} ({name})" if name else label},
-        footer=True,
+        {"what": _what(kind, name, texts)},
     )
 
 

@@ -300,11 +300,13 @@ def _recovered(page: Page, result: tuple[Attempt, int]) -> Reply:
 # -- enrolling --------------------------------------------------------------------------------
 
 
-def _enrolled(page: Page, claims: SessionClaims, method: str) -> Reply:
+def _enrolled(page: Page, claims: SessionClaims, method: str, user: UserRecord) -> Reply:
     """As the pages' `enrolled`: a first enrollment's recovery codes (once), or, with
     `relogin_after_enrollment`, the login ended and where to sign in again."""
     first = not adding(page)
-    finishing = enrollment.finish(page.caller, page.params, first=first)
+    finishing = enrollment.finish(
+        page.caller, page.params, first=first, before=page.user, after=user
+    )
     if first and page.rt.config.pages.relogin_after_enrollment:
         return Step(finishing, partial(_relogin, page))
 
@@ -364,7 +366,7 @@ def _app_confirmed(page: Page, result: Enrolled) -> Reply:
     if result.user is None:
         return attempt_problem(page, result.attempt)
     claims = page.rt.upgraded(page.view.claims, epoch=result.user.epoch, method="totp")
-    return _enrolled(page, claims, "totp")
+    return _enrolled(page, claims, "totp", result.user)
 
 
 def passkey_get(page: Page) -> Reply:
@@ -391,7 +393,7 @@ def _passkey_added(page: Page, result: passkeys.Added) -> Reply:
             reason=result.reason,
         )
     claims = page.rt.upgraded(page.view.claims, epoch=result.user.epoch, method=passkeys.KIND)
-    return _enrolled(page, claims, passkeys.KIND)
+    return _enrolled(page, claims, passkeys.KIND, result.user)
 
 
 def sms_post(page: Page) -> Reply:
@@ -443,9 +445,10 @@ def _code_checked(page: Page, pending: enrollment.PendingEnrollment | None) -> R
     def confirmed(result: Enrolled) -> Reply:
         if result.user is None:
             return attempt_problem(page, result.attempt)
-        claims = page.rt.upgraded(page.view.claims, epoch=result.user.epoch, method=pending.channel)
+        user = result.user
+        claims = page.rt.upgraded(page.view.claims, epoch=user.epoch, method=pending.channel)
         done = assigned.fulfilled(page.principal.id, pending.destination)
-        return Step(done, lambda _: _enrolled(page, claims, pending.channel))
+        return Step(done, lambda _: _enrolled(page, claims, pending.channel, user))
 
     code = page.form.get("code", "")
     return Step(enrollment.confirm(caller, params, pending, code), confirmed)

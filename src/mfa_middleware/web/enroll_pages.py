@@ -28,6 +28,7 @@ from mfa_middleware.core import (
 from mfa_middleware.core.effects import Step, annotated
 from mfa_middleware.core.flows import Attempt, Enrolled
 from mfa_middleware.core.i18n import N_
+from mfa_middleware.core.records import UserRecord
 from mfa_middleware.core.tokens import SessionClaims
 from mfa_middleware.web.attempts import failure_context, failure_status, with_lock_notice
 from mfa_middleware.web.code_context import resend_context, send_status
@@ -102,13 +103,15 @@ RELOGIN_QUERY = "mfa=enrolled"
 (`relogin_after_enrollment`), so the app can say why its user signs in again."""
 
 
-def enrolled(page: Page, claims: SessionClaims) -> Reply:
-    """After an enrollment (the session's new `claims`): a first one shows the recovery codes
-    once, then carries on (or, with `relogin_after_enrollment`, ends the app's login: the user
-    signs in again with the password and the new factor); a change of method keeps the codes
-    and goes straight on."""
+def enrolled(page: Page, claims: SessionClaims, user: UserRecord) -> Reply:
+    """After an enrollment (the session's new `claims`, the user's new record): a first one
+    shows the recovery codes once, then carries on (or, with `relogin_after_enrollment`, ends
+    the app's login: the user signs in again with the password and the new factor); a change
+    of method keeps the codes and goes straight on."""
     first = not adding(page)
-    finishing = enrollment.finish(page.caller, page.params, first=first)
+    finishing = enrollment.finish(
+        page.caller, page.params, first=first, before=page.user, after=user
+    )
     if first and page.rt.config.pages.relogin_after_enrollment:
         return Step(finishing, partial(_sign_in_again, page))
     return Step(finishing, partial(_after_enrollment, page, claims))
@@ -203,7 +206,7 @@ def _app_confirmed(page: Page, result: Enrolled) -> Reply:
         attempt = result.attempt
         return _app_page(page, failure_status(attempt), **failure_context(attempt))
     claims = page.rt.upgraded(page.view.claims, epoch=result.user.epoch, method="totp")
-    return enrolled(page, claims)
+    return enrolled(page, claims, result.user)
 
 
 # -- a passkey or a security key --------------------------------------------------------------
@@ -243,7 +246,7 @@ def _passkey_added(page: Page, name: str, result: passkeys.Added) -> Reply:
     if result.user is None:
         return _passkey_page(page, 400, result.reason, name)
     claims = page.rt.upgraded(page.view.claims, epoch=result.user.epoch, method=passkeys.KIND)
-    return enrolled(page, claims)
+    return enrolled(page, claims, result.user)
 
 
 # -- a phone or an address --------------------------------------------------------------------
@@ -367,9 +370,10 @@ def _code_post(page: Page, pending: enrollment.PendingEnrollment | None) -> Repl
         if result.user is None:
             attempt = result.attempt
             return _code_page(page, pending, failure_status(attempt), **failure_context(attempt))
-        claims = page.rt.upgraded(page.view.claims, epoch=result.user.epoch, method=pending.channel)
+        user = result.user
+        claims = page.rt.upgraded(page.view.claims, epoch=user.epoch, method=pending.channel)
         done = assigned.fulfilled(page.principal.id, pending.destination)
-        return Step(done, lambda _: enrolled(page, claims))
+        return Step(done, lambda _: enrolled(page, claims, user))
 
     code = page.form.get("code", "")
     return Step(enrollment.confirm(caller, params, pending, code), confirmed)
