@@ -21,6 +21,7 @@ from django.conf import settings
 from django.contrib import auth
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import translation
+from django.utils.functional import LazyObject, empty
 
 from mfa_middleware.core.addresses import peer_text
 from mfa_middleware.core.http import Cookie, RequestFacts, Response
@@ -122,6 +123,17 @@ class Source:
     request: HttpRequest
     user: Any
     groups: frozenset[str] | None = None
+
+
+def _unwrapped(user: Any) -> Any:
+    """The user behind `request.user`'s lazy object, loaded as the view would load it: each
+    attribute read through the lazy object costs Django a raised and caught AttributeError
+    (about a microsecond), and the verified-request path reads three."""
+    if isinstance(user, LazyObject):
+        if user._wrapped is empty:
+            user._setup()
+        return user._wrapped
+    return user
 
 
 def _user_id(source: Source) -> str | None:
@@ -247,7 +259,7 @@ class MFAMiddleware:
         rt = runtime()
         if not hasattr(request, "user"):
             return misconfigured_response(request, rt)
-        ask = incoming(request, request.user)
+        ask = incoming(request, _unwrapped(request.user))
         outcome = _enter(request, _entry(rt), ask)
         if outcome.__class__ is Pass and outcome.plain:  # the common case
             vars(request)["mfa"] = outcome.mfa  # request.mfa: see core.mfa_state
