@@ -76,16 +76,21 @@ class MFAState:
         """No factor is owed here: verified, exempt, or 2FA off."""
         return self.verified or self.reason in (EXEMPT, MODE_OFF)
 
-    def fresh(self, max_age: float | None = None, *, device_ok: bool = True) -> bool:
-        """Whether the last factor meets a requirement: younger than `max_age` seconds, and a
-        real factor (not a trusted device) unless `device_ok`. An exempt user or 2FA off meets
-        every requirement; an unverified session none."""
+    def fresh(
+        self, max_age: float | None = None, *, device_ok: bool = True, now: float | None = None
+    ) -> bool:
+        """Whether the last factor meets a requirement: younger than `max_age` seconds (at
+        `now`, or the clock's time), and a real factor (not a trusted device) unless
+        `device_ok`. An exempt user or 2FA off meets every requirement; an unverified session
+        none."""
         if not self.verified:
             return self.reason in (EXEMPT, MODE_OFF)
         if not device_ok and self.trusted_device:
             return False
+        if max_age is None:
+            return True
         at = self.verified_at
-        return max_age is None or (at is not None and self.clock() - at <= max_age)
+        return at is not None and (self.clock() if now is None else now) - at <= max_age
 
     def to_dict(self) -> dict[str, Any]:
         """JSON types, for an API response or a log line."""

@@ -68,27 +68,30 @@ def replay(
     key = (mfa_cookie, marker, user_id)
     seen = rt.verified_memo.get(key)
     passed: Pass | None = None
-    if seen is not None and seen[0] == generation and rt.clock() < seen[1]:
+    now = rt.clock()
+    if seen is not None and seen[0] == generation and now < seen[1]:
         passed = seen[2]
     rules = rt.config.access.rules
     if passed is not None and not (rules.may_deny or rules.may_step_up):
         return passed
     if passed is not None:
         rule = rules.rule_by_path(path, method)
-        settled = None if isinstance(rule, Unknown) else _settled(passed, rule)
+        settled = None if isinstance(rule, Unknown) else _settled(passed, rule, now)
         if settled is not None:
             return settled
     return Replay(key, generation, passed)
 
 
-def _settled(passed: Pass, rule: Rule | None) -> Pass | None:
-    """The answer to a memo hit under `rule`, or None when the gate must run (a deny, or a
-    factor older than the rule allows)."""
+def _settled(passed: Pass, rule: Rule | None, now: float | None = None) -> Pass | None:
+    """The answer to a memo hit under `rule` (at `now`: the memo's own reading of the
+    clock), or None when the gate must run (a deny, or a factor older than the rule
+    allows)."""
     if rule is None:
         return passed
-    if rule.action == "bypass":
+    action = rule.action
+    if action == "bypass":
         return BYPASSED
-    if rule.action == "deny" or not passed.mfa.fresh(rule.max_age, device_ok=rule.device_ok):
+    if action == "deny" or not passed.mfa.fresh(rule.max_age, device_ok=rule.device_ok, now=now):
         return None
     return passed
 
