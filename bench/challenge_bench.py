@@ -9,6 +9,12 @@ Then W worker processes, each with its own app on the same store, fire form POST
                  workers. The limits hold when the store counted exactly max_attempts
                  evaluated guesses and one lockout per user, every answer was 400 (wrong) or
                  429 (locked), and the user's correct code is then refused too.
+Each POST is timed from the moment it is one of the C in flight (its worker's semaphore
+acquired) to its answer (`perf_counter_ns`): the latency a client of a worker serving C requests
+at once sees, the waits for the store and for the worker's other requests included. The time a
+job waited before it was let in flight is left out: every job is queued at the start, so that
+wait is its place in the list, not something a server does. p50, p99 and max over both workers,
+for each run.
 Meanwhile each worker measures its event loop's lag (`LoopLag`: how late a task that asks to
 wake every 5 ms woke): the longest the loop was held up, by a store call waiting for SQLite's
 write lock (which the other worker holds half the time) or by anything else.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -37,6 +44,7 @@ WORKERS = 2
 IN_FLIGHT = 16
 MAX_ATTEMPTS = 5
 Job = tuple[str, str, str, str]  # user, cookie header, csrf token, "good" | "wrong"
+Answer = tuple[str, int, int]  # user, status, ns from in flight to answered
 
 
 def make_store(spec: tuple[str, str]) -> Store:
@@ -78,20 +86,22 @@ def worker(
     app = apps.bench_app("ours", config(store))
     totp = pyotp.TOTP(secret)
 
-    async def fire() -> tuple[int, int, list[tuple[str, int]], float]:
+    async def fire() -> tuple[int, int, list[Answer], float]:
         limit = asyncio.Semaphore(IN_FLIGHT)
 
-        async def one(job: Job) -> tuple[str, int]:
+        async def one(job: Job) -> Answer:
             user, cookie, csrf, kind = job
             code = totp.at(time.time() + 30) if kind == "good" else wrong
-            async with limit:
+            async with limit:  # the latency counts from here: one of IN_FLIGHT in the worker
+                began = time.perf_counter_ns()
                 status = await apps.post_form(
                     app,
                     apps.request_headers(cookie),
                     "/_mfa/challenge",
                     {"csrf": csrf, "code": code, "next": "/"},
                 )
-            return user, status
+                took = time.perf_counter_ns() - began
+            return user, status, took
 
         await apps.status_of(app, apps.http_scope(apps.request_headers()))  # build the stack
         barrier.wait()
@@ -123,9 +133,26 @@ def fire_jobs(spec: tuple[str, str], secret: str, wrong: str, jobs: list[Job]) -
         proc.join(timeout=30)
     start = min(o[0] for o in outcomes)
     end = max(o[1] for o in outcomes)
-    statuses = [pair for o in outcomes for pair in o[2]]
+    answers: list[Answer] = [answer for o in outcomes for answer in o[2]]
     lag = max(o[3] for o in outcomes)
-    return {"seconds": (end - start) / 1e9, "statuses": statuses, "loop_lag_ms": lag * 1000}
+    return {
+        "seconds": (end - start) / 1e9,
+        "statuses": [(user, status) for user, status, _ in answers],
+        "latency": latency([ns for _, _, ns in answers]),
+        "loop_lag_ms": lag * 1000,
+    }
+
+
+def latency(durations_ns: list[int]) -> dict[str, float]:
+    """p50, p99 and max of the POSTs' latencies, in ms."""
+    ms = sorted(ns / 1e6 for ns in durations_ns)
+    cuts = statistics.quantiles(ms, n=100, method="inclusive")
+    return {
+        "p50_ms": round(cuts[49], 1),
+        "p99_ms": round(cuts[98], 1),
+        "max_ms": round(ms[-1], 1),
+        "requests": len(ms),
+    }
 
 
 # -- setup in the parent -----------------------------------------------------------------------
@@ -228,6 +255,7 @@ async def measure_store(spec: tuple[str, str]) -> dict[str, Any]:
             "requests": len(good_jobs),
             "seconds": round(verify["seconds"], 3),
             "per_second": len(good_jobs) / verify["seconds"],
+            "latency": verify["latency"],
             "loop_lag_ms": round(verify["loop_lag_ms"], 1),
             "statuses": dict(good_statuses),
             "all_succeeded": good_statuses == Counter({303: len(good_jobs)}),
@@ -239,6 +267,7 @@ async def measure_store(spec: tuple[str, str]) -> dict[str, Any]:
             "requests": len(storm_jobs),
             "seconds": round(attack["seconds"], 3),
             "per_second": len(storm_jobs) / attack["seconds"],
+            "latency": attack["latency"],
             "loop_lag_ms": round(attack["loop_lag_ms"], 1),
             "statuses": dict(Counter(s for _, s in attack["statuses"])),
             "answers_only_400_or_429": answers_ok,
@@ -307,6 +336,10 @@ def run() -> dict[str, Any]:
     return report(results, shape)
 
 
+def spread(latency: dict[str, float]) -> str:
+    return f"{latency['p50_ms']:.1f} / {latency['p99_ms']:.1f} / {latency['max_ms']:.1f}"
+
+
 def report(results: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for kind, r in results.items():
@@ -316,17 +349,20 @@ def report(results: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
                 kind,
                 f"{v['per_second']:.0f}",
                 f"{v['requests']} ok" if v["all_succeeded"] else f"FAILED {v['statuses']}",
+                spread(v["latency"]),
                 f"{w['per_second']:.0f}",
                 ", ".join(f"{k}: {n}" for k, n in sorted(w["statuses"].items())),
+                spread(w["latency"]),
                 f"{w['evaluated_guesses_stored']}/{w['evaluated_guesses_allowed']}",
                 "yes" if r["limits_hold"] else "NO",
                 f"{r['worst_loop_lag_ms']:.1f} ms",
             ]
         )
     if "redis" not in results:
-        rows.append(["redis", "-", "-", "-", "-", "-", "skipped: redis-server not installed", "-"])
+        rows.append(["redis", *["-"] * 7, "skipped: redis-server not installed", "-"])
     hold = all(r["limits_hold"] and r["verifications"]["all_succeeded"] for r in results.values())
     lag = results["sqlite"]["worst_loop_lag_ms"]
+    p99 = results["sqlite"]["verifications"]["latency"]["p99_ms"]
     return {
         "title": f"6. Challenge throughput: {WORKERS} worker processes x {IN_FLIGHT} in flight,"
         f" form POSTs to /_mfa/challenge (max_attempts {MAX_ATTEMPTS})",
@@ -334,8 +370,10 @@ def report(results: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
             "store",
             "verifications/s",
             "correct codes",
+            "ms p50/p99/max",
             "wrong guesses/s",
             "wrong-guess statuses",
+            "ms p50/p99/max",
             "evaluated/allowed",
             "limits hold",
             "worst loop lag",
@@ -376,12 +414,30 @@ def report(results: dict[str, Any], shape: dict[str, Any]) -> dict[str, Any]:
                     for k, r in results.items()
                 ),
             ),
+            target(
+                "challenge.p99",
+                "Challenge: p99 latency of a correct-code POST under that load (SQLite), in ms,"
+                " from in flight to answered",
+                "measured (beside the other stores')",
+                p99,
+                True,
+                "; ".join(
+                    f"{k}: {spread(r['verifications']['latency'])} ms verifying,"
+                    f" {spread(r['wrong_codes']['latency'])} ms under wrong guesses"
+                    for k, r in results.items()
+                )
+                + " (p50 / p99 / max)",
+            ),
         ],
         "notes": [
             "400 = wrong code; 429 = locked out (a refused guess, or the evaluated guess that"
             " locked the user). Evaluated guesses are counted by the store's throttle record.",
             "Each worker is a separate process with its own app and store connection on the"
             " same SQLite file or Redis server, as separate server workers would be.",
+            "ms p50/p99/max: each POST from the moment it is one of the"
+            f" {IN_FLIGHT} in flight in its worker to its answer (the waits for the store and"
+            " for the worker's other requests included; the wait before it was let in flight,"
+            " its place in the queued list, left out), over both workers.",
             "Worst loop lag: how late a task of each worker's event loop, asking to wake every"
             " 5 ms, woke while the codes were posted (the longest any other request of that"
             " worker, one needing no store included, would have waited). It grows with the"
