@@ -494,7 +494,8 @@ def report(
             "django: under Starlette, DjangoStore's calls leave the loop through"
             " sync_to_async(thread_sensitive=True), one thread per process (Django's ASGI"
             " handler would give each request its own): a worker's store calls run one at a"
-            " time.",
+            " time. Its rate here is set by the CPU: a POST alone costs about 8 ms (0.9 ms on"
+            " SQLite), mostly the ORM's 10 queries; see bench/README.md.",
             "ms p50/p99/max: each POST from the moment it is one of the"
             f" {IN_FLIGHT} in flight in its worker to its answer (the waits for the store and"
             " for the worker's other requests included; the wait before it was let in flight,"
