@@ -49,13 +49,23 @@ _CSRF_RE = re.compile(r'name="csrf" value="([^"]*)"')
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def configure(workdir: Path, store: Any = None) -> None:
-    """Django on a SQLite database in `workdir`; the MFA store `store`, or a SQLite file."""
+def configure(
+    workdir: Path | None = None, store: Any = None, database: dict[str, Any] | None = None
+) -> None:
+    """Django on `database` (a DATABASES entry), or a SQLite database in `workdir`; the MFA
+    store `store`, or a SQLite file in `workdir`. Migrated (a no-op where another process
+    already migrated the database)."""
     import django
     from django.conf import settings
 
     from mfa_middleware import SQLiteStore
 
+    if database is None:
+        assert workdir is not None, "a database, or a workdir for one"
+        database = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(workdir / "db.sqlite3")}
+    if store is None:
+        assert workdir is not None, "a store, or a workdir for one"
+        store = SQLiteStore(workdir / "mfa.sqlite3")
     settings.configure(
         DEBUG=False,
         SECRET_KEY=MFA_SECRET,
@@ -70,14 +80,8 @@ def configure(workdir: Path, store: Any = None) -> None:
             "mfa_middleware.django",
         ],
         MIDDLEWARE=BASE_MIDDLEWARE,
-        DATABASES={
-            "default": {
-                "ENGINE": "django.db.backends.sqlite3",
-                "NAME": str(workdir / "db.sqlite3"),
-                # persistent connections: no reconnect per request (less noise, same for all)
-                "CONN_MAX_AGE": 600,
-            }
-        },
+        # persistent connections: no reconnect per request (less noise, same for all)
+        DATABASES={"default": {**database, "CONN_MAX_AGE": 600}},
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         CACHES={
             "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
@@ -86,7 +90,7 @@ def configure(workdir: Path, store: Any = None) -> None:
         USE_TZ=True,
         LOGIN_URL="/login/",
         MFA_MIDDLEWARE={
-            "store": store or SQLiteStore(workdir / "mfa.sqlite3"),
+            "store": store,
             "cookie_secure": False,
             "app_name": "Django bench",
         },
