@@ -4,6 +4,8 @@ where a bypass rule on `auth_method` decides; issue 18: a memo hit asks step-up 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from mfa_middleware.core.principal import Principal
@@ -74,3 +76,12 @@ def test_long_paths_are_matched_but_not_kept() -> None:
     assert isinstance(found, Rule)
     assert found.action == "two_factor"
     assert len(rules._by_path) == 0
+
+
+def test_a_rule_set_made_from_another_keeps_no_answer_of_it() -> None:
+    rules = RuleSet.build(RULES, None)
+    assert rules.rule_by_path("/other", "GET") is None
+    deny_all = dataclasses.replace(rules, default_action="deny", default_rule=Rule("deny"))
+    found = deny_all.rule_by_path("/other", "GET")
+    assert isinstance(found, Rule)
+    assert found.action == "deny"

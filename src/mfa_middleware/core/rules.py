@@ -195,8 +195,8 @@ class RuleSet:
     # `rule_by_path`'s answers by request line: a verified session's next request asks it
     # again with the same path (bounded; long paths are not kept)
     _by_path: Bounded[tuple[str, str, str | None], tuple[Rule | Unknown | None]] = field(
-        default_factory=lambda: Bounded(BY_PATH_LIMIT), compare=False, repr=False
-    )
+        default_factory=lambda: Bounded(BY_PATH_LIMIT), init=False, compare=False, repr=False
+    )  # init=False: a `dataclasses.replace` with other rules starts an empty one
 
     @classmethod
     def build(
