@@ -331,7 +331,8 @@ def report(
                 ">= 0.97",
                 value,
                 None if value is None else (value >= 0.97 and clean),
-                f"{rps['ours']:.0f} vs {rps['bare']:.0f} req/s",
+                f"{rps['ours']:.0f} vs {rps['bare']:.0f} req/s"
+                + ("" if clean else "; SOME RESPONSES WERE NOT THE PAGE"),
             ),
         ],
         "notes": [

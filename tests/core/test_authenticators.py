@@ -67,3 +67,22 @@ def test_the_old_single_factor_record_reads_as_one_authenticator() -> None:
 def test_names_are_cleaned_and_capped() -> None:
     assert a.clean_name("  a\x00b\tc  ") == "a b c"
     assert len(a.clean_name("x" * 100)) == a.MAX_NAME
+
+
+def test_an_addition_that_raced_this_one_is_named_in_its_own_notice() -> None:
+    """Two additions at once (another tab, or someone else holding the session): this one's
+    record after its update holds both, and the user is told of each, never of one twice."""
+    from mfa_middleware.core.enrollment import enrolled_notices
+    from mfa_middleware.core.i18n import untranslated
+
+    before = a.added(UserRecord(), SETTINGS, NOW, item("totp", "t"))
+    mine = Authenticator("k1", "webauthn", "Laptop", NOW)
+    theirs = Authenticator("k2", "webauthn", "Attacker key", NOW)
+    after = a.added(a.added(before, SETTINGS, NOW, theirs), SETTINGS, NOW, mine)
+    told = enrolled_notices(False, before, after, untranslated("en"))
+    named = " ".join(str(notice.values) for notice in told)
+    assert len(told) == 2
+    assert "Attacker key" in named
+    assert "Laptop" in named
+    first_only = enrolled_notices(True, UserRecord(), before, untranslated("en"))
+    assert [n.subject for n in first_only] == ["two-step verification turned on"]

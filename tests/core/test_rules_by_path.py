@@ -85,3 +85,15 @@ def test_a_rule_set_made_from_another_keeps_no_answer_of_it() -> None:
     found = deny_all.rule_by_path("/other", "GET")
     assert isinstance(found, Rule)
     assert found.action == "deny"
+
+
+def test_what_an_attacker_sends_cannot_grow_the_cache() -> None:
+    """A long method counts toward the request line's length as a long path does (h11 takes
+    methods of kilobytes), and with no rules at all nothing is kept."""
+    rules = RuleSet.build(RULES, None)
+    assert rules.rule_by_path("/other", "X" * 300) is None
+    assert len(rules._by_path) == 0
+    none = RuleSet.build([], None)
+    for n in range(50):
+        assert none.rule_by_path(f"/p{n}", "GET", "token") is None
+    assert len(none._by_path) == 0

@@ -129,8 +129,8 @@ def finish(
     (returned once, to show; None otherwise: a change of method keeps the codes the user
     has)."""
     yield Delete(enroll_code.enroll_code_key(caller.user_id))
-    notice = enrolled_notice(first, before, after, params.texts(caller.locale))
-    yield from notices.notify(caller, params, notice)
+    for notice in enrolled_notices(first, before, after, params.texts(caller.locale)):
+        yield from notices.notify(caller, params, notice)
     left = yield from recovery.codes_left(caller.user_id)
     if left is not None or params.recovery_count == 0:
         return None
@@ -140,21 +140,23 @@ def finish(
     return codes
 
 
-def enrolled_notice(
+def enrolled_notices(
     first: bool, before: UserRecord, after: UserRecord, texts: Texts
-) -> notices.Notice:
+) -> list[notices.Notice]:
     """What an enrollment tells the user: two-step verification is on (a first factor), the
     way codes come changed (a phone or an address replaced the other), or which authenticator
-    was added beside the others."""
+    was added beside the others: each one new since `before`, so an addition that raced this
+    one (another tab, or someone else with the session) is named too, never hidden behind
+    this one's name."""
     if first:
-        return notices.factor_set(first=True)
+        return [notices.factor_set(first=True)]
     had = {f.id for f in before.factors()}
     kept = {f.id for f in after.factors()}
     new = [f for f in after.factors() if f.id not in had]
     code = authenticators.code_factor(before)
     if (code is not None and code.id not in kept) or not new:
-        return notices.factor_set(first=False)
-    return notices.authenticator_added(new[0].kind, new[0].name, texts)
+        return [notices.factor_set(first=False)]
+    return [notices.authenticator_added(item.kind, item.name, texts) for item in new]
 
 
 def unlock(caller: Caller, params: Params, code: str) -> Generator[Effect, Any, Attempt]:

@@ -173,7 +173,7 @@ class Rule:
 
 
 BY_PATH_LIMIT = 2048  # request lines kept per generation of `RuleSet._by_path`
-BY_PATH_LONGEST = 256  # longer paths are matched every time, never kept
+BY_PATH_LONGEST = 256  # longer request lines (path, method, auth method) are never kept
 
 
 class Unknown:
@@ -244,12 +244,14 @@ class RuleSet:
         how the app authenticated it: `auth_method`, as the principal will say): `UNKNOWN` when
         a rule that looks at more of the user or the client matches (only `rule_for` can
         tell), else the rule."""
+        if not self.rules:
+            return self.default_rule
         key = (path, method, auth_method)
         known = self._by_path.get(key)
         if known is not None:
             return known[0]
         found = self._rule_by_path(path, method, auth_method)
-        if len(path) <= BY_PATH_LONGEST:
+        if len(path) + len(method) + len(auth_method or "") <= BY_PATH_LONGEST:
             self._by_path[key] = (found,)
         return found
 

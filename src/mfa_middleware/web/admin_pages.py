@@ -122,6 +122,7 @@ def _admin_page(page: Page, target: str, done: str, **extra: Any) -> Reply:
         "modes": MODES,
         "lifetime": page.texts.duration(eff.session_lifetime),
         "lifetime_field": _as_typed(page, eff.session_lifetime),
+        "lifetime_hint": page.texts.gettext(LIFETIME_HINT),
         "target": target,
         "query": target,
         "done": done,
@@ -133,11 +134,14 @@ def _admin_page(page: Page, target: str, done: str, **extra: Any) -> Reply:
     return Step(looking, lambda found: page.render("admin.html", **context, **_shown(page, found)))
 
 
+LIFETIME_HINT = N_("How long a sign-in lasts, like 90 days, 12 hours or 30 minutes.")
+
+
 def _as_typed(page: Page, value: float) -> str:
-    """The lifetime as the form's hint tells the admin to type it: words in English ("90
-    days"), the short form the translations give ("90d") in every other language, since the
-    parser reads only those."""
-    english = page.texts.locale == "en" or page.texts.locale.startswith("en_")
+    """The lifetime as the form's hint tells the admin to type it: English words where the
+    hint is the English one ("90 days"), else the short form the translations give ("90d"),
+    since the parser reads only those."""
+    english = page.texts.gettext(LIFETIME_HINT) == LIFETIME_HINT
     return spoken_duration(value) if english else format_duration(value)
 
 

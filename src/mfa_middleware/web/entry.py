@@ -92,6 +92,11 @@ class Entry:
         self.principal_of = principal_of
         self.facts_of = facts_of
         self.request_of = request_of  # the framework's own request, for the config's hooks
+        # the pages and the JSON API load with the app (an import error fails at startup),
+        # not with `import mfa_middleware` (a fifth of its import time)
+        from mfa_middleware.web.router import page_work
+
+        self._page_work = page_work
         self._prefix = rt.prefix
         self._prefix_slash = rt.prefix + "/"
         self._api_slash = rt.prefix + "/api/"
@@ -120,14 +125,10 @@ class Entry:
     def handle(self, incoming: Incoming) -> Outcome | Work:
         try:
             if incoming.path == self._prefix or incoming.path.startswith(self._prefix_slash):
-                # the pages and the JSON API are imported by the first request for one, not by
-                # `import mfa_middleware` (a third of its import time)
-                from mfa_middleware.web.router import page_work
-
                 facts = self.facts_of(incoming.source, incoming.body)
                 principal = self.principal_of(incoming.source)
                 agent = None if principal is None else self.agent_of(incoming.source)
-                return page_work(self.rt, facts, principal, incoming.app, agent)
+                return self._page_work(self.rt, facts, principal, incoming.app, agent)
             principal = None
             if self.user_id_of is not None:
                 user_id = self.user_id_of(incoming.source)
