@@ -1,10 +1,11 @@
 """The QR code on the enrollment page scans from what Chromium draws, the way a phone reads it.
 
-For each demo (Starlette, Django), plain and with a pale `brand_color` in the dark colour
-scheme, and at 1280 px x1, 390 px x2 (a phone) and 320 px x1: a screenshot of the page goes to
+For each demo (Starlette, Django), plain and with a pale `brand_color`, each in the light and
+the dark colour scheme, and at 1280 px x1, 390 px x2 (a phone) and 320 px x1: a screenshot of
+the page goes to
 `zbarimg`, `oathtool` computes the code from the URI it decoded, the browser types that code and
 reaches the app. Each case then turns 2FA off again, so the next one enrolls afresh on the same
-server (one server per demo and look, started once for the module).
+server (one server per demo and brand, started once for the module).
 """
 
 from __future__ import annotations
@@ -41,10 +42,8 @@ if TYPE_CHECKING:
 
 # A pale brand colour: were it ever used for the code's modules, the code would not scan.
 BRAND = "#fde047"
-LOOKS: dict[str, tuple[dict[str, str], str]] = {
-    "plain-light": ({}, "light"),
-    "branded-dark": ({"MFA_DEMO_BRAND_COLOR": BRAND}, "dark"),
-}
+BRANDS: dict[str, dict[str, str]] = {"plain": {}, "branded": {"MFA_DEMO_BRAND_COLOR": BRAND}}
+SCHEMES = ("light", "dark")
 SERVERS = {"starlette": starlette_site, "django": django_site}
 VIEWS: dict[str, dict[str, Any]] = {
     "1280x1": {"viewport": {"width": 1280, "height": 800}, "device_scale_factor": 1},
@@ -67,25 +66,25 @@ ZOOMS = ("0.67", "2")
 
 @pytest.fixture(
     scope="module",
-    params=[(server, look) for server in SERVERS for look in LOOKS],
+    params=[(server, brand) for server in SERVERS for brand in BRANDS],
     ids=lambda p: f"{p[0]}-{p[1]}",
 )
-def looked_site(
+def branded_site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Site, str]]:
-    server, look = request.param
-    env, scheme = LOOKS[look]
-    tmp = tmp_path_factory.mktemp(f"{server}-{look}")
-    with SERVERS[server](sys.executable, tmp, env) as site:
-        yield site, scheme
+) -> Iterator[Site]:
+    server, brand = request.param
+    tmp = tmp_path_factory.mktemp(f"{server}-{brand}")
+    with SERVERS[server](sys.executable, tmp, BRANDS[brand]) as site:
+        yield site
 
 
 @pytest.fixture
 def scanner_tab(
-    browser: Browser, looked_site: tuple[Site, str], request: pytest.FixtureRequest
+    browser: Browser, branded_site: Site, request: pytest.FixtureRequest
 ) -> Iterator[Tab]:
-    site, scheme = looked_site
-    view = VIEWS[request.param]
+    site = branded_site
+    view_name, scheme = request.param
+    view = VIEWS[view_name]
     context = browser.new_context(
         base_url=site.base_url, service_workers="block", color_scheme=scheme, **view
     )
@@ -107,7 +106,12 @@ def scan(page: Page, shot: Path) -> TotpUri:
     return TotpUri.parse(found[0])
 
 
-@pytest.mark.parametrize("scanner_tab", list(VIEWS), indirect=True)
+@pytest.mark.parametrize(
+    "scanner_tab",
+    [(view, scheme) for view in VIEWS for scheme in SCHEMES],
+    indirect=True,
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def test_qr_code_scans_and_its_code_signs_in(scanner_tab: Tab, tmp_path: Path) -> None:
     tab, page = scanner_tab, scanner_tab.page
     log_in(tab, "alice")
