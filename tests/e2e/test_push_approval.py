@@ -268,6 +268,39 @@ async def test_a_wrong_number_or_this_wasnt_me_kills_the_sign_in(
     assert not await is_verified(laptop)
 
 
+LINUX_CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0"
+    " Safari/537.36"
+)
+
+
+async def test_the_asking_browser_is_named_in_the_approvers_language(
+    clock: FixedClock,
+    push: WebPushService,
+    phone: httpx.AsyncClient,
+    laptop: httpx.AsyncClient,
+    mailbox: Mailbox,
+) -> None:
+    """The laptop asks in English; the approver reads in French: its page, its JSON list and
+    the refusal mail name the asking browser in French, not in the asker's language."""
+    sub, _ = await make_approver(phone, clock, push)
+    laptop.headers["user-agent"] = LINUX_CHROME
+    await ask(laptop)
+    french = {**HTML, "accept-language": "fr"}
+    payload = sub.read_json(push.wait_for(sub))
+    page = await phone.get(payload["url"], headers=french)
+    assert "Chrome sous Linux" in visible(page)
+    listed = await phone.get(
+        "/_mfa/api/approve", headers={"accept": "application/json", "accept-language": "fr"}
+    )
+    assert [a["browser"] for a in listed.json()["approvals"]] == ["Chrome sous Linux"]
+    token = re.search(r'name="t" value="([^"]+)"', page.text)
+    assert token
+    data = {"csrf": csrf_of(page.text), "t": token.group(1), "choice": "deny"}
+    await phone.post("/_mfa/approve", data=data, headers=french)
+    assert mailbox.last_match(re.compile(r"Chrome sous Linux"))
+
+
 async def test_an_expired_request_cannot_be_approved(
     clock: FixedClock, push: WebPushService, phone: httpx.AsyncClient, laptop: httpx.AsyncClient
 ) -> None:

@@ -43,7 +43,7 @@ from mfa_middleware.core.effects import (
     Update,
 )
 from mfa_middleware.core.flows import Attempt, count_attempt, take_attempt, throttle_state
-from mfa_middleware.core.i18n import N_
+from mfa_middleware.core.i18n import N_, Texts
 from mfa_middleware.core.records import (
     SETTINGS_KEY,
     Authenticator,
@@ -59,6 +59,7 @@ TTL = 120.0  # a pending approval lives 2 minutes
 PUSH_WINDOW = 600.0  # the push limit counts requests in the last 10 minutes
 PENDING, APPROVED, DENIED = "pending", "approved", "denied"
 MAX_ENDPOINT = 1024
+MAX_USER_AGENT = 512  # of the asking browser's, kept to name it
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +73,12 @@ class Approval(Record):
     created_at: float = 0.0
     expires_at: float = 0.0
     state: str = PENDING
-    browser: str = ""  # the asking browser's user agent
+    user_agent: str = ""  # the asking browser's, capped: named in the reader's language
     ip: str = ""  # and its address
+
+    def browser(self, texts: Texts) -> str:
+        """The asking browser as `texts`' language names it ("Chrome sous Linux")."""
+        return name_from_user_agent(self.user_agent, texts)
 
 
 def approval_key(user_id: str, session_hash: str) -> Key:
@@ -282,7 +287,7 @@ def new_approval(caller: Caller) -> Approval:
         choices=sorted(choices, key=lambda _: pick.random()),
         created_at=caller.now,
         expires_at=caller.now + TTL,
-        browser=name_from_user_agent(caller.user_agent),
+        user_agent=caller.user_agent[:MAX_USER_AGENT],
         ip=str(caller.client or caller.peer or ""),
     )
 
@@ -394,7 +399,8 @@ def decide(
     if refused is None:
         yield from count_attempt(caller.user_id, caller.now, params.limits, None)
     yield Emit("approval_denied", {**fields, "reason": reason})
-    notice = notices.approval_denied(approval.browser, approval.ip, caller, params)
+    texts = params.texts(caller.locale)
+    notice = notices.approval_denied(approval.browser(texts), approval.ip, caller, params)
     yield from notices.notify(caller, params, notice)
     return Decided(DENIED, approval)
 

@@ -714,7 +714,7 @@ def _waiting_list(page: Page, rows: list[approvals.Approval]) -> Reply:
     listed = [
         {
             "id": a.id,
-            "browser": a.browser,
+            "browser": a.browser(page.texts),
             "ip": a.ip,
             "created_at": a.created_at,
             "expires_in": max(0, round(a.expires_at - page.caller.now)),

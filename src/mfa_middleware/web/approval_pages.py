@@ -157,7 +157,8 @@ def _listed(page: Page, device: str | None, rows: list[approvals.Approval]) -> R
 
 
 def _approve_page(page: Page, rows: list[approvals.Approval], is_approver: bool) -> Reply:
-    return page.render("approve.html", approvals=rows, is_approver=is_approver)
+    named = {a.id: a.browser(page.texts) for a in rows}  # in the approver's language
+    return page.render("approve.html", approvals=rows, is_approver=is_approver, named=named)
 
 
 def approve_post(page: Page) -> Reply:
