@@ -573,3 +573,34 @@ async def test_line_breaks_in_an_address_never_reach_a_mail_header(
     assert [e["reason"] for e in events if e["event"] == "notification_failed"] == [
         "a header value contains a line break"
     ]
+
+
+@pytest.mark.checklist("SES-17")
+async def test_opening_the_challenge_again_sends_nothing_more(
+    clock: FixedClock, mailbox: Mailbox, twilio: TwilioDouble
+) -> None:
+    """The challenge page's GET sends the first code of a login; opening it again (a reload,
+    or a navigation another site made) sends nothing within the cooldown and nothing past
+    the hourly cap: at most that one send comes from a GET."""
+    app = make_app(clock, **senders(mailbox, twilio), max_sends_per_hour=3)
+    async with client(app) as c:
+        await login(c)
+        await enroll_email(c, mailbox)  # send 1
+        await relogin(c)
+
+        def sent() -> int:
+            return sum(1 for m in mailbox.messages if "verification code is" in mailbox.text_of(m))
+
+        await c.get("/_mfa/challenge", headers=HTML)  # send 2: this login's first code
+        assert sent() == 2
+        for _ in range(3):
+            page = await c.get("/_mfa/challenge", headers=HTML)
+            assert page.status_code == 200
+        assert sent() == 2  # within the cooldown: the code already sent still works
+        clock.advance(31)
+        r = await c.post("/_mfa/challenge/resend", headers=HTML, data={"csrf": csrf_of(page.text)})
+        assert r.status_code == 200  # send 3: the hourly cap is reached
+        for _ in range(3):
+            clock.advance(31)
+            await c.get("/_mfa/challenge", headers=HTML)
+        assert sent() == 3
