@@ -375,6 +375,13 @@ async def test_bad_requests_get_problems_never_a_500(clock: FixedClock) -> None:
         wrong_state = problem(await api.post("challenge", {"code": "123456"}), 409, "wrong_state")
         assert wrong_state["state"] == "enroll"
         assert wrong_state["location"].startswith("/_mfa/enroll")
+        # `next` (documented as a query parameter): carried when same-site, else dropped
+        for asked, location in (
+            ("/reports", "/_mfa/enroll?next=%2Freports"),
+            ("//evil.example", "/_mfa/enroll"),
+        ):
+            r = await c.post(f"{API}/challenge?next={asked}", json={}, headers=ok_headers)
+            assert problem(r, 409, "wrong_state")["location"] == location
 
 
 async def test_lockout_and_sign_out(clock: FixedClock) -> None:
@@ -417,6 +424,9 @@ async def test_the_openapi_document_describes_every_call(clock: FixedClock) -> N
     assert schema["additionalProperties"] is False
     assert schema["properties"]["reauth"] == {"type": "boolean"}
     assert re.fullmatch(r"\w+", challenge["post"]["operationId"])
+    assert [p["name"] for p in challenge["get"]["parameters"]] == ["method", "reauth", "next"]
+    assert "same-site path" in challenge["post"]["parameters"][0]["description"]
+    assert "parameters" not in document["paths"]["/_mfa/api/state"]["get"]  # reads no `next`
     states = document["paths"]["/_mfa/api/state"]["get"]["responses"]["200"]["content"]
     assert states["application/json"]["schema"]["properties"]["mfa"] == {
         "$ref": "#/components/schemas/MFAState"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mfa_middleware.core.i18n import N_
+from mfa_middleware.core.redirects import MAX_NEXT_LENGTH
 from mfa_middleware.core.tokens import csrf_valid
 from mfa_middleware.web import api_calls as calls
 from mfa_middleware.web import approval_pages
@@ -53,8 +54,15 @@ class Call:
     handler: Handler
     summary: str
     fields: Mapping[str, Field] = field(default_factory=dict)
-    query: tuple[str, ...] = ()  # query parameters it reads
+    query: tuple[str, ...] = ()  # query parameters it reads (`next`: see `reads_next`)
     returns: Schema = field(kw_only=True)
+
+    @property
+    def reads_next(self) -> bool:
+        """Every guard but `anyone` answers a session in another state with the page the HTML
+        flow would show, `next` carried (the `wrong_state` problem's `location`); so does the
+        sign-in again after a first enrollment (`relogin_after_enrollment`)."""
+        return self.when is not anyone
 
 
 # -- what the calls answer: JSON Schemas, shared shapes under components/schemas -------------
@@ -175,6 +183,20 @@ SCHEMAS: dict[str, Schema] = {  # prefixed: an app's document may hold a `Device
     ),
 }
 APPROVAL_STATE: Schema = {"enum": ["pending", "approved", "denied", "none"]}
+
+QUERY: dict[str, tuple[str, Schema]] = {  # what a query parameter means, and its schema
+    "method": ("One of the user's `methods` (GET state); else the one to offer", STRING),
+    "reauth": ("`1`: a verified user confirming it's them (step-up)", {"enum": ["1"]}),
+    "next": (
+        "Where the user goes once done: a same-site path (`/reports?id=7`), at most"
+        f" {MAX_NEXT_LENGTH} characters. Anything else (another origin, `//host`, a scheme,"
+        " a backslash, a control character) is ignored: the site's root instead. It is"
+        " carried in the `location` the call may answer (a `wrong_state` problem's page; where"
+        " to sign in again after a first enrollment).",
+        STRING,
+    ),
+}
+
 
 CODE = Field(required=True, max_length=64)
 METHOD = Field(max_length=16)

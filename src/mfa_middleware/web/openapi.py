@@ -1,6 +1,7 @@
 """The JSON API's OpenAPI 3.1 document, built from its table of calls (`web.api.CALLS`), so
-what it documents is what the router serves: the paths, each body's fields and types, the
-CSRF header, what each call answers, and the problem details every refusal is."""
+what it documents is what the router serves: the paths, their query parameters, each body's
+fields and types, the CSRF header, what each call answers, and the problem details every
+refusal is."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from mfa_middleware.core.http import RequestFacts, Response
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.api import CALLS, CSRF_HEADER, SCHEMAS, Call
+from mfa_middleware.web.api import CALLS, CSRF_HEADER, QUERY, SCHEMAS, Call
 from mfa_middleware.web.problems import PROBLEM_CONTENT_TYPE, Field
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
@@ -95,9 +96,16 @@ def _operation(path: str, method: str, call: Call) -> dict[str, Any]:
             "default": PROBLEM,
         },
     }
+    query = (*call.query, "next") if call.reads_next else call.query
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-        for name in call.query
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": QUERY[name][0],
+            "schema": QUERY[name][1],
+        }
+        for name in query
     ]
     if method == "POST":
         parameters.append({"$ref": "#/components/parameters/CSRF"})
