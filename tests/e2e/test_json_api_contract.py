@@ -1,8 +1,9 @@
 """The JSON API answers as its OpenAPI document says (issue 20): schemathesis generates calls
 from the document (valid and invalid bodies, headers, query strings) and sends them to the
 Starlette demo served by uvicorn, signed in as alice with an enrolled authenticator app; every
-answer must be documented (200 JSON, or an RFC 9457 problem), never a server error. Bounded:
-a fixed number of examples per call, derandomized, so the run takes seconds and repeats."""
+answer must be documented (a 200 whose body matches the call's declared schema, or an RFC 9457
+problem), never a server error. Bounded: a fixed number of examples per call, derandomized, so
+the run takes seconds and repeats."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from tests.e2e.helpers import (
     visible,
 )
 from tests.e2e.test_devices import answer_prompt, enroll_to_prompt
-from tests.e2e.test_json_api import Api, problem
+from tests.e2e.test_json_api import ANSWERED, PUSH_CALLS, Api, problem
 from tests.support.mail_and_sms import Mailbox
 from tests.support.webpush import Subscription, VapidKeys, WebPushService, webpush_service
 
@@ -469,6 +469,7 @@ async def test_the_json_api_asks_polls_answers_and_finishes(
     assert finished.status_code == 200, finished.text
     assert finished.json()["verified"] is True
     assert await is_verified(laptop)
+    assert PUSH_CALLS <= ANSWERED  # each answer checked against the OpenAPI document
 
 
 async def test_an_approver_whose_trust_was_revoked_answers_nothing(

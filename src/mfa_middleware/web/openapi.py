@@ -1,17 +1,19 @@
 """The JSON API's OpenAPI 3.1 document, built from its table of calls (`web.api.CALLS`), so
-what it documents is what the router serves: the paths, each body's fields and types, the
-CSRF header, and the problem details every refusal is."""
+what it documents is what the router serves: the paths, their query parameters, each body's
+fields and types, the CSRF header, what each call answers, and the problem details every
+refusal is."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from copy import deepcopy
 from functools import cache
 from typing import Any
 
 from mfa_middleware.core.http import RequestFacts, Response
 from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.api import CALLS, CSRF_HEADER, Call
+from mfa_middleware.web.api import CALLS, CSRF_HEADER, QUERY, SCHEMAS, Call
 from mfa_middleware.web.problems import PROBLEM_CONTENT_TYPE, Field
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
@@ -36,44 +38,50 @@ def document(prefix: str, app_name: str) -> bytes:
 
 
 def build(prefix: str, app_name: str) -> dict[str, Any]:
+    """The document, a copy of its own: a caller may change it (`include_mfa_api` does), never
+    the schemas of `CALLS` it holds."""
     paths: dict[str, dict[str, Any]] = {}
     for (path, method), call in CALLS.items():
         paths.setdefault(prefix + path, {})[method.lower()] = _operation(path, method, call)
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": f"{app_name}: two-step verification API",
-            "version": "1",
-            "description": (
-                "The sign-in's second step for single-page apps. Calls are authenticated by"
-                " the app's own login (its session cookie) and the MFA session's cookie, as the"
-                " HTML pages are. Every POST carries the CSRF token of `GET state` in the"
-                f" `{CSRF_HEADER}` header and a JSON body. Refusals are RFC 9457 problem"
-                " details with a stable `code`."
-            ),
-        },
-        "paths": paths,
-        "components": {
-            "schemas": {"Problem": _problem_schema()},
-            "responses": {
-                "Problem": {
-                    "description": "A refusal (RFC 9457 problem details)",
-                    "content": {
-                        PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
-                    },
-                }
+    return deepcopy(
+        {
+            "openapi": "3.1.0",
+            "info": {
+                "title": f"{app_name}: two-step verification API",
+                "version": "1",
+                "description": (
+                    "The sign-in's second step for single-page apps. Calls are authenticated by"
+                    " the app's own login (its session cookie) and the MFA session's cookie, as the"
+                    " HTML pages are. Every POST carries the CSRF token of `GET state` in the"
+                    f" `{CSRF_HEADER}` header and a JSON body. Refusals are RFC 9457 problem"
+                    " details with a stable `code`."
+                ),
             },
-            "parameters": {
-                "CSRF": {
-                    "name": CSRF_HEADER,
-                    "in": "header",
-                    "required": True,
-                    "description": "The session's CSRF token (`csrf_token` of GET state)",
-                    "schema": {"type": "string"},
-                }
+            "paths": paths,
+            "components": {
+                "schemas": {"Problem": _problem_schema(), **SCHEMAS},
+                "responses": {
+                    "Problem": {
+                        "description": "A refusal (RFC 9457 problem details)",
+                        "content": {
+                            PROBLEM_CONTENT_TYPE: {
+                                "schema": {"$ref": "#/components/schemas/Problem"}
+                            }
+                        },
+                    }
+                },
+                "parameters": {
+                    "CSRF": {
+                        "name": CSRF_HEADER,
+                        "in": "header",
+                        "required": True,
+                        "description": "The session's CSRF token (`csrf_token` of GET state)",
+                        "schema": {"type": "string"},
+                    }
+                },
             },
-        },
-    }
+        }
+    )
 
 
 def _operation(path: str, method: str, call: Call) -> dict[str, Any]:
@@ -83,14 +91,21 @@ def _operation(path: str, method: str, call: Call) -> dict[str, Any]:
         "responses": {
             "200": {
                 "description": "Done",
-                "content": {"application/json": {"schema": {"type": "object"}}},
+                "content": {"application/json": {"schema": call.returns}},
             },
             "default": PROBLEM,
         },
     }
+    query = (*call.query, "next") if call.reads_next else call.query
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-        for name in call.query
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": QUERY[name][0],
+            "schema": QUERY[name][1],
+        }
+        for name in query
     ]
     if method == "POST":
         parameters.append({"$ref": "#/components/parameters/CSRF"})
