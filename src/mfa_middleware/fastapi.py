@@ -70,7 +70,14 @@ def include_mfa_api(app: FastAPI, config: MFAConfig) -> None:
             schema.setdefault("paths", {})[path] = operations
         components = schema.setdefault("components", {})
         for kind, items in ours["components"].items():
-            components.setdefault(kind, {}).update(items)
+            theirs = components.setdefault(kind, {})
+            clash = sorted(n for n in items if n in theirs and theirs[n] != items[n])
+            if clash:  # ours are all named MFA*: never overwrite the app's silently
+                raise ValueError(
+                    f"include_mfa_api: the app's OpenAPI document already has {kind} named"
+                    f" {', '.join(clash)}; rename the app's so both can be described"
+                )
+            theirs.update(items)
         app.openapi_schema = schema
         return schema
 

@@ -16,8 +16,8 @@ from mfa_middleware.runtime import Runtime
 from mfa_middleware.web.api import CALLS, CSRF_HEADER, QUERY, SCHEMAS, Call
 from mfa_middleware.web.problems import PROBLEM_CONTENT_TYPE, Field
 
-PROBLEM = {"$ref": "#/components/responses/Problem"}
-PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}
+PROBLEM = {"$ref": "#/components/responses/MFAProblem"}
+PROBLEM_SCHEMA = {"$ref": "#/components/schemas/MFAProblem"}
 JSON_TYPES = {"string": "string", "boolean": "boolean", "object": "object"}
 
 
@@ -59,19 +59,19 @@ def build(prefix: str, app_name: str) -> dict[str, Any]:
             },
             "paths": paths,
             "components": {
-                "schemas": {"Problem": _problem_schema(), **SCHEMAS},
+                "schemas": {"MFAProblem": _problem_schema(), **SCHEMAS},
                 "responses": {
-                    "Problem": {
+                    "MFAProblem": {
                         "description": "A refusal (RFC 9457 problem details)",
                         "content": {
                             PROBLEM_CONTENT_TYPE: {
-                                "schema": {"$ref": "#/components/schemas/Problem"}
+                                "schema": PROBLEM_SCHEMA
                             }
                         },
                     }
                 },
                 "parameters": {
-                    "CSRF": {
+                    "MFACSRF": {
                         "name": CSRF_HEADER,
                         "in": "header",
                         "required": True,
@@ -108,7 +108,7 @@ def _operation(path: str, method: str, call: Call) -> dict[str, Any]:
         for name in query
     ]
     if method == "POST":
-        parameters.append({"$ref": "#/components/parameters/CSRF"})
+        parameters.append({"$ref": "#/components/parameters/MFACSRF"})
         operation["requestBody"] = {
             "required": any(f.required for f in call.fields.values()),
             "content": {"application/json": {"schema": _body_schema(call.fields)}},
