@@ -63,11 +63,7 @@ def build(prefix: str, app_name: str) -> dict[str, Any]:
                 "responses": {
                     "MFAProblem": {
                         "description": "A refusal (RFC 9457 problem details)",
-                        "content": {
-                            PROBLEM_CONTENT_TYPE: {
-                                "schema": PROBLEM_SCHEMA
-                            }
-                        },
+                        "content": {PROBLEM_CONTENT_TYPE: {"schema": PROBLEM_SCHEMA}},
                     }
                 },
                 "parameters": {
