@@ -26,7 +26,7 @@ class Record:
         with the record (as `dataclasses.asdict` does, at a fraction of its cost: this runs
         on every store write)."""
         doc: Doc = {}
-        for name in _fields(type(self))[0]:
+        for name in (_FIELDS.get(type(self)) or _fields(type(self)))[0]:
             value = getattr(self, name)
             doc[name] = copy.deepcopy(value) if isinstance(value, list | dict) else value
         return doc
@@ -35,7 +35,9 @@ class Record:
     def from_doc(cls, doc: Doc | None) -> Self:
         if not doc:
             return cls()
-        names = _fields(cls)[1]
+        names = (_FIELDS.get(cls) or _fields(cls))[1]
+        if names.issuperset(doc):  # the common case: a document this version wrote
+            return cls(**doc)
         return cls(**{k: v for k, v in doc.items() if k in names})
 
 
