@@ -324,6 +324,10 @@ async def request_shape(spec: Spec) -> dict[str, Any]:
     app, totp = setup["app"], setup["totp"]
     cookie, csrf = setup["sessions"]["ok0"]
     form = {"csrf": csrf, "code": totp.at(time.time() + 30), "next": "/"}  # not enrollment's
+    # the browser's GET of the challenge page with its own headers first, as a browser does
+    # before it posts (its Accept-Language negotiated once, as every later request finds it)
+    scope = apps.http_scope(apps.request_headers(cookie), "/_mfa/challenge")
+    await apps.status_of(app, scope)
     depths: list[int] = []
     advance = drivers.Chain.advance
 
