@@ -38,7 +38,7 @@ from mfa_middleware.web.account_pages import (
     ending_others,
     signing_out,
 )
-from mfa_middleware.web.approval_pages import ANSWERS, NOT_FOUND
+from mfa_middleware.web.approval_pages import ANSWERS, NOT_FOUND, adding_approver
 from mfa_middleware.web.attempts import with_lock_notice
 from mfa_middleware.web.challenge_pages import approvals_offered, chosen, verified_claims
 from mfa_middleware.web.code_context import resend_context
@@ -689,10 +689,7 @@ def approvers_post(page: Page) -> Reply:
     """Make this (trusted) browser an approver with its push subscription."""
     if (off := _push_off(page)) is not None:
         return off
-    device = current_device(page.rt, page.facts, page.principal)
-    subscription, name = page.form.get("subscription", ""), page.form.get("name", "")
-    adding_one = approvals.add(page.caller, page.params, device, name, subscription)
-    return Step(adding_one, partial(_approver_added, page))
+    return Step(adding_approver(page), partial(_approver_added, page))
 
 
 def _approver_added(page: Page, added: approvals.Added) -> Reply:

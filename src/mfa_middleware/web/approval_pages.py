@@ -4,11 +4,12 @@ approver. The JSON API's calls (`web.api_calls`) use the same core actions and t
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from functools import partial
 from typing import Any
 
 from mfa_middleware.core import approvals
-from mfa_middleware.core.effects import Step
+from mfa_middleware.core.effects import Effect, Step
 from mfa_middleware.core.flows import Attempt
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.web.challenge_pages import approvals_offered, verified_claims
@@ -48,13 +49,18 @@ def _approvers_page(page: Page, status: int = 200, **context: Any) -> Reply:
     )
 
 
+def adding_approver(page: Page) -> Generator[Effect, Any, approvals.Added]:
+    """This browser made an approver with the posted `subscription` and `name` (the page's
+    form and the JSON API post the same two fields)."""
+    device = current_device(page.rt, page.facts, page.principal)
+    subscription, name = page.form.get("subscription", ""), page.form.get("name", "")
+    return approvals.add(page.caller, page.params, device, name, subscription)
+
+
 def approvers_post(page: Page) -> Reply:
     if (off := _off(page)) is not None:
         return off
-    device = current_device(page.rt, page.facts, page.principal)
-    subscription, name = page.form.get("subscription", ""), page.form.get("name", "")
-    adding = approvals.add(page.caller, page.params, device, name, subscription)
-    return Step(adding, partial(_added, page))
+    return Step(adding_approver(page), partial(_added, page))
 
 
 def _added(page: Page, added: approvals.Added) -> Reply:
