@@ -68,9 +68,11 @@ def replay(
     key = (mfa_cookie, marker, user_id)
     seen = rt.verified_memo.get(key)
     passed: Pass | None = None
-    now = rt.clock()
-    if seen is not None and seen[0] == generation and now < seen[1]:
-        passed = seen[2]
+    now: float | None = None  # read only for an entry of this generation: what a hit needs
+    if seen is not None and seen[0] == generation:
+        now = rt.clock()
+        if now < seen[1]:
+            passed = seen[2]
     rules = rt.config.access.rules
     if passed is not None and not (rules.may_deny or rules.may_step_up):
         return passed
