@@ -78,6 +78,46 @@ def test_import_leaves_the_heavy_libraries_until_they_are_used() -> None:
     assert seen["after_use"] == sorted(LATER)  # the names are right: using them loads them
 
 
+# Our own request machinery (the flows, the gate, the runtime, the effects they yield) loads
+# when the middleware is built, not with `import mfa_middleware` (issue 16: about half the
+# import time of 185c1a6; see the README's Development section for the command that times it).
+MACHINERY = (
+    "mfa_middleware.core.effects",
+    "mfa_middleware.core.flows",
+    "mfa_middleware.core.oob",
+    "mfa_middleware.core.records",
+    "mfa_middleware.core.webauthn",
+    "mfa_middleware.runtime",
+    "mfa_middleware.web.entry",
+    "mfa_middleware.web.gate",
+)
+
+IMPORT_THEN_BUILD = """
+import json, sys
+from mfa_middleware import MFAConfig, MFAMiddleware, MemoryStore
+
+def loaded():
+    return sorted(m for m in sys.modules if m in sys.argv[1:])
+
+after_import = loaded()
+MFAMiddleware(lambda s, r, se: None, config=MFAConfig(secret_keys=[sys.argv[1]], store=MemoryStore()))
+print(json.dumps({"after_import": after_import, "after_build": loaded()}))
+"""
+
+
+def test_import_leaves_the_request_machinery_until_the_middleware_is_built() -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORT_THEN_BUILD, KEY, *MACHINERY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    seen = json.loads(run.stdout)
+    assert seen["after_import"] == []
+    assert seen["after_build"] == sorted(MACHINERY)  # the names are right: building loads them
+
+
 def imported_distributions() -> set[str]:
     """The distributions whose modules `src/` imports, anywhere in a module."""
     stdlib = set(sys.stdlib_module_names) | {"__future__"}

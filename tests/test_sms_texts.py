@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from mfa_middleware.core.oob import OobParams, code_message
+from mfa_middleware.core.context import OobParams
+from mfa_middleware.core.oob import code_message
 from mfa_middleware.i18n import Languages, shipped_locales
 
 GSM7 = set(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mfa_middleware.config import MFAConfig
-from mfa_middleware.core.webauthn import WebAuthnSettings
+from mfa_middleware.core.relying_party import WebAuthnSettings
 from mfa_middleware.errors import ConfigError
 
 KEY = "k3Yq9Zr7Lp3Kd8Wm2Nv5Bt6Yc4Hj0Fs-Xa1Pe"

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mfa_middleware.config import MFAConfig
 from mfa_middleware.core.addresses import peer_text
 from mfa_middleware.core.http import LANGUAGE_KEY, Cookie, RequestFacts, Response
 from mfa_middleware.core.principal import Principal
 from mfa_middleware.errors import SetupError
-from mfa_middleware.runtime import Runtime
-from mfa_middleware.web.entry import Entry, Incoming
 from mfa_middleware.web.outcomes import PASS, Answer, Outcome, Pass, Work
+
+if TYPE_CHECKING:
+    from mfa_middleware.web.entry import Incoming
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -272,8 +273,13 @@ class MFAMiddleware:
         identify: Identify | None = None,
         on_logout: OnLogout | None = None,
     ) -> None:
+        # the request machinery loads with the app, not with `import mfa_middleware`
+        from mfa_middleware.runtime import Runtime
+        from mfa_middleware.web.entry import Entry, Incoming
+
         self.app = app
         self.runtime = Runtime(config)
+        self._incoming = Incoming
         self.on_logout = on_logout
         self.entry = Entry(
             self.runtime,
@@ -300,7 +306,7 @@ class MFAMiddleware:
         else:
             writable = False
             marker = None
-        incoming = Incoming(
+        incoming = self._incoming(
             scope["path"] if not scope.get("root_path") else split_root(scope)[1],
             scope.get("method", "GET"),
             cookie_header(scope.get("headers") or []),

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from mfa_middleware import options
+from mfa_middleware.core.context import ThrottleParams
 from mfa_middleware.core.http import RequestFacts
 from mfa_middleware.core.otp import TotpParams
 from mfa_middleware.core.principal import Principal
+from mfa_middleware.core.relying_party import WebAuthnSettings
 from mfa_middleware.core.rules import Rule
-from mfa_middleware.core.throttle import ThrottleParams
-from mfa_middleware.core.webauthn import WebAuthnSettings
 from mfa_middleware.errors import ConfigError
 from mfa_middleware.options import Duration, format_duration
 from mfa_middleware.senders.base import Sender

@@ -21,15 +21,12 @@ from urllib.parse import urlsplit
 
 from mfa_middleware import i18n
 from mfa_middleware.core.addresses import FORWARDED_HEADERS
-from mfa_middleware.core.context import PushSettings
+from mfa_middleware.core.context import MODES, OobParams, PushSettings, ThrottleParams
 from mfa_middleware.core.http import RequestFacts
-from mfa_middleware.core.oob import OobParams
 from mfa_middleware.core.otp import ALGORITHMS, TotpParams
 from mfa_middleware.core.principal import Principal
-from mfa_middleware.core.records import MODES
+from mfa_middleware.core.relying_party import WebAuthnSettings, settings_for
 from mfa_middleware.core.rules import Rule, RuleSet
-from mfa_middleware.core.throttle import ThrottleParams
-from mfa_middleware.core.webauthn import WebAuthnSettings, settings_for
 from mfa_middleware.errors import ConfigError
 from mfa_middleware.events import logger
 from mfa_middleware.senders.base import Sender
@@ -348,7 +345,7 @@ def webauthn(
     app_name: str,
 ) -> WebAuthnSettings | None:
     """Passkeys and security keys: None when off. On, they need py_webauthn and a relying
-    party whose id and origins can work in a browser (`core.webauthn.relying_party`: from
+    party whose id and origins can work in a browser (`core.relying_party`: from
     `webauthn_rp_id` and `webauthn_origins`, else from `public_url`)."""
     if not isinstance(enabled, bool):
         raise ConfigError("webauthn_enabled", f"{enabled!r} is not a boolean", "True or False")

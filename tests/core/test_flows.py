@@ -13,6 +13,7 @@ import pytest
 
 from mfa_middleware.core import flows, otp
 from mfa_middleware.core.authenticators import kinds
+from mfa_middleware.core.context import ThrottleParams
 from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.otp import TotpParams
@@ -23,7 +24,6 @@ from mfa_middleware.core.records import (
     throttle_key,
     user_key,
 )
-from mfa_middleware.core.throttle import ThrottleParams
 from mfa_middleware.drivers import run_sync
 from mfa_middleware.events import EventSink
 from mfa_middleware.stores.memory import MemoryStore

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from mfa_middleware.core import oob
+from mfa_middleware.core.context import OobParams
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.drivers import run_sync
 from mfa_middleware.events import EventSink
@@ -35,7 +36,7 @@ class World:
         self.sms, self.email = Recorder("sms"), Recorder("email")
         self.events: list[dict[str, Any]] = []
         self.sink = EventSink(self.events.append)
-        self.params = oob.OobParams(**params)
+        self.params = OobParams(**params)
 
     def send(
         self,

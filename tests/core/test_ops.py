@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mfa_middleware.core import ops
+from mfa_middleware.core.context import ThrottleParams
 from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.policy import PolicyDefaults
 from mfa_middleware.core.records import (
@@ -19,7 +20,7 @@ from mfa_middleware.core.records import (
     throttle_key,
     user_key,
 )
-from mfa_middleware.core.throttle import ThrottleParams, ThrottleState
+from mfa_middleware.core.throttle import ThrottleState
 from mfa_middleware.drivers import run_sync
 from mfa_middleware.events import EventSink
 from mfa_middleware.stores.memory import MemoryStore

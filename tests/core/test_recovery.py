@@ -15,6 +15,7 @@ import pytest
 
 from mfa_middleware.core import recovery
 from mfa_middleware.core.authenticators import kinds
+from mfa_middleware.core.context import OobParams, ThrottleParams
 from mfa_middleware.core.devices import device_key
 from mfa_middleware.core.effects import Doc, Effect, Key, Updater
 from mfa_middleware.core.keys import Keyring
@@ -24,7 +25,6 @@ from mfa_middleware.core.records import (
     throttle_key,
     user_key,
 )
-from mfa_middleware.core.throttle import ThrottleParams
 from mfa_middleware.drivers import run_sync
 from mfa_middleware.events import EventSink
 from mfa_middleware.senders.base import Message, Sender
@@ -457,7 +457,7 @@ def test_codes_links_and_enrollment_codes_survive_a_key_rotation() -> None:
     codes = old.issue()
     token = old.run(recovery.issue_reset_link(USER, NOW, 3600, old.keyring))
     unlock = old.run(enroll_code.issue("bob", NOW, 3600, old.keyring, "admin"))
-    oob_params = oob.OobParams()
+    oob_params = OobParams()
     sent: list[str] = []
 
     class Keep(Sender):

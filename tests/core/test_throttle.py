@@ -205,8 +205,9 @@ def test_transitions_do_not_mutate_their_input() -> None:
 
 
 def test_a_lockout_is_announced_by_the_failure_that_started_it() -> None:
+    from mfa_middleware.core.context import ThrottleParams
     from mfa_middleware.core.flows import _started_lockout
-    from mfa_middleware.core.throttle import ThrottleParams, ThrottleState
+    from mfa_middleware.core.throttle import ThrottleState
 
     params = ThrottleParams(limit=3, ceiling=10)
     assert _started_lockout(ThrottleState(lockouts=0), ThrottleState(lockouts=1), params)

@@ -19,13 +19,13 @@ pytest.importorskip("webauthn")
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mfa_middleware.core import relying_party
 from mfa_middleware.core import webauthn as wa
-from mfa_middleware.core.context import Caller, Params
+from mfa_middleware.core.context import Caller, OobParams, Params, ThrottleParams
 from mfa_middleware.core.effects import Effect
 from mfa_middleware.core.keys import Keyring
-from mfa_middleware.core.oob import OobParams
 from mfa_middleware.core.otp import TotpParams
-from mfa_middleware.core.throttle import ThrottleParams
+from mfa_middleware.core.relying_party import WebAuthnSettings
 from mfa_middleware.core.webauthn import (
     AUTHENTICATE,
     CHALLENGE_GRACE,
@@ -36,7 +36,6 @@ from mfa_middleware.core.webauthn import (
     Credential,
     PendingChallenge,
     RegistrationResult,
-    WebAuthnSettings,
     challenge_key,
     credential_from_dict,
     credential_to_dict,
@@ -900,7 +899,7 @@ def test_base64url_decoding_is_strict() -> None:
 def test_relying_party_from_the_configuration(
     public_url: str | None, rp_id: str | None, origins: list[str] | None, expected: Any
 ) -> None:
-    assert wa.relying_party(public_url, rp_id, origins) == expected
+    assert relying_party.relying_party(public_url, rp_id, origins) == expected
 
 
 @pytest.mark.parametrize(
@@ -939,13 +938,13 @@ def test_relying_parties_that_cannot_work_are_refused(
     public_url: str | None, rp_id: str | None, origins: Any, field: str, problem: str
 ) -> None:
     with pytest.raises(ConfigError) as exc:
-        wa.relying_party(public_url, rp_id, origins)
+        relying_party.relying_party(public_url, rp_id, origins)
     assert exc.value.field == field
     assert problem in exc.value.problem
 
 
 def test_settings_are_checked() -> None:
-    made = wa.settings_for(
+    made = relying_party.settings_for(
         public_url="https://app.example.com",
         rp_id=None,
         origins=None,
@@ -967,5 +966,5 @@ def test_settings_are_checked() -> None:
         ("timeout", {"timeout": CHALLENGE_TTL + 1}),
     ):
         with pytest.raises(ConfigError) as exc:
-            wa.settings_for(**{**base, **change})
+            relying_party.settings_for(**{**base, **change})
         assert exc.value.field == field

@@ -1,7 +1,8 @@
 """What a core action needs beyond its own arguments: who asks, in which MFA session, from
 where and when (`Caller`, one per request), and the settings and keys fixed at startup
-(`Params`, one per app). The pages, the JSON API and the ops tools build these and call the
-same actions."""
+(`Params`, one per app, and its parts). The pages, the JSON API and the ops tools build these
+and call the same actions. The parts live here, not beside the flows that read them, so that
+reading the configuration loads no flow."""
 
 from __future__ import annotations
 
@@ -10,13 +11,36 @@ from typing import TYPE_CHECKING
 
 from mfa_middleware.core.addresses import Address
 from mfa_middleware.core.i18n import TextsFor, untranslated
-from mfa_middleware.core.keys import Keyring
-from mfa_middleware.core.oob import OobParams
-from mfa_middleware.core.otp import TotpParams
-from mfa_middleware.core.throttle import ThrottleParams
 
-if TYPE_CHECKING:  # core.webauthn builds on this module
-    from mfa_middleware.core.webauthn import WebAuthnSettings
+if TYPE_CHECKING:  # types only: the configuration loads neither keys nor OTP code
+    from mfa_middleware.core.keys import Keyring
+    from mfa_middleware.core.otp import TotpParams
+    from mfa_middleware.core.relying_party import WebAuthnSettings
+
+MODES = ("off", "optional", "required")  # MFAConfig.mode; operators change it at runtime
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleParams:
+    """The attempt limits of every code check (`core.throttle`)."""
+
+    limit: int = 5
+    base_lockout: float = 60.0
+    max_lockout: float = 3600.0
+    ceiling: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class OobParams:
+    """Codes sent by text message or email (`core.oob`): their length, life and send caps."""
+
+    digits: int = 6
+    ttl: float = 600.0
+    cooldown: float = 30.0
+    hourly_cap: int = 10  # per user
+    destination_cap: int = 10  # per phone number or address, per hour
+    ip_cap: int = 50  # per client IP address, per hour
+    origin_host: str = ""  # the site's host: text messages end with "@host #code"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mfa_middleware.core.context import ThrottleParams
 from mfa_middleware.core.effects import (
     Deliver,
     Doc,
@@ -34,7 +35,6 @@ from mfa_middleware.core.i18n import N_, NP_, Texts, TextsFor, untranslated
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import Record
 from mfa_middleware.core.recovery import new_code, normalise, reset_user, shaped
-from mfa_middleware.core.throttle import ThrottleParams
 from mfa_middleware.errors import DeliveryFailed
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mfa_middleware.core import authenticators, otp, throttle
+from mfa_middleware.core.context import ThrottleParams
 from mfa_middleware.core.effects import Delete, Doc, Effect, Get, Update, get, put
 from mfa_middleware.core.keys import Keyring
 from mfa_middleware.core.records import (
@@ -21,7 +22,7 @@ from mfa_middleware.core.records import (
     throttle_key,
     user_key,
 )
-from mfa_middleware.core.throttle import ThrottleParams, ThrottleState
+from mfa_middleware.core.throttle import ThrottleState
 
 PENDING_TOTP_TTL = 15 * 60.0
 

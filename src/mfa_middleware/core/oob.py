@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from mfa_middleware.core import throttle as _throttle
+from mfa_middleware.core.context import OobParams, ThrottleParams
 from mfa_middleware.core.effects import (
     Deliver,
     Doc,
@@ -43,17 +43,6 @@ from mfa_middleware.core.records import Record
 from mfa_middleware.errors import DeliveryFailed
 
 HOUR = 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class OobParams:
-    digits: int = 6
-    ttl: float = 600.0
-    cooldown: float = 30.0
-    hourly_cap: int = 10  # per user
-    destination_cap: int = 10  # per phone number or address, per hour
-    ip_cap: int = 50  # per client IP address, per hour
-    origin_host: str = ""  # the site's host: text messages end with "@host #code"
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,7 +332,7 @@ def verify_code(
     now: float,
     keyring: Keyring,
     params: OobParams,
-    limits: _throttle.ThrottleParams,
+    limits: ThrottleParams,
 ) -> Generator[Effect, Any, tuple[Attempt, PendingCode | None]]:
     """Check and spend a sent code; returns the attempt and the spent code's record."""
     if not is_well_formed(code, params.digits):

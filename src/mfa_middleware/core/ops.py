@@ -13,12 +13,12 @@ from typing import Any
 
 from mfa_middleware.core import assigned as assigned_phone
 from mfa_middleware.core import audit, authenticators, directory
+from mfa_middleware.core.context import MODES, ThrottleParams
 from mfa_middleware.core.devices import DeviceRecord, devices_of
 from mfa_middleware.core.effects import Doc, Effect, delete, emit, get, get_many, put, update
 from mfa_middleware.core.oob import mask
 from mfa_middleware.core.policy import PolicyDefaults
 from mfa_middleware.core.records import (
-    MODES,
     SETTINGS_KEY,
     RuntimeSettings,
     UserRecord,
@@ -28,7 +28,7 @@ from mfa_middleware.core.records import (
     user_key,
 )
 from mfa_middleware.core.recovery import codes_left
-from mfa_middleware.core.throttle import ThrottleParams, ThrottleState
+from mfa_middleware.core.throttle import ThrottleState
 
 
 def _update_user(user_id: str, **changes: Any) -> Generator[Effect, Any, UserRecord]:

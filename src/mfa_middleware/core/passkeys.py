@@ -17,9 +17,9 @@ from mfa_middleware.core.context import Caller, Params
 from mfa_middleware.core.effects import Doc, Effect, Emit, Get, Update
 from mfa_middleware.core.flows import MALFORMED, Attempt, count_attempt, take_attempt
 from mfa_middleware.core.records import Authenticator, UserRecord, user_key
+from mfa_middleware.core.relying_party import WebAuthnSettings
 from mfa_middleware.core.webauthn import (
     Credential,
-    WebAuthnSettings,
     assertion_shaped,
     authentication_options,
     credential_from_dict,

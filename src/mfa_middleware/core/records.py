@@ -14,7 +14,6 @@ from typing import Any, Self, TypeVar
 
 from mfa_middleware.core.effects import Doc, Effect, GetMany, Key, update
 
-MODES = ("off", "optional", "required")
 R = TypeVar("R", bound="Record")
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mfa_middleware.core import authenticators, notices
-from mfa_middleware.core.context import Caller, Params
+from mfa_middleware.core.context import Caller, Params, ThrottleParams
 from mfa_middleware.core.devices import DEVICE_KIND, device_key
 from mfa_middleware.core.effects import (
     Doc,
@@ -40,7 +40,6 @@ from mfa_middleware.core.records import (
     throttle_key,
     user_key,
 )
-from mfa_middleware.core.throttle import ThrottleParams
 
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford's base32: no i, l, o, u
 CODE_LENGTH = 16

@@ -12,17 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from mfa_middleware.core.context import ThrottleParams
 from mfa_middleware.core.records import Record
 
 PERMANENT = float("inf")
-
-
-@dataclass(frozen=True, slots=True)
-class ThrottleParams:
-    limit: int = 5
-    base_lockout: float = 60.0
-    max_lockout: float = 3600.0
-    ceiling: int = 20
 
 
 @dataclass(frozen=True, slots=True)

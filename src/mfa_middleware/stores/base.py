@@ -25,9 +25,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from functools import partial
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from mfa_middleware.core.effects import Doc, Key, Updater
+if TYPE_CHECKING:  # types only: a store loads none of the core
+    from mfa_middleware.core.effects import Doc, Key, Updater
+
 
 Clock = Callable[[], float]
 T = TypeVar("T")

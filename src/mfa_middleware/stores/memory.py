@@ -6,12 +6,14 @@ import copy
 import json
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
-from mfa_middleware.core.effects import Doc, Key, Updater
 from mfa_middleware.stores.base import Store
 
-_Entry = tuple[Doc, float | None]
+if TYPE_CHECKING:  # types only: a store loads none of the core
+    from mfa_middleware.core.effects import Doc, Key, Updater
+
+_Entry: TypeAlias = "tuple[Doc, float | None]"
 T = TypeVar("T")
 
 

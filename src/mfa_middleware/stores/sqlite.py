@@ -49,13 +49,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Literal, TypeAlias, TypeVar, get_args
 
 from mfa_middleware.core.bounded import Bounded
-from mfa_middleware.core.effects import Doc, Key, Updater
 from mfa_middleware.errors import StoreError
 from mfa_middleware.stores.base import Store
 from mfa_middleware.stores.sqlite_wal import WalWatch, open_watch
+
+if TYPE_CHECKING:  # types only: a store loads none of the core
+    from mfa_middleware.core.effects import Doc, Key, Updater
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS mfa_docs (
@@ -72,7 +74,7 @@ PURGE_EVERY = 500
 CACHE_LIMIT = 10_000  # documents per generation of the bounded cache
 READ_THREADS = 2  # per store, for reads that cannot be answered at once under an event loop
 LANE = "mfa-sqlite-"  # the name of the store's own threads starts with this
-_Cached = tuple[Doc | None, float | None]
+_Cached: TypeAlias = "tuple[Doc | None, float | None]"
 ChangeSignal = Literal["pread", "mapping", "pragma"]
 T = TypeVar("T")
 

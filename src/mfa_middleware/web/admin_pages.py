@@ -20,11 +20,12 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from mfa_middleware.core import assigned, directory, enroll_code, ops, roles
+from mfa_middleware.core.context import MODES
 from mfa_middleware.core.effects import Effect, Step, annotated
 from mfa_middleware.core.i18n import N_
 from mfa_middleware.core.oob import mask
 from mfa_middleware.core.policy import effective
-from mfa_middleware.core.records import MODES, RuntimeSettings
+from mfa_middleware.core.records import RuntimeSettings
 from mfa_middleware.errors import ConfigError
 from mfa_middleware.options import format_duration, seconds, spoken_duration
 from mfa_middleware.web.outcomes import Reply

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from mfa_middleware.core.effects import Effect, Step
 from mfa_middleware.core.http import Cookie, Response
 from mfa_middleware.core.mfa_state import ANONYMOUS_STATE, BYPASS_STATE, MFAState
 from mfa_middleware.errors import StoreError
+
+if TYPE_CHECKING:
+    from mfa_middleware.core.effects import Effect, Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,7 @@ class Answer:
 
 Outcome = Pass | Answer
 
-Reply = Answer | Step[Any]
+Reply: TypeAlias = "Answer | Step[Any]"
 """What a page handler returns: the answer, or a core flow to run and what to do with its
 result (`Step(flow, then)`, where `then` returns a `Reply` again)."""
 
