@@ -20,6 +20,9 @@ Variants (one request each, replayed; see bench/README.md):
   b_tok    (b) with an API bearer token instead of a session
   e        (b) + ours on that API token principal, exempt by a bypass rule
   e_flag   (b) + ours on a session user an admin exempted (`Admin.exempt`)
+  floor    (b) + the least gate (bench/floor.py): only what any gate keeping ours' checks does
+           on a verified request, reading (c)'s SQLite change signal: a lower bound for (c)
+  floor_nosig (floor) without a change signal (one process: nothing else writes)
 
 Our added cost is c - b (e - b_tok for the API token); SessionMiddleware's added cost is s - a.
 """
@@ -34,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from starlette.middleware import Middleware
+
 from bench import apps
 from bench.common import (
     MFA_SECRET,
@@ -44,6 +49,7 @@ from bench.common import (
     scaled,
     target,
 )
+from bench.floor import LeastGate
 from bench.profiling import write_report
 from mfa_middleware import MemoryStore, MFAConfig, SQLiteStore
 from mfa_middleware.admin import Admin
@@ -64,6 +70,8 @@ LABELS = {
     "b_tok": "(b) API bearer token",
     "e": "(e) (b) + ours, API token exempt by rule",
     "e_flag": "(e') (b) + ours, user exempted by admin",
+    "floor": "(b) + the least gate, SQLite change signal",
+    "floor_nosig": "(b) + the least gate, no change signal",
 }
 ORDER = list(LABELS)
 
@@ -101,6 +109,13 @@ async def trusted_device_variant(workdir: Path) -> Prepared:
     app = apps.bench_app("ours", ours_config(SQLiteStore(workdir / "mfa-devices.sqlite3")))
     headers = await apps.trusted_device_login(app, "dana")
     return Prepared(app, apps.http_scope(headers), expect_no_mfa_cookie=False, entered="device")
+
+
+def least_gate_app(cookie_name: str, store: Store | None = None) -> Any:
+    """(b) with the least gate (`bench.floor.LeastGate`) where ours would be."""
+    app = apps.bench_app("session_auth")
+    app.user_middleware.append(Middleware(LeastGate, cookie_name=cookie_name, store=store))
+    return app
 
 
 async def prepare(workdir: Path) -> tuple[dict[str, Prepared], dict[str, Any]]:
@@ -151,6 +166,8 @@ async def prepare(workdir: Path) -> tuple[dict[str, Prepared], dict[str, Any]]:
         "b_tok": Prepared(apps.bench_app("session_auth"), apps.http_scope(token)),
         "e": Prepared(ours, apps.http_scope(token)),
         "e_flag": Prepared(ours, apps.http_scope(headers_carol)),
+        "floor": Prepared(least_gate_app(apps.mfa_layer(ours).runtime.cookie_name, sqlite), scope),
+        "floor_nosig": Prepared(least_gate_app(apps.mfa_layer(ours).runtime.cookie_name), scope),
     }
     for name, variant in variants.items():
         await check(name, variant)
@@ -363,6 +380,10 @@ def build_report(
         "d_vs_session": paired_ratio(timed["d"], timed["b"], timed["s"], timed["a"]),
         "e_vs_session": paired_ratio(timed["e"], timed["b_tok"], timed["s"], timed["a"]),
         "e_flag_vs_session": paired_ratio(timed["e_flag"], timed["b"], timed["s"], timed["a"]),
+        "floor_vs_session": paired_ratio(timed["floor"], timed["b"], timed["s"], timed["a"]),
+        "floor_nosig_vs_session": paired_ratio(
+            timed["floor_nosig"], timed["b"], timed["s"], timed["a"]
+        ),
     }
     baseline = {
         "c": "b",
@@ -375,6 +396,8 @@ def build_report(
         "d": "b",
         "e": "b_tok",
         "e_flag": "b",
+        "floor": "b",
+        "floor_nosig": "b",
     }
     ratio_key = {
         "c": "c_vs_session",
@@ -387,6 +410,8 @@ def build_report(
         "c_fresh_off": "c_fresh_off_vs_session",
         "e": "e_vs_session",
         "e_flag": "e_flag_vs_session",
+        "floor": "floor_vs_session",
+        "floor_nosig": "floor_nosig_vs_session",
     }
     rows: list[list[Any]] = []
     data: dict[str, Any] = {}
@@ -449,6 +474,19 @@ def build_report(
             )
         ),
         target(
+            "asgi.floor",
+            "ASGI: the least gate (bench/floor.py) / SessionMiddleware's added cost: no gate that"
+            " keeps ours' checks costs less in this stack",
+            "measured",
+            ratios["floor_vs_session"]["ratio"],
+            ratios["floor_vs_session"]["ratio"] is not None,
+            f"the least gate adds {timed['floor'].median - b:.1f} us reading SQLite's change"
+            f" signal ({_shown(ratios['floor_vs_session']['ratio'])}), without one"
+            f" {timed['floor_nosig'].median - b:.1f} us"
+            f" ({_shown(ratios['floor_nosig_vs_session']['ratio'])}); ours"
+            f" {timed['c'].median - b:.1f} us",
+        ),
+        target(
             "asgi.d",
             "ASGI: ours entering through a trusted-device cookie (d - b) / SessionMiddleware's",
             "measured",
@@ -486,6 +524,10 @@ def build_report(
             else f"Components not timed: {components_error}",
         ],
     }
+
+
+def _shown(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.2f}"
 
 
 def run() -> dict[str, Any]:

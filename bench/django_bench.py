@@ -5,6 +5,8 @@ Variants, each its own WSGIHandler with its own MIDDLEWARE, on one database:
   otp    plain + django_otp.middleware.OTPMiddleware, session verified with a TOTP device
          (the view checks `user.is_verified()`, as `otp_required` would)
   ours   plain + mfa_middleware.django.MFAMiddleware, session verified through our real pages
+  floor  plain + the least gate (bench/floor.py) on ours' session and cookies: only what any
+         gate keeping ours' checks does on a verified request; a lower bound for ours
 
 Reported: us per request, and database queries per request (counted in a separate, untimed
 pass with CaptureQueriesContext).
@@ -40,6 +42,10 @@ VARIANTS = {
     "ours": (
         "+ ours (mfa_middleware.django), verified",
         [*BASE_MIDDLEWARE, "mfa_middleware.django.MFAMiddleware"],
+    ),
+    "floor": (
+        "+ the least gate (bench/floor.py), ours' session",
+        [*BASE_MIDDLEWARE, "bench.floor.DjangoLeastGate"],
     ),
 }
 HTML_ACCEPT = "text/html,application/xhtml+xml"
@@ -214,6 +220,8 @@ def set_up_sessions(handlers: dict[str, WSGIApp]) -> dict[str, str]:
     if status not in (200, 303):  # 200: the recovery codes, shown once
         raise AssertionError(f"enrollment refused: {status}")
     cookies["ours"] = ours.cookie_header
+    if "floor" in handlers:
+        cookies["floor"] = ours.cookie_header  # the same user, session and MFA cookie
     return cookies
 
 
@@ -299,6 +307,7 @@ def report(
 ) -> dict[str, Any]:
     plain = timed["plain"].median
     ratio = paired_ratio(timed["ours"], timed["plain"], timed["otp"], timed["plain"])
+    floor = paired_ratio(timed["floor"], timed["plain"], timed["otp"], timed["plain"])
     rows = []
     data: dict[str, Any] = {}
     for name, (label, middleware) in VARIANTS.items():
@@ -336,6 +345,7 @@ def report(
         "data": {
             "variants": data,
             "ours_vs_django_otp_added_time": ratio,
+            "floor_vs_django_otp_added_time": floor,
             "profile_ours": profile,
         },
         "targets": [
@@ -363,6 +373,18 @@ def report(
                 value,
                 None if value is None else value <= 0.03,
                 f"ours adds {ours_added:.1f} us, django-otp {otp_added:.1f} us",
+            ),
+            target(
+                "django.floor",
+                "Django: the least gate's added time (bench/floor.py) / django-otp's: no gate that"
+                " keeps ours' checks adds less",
+                "measured",
+                floor["ratio"],
+                floor["ratio"] is not None,
+                f"the least gate adds {timed['floor'].median - plain:.1f} us, ours"
+                f" {ours_added:.1f} us; per-round ratios p25-p75"
+                f" {floor['per_round_p25']}-{floor['per_round_p75']} (ours"
+                f" {ratio['per_round_p25']}-{ratio['per_round_p75']})",
             ),
         ],
         "notes": [
