@@ -100,7 +100,8 @@ def loaded():
     return sorted(m for m in sys.modules if m in sys.argv[1:])
 
 after_import = loaded()
-MFAMiddleware(lambda s, r, se: None, config=MFAConfig(secret_keys=[sys.argv[1]], store=MemoryStore()))
+config = MFAConfig(secret_keys=[sys.argv[1]], store=MemoryStore())
+MFAMiddleware(lambda scope, receive, send: None, config=config)
 print(json.dumps({"after_import": after_import, "after_build": loaded()}))
 """
 
