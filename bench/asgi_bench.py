@@ -20,8 +20,10 @@ Variants (one request each, replayed; see bench/README.md):
   b_tok    (b) with an API bearer token instead of a session
   e        (b) + ours on that API token principal, exempt by a bypass rule
   e_flag   (b) + ours on a session user an admin exempted (`Admin.exempt`)
+  layer    (b) + a middleware that only calls the app: what one more layer costs
   floor    (b) + the least gate (bench/floor.py): only what any gate keeping ours' checks does
-           on a verified request, reading (c)'s SQLite change signal: a lower bound for (c)
+           on a verified request, reading (c)'s SQLite change signal with one pread: a lower
+           bound for (c)
   floor_nosig (floor) without a change signal (one process: nothing else writes)
 
 Our added cost is c - b (e - b_tok for the API token); SessionMiddleware's added cost is s - a.
@@ -49,7 +51,7 @@ from bench.common import (
     scaled,
     target,
 )
-from bench.floor import LeastGate
+from bench.floor import LeastGate, PassThrough
 from bench.profiling import write_report
 from mfa_middleware import MemoryStore, MFAConfig, SQLiteStore
 from mfa_middleware.admin import Admin
@@ -70,6 +72,7 @@ LABELS = {
     "b_tok": "(b) API bearer token",
     "e": "(e) (b) + ours, API token exempt by rule",
     "e_flag": "(e') (b) + ours, user exempted by admin",
+    "layer": "(b) + a pass-through middleware",
     "floor": "(b) + the least gate, SQLite change signal",
     "floor_nosig": "(b) + the least gate, no change signal",
 }
@@ -111,10 +114,18 @@ async def trusted_device_variant(workdir: Path) -> Prepared:
     return Prepared(app, apps.http_scope(headers), expect_no_mfa_cookie=False, entered="device")
 
 
-def least_gate_app(cookie_name: str, store: Store | None = None) -> Any:
-    """(b) with the least gate (`bench.floor.LeastGate`) where ours would be."""
+def least_gate_app(cookie_name: str, store: SQLiteStore | None = None) -> Any:
+    """(b) with the least gate (`bench.floor.LeastGate`) where ours would be, reading the
+    change signal of `store` (opened by ours already)."""
     app = apps.bench_app("session_auth")
-    app.user_middleware.append(Middleware(LeastGate, cookie_name=cookie_name, store=store))
+    shm = None if store is None else Path(f"{store.path}-shm")
+    app.user_middleware.append(Middleware(LeastGate, cookie_name=cookie_name, shm=shm))
+    return app
+
+
+def pass_through_app() -> Any:
+    app = apps.bench_app("session_auth")
+    app.user_middleware.append(Middleware(PassThrough))
     return app
 
 
@@ -166,6 +177,7 @@ async def prepare(workdir: Path) -> tuple[dict[str, Prepared], dict[str, Any]]:
         "b_tok": Prepared(apps.bench_app("session_auth"), apps.http_scope(token)),
         "e": Prepared(ours, apps.http_scope(token)),
         "e_flag": Prepared(ours, apps.http_scope(headers_carol)),
+        "layer": Prepared(pass_through_app(), scope),
         "floor": Prepared(least_gate_app(apps.mfa_layer(ours).runtime.cookie_name, sqlite), scope),
         "floor_nosig": Prepared(least_gate_app(apps.mfa_layer(ours).runtime.cookie_name), scope),
     }
@@ -380,6 +392,7 @@ def build_report(
         "d_vs_session": paired_ratio(timed["d"], timed["b"], timed["s"], timed["a"]),
         "e_vs_session": paired_ratio(timed["e"], timed["b_tok"], timed["s"], timed["a"]),
         "e_flag_vs_session": paired_ratio(timed["e_flag"], timed["b"], timed["s"], timed["a"]),
+        "layer_vs_session": paired_ratio(timed["layer"], timed["b"], timed["s"], timed["a"]),
         "floor_vs_session": paired_ratio(timed["floor"], timed["b"], timed["s"], timed["a"]),
         "floor_nosig_vs_session": paired_ratio(
             timed["floor_nosig"], timed["b"], timed["s"], timed["a"]
@@ -396,6 +409,7 @@ def build_report(
         "d": "b",
         "e": "b_tok",
         "e_flag": "b",
+        "layer": "b",
         "floor": "b",
         "floor_nosig": "b",
     }
@@ -410,6 +424,7 @@ def build_report(
         "c_fresh_off": "c_fresh_off_vs_session",
         "e": "e_vs_session",
         "e_flag": "e_flag_vs_session",
+        "layer": "layer_vs_session",
         "floor": "floor_vs_session",
         "floor_nosig": "floor_nosig_vs_session",
     }
@@ -483,7 +498,8 @@ def build_report(
             f"the least gate adds {timed['floor'].median - b:.1f} us reading SQLite's change"
             f" signal ({_shown(ratios['floor_vs_session']['ratio'])}), without one"
             f" {timed['floor_nosig'].median - b:.1f} us"
-            f" ({_shown(ratios['floor_nosig_vs_session']['ratio'])}); ours"
+            f" ({_shown(ratios['floor_nosig_vs_session']['ratio'])}); a pass-through layer"
+            f" {timed['layer'].median - b:.1f} us; ours"
             f" {timed['c'].median - b:.1f} us",
         ),
         target(

@@ -32,7 +32,8 @@ def main() -> None:
         store.get(Key("bench", "floor", "open"))  # opens the store and its change signal
         config = next(m.kwargs["config"] for m in app.user_middleware if m.cls is ours)
         name = config.sessions.cookie_name
-        gate = Middleware(LeastGate, cookie_name=name, store=store)
+        shm = Path(f"{store.path}-shm")
+        gate = Middleware(LeastGate, cookie_name=name, shm=shm)
         app.user_middleware = [gate if m.cls is ours else m for m in app.user_middleware]
     elif variant != "ours":
         raise SystemExit(f"unknown variant {variant!r}")
