@@ -39,14 +39,20 @@ LIMIT = 100_000  # remembered requests
 WATCHED = 96  # bytes of the WAL index header: both copies
 
 
+def watch(shm: Path) -> tuple[int, bytes]:
+    """A descriptor of SQLite's `-shm` file and the WAL index header it holds now."""
+    fd = os.open(shm, os.O_RDONLY)
+    header = os.pread(fd, WATCHED, 0)
+    if len(header) != WATCHED:
+        raise RuntimeError(f"{shm} holds no WAL index header: is the store open?")
+    return fd, header
+
+
 class LeastGate:
     def __init__(self, app: ASGIApp, cookie_name: str, shm: Path | None) -> None:
         self.app = app
         self.name = cookie_name.encode("latin-1") + b"="
-        self.fd = os.open(shm, os.O_RDONLY) if shm is not None else None
-        self.header = os.pread(self.fd, WATCHED, 0) if self.fd is not None else b""
-        if self.fd is not None and len(self.header) != WATCHED:
-            raise RuntimeError(f"{shm} holds no WAL index header: is the store open?")
+        self.fd, self.header = watch(shm) if shm is not None else (None, b"")
         self.generation = 0
         self.seen: dict[tuple[bytes | None, str | None, str | None], tuple[int, float]] = {}
 
@@ -99,7 +105,8 @@ class DjangoLeastGate:
     """`LeastGate` for Django (listed where ours would be): the user's primary key, the session
     key as the login's marker, our cookie from `META`, one `pread` of ours' SQLite store's WAL
     index header, a dict and the clock. Django tells of a logout by a signal, so there is
-    nothing to check after the view."""
+    nothing to check after the view. Its steps are written out as `LeastGate`'s are rather than
+    shared through a method: a bound pays no call it can avoid."""
 
     def __init__(self, get_response: Any) -> None:
         from mfa_middleware.django.settings import runtime
@@ -111,8 +118,7 @@ class DjangoLeastGate:
         if path is None:
             raise RuntimeError("the least gate reads a SQLite store's change signal")
         rt.store.get(Key("bench", "_", "floor"))  # opens the store, and its -shm file
-        self.fd = os.open(f"{path}-shm", os.O_RDONLY)
-        self.header = os.pread(self.fd, WATCHED, 0)
+        self.fd, self.header = watch(Path(f"{path}-shm"))
         self.generation = 0
         self.seen: dict[tuple[str | None, str | None, str | None], tuple[int, float]] = {}
 
